@@ -1,0 +1,198 @@
+"""The threshold engine: hand-made cases and Hypothesis properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forecastprune.engine.threshold import select_channels
+from forecastprune.errors import PruningError
+from forecastprune.layout import ChannelLayout
+
+LAYOUT = ChannelLayout((("a", 4), ("b", 4)))
+SCORES = np.array([0.1, 0.2, 0.3, 0.4, 0.05, 0.5, 0.6, 0.7])
+
+
+def test_global_ratio_prunes_lowest_channels_across_layers():
+    decision = select_channels(SCORES, LAYOUT, ratio=0.25)
+    assert np.flatnonzero(decision.pruned).tolist() == [0, 4]
+    assert decision.requested == 2
+    assert decision.threshold == pytest.approx(0.2)  # the lowest surviving score: the cut
+    assert decision.keep["a"].tolist() == [False, True, True, True]
+    assert [(r.kept, r.pruned) for r in decision.report] == [(3, 1), (3, 1)]
+
+
+def test_absolute_threshold_is_strict():
+    decision = select_channels(SCORES, LAYOUT, threshold=0.3)
+    assert np.flatnonzero(decision.pruned).tolist() == [0, 1, 4]
+    assert decision.threshold == 0.3
+
+
+def test_ties_break_by_channel_index():
+    scores = np.zeros(8)
+    decision = select_channels(scores, LAYOUT, ratio=0.5)
+    # Index order takes all of layer a; min_keep=1 gives back its last channel, which is not
+    # re-spent elsewhere (the count then undershoots the request, as the report says).
+    assert np.flatnonzero(decision.pruned).tolist() == [0, 1, 2]
+    assert decision.collapsed == ("a",)
+    assert decision.report[0].rescued == 1
+
+
+def test_min_keep_rescues_highest_scores_and_reports_collapse():
+    decision = select_channels(SCORES, LAYOUT, threshold=0.45, min_keep=2)
+    assert decision.collapsed == ("a",)
+    assert decision.keep["a"].tolist() == [False, False, True, True]
+    assert decision.report[0].rescued == 2
+
+
+def test_min_keep_fraction_and_round_to():
+    layout = ChannelLayout((("wide", 20),))
+    scores = np.arange(20, dtype=float)
+    assert select_channels(scores, layout, ratio=0.9, min_keep_fraction=0.25).report[0].kept == 5
+    assert select_channels(scores, layout, ratio=0.5, round_to=8).report[0].kept == 16
+    assert select_channels(scores, layout, ratio=0.0, round_to=8).report[0].kept == 20
+
+
+def test_prunable_false_is_never_pruned_and_ratio_counts_prunable_only():
+    prunable = np.array([True] * 4 + [False] * 4)
+    decision = select_channels(SCORES, LAYOUT, ratio=0.5, prunable=prunable)
+    assert np.flatnonzero(decision.pruned).tolist() == [0, 1]
+    assert decision.requested == 2
+
+
+def test_upper_bounds_spare_uncertain_channels():
+    upper = SCORES.copy()
+    upper[0] = 0.9  # a low forecast that might well be high
+    decision = select_channels(SCORES, LAYOUT, ratio=0.25, upper=upper)
+    assert np.flatnonzero(decision.pruned).tolist() == [4]
+
+
+@pytest.mark.parametrize(
+    "reduce, expected", [("max", [1, 2, 3, 4, 5]), ("mean", [0, 1, 2, 4, 6])]
+)
+def test_groups_move_together_scored_by_reduce(reduce, expected):
+    groups = [np.array([0, 6])]  # scores 0.1 and 0.6: max 0.6, mean 0.35
+    decision = select_channels(SCORES, LAYOUT, ratio=0.625, groups=groups, group_reduce=reduce)
+    assert np.flatnonzero(decision.pruned).tolist() == expected
+
+
+def test_group_count_lands_nearest_the_request_preferring_fewer():
+    # target 4; units by score: 4, 0, 2, then the pair {1, 5} (mean 0.35) -> 3 or 5 channels.
+    decision = select_channels(SCORES, LAYOUT, ratio=0.5, groups=[np.array([1, 5])],
+                               group_reduce="mean")
+    assert np.flatnonzero(decision.pruned).tolist() == [0, 2, 4]
+
+
+def test_group_with_an_unprunable_member_is_kept():
+    prunable = np.ones(8, dtype=bool)
+    prunable[5] = False
+    decision = select_channels(
+        SCORES, LAYOUT, ratio=0.5, groups=[np.array([1, 5])], prunable=prunable
+    )
+    assert not decision.pruned[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({}, "exactly one of ratio"),
+        ({"ratio": 0.5, "threshold": 0.1}, "exactly one of ratio"),
+        ({"ratio": 1.5}, r"ratio must lie in \[0, 1\]"),
+        ({"ratio": 0.5, "min_keep": 0}, "min_keep must be an integer"),
+        ({"ratio": 0.5, "round_to": 0}, "round_to"),
+        ({"ratio": 0.5, "group_reduce": "median"}, "group_reduce"),
+        ({"ratio": 0.5, "groups": [np.array([0, 1]), np.array([1, 2])]}, "disjoint"),
+        ({"ratio": 0.5, "groups": [np.array([0, 9])]}, "outside"),
+        ({"ratio": 0.5, "prunable": np.ones(3, dtype=bool)}, "prunable must be"),
+        ({"ratio": 0.5, "upper": np.ones(7)}, "7 channels"),
+    ],
+)
+def test_bad_arguments_raise_pruning_error(kwargs, match):
+    with pytest.raises(PruningError, match=match):
+        select_channels(SCORES, LAYOUT, **kwargs)
+
+
+def test_non_finite_or_mis_shaped_scores_raise():
+    with pytest.raises(PruningError, match="NaN/Inf"):
+        select_channels(np.r_[SCORES[:-1], np.nan], LAYOUT, ratio=0.5)
+    with pytest.raises(PruningError, match="1-D"):
+        select_channels(SCORES.reshape(2, 4), LAYOUT, ratio=0.5)
+
+
+def test_decision_json_summary():
+    data = select_channels(SCORES, LAYOUT, ratio=1.0).to_json()
+    assert data["threshold"] is None  # every unit taken: the cut is +inf
+    assert data["collapsed"] == ["a", "b"]
+    assert [layer["kept"] for layer in data["layers"]] == [1, 1]
+
+
+# ------------------------------------------------------------------------------ properties
+@st.composite
+def problems(draw):
+    sizes = draw(st.lists(st.integers(1, 12), min_size=1, max_size=5))
+    layout = ChannelLayout(tuple((f"bn{i}", n) for i, n in enumerate(sizes)))
+    # Few distinct values so ties are common.
+    scores = np.array(draw(st.lists(st.integers(0, 6), min_size=layout.total,
+                                    max_size=layout.total)), dtype=float)
+    return layout, scores
+
+
+ratios = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), ratios)
+def test_exact_count_when_no_floor_binds(problem, ratio):
+    layout, scores = problem
+    decision = select_channels(scores, layout, ratio=ratio)
+    if not decision.collapsed:
+        assert decision.n_pruned == decision.requested == int(np.floor(ratio * scores.size + 0.5))
+        # Everything pruned scores no higher than everything kept.
+        if 0 < decision.n_pruned < scores.size:
+            assert scores[decision.pruned].max() <= scores[~decision.pruned].min()
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), ratios, st.integers(1, 6), st.floats(0.0, 1.0))
+def test_floors_always_honoured_and_no_layer_emptied(problem, ratio, min_keep, fraction):
+    layout, scores = problem
+    decision = select_channels(scores, layout, ratio=ratio, min_keep=min_keep,
+                               min_keep_fraction=fraction)
+    for report in decision.report:
+        floor = min(report.channels, max(min_keep, int(np.ceil(fraction * report.channels - 1e-9))))
+        assert report.kept >= max(1, floor)
+        assert report.kept + report.pruned == report.channels
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), ratios, ratios, st.integers(1, 4))
+def test_monotone_in_ratio(problem, r1, r2, min_keep):
+    layout, scores = problem
+    low, high = sorted((r1, r2))
+    small = select_channels(scores, layout, ratio=low, min_keep=min_keep).pruned
+    large = select_channels(scores, layout, ratio=high, min_keep=min_keep).pruned
+    assert not np.any(small & ~large)  # nested: a larger ratio prunes a superset
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), ratios, st.sampled_from([2, 4, 8]))
+def test_round_to_gives_multiples_never_zero_never_over_size(problem, ratio, round_to):
+    layout, scores = problem
+    decision = select_channels(scores, layout, ratio=ratio, round_to=round_to)
+    for report in decision.report:
+        assert 0 < report.kept <= report.channels
+        assert report.kept % round_to == 0 or report.kept == report.channels
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(), ratios, st.data())
+def test_groups_are_all_or_nothing(problem, ratio, data):
+    layout, scores = problem
+    perm = np.random.default_rng(data.draw(st.integers(0, 99))).permutation(layout.total)
+    groups = [perm[i:i + 3] for i in range(0, layout.total - 2, 3)][:3]
+    decision = select_channels(scores, layout, ratio=ratio, groups=groups)
+    for group in groups:
+        assert len(set(decision.pruned[group].tolist())) == 1
+    assert all(r.kept >= 1 for r in decision.report)
