@@ -1,0 +1,64 @@
+"""``ema``: the exponentially weighted moving average."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ForecasterError
+from .base import Forecaster
+from .registry import register_forecaster
+from .validate import check_real
+
+#: span used when neither ``alpha`` nor ``span`` is given
+DEFAULT_SPAN = 10.0
+
+
+@register_forecaster("ema")
+class EMAForecaster(Forecaster):
+    """Predict each channel's exponentially weighted mean of its |γ| history.
+
+    The recursion is ``s_0 = x_0``, ``s_i = α·x_i + (1 − α)·s_{i−1}``; the prediction is the
+    last ``s``. Like ``sma`` it assumes γ settles around a level, but it trusts recent snapshots
+    more, so it follows a level that is still drifting with less lag than a flat window. Being a
+    convex combination, it never leaves the range of the history.
+
+    Args:
+        alpha: smoothing factor in (0, 1]; 1 is ``naive``.
+        span: the pandas-style alternative, ``alpha = 2 / (span + 1)``, span ≥ 1.
+            Give at most one of the two; with neither, span = 10.
+    """
+
+    min_history = 1
+    description = "exponentially weighted mean (alpha or span; default span=10)"
+
+    def __init__(self, alpha: float | None = None, span: float | None = None) -> None:
+        self.alpha = alpha
+        self.span = span
+        if alpha is not None and span is not None:
+            raise ForecasterError(
+                f"ema takes alpha or span, not both; got alpha={alpha!r}, span={span!r}"
+            )
+        self._smoothing()  # validates whichever was given
+
+    @classmethod
+    def get_test_params(cls) -> list[dict[str, float]]:
+        return [{}, {"alpha": 1.0}, {"span": 3}, {"alpha": 0.05}]
+
+    def _smoothing(self) -> float:
+        if self.alpha is not None:
+            return check_real("ema", "alpha", self.alpha, 0.0, 1.0)
+        span = DEFAULT_SPAN if self.span is None else self.span
+        span = check_real("ema", "span", span, 1.0, float("inf"), low_open=False)
+        return 2.0 / (span + 1.0)
+
+    def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
+        alpha = self._smoothing()
+        # The recursion unrolled: weight α(1−α)^(T−1−i) on x_i and (1−α)^(T−1) on x_0; one
+        # matrix-vector product over all channels instead of a loop over snapshots.
+        age = np.arange(values.shape[0] - 1, -1, -1, dtype=np.float64)
+        weights = alpha * (1.0 - alpha) ** age
+        weights[0] = (1.0 - alpha) ** age[0]
+        self.level_ = weights @ values
+
+    def _predict(self, target_t: float) -> np.ndarray:
+        return self.level_.copy()
