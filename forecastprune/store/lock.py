@@ -1,0 +1,53 @@
+"""One writer per store: an advisory lock file held while a store is open for appending.
+
+Two processes appending to the same store would both name their next segment after the same
+manifest and overwrite each other's commits. An ``fcntl.flock`` on ``<store>/.lock`` prevents
+that; the kernel drops it when the holder exits, even on SIGKILL, so a crashed writer never
+leaves a stale lock. Where ``fcntl`` is unavailable (Windows) the lock is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import StoreError
+from .format import LOCK_NAME
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+class WriterLock:
+    """An exclusive, non-blocking lock on a store directory."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, root: Path) -> WriterLock:
+        """Take the writer lock of the store at ``root``.
+
+        Raises:
+            StoreError: if another process (or another open store object) holds it.
+        """
+        if fcntl is None:  # pragma: no cover - Windows
+            return cls(None)
+        fd = os.open(Path(root) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(
+                f"store {root} is already open for writing (by another process or another "
+                "open store object); close that writer first, or open with mode='r' to read"
+            ) from None
+        return cls(fd)
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,479 @@
+"""The :class:`GammaTrajectoryStore`: every recorded BN channel's γ over training.
+
+What is stored: for each snapshot, the step (int64, strictly increasing), the learning rate at
+that step (float64, NaN where unknown) and the **raw signed γ** of every channel in layout order.
+Signed, because it is lossless (import/export round-trips exactly); consumers take ``|γ|``
+themselves, as network slimming ranks channels by magnitude.
+
+Values are kept as float32, or as float16 when the store is created with ``dtype="float16"`` to
+make bundled stores compact (about 3 significant digits, |γ| <= 65504). Reads always return
+float32.
+
+Bad snapshots are rejected with :class:`~forecastprune.errors.StoreError` *before* anything is
+buffered: a step that does not increase, the wrong width, or any NaN/Inf. The store stays intact
+and usable afterwards, so a diverging run cannot silently poison the record, and the caller
+decides whether to stop or skip.
+
+Writes are buffered in memory (at most ``flush_every`` snapshots) and committed as one segment
+per flush; see :mod:`forecastprune.store.format` for why a crash loses at most the snapshots since
+the last flush. Reads include the writer's own unflushed buffer, so ``len(store)`` counts every
+accepted snapshot.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import LayoutError, StoreError
+from ..layout import ChannelLayout
+from . import format as fmt
+from .lock import WriterLock
+
+PathLike = str | Path
+Mode = Literal["r", "a"]
+
+
+class GammaTrajectoryStore:
+    """A persistent record of per-channel γ snapshots.
+
+    Do not call the constructor; use :meth:`create` for a new store and :meth:`open` for an
+    existing one.
+    """
+
+    def __init__(self, root: Path, manifest: fmt.Manifest, mode: Mode, lock: WriterLock | None):
+        self._root = root
+        self._manifest = manifest
+        self._mode = mode
+        self._lock = lock
+        self._closed = False
+        self._maps: dict[tuple[int, str], np.ndarray] = {}
+        self._committed_steps, self._committed_lrs = self._read_time_axis()
+        width, dtype = manifest.layout.total, np.dtype(manifest.dtype)
+        self._buf_values = np.empty((manifest.flush_every, width), dtype=dtype) if lock else None
+        self._buf_steps = np.empty(manifest.flush_every, dtype=np.int64)
+        self._buf_lrs = np.empty(manifest.flush_every, dtype=np.float64)
+        self._buffered = 0
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def create(
+        cls,
+        path: PathLike,
+        layout: ChannelLayout,
+        metadata: dict[str, Any] | None = None,
+        fingerprint: str | None = None,
+        flush_every: int = 50,
+        overwrite: bool = False,
+        dtype: str = "float32",
+    ) -> GammaTrajectoryStore:
+        """Create an empty store at ``path`` and open it for appending.
+
+        Args:
+            path: directory to create (must not exist, or be empty, unless ``overwrite``).
+            layout: the recorded BN layers and their channel counts.
+            metadata: free-form JSON-serializable training metadata (model, sparsity, lr, ...).
+            fingerprint: optional identifier of the model architecture.
+            flush_every: snapshots buffered in memory before a segment is written.
+            overwrite: replace an existing store at ``path``.
+            dtype: ``"float32"`` or ``"float16"`` (compact; reads still return float32).
+
+        Returns:
+            The store, open in mode ``"a"``.
+
+        Raises:
+            StoreError: on bad arguments or if ``path`` is taken.
+        """
+        if not isinstance(layout, ChannelLayout):
+            raise StoreError(f"layout must be a ChannelLayout, got {type(layout).__name__}")
+        if dtype not in fmt.VALUE_DTYPES:
+            raise StoreError(f"dtype must be one of {list(fmt.VALUE_DTYPES)}, got {dtype!r}")
+        if not isinstance(flush_every, int) or isinstance(flush_every, bool) or flush_every < 1:
+            raise StoreError(f"flush_every must be a positive integer, got {flush_every!r}")
+        if fingerprint is not None and not isinstance(fingerprint, str):
+            raise StoreError(f"fingerprint must be a string or None, got {fingerprint!r}")
+        manifest = fmt.Manifest(
+            layout=layout,
+            dtype=dtype,
+            flush_every=flush_every,
+            fingerprint=fingerprint,
+            metadata=fmt.json_ready(dict(metadata or {})),
+        )
+        root = Path(path)
+        _prepare_directory(root, overwrite)
+        lock = WriterLock.acquire(root)
+        try:
+            fmt.write_manifest(root, manifest)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(root, manifest, "a", lock)
+
+    @classmethod
+    def open(cls, path: PathLike, mode: Mode = "r") -> GammaTrajectoryStore:
+        """Open an existing store.
+
+        Args:
+            path: the store directory.
+            mode: ``"r"`` to read, ``"a"`` to keep appending (e.g. a resumed run). Appending
+                deletes orphan segment files a crashed writer left behind.
+
+        Returns:
+            The store.
+
+        Raises:
+            StoreError: if the path is missing, not a store, corrupted, of a newer format
+                version, or already open for writing by another process.
+        """
+        if mode not in ("r", "a"):
+            raise StoreError(f"mode must be 'r' or 'a', got {mode!r}")
+        root = Path(path)
+        fmt.read_manifest(root)  # fail on a missing or broken store before taking the lock
+        lock = WriterLock.acquire(root) if mode == "a" else None
+        try:
+            manifest = fmt.read_manifest(root)  # re-read under the lock: a writer may have flushed
+            if lock is not None:
+                for orphan in fmt.orphan_files(root, manifest):
+                    orphan.unlink(missing_ok=True)
+            return cls(root, manifest, mode, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    # ---------------------------------------------------------------- writing
+    def append(self, step: int, values: Any, lr: float | None = None) -> None:
+        """Add one snapshot.
+
+        Args:
+            step: training step; must be greater than every step already in the store.
+            values: (C,) raw signed γ of every channel in layout order (array-like).
+            lr: learning rate at this step, or None if unknown.
+
+        Raises:
+            StoreError: if the store is read-only or closed, or the snapshot is invalid; the
+                store is left unchanged.
+        """
+        self._check_writable()
+        step = self._check_step(step)
+        row = self._check_values(values, step)
+        lr_value = self._check_lr(lr, step)
+        if self._buffered == self._manifest.flush_every:
+            self.flush()
+        assert self._buf_values is not None  # guaranteed by _check_writable
+        self._buf_values[self._buffered] = row
+        self._buf_steps[self._buffered] = step
+        self._buf_lrs[self._buffered] = lr_value
+        self._buffered += 1
+        if self._buffered == self._manifest.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit buffered snapshots as a new segment (no-op when nothing is buffered)."""
+        if self._lock is None or self._buffered == 0:
+            return
+        n = self._buffered
+        steps, lrs = self._buf_steps[:n].copy(), self._buf_lrs[:n].copy()
+        segment = fmt.write_segment(
+            self._root, self._manifest.next_index, steps, lrs, self._buf_values[:n]
+        )
+        self._manifest.segments.append(segment)
+        try:
+            fmt.write_manifest(self._root, self._manifest)
+        except BaseException:
+            self._manifest.segments.pop()
+            raise
+        self._committed_steps = np.concatenate([self._committed_steps, steps])
+        self._committed_lrs = np.concatenate([self._committed_lrs, lrs])
+        self._buffered = 0
+
+    def update_metadata(self, **items: Any) -> None:
+        """Add or replace metadata entries (e.g. the final accuracy) and commit them now.
+
+        Raises:
+            StoreError: if the store is read-only or closed, or a value is not JSON-serializable.
+        """
+        self._check_writable()
+        self._manifest.metadata.update(fmt.json_ready(items))
+        fmt.write_manifest(self._root, self._manifest)
+
+    def close(self) -> None:
+        """Flush and release the store for other writers; safe to call twice."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def __enter__(self) -> GammaTrajectoryStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- reading
+    @property
+    def path(self) -> Path:
+        return self._root
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def layout(self) -> ChannelLayout:
+        return self._manifest.layout
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A copy of the training metadata (use :meth:`update_metadata` to change it)."""
+        return fmt.json_ready(self._manifest.metadata)
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self._manifest.fingerprint
+
+    @property
+    def dtype(self) -> str:
+        """The on-disk value dtype (reads return float32 regardless)."""
+        return self._manifest.dtype
+
+    @property
+    def flush_every(self) -> int:
+        return self._manifest.flush_every
+
+    @property
+    def format_version(self) -> int:
+        return self._manifest.version
+
+    def __len__(self) -> int:
+        return len(self._committed_steps) + self._buffered
+
+    @property
+    def steps(self) -> np.ndarray:
+        """(T,) int64 steps of every snapshot."""
+        return np.concatenate([self._committed_steps, self._buf_steps[: self._buffered]])
+
+    @property
+    def lrs(self) -> np.ndarray:
+        """(T,) float64 learning rate at each snapshot (NaN where unknown)."""
+        return np.concatenate([self._committed_lrs, self._buf_lrs[: self._buffered]])
+
+    def history(
+        self, until_step: int | None = None, layers: list[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Snapshots up to and including ``until_step``, optionally for some layers only.
+
+        Only the segments up to ``until_step`` are memory-mapped, and only the requested
+        layers' columns are copied out.
+
+        Args:
+            until_step: last step to include (None: all).
+            layers: BN layer names, in the order wanted (None: all, in layout order).
+
+        Returns:
+            ``(steps (T',) int64, values (T', C') float32)`` with C' the channels of ``layers``.
+
+        Raises:
+            StoreError: for an unknown layer or a damaged segment file.
+        """
+        columns, width = self._columns(layers)
+        end = len(self) if until_step is None else int(
+            np.searchsorted(self.steps, int(until_step), side="right")
+        )
+        parts = []
+        for seg, offset in self._segments_with_offsets():
+            if offset >= end:
+                break
+            rows = min(seg.rows, end - offset)
+            parts.append(self._segment_values(seg)[:rows, columns])
+        buffered = end - len(self._committed_steps)
+        if buffered > 0:
+            assert self._buf_values is not None  # only writers buffer
+            parts.append(self._buf_values[:buffered, columns])
+        values = np.empty((end, width), dtype=np.float32)
+        if parts:
+            np.concatenate(parts, axis=0, out=values, casting="same_kind")
+        return self.steps[:end].copy(), values
+
+    def final(self) -> tuple[int, np.ndarray]:
+        """The last snapshot: ``(step, values (C,) float32)``.
+
+        Raises:
+            StoreError: if the store is empty.
+        """
+        if len(self) == 0:
+            raise StoreError(f"store {self._root} is empty: it has no snapshots yet")
+        if self._buffered:
+            row = self._buf_values[self._buffered - 1]
+        else:
+            row = self._segment_values(self._manifest.segments[-1])[-1]
+        return int(self.steps[-1]), np.asarray(row, dtype=np.float32).copy()
+
+    def layer(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(steps (T,), values (T, n))`` of one BN layer."""
+        return self.history(layers=[name])
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-ready summary: layout, size, step range, metadata and final |γ| percentiles."""
+        from .summary import store_info  # summary depends on this module; import lazily
+
+        return store_info(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"mode={self._mode!r}"
+        return (
+            f"GammaTrajectoryStore({str(self._root)!r}, T={len(self)}, "
+            f"C={self.layout.total}, layers={len(self.layout)}, {state})"
+        )
+
+    # ---------------------------------------------------------------- internals
+    def _read_time_axis(self) -> tuple[np.ndarray, np.ndarray]:
+        steps, lrs = [np.zeros(0, np.int64)], [np.zeros(0, np.float64)]
+        for seg in self._manifest.segments:
+            seg_steps = np.array(self._load(seg, "steps"))
+            if seg_steps[0] != seg.first_step or seg_steps[-1] != seg.last_step or (
+                seg.rows > 1 and np.any(np.diff(seg_steps) <= 0)
+            ):
+                raise StoreError(
+                    f"store segment file {seg.file(self._root, 'steps')} disagrees with the "
+                    f"manifest (steps {seg.first_step}..{seg.last_step}, strictly increasing); "
+                    "the store is damaged"
+                )
+            steps.append(seg_steps)
+            lrs.append(np.array(self._load(seg, "lrs")))
+        return np.concatenate(steps), np.concatenate(lrs)
+
+    def _load(self, seg: fmt.Segment, array: str) -> np.ndarray:
+        return fmt.load_segment_array(
+            self._root, seg, array, self.layout.total, self._manifest.dtype
+        )
+
+    def _segment_values(self, seg: fmt.Segment) -> np.ndarray:
+        key = (seg.index, "values")
+        if key not in self._maps:
+            self._maps[key] = self._load(seg, "values")
+        return self._maps[key]
+
+    def _segments_with_offsets(self) -> list[tuple[fmt.Segment, int]]:
+        offsets = np.cumsum([0] + [s.rows for s in self._manifest.segments])
+        return list(zip(self._manifest.segments, (int(o) for o in offsets)))
+
+    def _columns(self, layers: list[str] | None) -> tuple[slice | np.ndarray, int]:
+        if layers is None:
+            return slice(None), self.layout.total
+        if isinstance(layers, str):
+            layers = [layers]
+        try:
+            columns = self.layout.columns(layers)
+        except LayoutError as exc:
+            raise StoreError(f"store {self._root}: {exc}") from exc
+        if len(columns) and np.all(np.diff(columns) == 1):
+            # contiguous layers: a slice keeps memory-mapped reads sequential
+            return slice(int(columns[0]), int(columns[-1]) + 1), len(columns)
+        return columns, len(columns)
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise StoreError(f"store {self._root} is closed; reopen it with mode='a' to append")
+        if self._lock is None:
+            raise StoreError(
+                f"store {self._root} is open read-only; open it with mode='a' to append"
+            )
+
+    def _check_step(self, step: Any) -> int:
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+            raise StoreError(f"step must be an integer, got {step!r} ({type(step).__name__})")
+        step = int(step)
+        if not -(2**63) <= step < 2**63:
+            raise StoreError(f"step {step} does not fit in int64")
+        if len(self) and step <= int(self._last_step()):
+            raise StoreError(
+                f"steps must increase: got step {step} after step {self._last_step()} in store "
+                f"{self._root}; snapshot rejected"
+            )
+        return step
+
+    def _last_step(self) -> int:
+        if self._buffered:
+            return int(self._buf_steps[self._buffered - 1])
+        return int(self._committed_steps[-1])
+
+    def _check_values(self, values: Any, step: int) -> np.ndarray:
+        try:
+            row = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"snapshot at step {step} is not numeric: {exc}") from exc
+        if row.ndim != 1:
+            raise StoreError(
+                f"snapshot at step {step} must be one (C,) vector, got shape {row.shape}"
+            )
+        try:
+            self.layout.check_width(row, what=f"snapshot at step {step}")
+        except LayoutError as exc:
+            raise StoreError(str(exc)) from exc
+        bad = ~np.isfinite(row)
+        if self.dtype == "float16":
+            bad |= np.abs(row) > np.finfo(np.float16).max
+        if bad.any():
+            raise StoreError(
+                f"snapshot at step {step} has {int(bad.sum())} non-finite (or, for a float16 "
+                f"store, out-of-range) values, first in {self._describe(np.flatnonzero(bad))}; "
+                "snapshot rejected, the store is unchanged (did training diverge?)"
+            )
+        return row
+
+    def _describe(self, channels: np.ndarray) -> str:
+        offsets = np.asarray(self.layout.offsets)
+        first = int(channels[0])
+        layer = int(np.searchsorted(offsets, first, side="right") - 1)
+        return f"layer {self.layout.names[layer]!r} channel {first - offsets[layer]}"
+
+    def _check_lr(self, lr: Any, step: int) -> float:
+        if lr is None:
+            return float("nan")
+        try:
+            value = float(lr)
+        except (TypeError, ValueError):
+            raise StoreError(f"lr at step {step} must be a number or None, got {lr!r}") from None
+        if not np.isfinite(value):
+            raise StoreError(f"lr at step {step} must be finite, got {value}; snapshot rejected")
+        return value
+
+
+def _prepare_directory(root: Path, overwrite: bool) -> None:
+    """Make ``root`` an empty directory, deleting an old *store* there only if ``overwrite``."""
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"cannot create a store at {root}: it is a file, not a directory")
+    if root.is_dir() and any(root.iterdir()):
+        if not overwrite:
+            raise StoreError(
+                f"cannot create a store at {root}: the directory exists and is not empty; "
+                "pass overwrite=True (CLI: --overwrite) or choose another path"
+            )
+        if not (root / fmt.MANIFEST_NAME).is_file():
+            raise StoreError(
+                f"refusing to overwrite {root}: it is not a γ trajectory store (no "
+                f"{fmt.MANIFEST_NAME}); remove it yourself or choose another path"
+            )
+        lock = WriterLock.acquire(root)  # never delete a store another process is writing
+        lock.release()
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
