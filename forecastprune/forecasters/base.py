@@ -31,7 +31,8 @@ TIME_AXES = ("step", "lr")
 class Forecaster:
     """Base class of every forecaster.
 
-    Subclasses set :attr:`min_history` (the fewest snapshots they can fit), :attr:`description`
+    Subclasses set :attr:`min_history` (the fewest snapshots they can fit; may be a property
+    that depends on the hyper-parameters), :attr:`description`
     (one line for ``forecastprune list``) and implement ``_fit(t, values)`` and
     ``_predict(target_t) -> (C,)``. Forecasters that can give prediction intervals implement
     ``_predict_interval(target_t, coverage) -> (lower, upper)``. Extrapolating forecasters take a
@@ -41,6 +42,9 @@ class Forecaster:
     min_history: ClassVar[int] = 1
     description: ClassVar[str] = ""
     uses_time_axis: ClassVar[bool] = False
+    #: True when fit/predict are batched over channels (no per-channel Python loop); the
+    #: conformance suite only runs its 100,000-channel check on vectorized forecasters.
+    vectorized: ClassVar[bool] = True
 
     # ---------------------------------------------------------------- parameters
     @classmethod
