@@ -1,0 +1,198 @@
+"""scikit-learn's bundled digits as PyTorch tensors and loaders.
+
+The digits set (1,797 grey 8×8 images, ten classes) ships inside scikit-learn, so demos and tests
+train on real data without any download. The split is stratified and fully determined by its
+seed; pixels are standardised with the *training* mean and standard deviation only, so the test
+set never leaks into preprocessing.
+
+Digits is easy: a dense CNN reaches ~99 % test accuracy in a few epochs. Training-time
+augmentation (random integer shifts plus Gaussian noise) keeps the task hard enough that
+BN-L1 sparsity separates useful channels from idle ones instead of shrinking every γ alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..errors import ConfigError
+
+#: side length of the original digits images
+DIGITS_SIDE = 8
+#: the digits pixel intensities run from 0 to this value
+DIGITS_MAX = 16.0
+
+
+@dataclass(frozen=True)
+class DigitsSplit:
+    """A deterministic train/test split of the digits set.
+
+    Attributes:
+        x_train: (N_train, 1, S, S) float32 standardised images, S = 8 × upscale.
+        y_train: (N_train,) int64 labels.
+        x_test: (N_test, 1, S, S) float32 images, standardised with the training statistics.
+        y_test: (N_test,) int64 labels.
+        background: the standardised value of a blank pixel (used to fill shifted-in borders).
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    background: float
+
+    @property
+    def image_size(self) -> int:
+        return int(self.x_train.shape[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return int(torch.cat([self.y_train, self.y_test]).max()) + 1
+
+
+def load_digits_split(
+    test_fraction: float = 0.2, seed: int = 0, upscale: int = 1
+) -> DigitsSplit:
+    """Load scikit-learn's digits and split them into standardised train/test tensors.
+
+    Args:
+        test_fraction: share of the images held out for testing, strictly between 0 and 1.
+        seed: fixes the split; the same seed always gives the same split.
+        upscale: integer factor for bilinear upsampling (1 keeps 8×8; 2 gives 16×16), for
+            models whose downsampling path needs larger inputs.
+
+    Returns:
+        The split, with every class represented in train and test in its overall proportion.
+
+    Raises:
+        ConfigError: on a test fraction outside (0, 1) or an upscale factor below 1.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ConfigError(
+            f"test_fraction must lie strictly between 0 and 1; got {test_fraction}. "
+            "Use e.g. 0.2 to hold out a fifth of the images"
+        )
+    if int(upscale) != upscale or upscale < 1:
+        raise ConfigError(f"upscale must be a whole number >= 1; got {upscale!r}")
+    digits = load_digits()
+    images = digits.images.astype(np.float32) / DIGITS_MAX
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, digits.target, test_size=test_fraction, random_state=seed, stratify=digits.target
+    )
+    mean, std = float(x_train.mean()), float(x_train.std())
+    return DigitsSplit(
+        x_train=_to_tensor(x_train, mean, std, int(upscale)),
+        y_train=torch.as_tensor(y_train, dtype=torch.int64),
+        x_test=_to_tensor(x_test, mean, std, int(upscale)),
+        y_test=torch.as_tensor(y_test, dtype=torch.int64),
+        background=(0.0 - mean) / std,
+    )
+
+
+def _to_tensor(images: np.ndarray, mean: float, std: float, upscale: int) -> torch.Tensor:
+    x = torch.from_numpy((images - mean) / std).unsqueeze(1)
+    if upscale > 1:
+        x = F.interpolate(x, scale_factor=upscale, mode="bilinear", align_corners=False)
+    return x.contiguous()
+
+
+class ShiftNoise:
+    """Batch augmentation: a random integer shift per image plus Gaussian pixel noise.
+
+    Used as a DataLoader ``collate_fn``; its own generator keeps runs reproducible.
+
+    Args:
+        max_shift: largest shift in pixels along each axis (borders fill with ``background``).
+        noise_std: standard deviation of the added noise, in standardised pixel units.
+        background: the value shifted-in pixels take.
+        seed: seeds the augmentation generator.
+    """
+
+    def __init__(
+        self, max_shift: int = 1, noise_std: float = 0.1, background: float = 0.0, seed: int = 0
+    ) -> None:
+        if max_shift < 0 or noise_std < 0:
+            raise ConfigError(
+                f"max_shift and noise_std must be >= 0; got {max_shift} and {noise_std}"
+            )
+        self.max_shift = int(max_shift)
+        self.noise_std = float(noise_std)
+        self.background = float(background)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
+        images = torch.stack([x for x, _ in batch])
+        labels = torch.stack([y for _, y in batch])
+        if self.max_shift:
+            images = self._shift(images)
+        if self.noise_std:
+            noise = torch.randn(images.shape, generator=self.generator)
+            images = images + self.noise_std * noise
+        return images, labels
+
+    def _shift(self, images: torch.Tensor) -> torch.Tensor:
+        m = self.max_shift
+        side = images.shape[-1]
+        padded = F.pad(images, (m, m, m, m), value=self.background)
+        offsets = torch.randint(0, 2 * m + 1, (images.shape[0], 2), generator=self.generator)
+        crops = [
+            padded[i, :, dy : dy + side, dx : dx + side]
+            for i, (dy, dx) in enumerate(offsets.tolist())
+        ]
+        return torch.stack(crops)
+
+
+def make_loaders(
+    split: DigitsSplit,
+    batch_size: int = 64,
+    *,
+    augment: bool = False,
+    max_shift: int = 1,
+    noise_std: float = 0.1,
+    seed: int = 0,
+    eval_batch_size: int = 512,
+) -> tuple[DataLoader, DataLoader]:
+    """Training and test loaders over a split.
+
+    Args:
+        split: the data, from :func:`load_digits_split`.
+        batch_size: training batch size; the last partial batch is dropped so every step sees
+            the same number of images (γ trajectories then have no odd last-step jumps).
+        augment: apply :class:`ShiftNoise` to training batches (shift scaled by the upscale).
+        max_shift: largest shift in original 8×8 pixels when augmenting.
+        noise_std: Gaussian noise level when augmenting.
+        seed: seeds the shuffling and the augmentation.
+        eval_batch_size: test batch size.
+
+    Returns:
+        ``(train_loader, test_loader)``; the test loader neither shuffles nor augments.
+
+    Raises:
+        ConfigError: on a batch size below 1 or above the training set size.
+    """
+    n_train = len(split.y_train)
+    if not 1 <= batch_size <= n_train:
+        raise ConfigError(
+            f"batch_size must lie between 1 and the {n_train} training images; got {batch_size}"
+        )
+    collate = None
+    if augment:
+        scale = split.image_size // DIGITS_SIDE
+        collate = ShiftNoise(max_shift * scale, noise_std, split.background, seed=seed + 1)
+    train = DataLoader(
+        TensorDataset(split.x_train, split.y_train),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=collate,
+    )
+    test = DataLoader(TensorDataset(split.x_test, split.y_test), batch_size=eval_batch_size)
+    return train, test
