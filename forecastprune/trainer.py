@@ -9,9 +9,11 @@ Used by ``forecastprune record`` and by the early-prune pipeline. Callbacks hook
   those from the next step on (the scheduler is re-bound to the new optimizer);
 - ``on_epoch_end(trainer, epoch)`` and ``on_train_end(trainer)``.
 
-``step`` is always the global, 0-based index of the current iteration; after its
-``on_after_step`` returns, ``trainer.step`` (completed optimizer updates) equals ``step + 1``.
-The LR scheduler, if any, is stepped once per *iteration*, so milestones are given in steps.
+``step`` is always the global, 0-based index of the current iteration; in ``on_after_step``,
+``trainer.step`` (completed optimizer updates) already equals ``step + 1``. The LR scheduler, if
+any, is stepped once per *iteration* (milestones are given in steps), after the callbacks: in
+``on_after_step`` the optimizer still reports the LR the update just used, which is what
+:mod:`forecastprune.timeaxis` expects a recorder to store.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class Trainer:
         train_loader: yields ``(inputs, labels)`` batches.
         test_loader: yields ``(inputs, labels)`` batches for :meth:`evaluate`.
         epochs: passes over ``train_loader``.
-        scheduler: optional LR scheduler, stepped after every optimizer step.
+        scheduler: optional LR scheduler, stepped once per iteration after the callbacks.
         callbacks: hook objects, called in order (see :class:`Callback`).
         device: where to train.
         loss_fn: loss on ``(logits, labels)``; cross-entropy by default.
@@ -208,13 +210,15 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_after_backward(self, step)
         self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
         self.step = step + 1
         for callback in self.callbacks:
             replacement = callback.on_after_step(self, step)
             if replacement is not None:
                 self.swap(*replacement)
+        # after the callbacks, so they see the LR this update used (the recorder's convention)
+        # and the scheduler drives whichever optimizer a callback swapped in
+        if self.scheduler is not None:
+            self.scheduler.step()
         return float(loss.item())
 
     def swap(self, model: nn.Module, optimizer: Optimizer) -> None:

@@ -135,3 +135,20 @@ def test_diverging_loss_raises_a_clear_error(loaders):
 def test_bad_arguments_raise(loaders, kwargs):
     with pytest.raises(ConfigError):
         make_trainer(loaders, **kwargs)
+
+
+class LrLog(Callback):
+    def __init__(self):
+        self.lrs = []
+
+    def on_after_step(self, trainer, step):
+        self.lrs.append(trainer.lr)
+
+
+def test_callbacks_see_the_lr_the_update_used(loaders):
+    log = LrLog()
+    trainer = make_trainer(loaders, callbacks=[log], limit_batches=4)
+    trainer.scheduler = torch.optim.lr_scheduler.MultiStepLR(trainer.optimizer, [2], gamma=0.1)
+    trainer.fit()
+    # milestone 2: updates 1 and 2 (steps 0, 1) ran at 0.05, updates 3 and 4 at 0.005
+    assert log.lrs == pytest.approx([0.05, 0.05, 0.005, 0.005])
