@@ -272,6 +272,9 @@ def load_plugins(path: str | Path) -> list[str]:
         ForecasterError: the path does not exist or is not a ``.py`` file or folder.
     """
     root = Path(path).expanduser()
+    if not root.exists():
+        raise ForecasterError(f"plugin path {str(path)!r} does not exist; pass a plugin .py "
+                              "file or a folder of them")
     if root.is_dir():
         files = sorted(p for p in root.glob("*.py") if not p.name.startswith("_"))
     elif root.is_file() and root.suffix == ".py":
@@ -384,7 +387,7 @@ def _instantiate(name: str, cls: type[Forecaster], params: dict[str, Any]) -> Fo
     if unknown:
         raise ForecasterError(
             f"{name} has no parameter(s) {unknown}; valid parameters: "
-            f"{_describe_params(defaults)}"
+            f"{describe_params(defaults)}"
         )
     missing = sorted(k for k, v in defaults.items() if v is inspect.Parameter.empty
                      and k not in params)
@@ -414,7 +417,8 @@ def _build_prefixed(name: str, params: dict[str, Any]) -> Forecaster:
     return forecaster
 
 
-def _describe_params(defaults: dict[str, Any]) -> str:
+def describe_params(defaults: dict[str, Any]) -> str:
+    """``"window=5, alpha"``-style text for parameters and defaults (no default = bare name)."""
     if not defaults:
         return "none"
     return ", ".join(
