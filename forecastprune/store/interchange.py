@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -186,9 +187,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise StoreError(f"no NPZ file at {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, Mapping):
-                raise StoreError(f"{path} holds a single array; expected an NPZ archive of arrays")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise StoreError(f"{path} holds a single array; expected an NPZ archive of arrays")
+        with loaded as npz:
             return {key: npz[key] for key in npz.files}
     except StoreError:
         raise
@@ -381,10 +383,17 @@ def _load_checkpoint(file: Path) -> tuple[Mapping[str, Any], float | None]:
         raise StoreError(f"checkpoint {file} does not exist")
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or unsafe pickles
+    except pickle.UnpicklingError as exc:
+        raise StoreError(
+            f"cannot load checkpoint {file} with torch.load(weights_only=True): it holds objects "
+            "other than tensors and plain containers (e.g. a pickled nn.Module); save "
+            "model.state_dict() instead"
+        ) from exc
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        first_line = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().split("\n")[0]
         raise StoreError(
             f"cannot load checkpoint {file} with torch.load(weights_only=True): "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            f"{type(exc).__name__}: {first_line[:200]}"
         ) from exc
     lr = None
     if isinstance(obj, Mapping):
