@@ -86,12 +86,16 @@ def check_forecaster(
 
 
 @contextlib.contextmanager
-def isolated_registry() -> Iterator[None]:
+def isolated_registry(rediscover: bool = False) -> Iterator[None]:
     """Registrations, plugin loads and entry-point discovery inside the block are undone after.
 
     Use it in tests that register forecasters, so they do not leak into other tests.
+
+    Args:
+        rediscover: scan the ``forecastprune.forecasters`` entry points again on the first
+            lookup inside the block (after putting a distribution on ``sys.path``).
     """
-    with registry.isolated_state():
+    with registry.isolated_state(rediscover):
         yield
 
 

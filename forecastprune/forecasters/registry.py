@@ -442,15 +442,21 @@ def _qualname(cls: type) -> str:
 
 
 @contextlib.contextmanager
-def isolated_state() -> Iterator[None]:
+def isolated_state(rediscover: bool = False) -> Iterator[None]:
     """Run a block against a copy of the registry and restore the original afterwards.
 
     Meant for tests (see :func:`forecastprune.testing.isolated_registry`): registrations,
     plugin loads and entry-point discovery inside the block leave no trace.
+
+    Args:
+        rediscover: scan the entry points again on the first lookup inside the block (after a
+            test put a new distribution on ``sys.path``).
     """
     global _STATE
     saved = _STATE
     _STATE = saved.copy()
+    if rediscover:
+        _STATE.entry_points_done = False
     try:
         yield
     finally:

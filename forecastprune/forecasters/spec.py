@@ -71,8 +71,8 @@ def format_spec(name: str, params: dict[str, Any]) -> str:
 
 
 def _format_value(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
+    if isinstance(value, str):  # the two escapes _unquote undoes, nothing else
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return str(value)
 
 
