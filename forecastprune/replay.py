@@ -1,0 +1,460 @@
+"""Offline replay: had I pruned at step t with forecaster F, how close would I have been?
+
+For a recorded store, every forecaster sees only the |γ| history up to each cutoff and predicts
+|γ| at the store's final step. The oracle is the actual final |γ|. One threshold engine call
+turns the prediction and the oracle into pruned sets under the same policy, and
+:mod:`forecastprune.metrics` compares them. ``naive`` (the last value) always runs as the
+control, and the Early-Bird point of the naive masks is reported for reference.
+
+Each forecaster runs isolated (:mod:`forecastprune.isolation`): one that raises, times out or
+returns garbage fails its cells with a message while the others complete.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+from .engine.threshold import PruneDecision, select_channels
+from .errors import ConfigError, ForecastPruneError, StoreError
+from .forecasters import Forecaster, get_forecaster, list_forecasters
+from .isolation import CellOutcome, run_forecaster
+from .timeaxis import clock_for_store
+
+CONTROL = "naive"
+POLICIES = ("none", "seed", "grouped")
+DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3, 0.5)
+
+#: called after every (forecaster, cutoff) cell: (forecaster label, cells done, cells in all)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """How a replay cuts, thresholds and judges.
+
+    Attributes:
+        cutoffs: values below 1 are fractions of the run, whole numbers ≥ 1 are steps.
+        ratios: fractions of the prunable channels to prune; one set of metrics per ratio.
+        policy: ``none`` (every recorded channel prunable on its own), ``seed`` or ``grouped``
+            (see :mod:`forecastprune.engine.coupling`; needs the store's model in the zoo).
+        min_keep: channels every layer keeps at least.
+        group_reduce: ``max`` or ``mean``: a coupled group's score under ``grouped``.
+        eps: the collapsed set is final |γ| < ``eps`` × the largest final |γ|.
+        timeout: seconds per forecaster for all cutoffs together (None: no limit).
+        eb_spacing: steps between Early-Bird masks (None: one epoch if the metadata has
+            ``steps_per_epoch``, else 5 % of the run).
+        isolation: ``process`` or ``thread`` (None: process where fork exists).
+    """
+
+    cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS
+    ratios: tuple[float, ...] = (0.5,)
+    policy: str = "none"
+    min_keep: int = 1
+    group_reduce: str = "max"
+    eps: float = 1e-3
+    timeout: float | None = None
+    eb_spacing: int | None = None
+    isolation: str | None = None
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """One replay cutoff: the fit sees the snapshots with ``step <= self.step``."""
+
+    step: int
+    fraction: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """Metrics of one (forecaster, cutoff, ratio) cell; NaN everywhere when it failed."""
+
+    forecaster: str
+    cutoff: Cutoff
+    ratio: float
+    iou: float = math.nan
+    tie_iou: float = math.nan
+    precision: float = math.nan
+    recall: float = math.nan
+    hamming: float = math.nan
+    spearman: float = math.nan
+    mae: float = math.nan
+    pruned: int = 0
+    collapsed: tuple[str, ...] = ()
+    seconds: float = math.nan
+    error: str | None = None
+    layer_pruned: tuple[int, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class OracleSummary:
+    """The oracle's decision at one ratio and how trustworthy its order is there."""
+
+    ratio: float
+    pruned: int
+    separation: metrics.Separation
+    collapsed: tuple[str, ...]
+    layer_pruned: tuple[int, ...]
+
+    @property
+    def rank_by(self) -> str:
+        """The metric that ranks forecasters: tie-aware IoU when the cut is in the zeros."""
+        return "tie_iou" if self.separation.inside_collapsed else "iou"
+
+
+@dataclass(frozen=True)
+class EarlyBird:
+    """Early-Bird's point for one ratio on the naive (current |γ|) masks."""
+
+    ratio: float
+    spacing: int
+    step: int | None
+    fraction: float | None
+    iou: float | None
+
+
+@dataclass
+class ReplayResult:
+    """Everything a replay found; :mod:`forecastprune.report` renders it."""
+
+    store: str
+    layout_layers: tuple[str, ...]
+    channels: int
+    prunable: int
+    final_step: int
+    snapshots: int
+    settings: ReplaySettings
+    cutoffs: list[Cutoff]
+    forecasters: list[str]
+    requested: list[str]
+    rows: list[Row]
+    oracle: dict[float, OracleSummary]
+    early_bird: dict[float, EarlyBird]
+    eps: float
+    collapsed_fraction: float
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def rows_for(self, ratio: float, cutoff: Cutoff | None = None) -> list[Row]:
+        return [r for r in self.rows
+                if r.ratio == ratio and (cutoff is None or r.cutoff == cutoff)]
+
+    def best(self, cutoff: Cutoff, ratio: float) -> str | None:
+        """The forecaster closest to the oracle at one cutoff and ratio (ties: lower MAE)."""
+        key = self.oracle[ratio].rank_by
+        rows = [r for r in self.rows_for(ratio, cutoff) if r.ok]
+        if not rows:
+            return None
+        return max(rows, key=lambda r: (getattr(r, key), -r.mae)).forecaster
+
+    def failure(self, forecaster: str) -> str | None:
+        """The first error of a forecaster that failed at every cutoff, else None."""
+        rows = [r for r in self.rows if r.forecaster == forecaster]
+        return rows[0].error if rows and not any(r.ok for r in rows) else None
+
+    @property
+    def all_failed(self) -> bool:
+        """True when every forecaster the user asked for failed everywhere."""
+        return all(self.failure(name) is not None for name in self.requested)
+
+
+# ------------------------------------------------------------------------------ inputs
+def resolve_cutoffs(values: Sequence[float], final_step: int) -> list[Cutoff]:
+    """Turn cutoff values into steps strictly before the final step, sorted, deduplicated.
+
+    Raises:
+        ConfigError: on non-positive values, non-integer steps, or cutoffs at/after the end.
+    """
+    if not values:
+        raise ConfigError("give at least one cutoff (e.g. --cutoffs 0.1,0.3)")
+    cutoffs: dict[int, Cutoff] = {}
+    for value in values:
+        value = float(value)
+        if not value > 0 or (value >= 1 and not value.is_integer()):
+            raise ConfigError(
+                f"cutoff {value:g} is neither a fraction in (0, 1) nor a whole step ≥ 1; write "
+                "fractions of the run like 0.1 or steps like 500"
+            )
+        step = int(round(value * final_step)) if value < 1 else int(value)
+        if step >= final_step:
+            raise ConfigError(
+                f"cutoff {value:g} (step {step}) is not before the store's final step "
+                f"{final_step}; cutoffs must leave something to forecast"
+            )
+        label = f"{value * 100:g}%" if value < 1 else f"step {step}"
+        cutoffs.setdefault(step, Cutoff(step, step / final_step, label))
+    return [cutoffs[s] for s in sorted(cutoffs)]
+
+
+def resolve_forecasters(
+    specs: Sequence[str] | str,
+) -> tuple[list[tuple[str, Forecaster]], list[str], list[str]]:
+    """Build the forecasters, ``naive`` first; ``"all"`` means every registered one.
+
+    Returns:
+        ``(forecasters, requested, notes)``: ``(label, instance)`` pairs including the
+        control, the labels the user asked for, and why entries of ``all`` were skipped.
+
+    Raises:
+        UnknownForecasterError: naming the valid forecasters.
+        ForecasterError: on a malformed spec or bad parameters.
+    """
+    notes: list[str] = []
+    specs = [specs] if isinstance(specs, str) else list(specs)
+    if specs == ["all"]:
+        specs, notes = _all_specs()
+    requested = list(dict.fromkeys(" ".join(str(s).split()) for s in specs))
+    if not requested:
+        raise ConfigError("name at least one forecaster, e.g. --forecasters sma,linear")
+    built = [(label, get_forecaster(label)) for label in requested]
+    if CONTROL not in requested:
+        built.insert(0, (CONTROL, get_forecaster(CONTROL)))
+    return built, requested, notes
+
+
+def _all_specs() -> tuple[list[str], list[str]]:
+    specs, notes = [], []
+    for info in list_forecasters():
+        if info.broken:
+            notes.append(f"plugin {info.name} failed to load: {info.error}")
+        elif info.is_prefix:
+            notes.append(f"{info.name} family skipped by 'all'; name members explicitly")
+        elif any(v is inspect.Parameter.empty for v in info.params.values()):
+            notes.append(f"{info.name} skipped by 'all': it has required parameters")
+        else:
+            specs.append(info.name)
+    return specs, notes
+
+
+def channel_plan(store: Any, policy: str) -> tuple[np.ndarray | None, list[np.ndarray] | None]:
+    """``(prunable, groups)`` for a policy; ``(None, None)`` for ``none``.
+
+    Raises:
+        ConfigError: on an unknown policy, or a store whose model is unknown or not in the zoo.
+    """
+    if policy not in POLICIES:
+        raise ConfigError(f"policy must be one of {', '.join(POLICIES)}; got {policy!r}")
+    if policy == "none":
+        return None, None
+    import torch  # only policies that trace the model need torch
+
+    from .engine.coupling import plan_channels
+    from .zoo import build_model, list_models
+
+    meta = store.metadata
+    name = meta.get("model")
+    if name not in list_models():
+        raise ConfigError(
+            f"policy {policy!r} traces the model the store was recorded from, but its metadata "
+            f"names model={name!r}, which is not in the zoo ({', '.join(list_models())}); use "
+            "--policy none, or record the store from a zoo model"
+        )
+    model = build_model(name, **dict(meta.get("model_kwargs") or {}))
+    plan = plan_channels(model, torch.zeros(_input_shape(meta)), store.layout, policy)
+    return plan.prunable, list(plan.groups)
+
+
+def _input_shape(meta: dict[str, Any]) -> tuple[int, ...]:
+    """The example input: metadata ``input_shape``, else one 8×8 digits image."""
+    if meta.get("input_shape"):
+        return tuple(int(n) for n in meta["input_shape"])
+    side = 8 * int(meta.get("upscale") or 1)
+    return (1, int((meta.get("model_kwargs") or {}).get("in_channels", 1)), side, side)
+
+
+# ------------------------------------------------------------------------------ replay
+def replay(
+    store: Any,
+    specs: Sequence[str] | str,
+    settings: ReplaySettings = ReplaySettings(),
+    progress: Progress | None = None,
+) -> ReplayResult:
+    """Replay every forecaster at every cutoff and score it against the finished run.
+
+    Args:
+        store: an open :class:`~forecastprune.store.GammaTrajectoryStore`.
+        specs: forecaster specs, or ``"all"``; ``naive`` is added as the control.
+        settings: cutoffs, ratios, policy and judging options.
+        progress: called after every (forecaster, cutoff) cell.
+
+    Returns:
+        The :class:`ReplayResult`.
+
+    Raises:
+        ForecastPruneError: on bad settings, unknown forecasters or an unusable store; a
+            forecaster's own failures are reported in the result instead.
+    """
+    start = time.perf_counter()
+    forecasters, requested, notes = resolve_forecasters(specs)
+    steps, values = store.history()
+    if len(steps) < 2:
+        raise StoreError(f"store {store.path} has {len(steps)} snapshot(s); replay needs ≥ 2")
+    history = np.abs(values)  # forecasters and the engine see |γ| (see docs/architecture.md)
+    final_step, oracle_scores = int(steps[-1]), history[-1].astype(np.float64)
+    cutoffs = resolve_cutoffs(settings.cutoffs, final_step)
+    judge = _Judge.build(store, oracle_scores, settings)
+    clock, clock_note = _clock(store, forecasters)
+
+    rows: list[Row] = []
+    total, done = len(forecasters) * len(cutoffs), 0
+    for label, forecaster in forecasters:
+        def tick(_: CellOutcome, label: str = label) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(label, done, total)
+
+        outcomes = run_forecaster(
+            forecaster, steps, history, [c.step for c in cutoffs], final_step, clock=clock,
+            timeout=settings.timeout, isolation=settings.isolation, on_cell=tick,
+        )
+        for cutoff, outcome in zip(cutoffs, outcomes):
+            rows += judge.rows(label, cutoff, outcome)
+
+    result = ReplayResult(
+        store=str(store.path), layout_layers=store.layout.names, channels=store.layout.total,
+        prunable=int(judge.prunable.sum()), final_step=final_step, snapshots=len(steps),
+        settings=settings, cutoffs=cutoffs, forecasters=[label for label, _ in forecasters],
+        requested=requested, rows=rows, oracle=judge.oracle,
+        early_bird=_early_birds(judge, steps, history, store.metadata, settings),
+        eps=judge.eps, collapsed_fraction=judge.collapsed_fraction,
+    )
+    result.warnings = notes + ([clock_note] if clock_note else []) + _warnings(result)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _clock(store: Any, forecasters: list[tuple[str, Forecaster]]) -> tuple[Any, str | None]:
+    """The store's cumulative-LR clock when some forecaster uses it, else None."""
+    if not any(getattr(f, "time_axis", "step") == "lr" for _, f in forecasters):
+        return None, None
+    try:
+        return clock_for_store(store), None
+    except ForecastPruneError as exc:
+        return None, f"no cumulative-LR clock for time_axis=lr forecasters: {exc}"
+
+
+@dataclass
+class _Judge:
+    """Turns scores into decisions under one policy and compares them with the oracle's."""
+
+    settings: ReplaySettings
+    layout: Any
+    prunable: np.ndarray
+    groups: list[np.ndarray] | None
+    oracle_scores: np.ndarray
+    eps: float
+    collapsed: np.ndarray
+    collapsed_fraction: float
+    oracle: dict[float, OracleSummary]
+    oracle_masks: dict[float, np.ndarray]
+
+    @classmethod
+    def build(cls, store: Any, oracle_scores: np.ndarray, settings: ReplaySettings) -> _Judge:
+        prunable, groups = channel_plan(store, settings.policy)
+        prunable = np.ones(store.layout.total, bool) if prunable is None else prunable
+        eps = settings.eps * float(oracle_scores.max(initial=0.0))
+        collapsed = metrics.collapsed_set(oracle_scores, settings.eps)
+        share = float(collapsed[prunable].mean()) if prunable.any() else 0.0
+        judge = cls(settings, store.layout, prunable, groups, oracle_scores, eps, collapsed,
+                    share, {}, {})
+        for ratio in settings.ratios:
+            decision = judge.decide(oracle_scores, ratio)
+            judge.oracle_masks[ratio] = decision.pruned
+            judge.oracle[ratio] = OracleSummary(
+                ratio, decision.n_pruned,
+                metrics.separation(oracle_scores, decision.pruned, prunable, eps),
+                decision.collapsed, tuple(r.pruned for r in decision.report),
+            )
+        return judge
+
+    def decide(self, scores: np.ndarray, ratio: float) -> PruneDecision:
+        return select_channels(
+            scores, self.layout, ratio=ratio, prunable=self.prunable, groups=self.groups,
+            group_reduce=self.settings.group_reduce, min_keep=self.settings.min_keep,
+        )
+
+    def rows(self, label: str, cutoff: Cutoff, outcome: CellOutcome) -> list[Row]:
+        if outcome.prediction is None:
+            return [Row(label, cutoff, r, seconds=outcome.seconds, error=outcome.error)
+                    for r in self.settings.ratios]
+        pred = outcome.prediction
+        rho = metrics.spearman(pred, self.oracle_scores)
+        error = metrics.mae(pred, self.oracle_scores)
+        rows = []
+        for ratio in self.settings.ratios:
+            decision, oracle = self.decide(pred, ratio), self.oracle_masks[ratio]
+            precision, recall = metrics.precision_recall(decision.pruned, oracle)
+            rows.append(Row(
+                label, cutoff, ratio,
+                iou=metrics.iou(decision.pruned, oracle),
+                tie_iou=metrics.tie_aware_iou(decision.pruned, oracle, self.collapsed),
+                precision=precision, recall=recall,
+                hamming=metrics.mask_distance(decision.pruned, oracle),
+                spearman=rho, mae=error, pruned=decision.n_pruned,
+                collapsed=decision.collapsed, seconds=outcome.seconds,
+                layer_pruned=tuple(r.pruned for r in decision.report),
+            ))
+        return rows
+
+
+def eb_spacing(settings: ReplaySettings, metadata: dict[str, Any], steps: np.ndarray) -> int:
+    """Steps between Early-Bird masks: the setting, one epoch, or 5 % of the run.
+
+    Never finer than the record interval, or consecutive masks would be the same snapshot.
+    """
+    spacing = settings.eb_spacing or metadata.get("steps_per_epoch")
+    if not spacing:
+        spacing = round(0.05 * int(steps[-1]))
+    record = int(np.min(np.diff(steps))) if len(steps) > 1 else 1
+    return max(int(spacing), record, 1)
+
+
+def _early_birds(
+    judge: _Judge, steps: np.ndarray, history: np.ndarray, meta: dict[str, Any],
+    settings: ReplaySettings,
+) -> dict[float, EarlyBird]:
+    spacing = eb_spacing(settings, meta, steps)
+    grid = np.arange(int(steps[0]), int(steps[-1]) + 1, spacing)
+    rows = np.unique(np.searchsorted(steps, grid, side="right") - 1)
+    found = {}
+    for ratio in settings.ratios:
+        masks = np.array([judge.decide(history[i].astype(np.float64), ratio).pruned
+                          for i in rows])
+        step = metrics.early_bird_step(steps[rows], masks)
+        if step is None:
+            found[ratio] = EarlyBird(ratio, spacing, None, None, None)
+            continue
+        mask = masks[int(np.searchsorted(steps[rows], step))]
+        found[ratio] = EarlyBird(ratio, spacing, step, step / int(steps[-1]),
+                                 metrics.iou(mask, judge.oracle_masks[ratio]))
+    return found
+
+
+def _warnings(result: ReplayResult) -> list[str]:
+    notes = []
+    for ratio, oracle in result.oracle.items():
+        if oracle.separation.inside_collapsed:
+            notes.append(
+                f"ratio {ratio:g} cuts inside the collapsed set: {result.collapsed_fraction:.0%} "
+                f"of prunable channels end below ε = {result.eps:.3g}, where the oracle's order "
+                "is noise; forecasters are ranked by tie-aware IoU (tIoU) there"
+            )
+    for name in result.forecasters:
+        message = result.failure(name)
+        if message:
+            notes.append(f"{name} failed: {message}")
+    return notes
