@@ -130,7 +130,7 @@ def test_float16_store_is_compact_and_reads_float32(tmp_path):
     rows = _rows(8)
     _record(tmp_path / "h", rows, dtype="float16")
     _record(tmp_path / "f", rows)
-    half, full = GammaTrajectoryStore.open(tmp_path / "h"), GammaTrajectoryStore.open(tmp_path / "f")
+    half = GammaTrajectoryStore.open(tmp_path / "h")
     got = half.history()[1]
     assert got.dtype == np.float32 and half.dtype == "float16"
     np.testing.assert_allclose(got, rows, rtol=1e-3)

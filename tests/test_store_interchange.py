@@ -152,7 +152,8 @@ def _save_checkpoints(tmp_path, steps, wrap=None):
         path = tmp_path / f"run3_epoch{step}.pt"
         torch.save(obj, path)
         paths.append(path)
-        gammas.append(torch.cat([net.features[1].weight, net.features[4].weight]).detach().numpy().copy())
+        bns = (net.features[1], net.features[4])
+        gammas.append(torch.cat([bn.weight.detach() for bn in bns]).numpy().copy())
     return paths, np.array(gammas)
 
 

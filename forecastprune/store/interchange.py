@@ -331,7 +331,9 @@ def store_from_checkpoints(
     ordered = sorted(zip(_checkpoint_steps(files, steps, step_pattern), files))
     for (s1, f1), (s2, f2) in zip(ordered, ordered[1:]):
         if s1 == s2:
-            raise StoreError(f"checkpoints {f1} and {f2} both have step {s1}; pass steps explicitly")
+            raise StoreError(
+                f"checkpoints {f1} and {f2} both have step {s1}; pass steps explicitly"
+            )
     first = ordered[0][1]
     layout = _select_layers(_bn_layers(_load_checkpoint(first)[0], first), layers, first)
     provenance = {"source": "checkpoints", "checkpoints": [f.name for _, f in ordered]}
