@@ -7,7 +7,7 @@ from scipy import stats
 
 from .base import Forecaster
 from .registry import register_forecaster
-from .validate import check_choice, check_int, check_real
+from .validate import check_bool, check_choice, check_int, check_real
 
 
 @register_forecaster("linear")
@@ -56,7 +56,7 @@ class LinearForecaster(Forecaster):
         self.damped = damped
         self.time_axis = time_axis
         check_int("linear", "window", window, 3)
-        check_choice("linear", "clip_at_zero", clip_at_zero, (True, False))
+        check_bool("linear", "clip_at_zero", clip_at_zero)
         if damped is not None:
             check_real("linear", "damped", damped, 0.0, 1.0)
         check_choice("linear", "time_axis", time_axis, ("step", "lr"))

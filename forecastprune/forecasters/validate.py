@@ -55,3 +55,14 @@ def check_choice(owner: str, name: str, value: Any, choices: Sequence[Any]) -> A
     if value not in choices:
         raise ForecasterError(f"{owner}: {name} must be one of {list(choices)}; got {value!r}")
     return value
+
+
+def check_bool(owner: str, name: str, value: Any) -> bool:
+    """Return ``value`` if it is a real bool (``1`` and ``"yes"`` are not).
+
+    Raises:
+        ForecasterError: for anything but ``True`` / ``False``.
+    """
+    if not isinstance(value, bool):
+        raise ForecasterError(f"{owner}: {name} must be True or False; got {value!r}")
+    return value

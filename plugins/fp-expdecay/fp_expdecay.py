@@ -17,7 +17,7 @@ import numpy as np
 
 from forecastprune.errors import ForecasterError
 from forecastprune.forecasters import Forecaster
-from forecastprune.forecasters.validate import check_choice, check_int
+from forecastprune.forecasters.validate import check_bool, check_choice, check_int
 
 #: rates tried, in units of 1 / (time span of the fitted window)
 RATE_GRID = np.geomspace(0.5, 50.0, 32)
@@ -43,7 +43,7 @@ class ExpDecayForecaster(Forecaster):
         self.time_axis = time_axis
         if window is not None:
             check_int("expdecay", "window", window, 4)
-        check_choice("expdecay", "clip_at_zero", clip_at_zero, (True, False))
+        check_bool("expdecay", "clip_at_zero", clip_at_zero)
         check_choice("expdecay", "time_axis", time_axis, ("step", "lr"))
 
     @property
