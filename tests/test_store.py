@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -274,3 +275,23 @@ def test_info_summarizes_the_store(tmp_path):
 
 def test_store_errors_are_forecastprune_errors():
     assert issubclass(StoreError, ForecastPruneError)
+
+
+def test_failed_flush_keeps_the_buffer_for_a_retry(tmp_path):
+    store = GammaTrajectoryStore.create(tmp_path / "s", LAYOUT, flush_every=10)
+    rows = _rows(2)
+    store.append(0, rows[0])
+    store.append(1, rows[1])
+    shutil.rmtree(tmp_path / "s")  # the disk goes away under a running writer
+    with pytest.raises(StoreError, match="the 2 buffered snapshots are kept"):
+        store.flush()
+    assert len(store) == 2
+    (tmp_path / "s").mkdir()
+    store.close()
+    np.testing.assert_array_equal(GammaTrajectoryStore.open(tmp_path / "s").history()[1], rows)
+
+
+def test_create_below_a_file_is_a_store_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="cannot create a store at"):
+        GammaTrajectoryStore.create(tmp_path / "file" / "s", LAYOUT)

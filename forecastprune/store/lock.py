@@ -35,7 +35,13 @@ class WriterLock:
         """
         if fcntl is None:  # pragma: no cover - Windows
             return cls(None)
-        fd = os.open(Path(root) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(Path(root) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open store {root} for writing: {exc}; check that the directory is "
+                "writable, or open it with mode='r' to read"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

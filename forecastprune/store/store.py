@@ -17,7 +17,10 @@ decides whether to stop or skip.
 Writes are buffered in memory (at most ``flush_every`` snapshots) and committed as one segment
 per flush; see :mod:`forecastprune.store.format` for why a crash loses at most the snapshots since
 the last flush. Reads include the writer's own unflushed buffer, so ``len(store)`` counts every
-accepted snapshot.
+accepted snapshot; a reader sees what was committed when it opened the store.
+
+Opening reads the manifest and the time axis (steps and LRs, 16 bytes per snapshot); the values
+are memory-mapped segment by segment only when a read needs them.
 """
 
 from __future__ import annotations
@@ -104,12 +107,17 @@ class GammaTrajectoryStore:
             metadata=fmt.json_ready(dict(metadata or {})),
         )
         root = Path(path)
-        _prepare_directory(root, overwrite)
-        lock = WriterLock.acquire(root)
+        try:
+            _prepare_directory(root, overwrite)
+            lock = WriterLock.acquire(root)
+        except OSError as exc:
+            raise StoreError(f"cannot create a store at {root}: {exc}") from exc
         try:
             fmt.write_manifest(root, manifest)
-        except BaseException:
+        except BaseException as exc:
             lock.release()
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot create a store at {root}: {exc}") from exc
             raise
         return cls(root, manifest, "a", lock)
 
@@ -132,17 +140,17 @@ class GammaTrajectoryStore:
         if mode not in ("r", "a"):
             raise StoreError(f"mode must be 'r' or 'a', got {mode!r}")
         root = Path(path)
-        fmt.read_manifest(root)  # fail on a missing or broken store before taking the lock
-        lock = WriterLock.acquire(root) if mode == "a" else None
+        manifest = fmt.read_manifest(root)  # fails on a missing or broken store
+        if mode == "r":
+            return cls(root, manifest, mode, None)
+        lock = WriterLock.acquire(root)
         try:
             manifest = fmt.read_manifest(root)  # re-read under the lock: a writer may have flushed
-            if lock is not None:
-                for orphan in fmt.orphan_files(root, manifest):
-                    orphan.unlink(missing_ok=True)
+            for orphan in fmt.orphan_files(root, manifest):
+                orphan.unlink(missing_ok=True)
             return cls(root, manifest, mode, lock)
         except BaseException:
-            if lock is not None:
-                lock.release()
+            lock.release()
             raise
 
     # ---------------------------------------------------------------- writing
@@ -178,15 +186,21 @@ class GammaTrajectoryStore:
             return
         n = self._buffered
         steps, lrs = self._buf_steps[:n].copy(), self._buf_lrs[:n].copy()
-        segment = fmt.write_segment(
-            self._root, self._manifest.next_index, steps, lrs, self._buf_values[:n]
-        )
-        self._manifest.segments.append(segment)
         try:
-            fmt.write_manifest(self._root, self._manifest)
-        except BaseException:
-            self._manifest.segments.pop()
-            raise
+            segment = fmt.write_segment(
+                self._root, self._manifest.next_index, steps, lrs, self._buf_values[:n]
+            )
+            self._manifest.segments.append(segment)
+            try:
+                fmt.write_manifest(self._root, self._manifest)
+            except BaseException:
+                self._manifest.segments.pop()  # not committed: the buffer stays for a retry
+                raise
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write to store {self._root}: {exc}; the {n} buffered snapshots are "
+                "kept in memory, fix the problem (e.g. free disk space) and flush again"
+            ) from exc
         self._committed_steps = np.concatenate([self._committed_steps, steps])
         self._committed_lrs = np.concatenate([self._committed_lrs, lrs])
         self._buffered = 0
