@@ -25,7 +25,7 @@ from . import metrics
 from .engine.threshold import PruneDecision, select_channels
 from .errors import ConfigError, ForecastPruneError, StoreError
 from .forecasters import Forecaster, get_forecaster, list_forecasters
-from .isolation import CellOutcome, run_forecaster
+from .isolation import ISOLATIONS, CellOutcome, run_forecaster
 from .timeaxis import clock_for_store
 
 CONTROL = "naive"
@@ -63,6 +63,34 @@ class ReplaySettings:
     timeout: float | None = None
     eb_spacing: int | None = None
     isolation: str | None = None
+
+    def validate(self) -> None:
+        """Check every setting's range.
+
+        Raises:
+            ConfigError: naming the setting, the value received and what is expected.
+        """
+        problems = []
+        if not self.ratios or not all(0.0 <= r <= 1.0 for r in self.ratios):
+            problems.append(f"ratios must be one or more fractions in [0, 1]; got {self.ratios}")
+        if self.policy not in POLICIES:
+            problems.append(f"policy must be one of {', '.join(POLICIES)}; got {self.policy!r}")
+        if self.group_reduce not in ("max", "mean"):
+            problems.append(f"group_reduce must be max or mean; got {self.group_reduce!r}")
+        if self.min_keep < 1:
+            problems.append(f"min_keep must be ≥ 1 (a layer is never emptied); got {self.min_keep}")
+        if not 0.0 <= self.eps < 1.0:
+            problems.append(f"eps must be a fraction in [0, 1) of the largest final |γ|; got "
+                            f"{self.eps}")
+        if self.timeout is not None and not self.timeout > 0:
+            problems.append(f"timeout must be a positive number of seconds; got {self.timeout}")
+        if self.eb_spacing is not None and self.eb_spacing < 1:
+            problems.append(f"eb_spacing must be a whole number of steps ≥ 1; got "
+                            f"{self.eb_spacing}")
+        if self.isolation not in (None, *ISOLATIONS):
+            problems.append(f"isolation must be one of {ISOLATIONS}; got {self.isolation!r}")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -124,6 +152,7 @@ class EarlyBird:
     step: int | None
     fraction: float | None
     iou: float | None
+    tie_iou: float | None
 
 
 @dataclass
@@ -298,6 +327,7 @@ def replay(
             forecaster's own failures are reported in the result instead.
     """
     start = time.perf_counter()
+    settings.validate()
     forecasters, requested, notes = resolve_forecasters(specs)
     steps, values = store.history()
     if len(steps) < 2:
@@ -436,11 +466,13 @@ def _early_birds(
                           for i in rows])
         step = metrics.early_bird_step(steps[rows], masks)
         if step is None:
-            found[ratio] = EarlyBird(ratio, spacing, None, None, None)
+            found[ratio] = EarlyBird(ratio, spacing, None, None, None, None)
             continue
         mask = masks[int(np.searchsorted(steps[rows], step))]
+        oracle = judge.oracle_masks[ratio]
         found[ratio] = EarlyBird(ratio, spacing, step, step / int(steps[-1]),
-                                 metrics.iou(mask, judge.oracle_masks[ratio]))
+                                 metrics.iou(mask, oracle),
+                                 metrics.tie_aware_iou(mask, oracle, judge.collapsed))
     return found
 
 

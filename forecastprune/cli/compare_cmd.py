@@ -1,0 +1,191 @@
+"""``forecastprune compare``: the forecaster ablation on a recorded store."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..config import load_config, split_list, with_overrides
+from ..errors import ConfigError
+
+#: forecasters compared when neither a flag nor a config names any
+DEFAULT_FORECASTERS = ("sma", "ema", "linear", "arima")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Every key of ``compare``'s config file; each is also a flag of the same name.
+
+    See configs/compare.yaml for a documented example, and
+    :class:`~forecastprune.replay.ReplaySettings` for what the replay keys mean.
+    """
+
+    store: str | None = None
+    forecasters: tuple[str, ...] = DEFAULT_FORECASTERS
+    cutoffs: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
+    ratio: tuple[float, ...] = (0.5,)
+    policy: str = "none"
+    min_keep: int = 1
+    group_reduce: str = "max"
+    eps: float = 1e-3
+    timeout: float | None = None
+    eb_spacing: int | None = None
+    plugins: tuple[str, ...] = ()
+    json: str | None = None
+    csv: str | None = None
+    out: str | None = None
+    html: bool = False
+
+
+EXAMPLE = """
+\b
+Example:
+  forecastprune compare --forecasters sma,linear,'arima(p=2,d=1,q=1)' \\
+      --cutoffs 0.05,0.1,0.2 --ratio 0.5 --ratio 0.7 --out report/ --html
+"""
+
+
+@click.command("compare", epilog=EXAMPLE)
+@click.option("--store", "store", type=click.Path(path_type=str),
+              help="Trajectory store to replay (default: the bundled store).")
+@click.option("--forecasters", help="Comma-separated forecaster specs, or 'all'. naive is "
+              "always added as the control. [default: sma,ema,linear,arima]")
+@click.option("--cutoffs", help="Comma-separated cutoffs: fractions of the run (0.1) or "
+              "steps (500). [default: 0.05,0.1,0.2,0.3,0.5]")
+@click.option("--ratio", "ratio", type=float, multiple=True,
+              help="Fraction of prunable channels to prune; repeat for several. [default: 0.5]")
+@click.option("--policy", type=click.Choice(["none", "seed", "grouped"]),
+              help="Which channels may be pruned and which move together. [default: none]")
+@click.option("--min-keep", type=int, help="Channels every layer keeps at least. [default: 1]")
+@click.option("--group-reduce", type=click.Choice(["max", "mean"]),
+              help="Score of a coupled group under --policy grouped. [default: max]")
+@click.option("--eps", type=float, help="Collapsed set: final |γ| below EPS × the largest "
+              "final |γ|. [default: 1e-3]")
+@click.option("--timeout", type=float, help="Seconds per forecaster (all cutoffs together).")
+@click.option("--eb-spacing", type=int, help="Steps between Early-Bird masks "
+              "[default: one epoch, else 5% of the run].")
+@click.option("--plugins", multiple=True, type=click.Path(path_type=str),
+              help="Forecaster plugin file or folder; repeatable.")
+@click.option("--config", "config_path", type=click.Path(path_type=str),
+              help="YAML file with any of these options (flags win), e.g. configs/compare.yaml.")
+@click.option("--json", "json_path", type=click.Path(path_type=str), help="Write JSON here.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=str), help="Write CSV here.")
+@click.option("--out", type=click.Path(path_type=str), help="Folder for the PNG plots.")
+@click.option("--html/--no-html", default=None, help="Also write OUT/report.html.")
+def compare(config_path: str | None, json_path: str | None, csv_path: str | None,
+            **flags: Any) -> None:
+    """Replay forecasters on a recorded γ store and compare their early pruning masks.
+
+    For each cutoff, every forecaster sees only the |γ| history up to it and predicts |γ| at
+    the final step; its pruned set is compared with the one the actual final |γ| gives (IoU,
+    tie-aware IoU, precision, recall, Hamming distance, Spearman ρ, MAE, time). Exits 1 only
+    when every requested forecaster fails.
+    """
+    started = time.perf_counter()
+    config = _config(config_path, flags, json_path, csv_path)
+    from ..replay import replay  # heavy imports only once the arguments are sound
+    from ..report import format_table
+
+    _load_plugins(config.plugins)
+    with _open_store(config.store) as store:
+        with _Progress() as progress:
+            result = replay(store, list(config.forecasters), _settings(config), progress)
+        click.echo(format_table(result))
+        _write_outputs(config, result, store)
+    click.echo(f"\ncompared {len(result.forecasters)} forecasters × {len(result.cutoffs)} "
+               f"cutoffs in {time.perf_counter() - started:.1f} s")
+    if result.all_failed:
+        click.echo("Error: every requested forecaster failed; see the messages above", err=True)
+        sys.exit(1)
+
+
+def _config(path: str | None, flags: dict[str, Any], json_path: str | None,
+            csv_path: str | None) -> CompareConfig:
+    config = load_config(path, CompareConfig) if path else CompareConfig()
+    flags = dict(flags, json=json_path, csv=csv_path)
+    if flags["forecasters"] is not None:
+        flags["forecasters"] = tuple(split_list(flags["forecasters"]))
+    if flags["cutoffs"] is not None:
+        flags["cutoffs"] = tuple(_number(v, "--cutoffs") for v in split_list(flags["cutoffs"]))
+    config = with_overrides(config, **flags)
+    if config.html and not config.out:
+        raise ConfigError("--html writes OUT/report.html next to the plots; pass --out DIR too")
+    return config
+
+
+def _number(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a number", param_hint=flag) from None
+
+
+def _settings(config: CompareConfig) -> Any:
+    from ..replay import ReplaySettings
+
+    return ReplaySettings(
+        cutoffs=config.cutoffs, ratios=config.ratio, policy=config.policy,
+        min_keep=config.min_keep, group_reduce=config.group_reduce, eps=config.eps,
+        timeout=config.timeout, eb_spacing=config.eb_spacing,
+    )
+
+
+def _load_plugins(paths: tuple[str, ...]) -> None:
+    from ..forecasters import load_plugins
+
+    for path in paths:
+        load_plugins(path)
+
+
+def _open_store(path: str | None) -> Any:
+    from ..store import GammaTrajectoryStore, bundled_store_path
+
+    return GammaTrajectoryStore.open(path if path is not None else bundled_store_path())
+
+
+class _Progress:
+    """A tqdm bar over forecasters × cutoffs on stderr, created once the total is known."""
+
+    def __enter__(self) -> Any:
+        self.bar = None
+        return self.update
+
+    def update(self, label: str, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="compare", unit="fit", file=sys.stderr,
+                            leave=False, disable=None)
+        self.bar.set_postfix_str(label, refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _write_outputs(config: CompareConfig, result: Any, store: Any) -> None:
+    from ..report import dumps_json, to_csv, to_html, write_file
+
+    if config.json:
+        click.echo(f"wrote {write_file(config.json, dumps_json(result))}")
+    if config.csv:
+        click.echo(f"wrote {write_file(config.csv, to_csv(result))}")
+    if config.out:
+        import numpy as np
+
+        from ..plots import make_plots
+
+        steps, values = store.history()
+        images = make_plots(result, steps, np.abs(values))
+        for name, data in images.items():
+            write_file(Path(config.out) / name, data)
+        click.echo(f"wrote {len(images)} plots to {config.out}")
+        if config.html:
+            page = write_file(Path(config.out) / "report.html", to_html(result, images))
+            click.echo(f"wrote {page}")

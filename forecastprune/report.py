@@ -1,0 +1,228 @@
+"""Render a :class:`~forecastprune.replay.ReplayResult`: terminal table, JSON, CSV and HTML.
+
+The terminal table has one block per ratio: a header line with the oracle's cut and how clearly
+it separates pruned from kept channels, the Early-Bird point, then one line per (cutoff,
+forecaster). The best forecaster per cutoff is marked ``*`` on the metric that ranks them (IoU,
+or tie-aware IoU when the ratio cuts inside the collapsed set). Failed cells say so; their
+messages follow the table once each.
+
+Every file is written atomically: a reader sees the old file or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .replay import ReplayResult, Row
+from .store.format import atomic_write_bytes
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # reading the umask means setting it; restored at once, at import time
+
+#: (header, Row attribute, format) of the metric columns, in table order
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("IoU", "iou", ".3f"),
+    ("tIoU", "tie_iou", ".3f"),
+    ("prec", "precision", ".3f"),
+    ("recall", "recall", ".3f"),
+    ("Hamming", "hamming", ".3f"),
+    ("rho", "spearman", ".3f"),
+    ("MAE", "mae", ".4f"),
+)
+
+CSV_FIELDS = (
+    "forecaster", "cutoff", "cutoff_step", "cutoff_fraction", "ratio", "iou", "tie_iou",
+    "precision", "recall", "hamming", "spearman", "mae", "pruned", "collapsed_layers",
+    "seconds", "best", "error",
+)
+
+
+def write_file(path: str | Path, data: str | bytes) -> Path:
+    """Atomically write text (UTF-8) or bytes, creating missing parent folders.
+
+    The temporary file behind the atomic write is private (0600); reports are meant to be
+    shared, so the result gets the permissions a plain ``open(path, "w")`` would give.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+    os.chmod(path, 0o666 & ~_UMASK)
+    return path
+
+
+# ------------------------------------------------------------------------------ terminal
+def format_table(result: ReplayResult) -> str:
+    """The aligned terminal report: one block per ratio, then failures and warnings."""
+    blocks = [_block(result, ratio) for ratio in result.settings.ratios]
+    failures = _failure_lines(result)
+    if failures:
+        blocks.append("failed cells:\n" + "\n".join(f"  {line}" for line in failures))
+    if result.warnings:
+        blocks.append("\n".join(f"warning: {w}" for w in result.warnings))
+    return "\n\n".join(blocks)
+
+
+def _block(result: ReplayResult, ratio: float) -> str:
+    oracle, eb = result.oracle[ratio], result.early_bird[ratio]
+    sep = oracle.separation
+    head = (
+        f"ratio {ratio:g}: the oracle prunes {oracle.pruned} of {result.prunable} prunable "
+        f"channels (cut |γ| = {_num(sep.cut, '.4g')}, separation {_num(sep.score, '.2f')}); "
+        f"best marked * by {'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}"
+    )
+    if eb.step is None:
+        bird = f"Early-Bird (naive masks every {eb.spacing} steps): never settled"
+    else:
+        bird = (f"Early-Bird (naive masks every {eb.spacing} steps): step {eb.step} "
+                f"({eb.fraction:.0%} of the run), IoU there {eb.iou:.3f}")
+    header = ["cutoff", "forecaster"] + [c[0] for c in COLUMNS] + ["collapse", "seconds"]
+    lines = [header]
+    for cutoff in result.cutoffs:
+        best = result.best(cutoff, ratio)
+        for i, row in enumerate(result.rows_for(ratio, cutoff)):
+            first = f"{cutoff.label} (step {cutoff.step})" if i == 0 else ""
+            lines.append([first, row.forecaster] + _cells(row, oracle.rank_by, best))
+    return "\n".join([head, bird, "", _align(lines)])
+
+
+def _cells(row: Row, rank_by: str, best: str | None) -> list[str]:
+    if not row.ok:
+        return ["failed (see below)"] + [""] * (len(COLUMNS) + 1)
+    cells = []
+    for _, attr, fmt in COLUMNS:
+        mark = "*" if attr == rank_by and row.forecaster == best else " "
+        cells.append(_num(getattr(row, attr), fmt) + mark)
+    return cells + [str(len(row.collapsed)), f"{row.seconds:.2f}"]
+
+
+def _num(value: float, fmt: str) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else format(value, fmt)
+
+
+def _align(lines: Sequence[Sequence[str]]) -> str:
+    """Left-align the two label columns, right-align the numbers."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for line in lines:
+        cells = [c.ljust(w) if i < 2 else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(line, widths))]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def _failure_lines(result: ReplayResult) -> list[str]:
+    seen: dict[tuple[str, str], list[str]] = {}
+    for row in result.rows:
+        if not row.ok and row.ratio == result.settings.ratios[0]:
+            seen.setdefault((row.forecaster, row.error or ""), []).append(row.cutoff.label)
+    return [f"{name} at {', '.join(labels)}: {error}" for (name, error), labels in seen.items()]
+
+
+# ------------------------------------------------------------------------------ files
+def to_json(result: ReplayResult) -> dict[str, Any]:
+    """Everything in the report as JSON-ready data (NaN and infinities become null)."""
+    data = {
+        "store": result.store,
+        "channels": result.channels,
+        "prunable": result.prunable,
+        "final_step": result.final_step,
+        "snapshots": result.snapshots,
+        "layers": list(result.layout_layers),
+        "settings": _settings(result),
+        "forecasters": result.forecasters,
+        "cutoffs": [vars(c) for c in result.cutoffs],
+        "eps": result.eps,
+        "collapsed_fraction": result.collapsed_fraction,
+        "oracle": [_oracle(result, ratio) for ratio in result.settings.ratios],
+        "rows": [_row(result, row) | {"layer_pruned": list(row.layer_pruned)}
+                 for row in result.rows],
+        "warnings": result.warnings,
+        "seconds": result.seconds,
+    }
+    return _finite(data)
+
+
+def dumps_json(result: ReplayResult) -> str:
+    return json.dumps(to_json(result), indent=2, allow_nan=False) + "\n"
+
+
+def to_csv(result: ReplayResult) -> str:
+    """One CSV line per (forecaster, cutoff, ratio); empty fields where a cell failed."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in result.rows:
+        record = _finite(_row(result, row))
+        writer.writerow({k: "" if record[k] is None else record[k] for k in CSV_FIELDS})
+    return buffer.getvalue()
+
+
+def _row(result: ReplayResult, row: Row) -> dict[str, Any]:
+    return {
+        "forecaster": row.forecaster, "cutoff": row.cutoff.label, "cutoff_step": row.cutoff.step,
+        "cutoff_fraction": row.cutoff.fraction, "ratio": row.ratio,
+        **{attr: getattr(row, attr) for _, attr, _ in COLUMNS},
+        "pruned": row.pruned if row.ok else None,
+        "collapsed_layers": ";".join(row.collapsed),
+        "seconds": row.seconds,
+        "best": row.ok and result.best(row.cutoff, row.ratio) == row.forecaster,
+        "error": row.error,
+    }
+
+
+def _oracle(result: ReplayResult, ratio: float) -> dict[str, Any]:
+    oracle, eb = result.oracle[ratio], result.early_bird[ratio]
+    return {
+        "ratio": ratio, "pruned": oracle.pruned, "rank_by": oracle.rank_by,
+        "separation": vars(oracle.separation), "collapsed_layers": list(oracle.collapsed),
+        "layer_pruned": list(oracle.layer_pruned),
+        "early_bird": vars(eb),
+        "best": {c.label: result.best(c, ratio) for c in result.cutoffs},
+    }
+
+
+def _settings(result: ReplayResult) -> dict[str, Any]:
+    settings = dict(vars(result.settings))
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN/inf floats by None, recursively (strict JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------ html
+def to_html(result: ReplayResult, images: Mapping[str, bytes]) -> str:
+    """A self-contained HTML report: the table, warnings and the plots embedded as base64."""
+    figures = "\n".join(
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+        f'{base64.b64encode(data).decode("ascii")}"><figcaption>{html.escape(name)}'
+        "</figcaption></figure>"
+        for name, data in images.items()
+    )
+    title = f"forecastprune compare — {html.escape(Path(result.store).name)}"
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
+        "pre{background:#f6f6f6;padding:1em;overflow-x:auto}img{max-width:100%}</style>"
+        f"</head><body><h1>{title}</h1>"
+        f"<p>{result.snapshots} snapshots up to step {result.final_step}, "
+        f"{result.channels} channels ({result.prunable} prunable), "
+        f"{len(result.forecasters)} forecasters, {result.seconds:.1f} s.</p>"
+        f"<pre>{html.escape(format_table(result))}</pre>\n{figures}\n</body></html>\n"
+    )
