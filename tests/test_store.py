@@ -105,6 +105,10 @@ def test_history_until_step_and_layer_subset(tmp_path):
     np.testing.assert_array_equal(got_steps, steps[:5])
     np.testing.assert_array_equal(got, rows[:5])
     assert store.history(until_step=-1)[1].shape == (0, LAYOUT.total)
+    assert store.history(until_step=-0.5)[0].tolist() == []  # no truncation towards zero
+    assert store.history(until_step=np.int32(10))[0].tolist() == [0, 10]
+    with pytest.raises(StoreError, match="until_step must be a number"):
+        store.history(until_step="45")
     # non-contiguous, reordered layers come back in the order asked
     _, sub = store.history(until_step=30, layers=["head.bn", "features.1"])
     expected = np.concatenate([rows[:4, 5:9], rows[:4, 0:3]], axis=1)

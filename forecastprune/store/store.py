@@ -26,6 +26,7 @@ are memory-mapped segment by segment only when a read needs them.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -54,7 +55,7 @@ class GammaTrajectoryStore:
         self._mode = mode
         self._lock = lock
         self._closed = False
-        self._maps: dict[tuple[int, str], np.ndarray] = {}
+        self._values_maps: dict[int, np.ndarray] = {}  # segment index -> memory map
         self._committed_steps, self._committed_lrs = self._read_time_axis()
         width, dtype = manifest.layout.total, np.dtype(manifest.dtype)
         self._buf_values = np.empty((manifest.flush_every, width), dtype=dtype) if lock else None
@@ -291,7 +292,7 @@ class GammaTrajectoryStore:
         return np.concatenate([self._committed_lrs, self._buf_lrs[: self._buffered]])
 
     def history(
-        self, until_step: int | None = None, layers: list[str] | None = None
+        self, until_step: int | None = None, layers: Sequence[str] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Snapshots up to and including ``until_step``, optionally for some layers only.
 
@@ -309,9 +310,7 @@ class GammaTrajectoryStore:
             StoreError: for an unknown layer or a damaged segment file.
         """
         columns, width = self._columns(layers)
-        end = len(self) if until_step is None else int(
-            np.searchsorted(self.steps, int(until_step), side="right")
-        )
+        end = len(self) if until_step is None else self._rows_until(until_step)
         parts = []
         for seg, offset in self._segments_with_offsets():
             if offset >= end:
@@ -359,6 +358,13 @@ class GammaTrajectoryStore:
         )
 
     # ---------------------------------------------------------------- internals
+    def _rows_until(self, until_step: Any) -> int:
+        if isinstance(until_step, bool) or not isinstance(
+            until_step, (int, float, np.integer, np.floating)
+        ):
+            raise StoreError(f"until_step must be a number or None, got {until_step!r}")
+        return int(np.searchsorted(self.steps, until_step, side="right"))
+
     def _read_time_axis(self) -> tuple[np.ndarray, np.ndarray]:
         steps, lrs = [np.zeros(0, np.int64)], [np.zeros(0, np.float64)]
         for seg in self._manifest.segments:
@@ -381,16 +387,15 @@ class GammaTrajectoryStore:
         )
 
     def _segment_values(self, seg: fmt.Segment) -> np.ndarray:
-        key = (seg.index, "values")
-        if key not in self._maps:
-            self._maps[key] = self._load(seg, "values")
-        return self._maps[key]
+        if seg.index not in self._values_maps:
+            self._values_maps[seg.index] = self._load(seg, "values")
+        return self._values_maps[seg.index]
 
     def _segments_with_offsets(self) -> list[tuple[fmt.Segment, int]]:
         offsets = np.cumsum([0] + [s.rows for s in self._manifest.segments])
         return list(zip(self._manifest.segments, (int(o) for o in offsets)))
 
-    def _columns(self, layers: list[str] | None) -> tuple[slice | np.ndarray, int]:
+    def _columns(self, layers: Sequence[str] | None) -> tuple[slice | np.ndarray, int]:
         if layers is None:
             return slice(None), self.layout.total
         if isinstance(layers, str):
