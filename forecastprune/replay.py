@@ -278,13 +278,19 @@ def channel_plan(store: Any, policy: str) -> tuple[np.ndarray | None, list[np.nd
         raise ConfigError(f"policy must be one of {', '.join(POLICIES)}; got {policy!r}")
     if policy == "none":
         return None, None
+    meta = store.metadata
+    name = meta.get("model")
+    if not name:
+        raise ConfigError(
+            f"policy {policy!r} traces the model the store was recorded from, but the store's "
+            "metadata names no 'model'; use --policy none, or record the store with "
+            "`forecastprune record`"
+        )
     import torch  # only policies that trace the model need torch
 
     from .engine.coupling import plan_channels
     from .zoo import build_model, list_models
 
-    meta = store.metadata
-    name = meta.get("model")
     if name not in list_models():
         raise ConfigError(
             f"policy {policy!r} traces the model the store was recorded from, but its metadata "

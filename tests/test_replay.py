@@ -1,0 +1,184 @@
+"""Offline replay: cutoffs, history truncation, oracle, isolation of failing forecasters."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from forecastprune.engine.threshold import select_channels
+from forecastprune.errors import ConfigError, UnknownForecasterError
+from forecastprune.forecasters import Forecaster, register_forecaster
+from forecastprune.isolation import run_forecaster
+from forecastprune.replay import ReplaySettings, replay, resolve_cutoffs, resolve_forecasters
+from forecastprune.store import GammaTrajectoryStore
+from forecastprune.testing import isolated_registry
+
+from _replay_data import END, START, linear_store, settling_store, write_store
+
+
+@pytest.fixture(scope="module")
+def line_store(tmp_path_factory):
+    path = linear_store(tmp_path_factory.mktemp("replay") / "line.fpstore")
+    with GammaTrajectoryStore.open(path) as store:
+        yield store
+
+
+def test_cutoffs_mix_fractions_and_steps_sorted_and_deduplicated():
+    cutoffs = resolve_cutoffs([0.5, 100, 0.1, 20], final_step=200)
+    assert [c.step for c in cutoffs] == [20, 100]  # 0.1 × 200 = step 20 = the explicit 20
+    assert [c.label for c in cutoffs] == ["10%", "50%"]
+
+
+@pytest.mark.parametrize("values, match", [
+    ([1.0 * 200], "not before the store's final step"),
+    ([0.0], "neither a fraction"),
+    ([2.5], "neither a fraction"),
+    ([], "at least one cutoff"),
+])
+def test_bad_cutoffs_raise_config_error(values, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_cutoffs(values, final_step=200)
+
+
+def test_naive_control_is_added_first_and_unknown_names_list_valid_ones():
+    built, requested, _ = resolve_forecasters(["sma", "linear(window=4)", "sma"])
+    assert [label for label, _ in built] == ["naive", "sma", "linear(window=4)"]
+    assert requested == ["sma", "linear(window=4)"]
+    with pytest.raises(UnknownForecasterError, match="sma"):
+        resolve_forecasters(["smaa"])
+
+
+def test_replay_sees_only_the_history_up_to_each_cutoff(line_store):
+    result = replay(line_store, ["linear"], ReplaySettings(cutoffs=(0.5,), ratios=(0.5,)))
+    naive, linear = (result.rows_for(0.5)[i] for i in (0, 1))
+    # naive predicts the mid-run |γ|: lowest four {2, 4, 6, 7} vs the oracle's {0, 2, 4, 6}
+    assert naive.iou == pytest.approx(3 / 5)
+    assert naive.mae == pytest.approx(np.mean(np.abs(START - END)) / 2)
+    # the straight lines are extrapolated exactly
+    assert linear.iou == pytest.approx(1.0) and linear.mae < 1e-6  # float32 storage
+    assert linear.spearman == pytest.approx(1.0)
+    assert result.best(result.cutoffs[0], 0.5) == "linear"
+    assert result.oracle[0.5].pruned == 4 and result.prunable == 8
+    assert not result.all_failed
+
+
+def test_one_failing_forecaster_does_not_stop_the_others(line_store):
+    with isolated_registry():
+        @register_forecaster("boom")
+        class Boom(Forecaster):
+            def _fit(self, t, values):
+                raise RuntimeError("kaboom")
+
+        @register_forecaster("nanny")
+        class Nanny(Forecaster):
+            def _fit(self, t, values):
+                self.n = values.shape[1]
+
+            def _predict(self, target_t):
+                return np.full(self.n, np.nan)
+
+        result = replay(line_store, ["boom", "nanny", "sma"],
+                        ReplaySettings(cutoffs=(0.3, 0.5), ratios=(0.5, 0.7)))
+    assert "RuntimeError: kaboom" in result.failure("boom")
+    assert "8 NaN/Inf" in result.failure("nanny")
+    assert result.failure("sma") is None
+    assert all(r.ok for r in result.rows if r.forecaster == "sma")
+    assert len(result.rows) == 4 * 2 * 2
+    assert any("boom failed" in w for w in result.warnings)
+    assert not result.all_failed
+
+
+def test_all_requested_failing_is_reported(line_store):
+    with isolated_registry():
+        @register_forecaster("boom")
+        class Boom(Forecaster):
+            def _fit(self, t, values):
+                raise ValueError("no")
+
+        result = replay(line_store, ["boom"], ReplaySettings(cutoffs=(0.5,)))
+    assert result.all_failed and result.failure("naive") is None
+
+
+class Sleepy(Forecaster):
+    def _fit(self, t, values):
+        time.sleep(30)
+
+
+@pytest.mark.parametrize("isolation", ["process", "thread"])
+def test_timeout_stops_waiting_and_marks_every_remaining_cutoff(isolation):
+    steps, values = np.arange(10), np.ones((10, 3))
+    start = time.monotonic()
+    outcomes = run_forecaster(Sleepy(), steps, values, [4, 6], 9, timeout=0.3,
+                              isolation=isolation)
+    assert time.monotonic() - start < 5
+    assert [o.error for o in outcomes] == ["timed out after 0.3 s (0 of 2 cutoffs done)"] * 2
+
+
+def test_wrong_shape_is_a_failed_cell():
+    class Short(Forecaster):
+        def _fit(self, t, values):
+            pass
+
+        def predict(self, target_step):  # bypasses the base class check on purpose
+            return np.zeros(2)
+
+    [outcome] = run_forecaster(Short(), np.arange(5), np.ones((5, 3)), [3], 4)
+    assert outcome.prediction is None and "shape (2,)" in outcome.error
+
+
+def test_early_bird_point_on_masks_that_settle(tmp_path):
+    with GammaTrajectoryStore.open(settling_store(tmp_path / "s.fpstore")) as store:
+        result = replay(store, ["sma"], ReplaySettings(cutoffs=(0.5,), eb_spacing=10))
+    bird = result.early_bird[0.5]
+    # masks every 10 steps; frozen from 50, so 90 is the first with four frozen predecessors
+    assert (bird.step, bird.spacing, bird.iou) == (90, 10, 1.0)
+
+
+def test_collapsed_cut_ranks_by_tie_aware_iou_and_warns(tmp_path):
+    steps = np.arange(0, 101, 10)
+    final = np.array([0.0] * 6 + [0.5, 1.0])
+    values = np.linspace(np.full(8, 0.8), final, len(steps))
+    from _replay_data import LAYOUT, write_store
+
+    with GammaTrajectoryStore.open(write_store(tmp_path / "z.fpstore", steps, values,
+                                               LAYOUT)) as store:
+        result = replay(store, ["sma"], ReplaySettings(cutoffs=(0.5,), ratios=(0.5,)))
+    oracle = result.oracle[0.5]
+    assert oracle.separation.inside_collapsed and oracle.rank_by == "tie_iou"
+    assert result.collapsed_fraction == pytest.approx(6 / 8)
+    assert any("cuts inside the collapsed set" in w for w in result.warnings)
+    naive = result.rows_for(0.5)[0]
+    assert naive.tie_iou == pytest.approx(1.0)  # any 4 of the 6 zeros is as good as another
+
+
+def test_policy_needs_a_model_in_the_metadata(line_store):
+    with pytest.raises(ConfigError, match="names no 'model'"):
+        replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), policy="seed"))
+
+
+@pytest.mark.parametrize("policy", ["seed", "grouped"])
+def test_policies_trace_the_stores_zoo_model(tmp_path, policy):
+    from forecastprune.engine.coupling import default_layout, plan_channels
+    from forecastprune.zoo import build_model
+
+    import torch
+
+    model = build_model("resnet")
+    layout = default_layout(model)
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 60, 5)
+    values = np.cumsum(rng.normal(0, 0.05, (len(steps), layout.total)), axis=0) + 1.0
+    path = write_store(tmp_path / "r.fpstore", steps, values, layout, {"model": "resnet"})
+    with GammaTrajectoryStore.open(path) as store:
+        result = replay(store, ["sma"], ReplaySettings(cutoffs=(0.5,), policy=policy))
+    plan = plan_channels(model, torch.zeros(1, 1, 8, 8), layout, policy)
+    assert result.prunable == plan.prunable_channels
+    if policy == "seed":
+        assert plan.prunable_channels < layout.total  # shortcut-tied layers are left alone
+    else:
+        assert plan.groups  # residual adds couple channels across layers
+    expected = select_channels(np.abs(values[-1]), layout, ratio=0.5, prunable=plan.prunable,
+                               groups=plan.groups)
+    assert result.oracle[0.5].layer_pruned == tuple(r.pruned for r in expected.report)
