@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,14 @@ import click
 import numpy as np
 
 from ..errors import ForecasterError, StoreError
-from ..forecasters import Forecaster, ForecasterInfo, get_forecaster, list_forecasters, load_plugins
+from ..forecasters import (
+    Forecaster,
+    ForecasterInfo,
+    PluginWarning,
+    get_forecaster,
+    list_forecasters,
+    load_plugins,
+)
 from ..forecasters.registry import describe_params
 from ..store import GammaTrajectoryStore, bundled_store_path
 from ..store.format import atomic_write_bytes
@@ -42,14 +50,15 @@ def list_cmd(pattern: str | None, plugin_paths: Sequence[Path]) -> None:
       forecastprune list
       forecastprune list --plugins plugins/single_file_plugin.py
     """
-    _load(plugin_paths)
-    rows = list_forecasters(pattern)
-    working = [row for row in rows if not row.broken]
-    broken = [row for row in rows if row.broken]
-    if not rows:
+    with warnings.catch_warnings():  # broken plugins are reported below, not as warnings
+        warnings.simplefilter("ignore", PluginWarning)
+        _load(plugin_paths)
+        working = list_forecasters(pattern, include_broken=False)
+        broken = [row for row in list_forecasters() if row.broken]  # whatever the pattern
+    if working:
+        click.echo(format_table(working))
+    else:
         click.echo(f"no forecaster matches {pattern!r}")
-        return
-    click.echo(format_table(working))
     if broken:
         click.echo("\nPlugins that failed to load:")
         for row in broken:
