@@ -1,0 +1,44 @@
+"""The pruning engine: scores → keep masks → a physically smaller model.
+
+* :func:`select_channels` (``threshold``, pure numpy) turns per-channel scores into a
+  :class:`PruneDecision`;
+* :func:`plan_channels` (``coupling``) says which channels may be pruned and which move
+  together under the ``seed`` or ``grouped`` policy;
+* :func:`prune_model` (``surgery``) cuts a copy of the model, folding β into the next layers;
+* :func:`rebuild_optimizer` (``optim``) carries an optimizer over to the pruned model;
+* :func:`save_pruned` / :func:`load_pruned` (``persist``) store a pruned model without pickles;
+* :func:`model_stats` / :func:`compare_stats` (``stats``) report params, MACs and latency.
+
+Names are imported on first use, so the numpy-only threshold never pulls in torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "select_channels": "threshold",
+    "PruneDecision": "threshold",
+    "LayerReport": "threshold",
+    "plan_channels": "coupling",
+    "ChannelPlan": "coupling",
+    "POLICIES": "coupling",
+    "prune_model": "surgery",
+    "surgery_record": "surgery",
+    "SurgeryRecord": "surgery",
+    "rebuild_optimizer": "optim",
+    "save_pruned": "persist",
+    "load_pruned": "persist",
+    "model_stats": "stats",
+    "compare_stats": "stats",
+    "ModelStats": "stats",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

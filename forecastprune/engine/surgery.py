@@ -1,0 +1,317 @@
+"""Physical surgery: keep masks → a new, smaller model.
+
+The input model is never touched: it is deep-copied and the copy is cut with torch-pruning's
+DependencyGraph, one call per BN that still has channels to remove
+(``get_pruning_group(bn, prune_batchnorm_out_channels, idxs)``, ``check_pruning_group``,
+``prune``). The graph removes the BN's channels together with the producing conv's filters, the
+input slices of every consumer and everything coupled to them. Indices shift after each cut, so
+a tracker keeps, for every layer side touched, which original channels are still alive; each BN
+is asked only for its own still-alive channels, translated to current positions.
+
+Before a group is cut, the constant output of its channels is folded into their consumers (see
+:mod:`~forecastprune.engine.compensation`), which makes the pruned model equal to the original
+with the pruned channels' γ set to 0 (exactly after 1×1 convs and linear layers).
+
+The returned model carries a :class:`SurgeryRecord` (``surgery_record(model)``): which original
+parameter each new parameter came from and which indices it kept, so an optimizer can be
+remapped (:func:`~forecastprune.engine.optim.rebuild_optimizer`) and the cut replayed
+(:mod:`~forecastprune.engine.persist`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..errors import PruningError
+from ..layout import ChannelLayout
+from ..selection import unwrap_model
+from .compensation import MeasuredInput, fold_constants, recorded_inputs
+from .coupling import (
+    WEIGHTED,
+    ChannelPlan,
+    as_args,
+    check_layout,
+    is_consumer,
+    plan_channels,
+    traced_graph,
+)
+
+#: attribute of a pruned model holding its SurgeryRecord
+RECORD_ATTR = "forecastprune_surgery"
+
+
+@dataclass(frozen=True)
+class SurgeryRecord:
+    """How a pruned model's parameters relate to the model it was cut from.
+
+    Attributes:
+        keep: BN layer -> original indices of the channels kept (the plan to replay).
+        sources: new parameter name -> ``id()`` of the input model's parameter it came from
+            (absent for parameters the surgery created, i.e. compensation biases).
+        kept: new parameter name -> per dimension, the original indices kept (None where the
+            dimension was not cut).
+    """
+
+    keep: dict[str, np.ndarray]
+    sources: dict[str, int]
+    kept: dict[str, tuple[np.ndarray | None, ...]]
+
+
+def surgery_record(model: nn.Module) -> SurgeryRecord | None:
+    """The :class:`SurgeryRecord` of a model returned by :func:`prune_model`, else None."""
+    return getattr(unwrap_model(model), RECORD_ATTR, None)
+
+
+def prune_model(
+    model: nn.Module,
+    keep: Mapping[str, Any] | Any,
+    example_inputs: Any,
+    plan: ChannelPlan | None = None,
+    *,
+    compensate: bool = True,
+) -> nn.Module:
+    """Return a physically smaller copy of ``model`` without the channels ``keep`` drops.
+
+    Args:
+        model: the model to cut (left untouched; DDP/DataParallel wrappers are stripped).
+        keep: a :class:`~forecastprune.engine.threshold.PruneDecision` or a mapping
+            BN layer name -> (n,) bool mask, True for channels to keep.
+        example_inputs: a tensor (or tuple) the model accepts, for tracing; small inputs are
+            fine when the structure does not depend on the size.
+        plan: the :class:`ChannelPlan` the masks were made under; by default the ``grouped``
+            plan of the masks' layers is traced (which accepts every valid ``seed`` mask too).
+        compensate: fold the pruned channels' constant output (act(β)) into the next layers.
+
+    Returns:
+        The pruned copy, in the same train/eval mode, carrying a :class:`SurgeryRecord`.
+
+    Raises:
+        LayoutError: if the masks name layers the model does not have, or other widths.
+        PruningError: for malformed masks, masks that cut a non-prunable channel, part of a
+            coupled group or a whole layer, or a cut torch-pruning refuses.
+    """
+    model = unwrap_model(model)
+    masks = keep_masks(keep)
+    layout = ChannelLayout.from_pairs((name, mask.size) for name, mask in masks.items())
+    if plan is not None:
+        plan.layout.check_same(layout, what="the keep masks")
+    check_layout(model, layout)
+    plan = plan or plan_channels(model, example_inputs, layout, policy="grouped")
+    pruned = ~layout.join(masks)
+    _check_cut(pruned, plan)
+    new = copy.deepcopy(model)
+    tracker = _Tracker()
+    if pruned.any():
+        _cut(new, layout, pruned, example_inputs, tracker, compensate)
+    record = SurgeryRecord(
+        keep={name: np.flatnonzero(mask) for name, mask in masks.items()},
+        **_param_map(model, new, tracker),
+    )
+    object.__setattr__(new, RECORD_ATTR, record)
+    return new
+
+
+def keep_masks(keep: Mapping[str, Any] | Any) -> dict[str, np.ndarray]:
+    """Normalise a PruneDecision or a mapping of masks to ``{layer: (n,) bool ndarray}``.
+
+    Raises:
+        PruningError: if ``keep`` is neither, or a mask is not a non-empty 1-D bool array.
+    """
+    if hasattr(keep, "keep") and hasattr(keep, "layout"):
+        keep = keep.keep
+    if not isinstance(keep, Mapping) or not keep:
+        raise PruningError(
+            f"keep must be a PruneDecision or a non-empty mapping layer -> bool mask; got "
+            f"{type(keep).__name__}"
+        )
+    masks: dict[str, np.ndarray] = {}
+    for name, mask in keep.items():
+        array = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+        if array.ndim != 1 or array.dtype != np.bool_ or array.size == 0:
+            raise PruningError(
+                f"the keep mask of layer {name!r} must be a non-empty 1-D bool array (True = "
+                f"keep); got dtype {array.dtype} and shape {array.shape}"
+            )
+        masks[str(name)] = array
+    return masks
+
+
+def _check_cut(pruned: np.ndarray, plan: ChannelPlan) -> None:
+    """Refuse cuts the plan forbids: non-prunable channels, split groups, emptied layers."""
+    layout = plan.layout
+    for name, cut in layout.split(pruned).items():
+        ok = layout.split(plan.prunable)[name]
+        if (cut & ~ok).any():
+            raise PruningError(
+                f"layer {name!r}: {int((cut & ~ok).sum())} channel(s) to prune may not be "
+                f"pruned under the {plan.policy!r} plan ({plan.reasons.get(name, 'not prunable')})"
+                "; threshold with prunable=plan.prunable and groups=plan.groups"
+            )
+        if cut.all():
+            raise PruningError(
+                f"layer {name!r} would lose all {cut.size} channels; keep at least one "
+                "(min_keep >= 1)"
+            )
+    for group in plan.groups:
+        if pruned[group].any() and not pruned[group].all():
+            members = sorted({layout.names[np.searchsorted(layout.offsets, i, "right") - 1]
+                              for i in group})
+            raise PruningError(
+                f"coupled channels of layers {members} must be pruned together, but the masks "
+                "cut only some of them; pass groups=plan.groups to the threshold"
+            )
+
+
+class _Tracker:
+    """Original channel indices still alive on each (layer, side) as cuts shift positions."""
+
+    def __init__(self) -> None:
+        self.alive: dict[tuple[nn.Module, str], list[int]] = {}
+
+    def alive_of(self, module: nn.Module, side: str) -> list[int]:
+        key = (module, side)
+        if key not in self.alive:
+            self.alive[key] = list(range(_width(module, side)))
+        return self.alive[key]
+
+    def positions(self, module: nn.Module, side: str, originals: np.ndarray) -> list[int]:
+        wanted = set(int(i) for i in originals)
+        return [pos for pos, orig in enumerate(self.alive_of(module, side)) if orig in wanted]
+
+    def original(self, module: nn.Module, side: str, positions: list[int]) -> list[int]:
+        alive = self.alive_of(module, side)
+        return [alive[pos] for pos in positions]
+
+    def remove(self, module: nn.Module, side: str, positions: list[int]) -> None:
+        gone = set(positions)
+        self.alive[(module, side)] = [orig for pos, orig in enumerate(self.alive_of(module, side))
+                                      if pos not in gone]
+
+
+def _width(module: nn.Module, side: str) -> int:
+    if isinstance(module, _BatchNorm):
+        return module.num_features
+    if isinstance(module, nn.Linear):
+        return module.out_features if side == "out" else module.in_features
+    return module.out_channels if side == "out" else module.in_channels
+
+
+def _cut(model: nn.Module, layout: ChannelLayout, pruned: np.ndarray, example_inputs: Any,
+         tracker: _Tracker, compensate: bool) -> None:
+    """Cut ``model`` in place (it is the caller's private copy)."""
+    bns = check_layout(model, layout)
+    cuts = {name: np.flatnonzero(mask) for name, mask in layout.split(pruned).items()}
+    with torch.no_grad():
+        for name, originals in cuts.items():
+            # a zero γ makes the channel output β: what compensation must reproduce
+            bns[name].weight[torch.as_tensor(originals, dtype=torch.long)] = 0.0
+    consumers = [m for m in model.modules() if isinstance(m, WEIGHTED)] if compensate else []
+    # one eval-mode forward (the graph's trace) measures the consumers' constant inputs and
+    # the output shapes the cut must preserve
+    with _output_shapes_of(model) as shapes, recorded_inputs(consumers) as means, \
+            traced_graph(model, example_inputs) as graph:
+        for name, bn in bns.items():
+            positions = tracker.positions(bn, "out", cuts[name])
+            if not positions:
+                continue  # nothing left here, or already cut through a coupled layer
+            group = graph.get_pruning_group(bn, tp.prune_batchnorm_out_channels, idxs=positions)
+            if not graph.check_pruning_group(group):
+                raise PruningError(
+                    f"cutting {len(positions)} channel(s) of {name!r} would empty a coupled "
+                    "layer; keep more channels (min_keep)"
+                )
+            if compensate:
+                _compensate(graph, group, means, tracker)
+            cuts_made = _sides_cut(graph, group)
+            for module, side, _ in cuts_made:
+                tracker.alive_of(module, side)  # start tracking at the pre-cut width
+            group.prune(record_history=False)
+            for module, side, gone in cuts_made:
+                tracker.remove(module, side, gone)
+    if _output_shapes(model, example_inputs) != shapes:
+        raise PruningError("the cut changed the model's output shape; a channel reaching the "
+                           "output was pruned — exclude that layer from the layout")
+
+
+def _compensate(graph: tp.DependencyGraph, group: Any,
+                means: dict[nn.Module, MeasuredInput], tracker: _Tracker) -> None:
+    """Fold the group's constant channels into every consumer it removes inputs from."""
+    for item in group.items:
+        consumer = item.dep.target.module
+        if not is_consumer(graph, consumer, item.dep.handler):
+            continue
+        positions = [int(i) for i in item.idxs]
+        seen = means[consumer]
+        constants = seen.mean[tracker.original(consumer, "in", positions)]
+        outs = item.dep.target.outputs
+        next_bn = outs[0].module if len(outs) == 1 and isinstance(outs[0].module, _BatchNorm) \
+            else None
+        fold_constants(consumer, positions, constants, seen.size, next_bn)
+
+
+def _sides_cut(graph: tp.DependencyGraph, group: Any) -> list[tuple[nn.Module, str, list[int]]]:
+    """(layer, side, positions) for every conv/linear/BN side the group cuts."""
+    sides = []
+    for item in group.items:
+        module = item.dep.target.module
+        if isinstance(module, _BatchNorm):
+            sides.append((module, "out", [int(i) for i in item.idxs]))
+        elif isinstance(module, WEIGHTED):
+            side = "in" if is_consumer(graph, module, item.dep.handler) else "out"
+            sides.append((module, side, [int(i) for i in item.idxs]))
+    return sides
+
+
+@contextmanager
+def _output_shapes_of(model: nn.Module) -> Iterator[list[tuple[int, ...]]]:
+    """Collect the output shapes of the forward passes of ``model`` run inside the block."""
+    shapes: list[tuple[int, ...]] = []
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        shapes[:] = [tuple(t.shape) for t in tp.utils.flatten_as_list(output)]
+
+    handle = model.register_forward_hook(hook)
+    try:
+        yield shapes
+    finally:
+        handle.remove()
+
+
+@torch.no_grad()
+def _output_shapes(model: nn.Module, example_inputs: Any) -> list[tuple[int, ...]]:
+    flags = {module: module.training for module in model.modules()}
+    try:
+        model.eval()
+        out = model(*as_args(example_inputs))
+    finally:
+        for module, flag in flags.items():
+            module.training = flag
+    return [tuple(t.shape) for t in tp.utils.flatten_as_list(out)]
+
+
+def _param_map(original: nn.Module, new: nn.Module, tracker: _Tracker) -> dict[str, Any]:
+    """Source ids and kept indices of every parameter of the pruned model."""
+    before = dict(original.named_parameters())
+    sources: dict[str, int] = {}
+    kept: dict[str, tuple[np.ndarray | None, ...]] = {}
+    for name, param in new.named_parameters():
+        if name not in before:
+            continue  # a compensation bias: nothing to carry over
+        sources[name] = id(before[name])
+        module = new.get_submodule(name.rpartition(".")[0])
+        dims: list[np.ndarray | None] = []
+        for dim, (old, now) in enumerate(zip(before[name].shape, param.shape)):
+            side = "out" if dim == 0 else "in"
+            dims.append(None if old == now else np.asarray(tracker.alive_of(module, side)))
+        kept[name] = tuple(dims)
+    return {"sources": sources, "kept": kept}
