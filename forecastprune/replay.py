@@ -16,7 +16,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -334,6 +334,7 @@ def replay(
     """
     start = time.perf_counter()
     settings.validate()
+    settings = replace(settings, ratios=tuple(dict.fromkeys(settings.ratios)))
     forecasters, requested, notes = resolve_forecasters(specs)
     steps, values = store.history()
     if len(steps) < 2:
@@ -343,23 +344,7 @@ def replay(
     cutoffs = resolve_cutoffs(settings.cutoffs, final_step)
     judge = _Judge.build(store, oracle_scores, settings)
     clock, clock_note = _clock(store, forecasters)
-
-    rows: list[Row] = []
-    total, done = len(forecasters) * len(cutoffs), 0
-    for label, forecaster in forecasters:
-        def tick(_: CellOutcome, label: str = label) -> None:
-            nonlocal done
-            done += 1
-            if progress is not None:
-                progress(label, done, total)
-
-        outcomes = run_forecaster(
-            forecaster, steps, history, [c.step for c in cutoffs], final_step, clock=clock,
-            timeout=settings.timeout, isolation=settings.isolation, on_cell=tick,
-        )
-        for cutoff, outcome in zip(cutoffs, outcomes):
-            rows += judge.rows(label, cutoff, outcome)
-
+    rows = _run_all(forecasters, steps, history, cutoffs, judge, clock, progress)
     result = ReplayResult(
         store=str(store.path), layout_layers=store.layout.names, channels=store.layout.total,
         prunable=int(judge.prunable.sum()), final_step=final_step, snapshots=len(steps),
@@ -371,6 +356,35 @@ def replay(
     result.warnings = notes + ([clock_note] if clock_note else []) + _warnings(result)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _run_all(
+    forecasters: list[tuple[str, Forecaster]],
+    steps: np.ndarray,
+    history: np.ndarray,
+    cutoffs: list[Cutoff],
+    judge: _Judge,
+    clock: Any,
+    progress: Progress | None,
+) -> list[Row]:
+    """Run each forecaster (isolated) over all cutoffs and judge every cell."""
+    rows: list[Row] = []
+    total, done = len(forecasters) * len(cutoffs), 0
+    for label, forecaster in forecasters:
+        def tick(_: CellOutcome, label: str = label) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(label, done, total)
+
+        outcomes = run_forecaster(
+            forecaster, steps, history, [c.step for c in cutoffs], int(steps[-1]),
+            clock=clock, timeout=judge.settings.timeout, isolation=judge.settings.isolation,
+            on_cell=tick,
+        )
+        for cutoff, outcome in zip(cutoffs, outcomes):
+            rows += judge.rows(label, cutoff, outcome)
+    return rows
 
 
 def _clock(store: Any, forecasters: list[tuple[str, Forecaster]]) -> tuple[Any, str | None]:
