@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forecastprune.metrics import (
     collapsed_set,
@@ -85,3 +87,15 @@ def test_early_bird_step_needs_four_stable_predecessors():
     # With tolerance 0.3, k=5 is first: its oldest predecessor (k=1) is 6/20 = 0.3 away.
     assert early_bird_step(steps, np.array(masks), tolerance=0.3) == 50
     assert early_bird_step(steps[:6], np.array(masks[:6])) is None
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=1,
+                max_size=40))
+def test_set_metric_identities(triples):
+    pred, oracle, collapsed = (np.array(column, dtype=bool) for column in zip(*triples))
+    assert iou(pred, oracle) == iou(oracle, pred)
+    assert 0.0 <= iou(pred, oracle) <= tie_aware_iou(pred, oracle, collapsed) <= 1.0
+    assert mask_distance(pred, oracle) == pytest.approx(np.mean(pred ^ oracle))
+    if not collapsed.any():
+        assert tie_aware_iou(pred, oracle, collapsed) == iou(pred, oracle)
