@@ -39,6 +39,13 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("MAE", "mae", ".4f"),
 )
 
+LEGEND = (
+    "IoU: pruned set vs the oracle's; tIoU: the same with final |γ| < {eps:.3g} counted either "
+    "way;\nprec/recall: of the predicted pruned set; Hamming: share of channels whose mask "
+    "differs;\nrho: Spearman of predicted vs final |γ|; MAE: of |γ|; collapse: layers the "
+    "prediction would empty\n(kept alive by min-keep); seconds: fit + predict"
+)
+
 CSV_FIELDS = (
     "forecaster", "cutoff", "cutoff_step", "cutoff_fraction", "ratio", "iou", "tie_iou",
     "precision", "recall", "hamming", "spearman", "mae", "pruned", "collapsed_layers",
@@ -63,6 +70,7 @@ def write_file(path: str | Path, data: str | bytes) -> Path:
 def format_table(result: ReplayResult) -> str:
     """The aligned terminal report: one block per ratio, then failures and warnings."""
     blocks = [_block(result, ratio) for ratio in result.settings.ratios]
+    blocks.append(LEGEND.format(eps=result.eps))
     failures = _failure_lines(result)
     if failures:
         blocks.append("failed cells:\n" + "\n".join(f"  {line}" for line in failures))
@@ -76,8 +84,9 @@ def _block(result: ReplayResult, ratio: float) -> str:
     sep = oracle.separation
     head = (
         f"ratio {ratio:g}: the oracle prunes {oracle.pruned} of {result.prunable} prunable "
-        f"channels (cut |γ| = {_num(sep.cut, '.4g')}, separation {_num(sep.score, '.2f')}); "
-        f"best marked * by {'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}"
+        f"channels (cut |γ| = {_num(sep.cut, '.4g')}, separation {_num(sep.score, '.2f')})\n"
+        f"best per cutoff marked * by "
+        f"{'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}"
     )
     if eb.step is None:
         bird = f"Early-Bird (naive masks every {eb.spacing} steps): never settled"
@@ -140,7 +149,7 @@ def to_json(result: ReplayResult) -> dict[str, Any]:
         "settings": _settings(result),
         "forecasters": result.forecasters,
         "cutoffs": [vars(c) for c in result.cutoffs],
-        "eps": result.eps,
+        "collapsed_below": result.eps,
         "collapsed_fraction": result.collapsed_fraction,
         "oracle": [_oracle(result, ratio) for ratio in result.settings.ratios],
         "rows": [_row(result, row) | {"layer_pruned": list(row.layer_pruned)}
