@@ -29,7 +29,7 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     schedule = [[0, 0.1], [300, 0.01]]
     with GammaTrajectoryStore.create(path, LAYOUT, metadata={
         "total_steps": TOTAL_STEPS, "lr_schedule": schedule}) as store:
-        for step, row in zip(steps, values):
+        for step, row in zip(steps, values, strict=True):
             store.append(int(step), row * signs, lr=0.1 if step < 300 else 0.01)
     return path
 

@@ -6,6 +6,7 @@ import importlib
 import importlib.metadata
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ PACKAGE_DIR = PLUGINS / "fp-expdecay"
 
 
 @pytest.fixture
-def expdecay_module(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a module
+def expdecay_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """fp_expdecay imported from its source folder (whether or not it is installed)."""
     monkeypatch.syspath_prepend(str(PACKAGE_DIR))
     module = importlib.import_module("fp_expdecay")
@@ -45,13 +46,13 @@ def test_single_file_plugin_loads_and_conforms() -> None:
 
 
 # ------------------------------------------------------------------ the package
-def test_expdecay_from_source_conforms(expdecay_module) -> None:  # noqa: ANN001
+def test_expdecay_from_source_conforms(expdecay_module: ModuleType) -> None:
     assert len(check_forecaster(expdecay_module.ExpDecayForecaster)) == 24
 
 
 @pytest.mark.parametrize("amplitude, rate, level", [(0.8, 3.0, 0.1), (-0.4, 1.2, 0.9)])
-def test_expdecay_recovers_an_exact_decay(expdecay_module, amplitude: float, rate: float,
-                                          level: float) -> None:  # noqa: ANN001
+def test_expdecay_recovers_an_exact_decay(expdecay_module: ModuleType, amplitude: float,
+                                          rate: float, level: float) -> None:
     grid = expdecay_module.RATE_GRID
     rate = float(grid[np.argmin(np.abs(grid - rate))])  # a rate on the grid is fitted exactly
     steps = np.arange(0, 200, 10)
@@ -64,7 +65,7 @@ def test_expdecay_recovers_an_exact_decay(expdecay_module, amplitude: float, rat
                                    rtol=1e-6, atol=1e-9)
 
 
-def test_expdecay_beats_naive_on_decaying_channels(expdecay_module) -> None:  # noqa: ANN001
+def test_expdecay_beats_naive_on_decaying_channels(expdecay_module: ModuleType) -> None:
     rng = np.random.default_rng(0)
     steps = np.arange(0, 1000, 10)
     levels = rng.uniform(0.0, 0.5, 50)

@@ -75,7 +75,7 @@ def format_table(rows: Sequence[ForecasterInfo]) -> str:
     ]
     widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
     return "\n".join(
-        "  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip()
+        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
         for line in [header, *cells]
     )
 
@@ -226,10 +226,11 @@ def _cutoff_step(at_step: int | None, cutoff: float | None, total: int) -> int:
         raise ForecasterError(
             f"--cutoff is a fraction of training in (0, 1]; got {cutoff}. Use --at for a step"
         )
-    return int(round(cutoff * total))
+    return round(cutoff * total)
 
 
 def _npz_bytes(result: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **{key: np.asarray(value) for key, value in result.items()})
+    arrays = {key: np.asarray(value) for key, value in result.items()}
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy stubs mistype **kwds
     return buffer.getvalue()

@@ -39,7 +39,9 @@ _CONSTANTS: dict[str, Any] = {
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-_SYNTAX_HELP = "expected NAME or NAME(key=value, ...), e.g. 'sma(window=20)' or 'arima(p=2,d=1,q=1)'"
+_SYNTAX_HELP = (
+    "expected NAME or NAME(key=value, ...), e.g. 'sma(window=20)' or 'arima(p=2,d=1,q=1)'"
+)
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
