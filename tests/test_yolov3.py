@@ -83,6 +83,6 @@ def test_builder_options_and_errors():
     small = build_model("yolov3", num_classes=2, in_channels=1, gamma_init=0.5).eval()
     with torch.no_grad():
         assert small(torch.zeros(1, 1, 32, 32))[2].shape == (1, 21, 4, 4)
-    assert float(small.backbone.stem.bn.weight[0]) == 0.5
+    assert small.backbone.stem.bn.weight.detach().eq(0.5).all()
     with pytest.raises(ConfigError, match="must be positive"):
         build_model("yolov3", num_classes=0)
