@@ -441,7 +441,9 @@ class _Judge:
         if outcome.prediction is None:
             return [Row(label, cutoff, r, seconds=outcome.seconds, error=outcome.error)
                     for r in self.settings.ratios]
-        pred = outcome.prediction
+        # |γ| cannot be negative; clipping as the training pipeline does keeps compare's
+        # pruned sets identical to what pruning with this forecaster would cut.
+        pred = np.clip(outcome.prediction, 0.0, None)
         rho = metrics.spearman(pred, self.oracle_scores)
         error = metrics.mae(pred, self.oracle_scores)
         rows = []
