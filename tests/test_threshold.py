@@ -196,3 +196,20 @@ def test_groups_are_all_or_nothing(problem, ratio, data):
     for group in groups:
         assert len(set(decision.pruned[group].tolist())) == 1
     assert all(r.kept >= 1 for r in decision.report)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(), ratios, st.data())
+def test_upper_bounds_only_ever_spare_channels(problem, ratio, data):
+    layout, scores = problem
+    widths = np.array(data.draw(st.lists(st.integers(0, 3), min_size=scores.size,
+                                         max_size=scores.size)), dtype=float)
+    point = select_channels(scores, layout, ratio=ratio)
+    careful = select_channels(scores, layout, ratio=ratio, upper=scores + widths)
+    # Per layer, uncertainty only spares; which channels the floors give back may differ.
+    for mine, theirs in zip(careful.report, point.report):
+        assert mine.pruned <= theirs.pruned
+    if not any(r.rescued for r in point.report):
+        assert not np.any(careful.pruned & ~point.pruned)
+    assert careful.threshold == point.threshold  # the cut comes from the point forecasts
+    assert np.all(scores[careful.pruned] + widths[careful.pruned] < careful.threshold)
