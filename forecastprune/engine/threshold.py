@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PruningError
+from ..errors import LayoutError, PruningError
 from ..layout import ChannelLayout
 
 GROUP_REDUCES = ("max", "mean")
@@ -215,7 +215,7 @@ def _check_vector(values: Any, layout: ChannelLayout, what: str) -> np.ndarray:
         raise PruningError(f"{what} must be a 1-D array of per-channel values; got {array.shape}")
     try:
         layout.check_width(array, what=what)
-    except Exception as exc:  # LayoutError → the engine's own error type for one except clause
+    except LayoutError as exc:  # one error type for callers of the engine to catch
         raise PruningError(str(exc)) from exc
     if not np.all(np.isfinite(array)):
         bad = int(np.count_nonzero(~np.isfinite(array)))
