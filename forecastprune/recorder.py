@@ -16,7 +16,11 @@ before the loop to also record the initial γ.
 
 Recording is cheap: each snapshot is one ``torch.cat`` of the γ tensors into a preallocated
 buffer on the model's device, and the buffer goes to the host only every ``host_every``
-snapshots, so on an accelerator there is no host synchronisation per step. The store is opened
+snapshots, so on an accelerator there is no host synchronisation per step. Host batches are
+appended to the store by a background thread: the store's flushes (segment writes, fsync) would
+otherwise stall the training loop for milliseconds each, and fsync releases the GIL, so the disk
+work overlaps training. Read :attr:`GammaRecorder.store` only after :meth:`~GammaRecorder.flush`
+or :meth:`~GammaRecorder.close`. The store is opened
 lazily on the first :meth:`GammaRecorder.step`, which is what lets a resumed run call
 :meth:`GammaRecorder.load_state_dict` first and keep appending to the same store. Under
 ``torch.distributed`` only rank 0 writes; the other ranks' recorders do nothing, since DDP keeps
@@ -25,6 +29,8 @@ every rank's γ identical.
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -61,9 +67,11 @@ class GammaRecorder:
         lr_schedule: the planned schedule as ``[[step, lr], ...]``, or a torch LR scheduler
             stepped once per iteration (per epoch: set ``metadata["steps_per_epoch"]``, or
             use :func:`~forecastprune.timeaxis.planned_lr_schedule`); needs ``total_steps``.
-        host_every: snapshots kept on the device between host transfers (default: 1 on CPU,
-            where there is no sync to save, else ``flush_every``). A NaN/Inf γ raises
-            :class:`~forecastprune.errors.StoreError` at the transfer that carries it.
+        host_every: snapshots kept on the device between host transfers (default:
+            ``flush_every``, so each transfer fills one store segment). A NaN/Inf γ is
+            rejected by the store; the :class:`~forecastprune.errors.StoreError` (snapshots
+            before the bad one kept, the rest of its batch dropped) is raised by the next
+            :meth:`step`, :meth:`flush` or :meth:`close` after the writer meets it.
         overwrite: replace an existing store at ``store_or_path``.
 
     Raises:
@@ -99,6 +107,7 @@ class GammaRecorder:
         self._overwrite = overwrite
         self._store, self._path = self._resolve_store(store_or_path)
         self._owns_store = self._store is None
+        self._writer: _StoreWriter | None = None
         self._started = self._closed = self._resumed = False
         self._active = True
         self._last_step: int | None = None
@@ -142,6 +151,8 @@ class GammaRecorder:
             self._start()
         if not self._active:
             return False
+        assert self._writer is not None  # started on the writing rank
+        self._writer.raise_error()
         if self._last_step is not None and step <= self._last_step:
             if step <= self._resume_floor:
                 return False
@@ -154,10 +165,14 @@ class GammaRecorder:
 
     # ---------------------------------------------------------------- persistence
     def flush(self) -> None:
-        """Move pending snapshots to the host and commit them to disk."""
+        """Move pending snapshots to the host and commit them to disk; waits for the writer.
+
+        Raises:
+            StoreError: if the store rejected a snapshot (e.g. NaN/Inf γ) since the last call.
+        """
         self._to_host()
-        if self._store is not None:
-            self._store.flush()
+        if self._writer is not None:
+            self._writer.sync()
 
     def close(self) -> None:
         """Flush, and close the store if this recorder opened it; safe to call twice."""
@@ -167,6 +182,8 @@ class GammaRecorder:
             self.flush()
         finally:
             self._closed = True
+            if self._writer is not None:
+                self._writer.stop()
             if self._owns_store and self._store is not None:
                 self._store.close()
 
@@ -218,8 +235,16 @@ class GammaRecorder:
 
     @property
     def store(self) -> GammaTrajectoryStore | None:
-        """The store written to (None before the first step, or on ranks other than 0)."""
+        """The store written to (None before the first step, or on ranks other than 0).
+
+        A background thread appends to it: call :meth:`flush` before reading it.
+        """
         return self._store
+
+    @property
+    def num_pending(self) -> int:
+        """Snapshots still in the device buffer, not yet handed to the store."""
+        return len(self._pending_steps)
 
     @property
     def last_step(self) -> int | None:
@@ -278,19 +303,19 @@ class GammaRecorder:
                 f"the selected BN layers live on several devices {sorted(map(str, devices))}; "
                 "record them with one GammaRecorder per device (layers=...)"
             )
-        rows = self.host_every or (1 if device.type == "cpu" else self.flush_every)
+        rows = self.host_every or self.flush_every
         return torch.empty((rows, self.layout.total), dtype=torch.float32, device=device)
 
     def _to_host(self) -> None:
-        """One device-to-host copy for every pending snapshot, then append them in order."""
+        """One device-to-host copy of every pending snapshot, handed to the writer thread."""
         n = len(self._pending_steps)
-        if n == 0 or self._buffer is None or self._store is None:
+        if n == 0 or self._buffer is None or self._writer is None:
             return
-        rows = self._buffer[:n].cpu().numpy()
+        # a copy even on CPU: the buffer is reused while the writer still reads the rows
+        rows = self._buffer[:n].to("cpu", copy=True).numpy()
         steps, lrs = self._pending_steps, self._pending_lrs
         self._pending_steps, self._pending_lrs = [], []
-        for step, lr, row in zip(steps, lrs, rows):
-            self._store.append(step, row, None if lr is None else float(lr))
+        self._writer.submit(steps, lrs, rows)
 
     def _start(self) -> None:
         self._started = True
@@ -304,6 +329,7 @@ class GammaRecorder:
             floor = int(self._store.steps[-1])
             self._resume_floor = max(self._resume_floor, floor)
             self._last_step = max(self._last_step or -1, floor)
+        self._writer = _StoreWriter(self._store)
 
     def _open_path(self) -> GammaTrajectoryStore:
         assert self._path is not None  # set whenever no store object was given
@@ -361,6 +387,59 @@ class GammaRecorder:
             meta["lr_schedule"] = _schedule_list(lr_schedule, total_steps, extra or {})
         meta.update(extra or {})
         return meta
+
+
+class _StoreWriter:
+    """Appends host batches to a store on a daemon thread, in submission order.
+
+    The queue is bounded, so a disk slower than training applies back-pressure instead of
+    growing memory. An error (a snapshot the store rejects) is kept and raised in the training
+    thread by the next :meth:`raise_error`; the rest of that batch is dropped.
+    """
+
+    def __init__(self, store: GammaTrajectoryStore, max_batches: int = 8) -> None:
+        self._store = store
+        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=max_batches)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="gamma-recorder", daemon=True)
+        self._thread.start()
+
+    def submit(self, steps: list[int], lrs: list[Any], rows: Any) -> None:
+        self.raise_error()
+        self._queue.put(("append", (steps, lrs, rows)))
+
+    def sync(self) -> None:
+        """Wait until everything submitted is appended and flushed to disk."""
+        self._queue.put(("flush", None))
+        self._queue.join()
+        self.raise_error()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._handle(*item)
+            except BaseException as exc:  # handed to the training thread, never lost
+                self._error = exc
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _handle(self, kind: str, payload: Any) -> None:
+        if kind == "flush":
+            self._store.flush()
+            return
+        for step, lr, row in zip(*payload):
+            # float() of a tensor LR syncs its device: done here, off the training thread
+            self._store.append(step, row, None if lr is None else float(lr))
 
 
 def _schedule_list(lr_schedule: Any, total_steps: int | None, extra: dict[str, Any]) -> Any:

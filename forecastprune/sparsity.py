@@ -110,7 +110,11 @@ class BNSparsity:
 
         Args:
             step: completed optimizer updates so far (drives the schedule).
+
+        Raises:
+            ConfigError: if ``step`` is not an integer >= 0.
         """
+        step = check_step(step)
         with torch.no_grad():
             if self.schedule == "relieve" and self.switched(step):
                 self._apply_relieved()
