@@ -38,7 +38,7 @@ def build_store(path: Path, channels: int, snapshots: int) -> None:
     layout = ChannelLayout(tuple((f"bn{i}", int(n)) for i, n in enumerate(sizes)))
     meta = {"lr_schedule": run.lr_schedule, "total_steps": int(run.steps[-1])}
     with GammaTrajectoryStore.create(path, layout, metadata=meta, flush_every=200) as store:
-        for step, row, lr in zip(run.steps, run.values, run.lrs):
+        for step, row, lr in zip(run.steps, run.values, run.lrs, strict=True):
             store.append(int(step), row, lr=float(lr))
 
 

@@ -41,7 +41,7 @@ def make_plots(
         abs_values: (T, C) the store's |γ| history.
     """
     figures = (iou_figure(result), gamma_figure(result, steps, abs_values), layer_figure(result))
-    return {name: render_png(fig) for name, fig in zip(PNG_NAMES, figures)}
+    return {name: render_png(fig) for name, fig in zip(PNG_NAMES, figures, strict=True)}
 
 
 def iou_figure(result: ReplayResult) -> Figure:
@@ -49,7 +49,7 @@ def iou_figure(result: ReplayResult) -> Figure:
     ratios = result.settings.ratios
     figure = Figure(figsize=(5.5 * len(ratios), 4.2), layout="constrained")
     axes = figure.subplots(1, len(ratios), squeeze=False)[0]
-    for ax, ratio in zip(axes, ratios):
+    for ax, ratio in zip(axes, ratios, strict=True):
         metric = result.oracle[ratio].rank_by
         for name in result.forecasters:
             rows = [r for r in result.rows if r.forecaster == name and r.ratio == ratio and r.ok]

@@ -78,7 +78,9 @@ class ReplaySettings:
         if self.group_reduce not in ("max", "mean"):
             problems.append(f"group_reduce must be max or mean; got {self.group_reduce!r}")
         if self.min_keep < 1:
-            problems.append(f"min_keep must be ≥ 1 (a layer is never emptied); got {self.min_keep}")
+            problems.append(
+                f"min_keep must be ≥ 1 (a layer is never emptied); got {self.min_keep}"
+            )
         if not 0.0 <= self.eps < 1.0:
             problems.append(f"eps must be a fraction in [0, 1) of the largest final |γ|; got "
                             f"{self.eps}")
@@ -382,7 +384,7 @@ def _run_all(
             clock=clock, timeout=judge.settings.timeout, isolation=judge.settings.isolation,
             on_cell=tick,
         )
-        for cutoff, outcome in zip(cutoffs, outcomes):
+        for cutoff, outcome in zip(cutoffs, outcomes, strict=True):
             rows += judge.rows(label, cutoff, outcome)
     return rows
 

@@ -123,7 +123,7 @@ def _align(lines: Sequence[Sequence[str]]) -> str:
     out = []
     for line in lines:
         cells = [c.ljust(w) if i < 2 else c.rjust(w)
-                 for i, (c, w) in enumerate(zip(line, widths))]
+                 for i, (c, w) in enumerate(zip(line, widths, strict=True))]
         out.append("  ".join(cells).rstrip())
     return "\n".join(out)
 

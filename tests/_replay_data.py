@@ -21,7 +21,7 @@ def write_store(path: Path, steps: np.ndarray, values: np.ndarray, layout: Chann
                 metadata: dict[str, Any] | None = None) -> Path:
     """Record ``values`` (T, C) at ``steps`` into a new store at ``path``."""
     with GammaTrajectoryStore.create(path, layout, metadata=metadata or {}) as store:
-        for step, row in zip(steps, values):
+        for step, row in zip(steps, values, strict=True):
             store.append(int(step), row, lr=0.1)
     return path
 

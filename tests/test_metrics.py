@@ -93,7 +93,8 @@ def test_early_bird_step_needs_four_stable_predecessors():
 @given(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=1,
                 max_size=40))
 def test_set_metric_identities(triples):
-    pred, oracle, collapsed = (np.array(column, dtype=bool) for column in zip(*triples))
+    columns = zip(*triples, strict=True)
+    pred, oracle, collapsed = (np.array(column, dtype=bool) for column in columns)
     assert iou(pred, oracle) == iou(oracle, pred)
     assert 0.0 <= iou(pred, oracle) <= tie_aware_iou(pred, oracle, collapsed) <= 1.0
     assert mask_distance(pred, oracle) == pytest.approx(np.mean(pred ^ oracle))

@@ -207,7 +207,7 @@ def test_upper_bounds_only_ever_spare_channels(problem, ratio, data):
     point = select_channels(scores, layout, ratio=ratio)
     careful = select_channels(scores, layout, ratio=ratio, upper=scores + widths)
     # Per layer, uncertainty only spares; which channels the floors give back may differ.
-    for mine, theirs in zip(careful.report, point.report):
+    for mine, theirs in zip(careful.report, point.report, strict=True):
         assert mine.pruned <= theirs.pruned
     if not any(r.rescued for r in point.report):
         assert not np.any(careful.pruned & ~point.pruned)
