@@ -318,18 +318,18 @@ class GammaRecorder:
         self._writer.submit(steps, lrs, rows)
 
     def _start(self) -> None:
-        self._started = True
-        self._active = _is_writer_rank()
-        if not self._active:
+        """Open the store and the writer on rank 0; other ranks become inert."""
+        if not _is_writer_rank():
+            self._started, self._active = True, False
             return
         if self._store is None:
             self._store = self._open_path()
-        self.layout.check_same(self._store.layout, f"the store at {self._store.path}")
         if self._resumed and len(self._store):
             floor = int(self._store.steps[-1])
             self._resume_floor = max(self._resume_floor, floor)
             self._last_step = max(self._last_step or -1, floor)
         self._writer = _StoreWriter(self._store)
+        self._started = True
 
     def _open_path(self) -> GammaTrajectoryStore:
         assert self._path is not None  # set whenever no store object was given
@@ -343,13 +343,17 @@ class GammaRecorder:
                 overwrite=self._overwrite,
             )
         store = GammaTrajectoryStore.open(self._path, mode="a")
-        if store.fingerprint not in (None, self.fingerprint):
+        try:
+            self.layout.check_same(store.layout, f"the store at {self._path}")
+            if store.fingerprint not in (None, self.fingerprint):
+                raise StoreError(
+                    f"the store at {self._path} was recorded from a different model "
+                    f"architecture (fingerprint {store.fingerprint}, this model "
+                    f"{self.fingerprint}); resume with the same model or record into a new store"
+                )
+        except BaseException:
             store.close()
-            raise StoreError(
-                f"the store at {self._path} was recorded from a different model architecture "
-                f"(fingerprint {store.fingerprint}, this model {self.fingerprint}); resume "
-                "with the same model or record into a new store"
-            )
+            raise
         return store
 
     def _resolve_store(
