@@ -355,7 +355,7 @@ def replay(
         early_bird=_early_birds(judge, steps, history, store.metadata, settings),
         eps=judge.eps, collapsed_fraction=judge.collapsed_fraction,
     )
-    result.warnings = notes + ([clock_note] if clock_note else []) + _warnings(result)
+    result.warnings = notes + ([clock_note] if clock_note else []) + _warnings(result, store.metadata)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -500,8 +500,16 @@ def _early_birds(
     return found
 
 
-def _warnings(result: ReplayResult) -> list[str]:
+def _warnings(result: ReplayResult, metadata: dict[str, Any]) -> list[str]:
     notes = []
+    planned = metadata.get("total_steps")
+    if isinstance(planned, int) and planned > result.final_step + int(
+        metadata.get("record_every") or 1
+    ):
+        notes.append(
+            f"the store ends at step {result.final_step} but the run planned {planned} steps; "
+            "the oracle is the last snapshot, not the end of training"
+        )
     for ratio, oracle in result.oracle.items():
         if oracle.separation.inside_collapsed:
             notes.append(

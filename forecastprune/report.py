@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .replay import ReplayResult, Row
 from .store.format import atomic_write_bytes
 
@@ -58,11 +59,19 @@ def write_file(path: str | Path, data: str | bytes) -> Path:
 
     The temporary file behind the atomic write is private (0600); reports are meant to be
     shared, so the result gets the permissions a plain ``open(path, "w")`` would give.
+
+    Raises:
+        ConfigError: when the path cannot be written (a folder in the way, no permission).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
-    os.chmod(path, 0o666 & ~_UMASK)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(path, 0o666 & ~_UMASK)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {path}: {exc.strerror or exc}; choose a writable path"
+        ) from None
     return path
 
 

@@ -92,6 +92,21 @@ def test_specs_with_commas_inside_parentheses(store):
     assert "arima(p=1,d=1,q=0)" in result.output and "sma" in result.output
 
 
+def test_all_runs_every_registered_forecaster(store, tmp_path):
+    result = run("--store", store, "--forecasters", "all", "--cutoffs", "0.5",
+                 "--json", str(tmp_path / "r.json"))
+    assert result.exit_code == 0, result.output
+    names = json.loads((tmp_path / "r.json").read_text())["forecasters"]
+    assert {"naive", "sma", "ema", "linear", "arima"} <= set(names)
+
+
+def test_unwritable_output_is_one_line(store, tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    line = _one_error_line(run("--store", store, "--cutoffs", "0.5", "--forecasters", "sma",
+                               "--json", str(tmp_path / "file" / "r.json")))
+    assert "cannot write" in line
+
+
 def test_failing_plugins_show_as_failed_while_others_complete(store, plugin, tmp_path):
     result = run("--store", store, "--plugins", plugin, "--forecasters",
                  "raiser,nanner,sleeper,sma", "--cutoffs", "0.3,0.5", "--timeout", "1",

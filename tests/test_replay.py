@@ -51,7 +51,10 @@ def test_naive_control_is_added_first_and_unknown_names_list_valid_ones():
 
 
 def test_replay_sees_only_the_history_up_to_each_cutoff(line_store):
-    result = replay(line_store, ["linear"], ReplaySettings(cutoffs=(0.5,), ratios=(0.5,)))
+    calls = []
+    result = replay(line_store, ["linear"], ReplaySettings(cutoffs=(0.5,), ratios=(0.5,)),
+                    progress=lambda *args: calls.append(args))
+    assert calls == [("naive", 1, 2), ("linear", 2, 2)]
     naive, linear = (result.rows_for(0.5)[i] for i in (0, 1))
     # naive predicts the mid-run |γ|: lowest four {2, 4, 6, 7} vs the oracle's {0, 2, 4, 6}
     assert naive.iou == pytest.approx(3 / 5)
@@ -151,6 +154,13 @@ def test_collapsed_cut_ranks_by_tie_aware_iou_and_warns(tmp_path):
     assert any("cuts inside the collapsed set" in w for w in result.warnings)
     naive = result.rows_for(0.5)[0]
     assert naive.tie_iou == pytest.approx(1.0)  # any 4 of the 6 zeros is as good as another
+
+
+def test_unfinished_run_is_flagged(tmp_path):
+    path = linear_store(tmp_path / "u.fpstore", metadata={"total_steps": 1000})
+    with GammaTrajectoryStore.open(path) as store:
+        result = replay(store, ["sma"], ReplaySettings(cutoffs=(0.5,)))
+    assert any("planned 1000 steps" in w for w in result.warnings)
 
 
 def test_policy_needs_a_model_in_the_metadata(line_store):
