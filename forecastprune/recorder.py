@@ -65,8 +65,9 @@ class GammaRecorder:
         flush_every: snapshots the store buffers before writing a segment.
         total_steps: planned number of optimizer updates, stored in the metadata.
         lr_schedule: the planned schedule as ``[[step, lr], ...]``, or a torch LR scheduler
-            stepped once per iteration (per epoch: set ``metadata["steps_per_epoch"]``, or
-            use :func:`~forecastprune.timeaxis.planned_lr_schedule`); needs ``total_steps``.
+            stepped once per iteration (needs ``total_steps``). For a scheduler stepped per
+            epoch, pass ``planned_lr_schedule(scheduler, total_steps, steps_per_epoch)`` from
+            :mod:`forecastprune.timeaxis`.
         host_every: snapshots kept on the device between host transfers (default:
             ``flush_every``, so each transfer fills one store segment). A NaN/Inf γ is
             rejected by the store; the :class:`~forecastprune.errors.StoreError` (snapshots
@@ -388,7 +389,7 @@ class GammaRecorder:
         if total_steps is not None:
             meta["total_steps"] = positive_int(total_steps, "total_steps")
         if lr_schedule is not None:
-            meta["lr_schedule"] = _schedule_list(lr_schedule, total_steps, extra or {})
+            meta["lr_schedule"] = _schedule_list(lr_schedule, total_steps)
         meta.update(extra or {})
         return meta
 
@@ -446,15 +447,14 @@ class _StoreWriter:
             self._store.append(step, row, None if lr is None else float(lr))
 
 
-def _schedule_list(lr_schedule: Any, total_steps: int | None, extra: dict[str, Any]) -> Any:
+def _schedule_list(lr_schedule: Any, total_steps: int | None) -> list[list[float]]:
     """A planned ``[[step, lr], ...]`` list from a list or a torch LR scheduler."""
     if isinstance(lr_schedule, torch.optim.lr_scheduler.LRScheduler):
         if total_steps is None:
             raise ConfigError(
                 "planning the LR schedule from a scheduler needs total_steps=<planned updates>"
             )
-        per_epoch = extra.get("steps_per_epoch", 1)
-        return planned_lr_schedule(lr_schedule, total_steps, steps_per_epoch=per_epoch)
+        return planned_lr_schedule(lr_schedule, total_steps)
     return check_lr_schedule(lr_schedule)
 
 

@@ -39,7 +39,8 @@ def make_net() -> nn.Sequential:
 
 def batch(rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(100 + rank)
-    return torch.randn(8, 1, 6, 6, generator=generator), torch.randint(0, 3, (8,), generator=generator)
+    x = torch.randn(8, 1, 6, 6, generator=generator)
+    return x, torch.randint(0, 3, (8,), generator=generator)
 
 
 def data_grad(net: nn.Module, rank: int) -> list[torch.Tensor]:

@@ -73,7 +73,8 @@ def test_constant_schedule_one_sgd_step_equals_hand_computed_update():
     torch.optim.SGD(net.parameters(), lr=LR).step()
     for i, gamma, grad in zip(BNS, before, grads):
         # network slimming: γ ← γ − lr·(∂L/∂γ + s·sign(γ))
-        torch.testing.assert_close(net[i].weight.detach(), gamma - LR * (grad + S * torch.sign(gamma)))
+        wanted = gamma - LR * (grad + S * torch.sign(gamma))
+        torch.testing.assert_close(net[i].weight.detach(), wanted)
 
 
 @pytest.mark.parametrize("step, s_eff", [(59, S), (60, S * 0.25)])
