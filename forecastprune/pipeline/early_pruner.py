@@ -1,0 +1,310 @@
+"""EarlyPruner: forecast-driven early channel pruning in any training loop, with two calls.
+
+::
+
+    pruner = EarlyPruner(model, optimizer, forecaster="sma", ratio=0.5, prune_at=0.3,
+                         total_steps=n_steps, example_inputs=x[:1])
+    for step in range(1, n_steps + 1):
+        loss = criterion(model(x), y)
+        optimizer.zero_grad(); loss.backward()
+        pruner.regularize(step)                     # L1 on γ while sparse-training
+        optimizer.step()
+        model, optimizer = pruner.step(step)        # records γ; prunes once at the prune point
+
+Before the prune point, :meth:`EarlyPruner.step` records every BN channel's γ into a
+:class:`~forecastprune.store.GammaTrajectoryStore`. At the prune point it fits the forecaster
+on the |γ| history, predicts each channel's |γ| at the planned final step, thresholds the
+prediction with the engine, removes the channels physically and rebuilds the optimizer. From
+then on the run is plain training: :meth:`regularize` and :meth:`step` do nothing.
+
+**The model after pruning is a new object.** Surgery never touches the model you passed in
+(its architecture and weights stay as they were at the prune point); keep using the model
+:meth:`step` returns. Learning-rate schedulers hold the *old* optimizer: rebuild them on the
+returned optimizer (their ``last_epoch`` carries over, see the pipeline methods).
+
+**Distributed runs.** Under ``torch.distributed`` every rank calls both methods. Only rank 0
+records and forecasts; it broadcasts the prune decision, every rank performs the same surgery,
+and a model given as ``DistributedDataParallel`` is re-wrapped in a new DDP (same device ids,
+output device and process group): DDP registers its gradient hooks on the parameters that
+exist when it is built, so the old wrapper cannot train the new, smaller parameters.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..selection import unwrap_model as unwrap
+from ..timeaxis import positive_int
+from .decision import ForecastMask, MaskRule, forecast_mask
+from .timing import (
+    FixedTiming,
+    PruneTiming,
+    auto_timing,
+    early_bird_timing,
+    resolve_step,
+)
+
+Timing = float | int | str | PruneTiming
+
+
+class EarlyPruner:
+    """Sparse-train while recording γ, then prune once at a fixed or automatic point.
+
+    Args:
+        model: the model being trained (a plain module or DDP-wrapped).
+        optimizer: its optimizer; rebuilt for the smaller model after pruning.
+        forecaster: a forecaster spec from the registry (``"sma"``, ``"linear"``,
+            ``"arima(p=2,d=1,q=1)"``); ``"naive"`` prunes on the current |γ|.
+        ratio: fraction of the prunable channels to prune.
+        prune_at: a fraction of the run in (0, 1), a step, ``"auto"`` (our forecast-stability
+            rule, see :mod:`~forecastprune.pipeline.timing`), ``"early-bird"``, or a
+            :class:`~forecastprune.pipeline.timing.PruneTiming`.
+        sparsity: the L1 strength ``s`` on γ during the sparse phase (0 disables it).
+        record_every: record γ every this many steps.
+        total_steps: the planned length of the run — forecasts target this step.
+        example_inputs: an input batch used to trace the model for coupling and surgery.
+        store_path: the γ store's directory (in a temporary directory, removed with the
+            pruner, when None).
+        policy: ``"seed"`` (never prune coupled layers) or ``"grouped"`` (prune coupled
+            channels together).
+        min_keep: channels every BN layer keeps at least.
+        check_every: steps between checks of the ``auto`` / ``early-bird`` rules (default:
+            ``steps_per_epoch`` when given, else 2 % of the run).
+        steps_per_epoch: the loop's steps per epoch, written to the store's metadata.
+        auto_options: keyword arguments for :func:`~forecastprune.pipeline.timing.auto_timing`
+            (``window``, ``tolerance``, ``max_ambiguous``, ``min_step``, ``deadline`` — the
+            last two may be fractions of the run).
+        uncertainty: prune only channels whose forecast upper bound is below the cut too.
+        lr_schedule: the planned LR schedule (``[[step, lr], ...]`` or a torch scheduler
+            stepped per iteration), stored for forecasters on the cumulative-LR time axis.
+        metadata: extra store metadata (model name, seed, ...).
+        overwrite: replace an existing store at ``store_path``.
+
+    Raises:
+        ConfigError: on an invalid ``prune_at``, ``total_steps`` or ``record_every``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        forecaster: str = "sma",
+        ratio: float = 0.5,
+        prune_at: Timing = 0.3,
+        sparsity: float = 5e-3,
+        record_every: int = 1,
+        total_steps: int,
+        example_inputs: torch.Tensor,
+        store_path: str | Path | None = None,
+        policy: str = "seed",
+        min_keep: int = 1,
+        check_every: int | None = None,
+        steps_per_epoch: int | None = None,
+        auto_options: dict[str, Any] | None = None,
+        uncertainty: bool = False,
+        lr_schedule: Any = None,
+        metadata: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        from ..engine.coupling import plan_channels
+        from ..recorder import GammaRecorder
+        from ..sparsity import BNSparsity
+
+        positive_int(total_steps, "total_steps")
+        positive_int(record_every, "record_every")
+        self.model, self.optimizer = model, optimizer
+        self.forecaster = forecaster
+        self.total_steps = int(total_steps)
+        self.record_every = int(record_every)
+        self.example_inputs = example_inputs
+        self.rule = MaskRule(ratio=ratio, min_keep=min_keep, uncertainty=uncertainty)
+        self.check_every = int(check_every or steps_per_epoch or max(1, self.total_steps // 50))
+        self.timing = self._make_timing(prune_at, auto_options or {})
+        self.pruned_at: int | None = None
+        self._steps_seen = 0
+        self.fired_by: str | None = None
+        self.last_mask: ForecastMask | None = None
+        self.prune_info: dict[str, Any] = {}
+        self._tmp = None if store_path is not None else tempfile.TemporaryDirectory(
+            prefix="forecastprune-")
+        self.store_path = Path(store_path) if store_path is not None else (
+            Path(self._tmp.name) / "gammas.fpstore")
+
+        inner = unwrap(model)
+        self.sparsity = BNSparsity(inner, sparsity) if sparsity else None
+        self.recorder = GammaRecorder(
+            inner, self.store_path, every=self.record_every, optimizer=optimizer,
+            total_steps=self.total_steps, lr_schedule=lr_schedule, overwrite=overwrite,
+            metadata={"sparsity": sparsity, "steps_per_epoch": steps_per_epoch,
+                      **(metadata or {})},
+        )
+        self.plan = plan_channels(inner, example_inputs, self.recorder.layout, policy=policy)
+
+    # ---------------------------------------------------------------- the two calls
+    @property
+    def pruned(self) -> bool:
+        """Whether the model has been pruned."""
+        return self.pruned_at is not None
+
+    def regularize(self, step: int | None = None) -> None:
+        """Add the L1 sub-gradient ``s·sign(γ)`` to the γ gradients (call after ``backward``).
+
+        A no-op once the model is pruned (the rest of the run is normal training) or when the
+        pruner was built with ``sparsity=0``.
+
+        Args:
+            step: optimizer updates completed before this one (default: as counted by
+                :meth:`step`); the constant L1 strength does not depend on it.
+        """
+        if self.sparsity is not None and not self.pruned:
+            self.sparsity.apply(self._steps_seen if step is None else step)
+
+    def step(self, step: int) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """Record γ and, at the prune point, prune (call after ``optimizer.step()``).
+
+        Args:
+            step: the number of optimizer steps taken so far (1 after the first).
+
+        Returns:
+            ``(model, optimizer)``: new, smaller objects on the step that prunes; the current
+            ones otherwise.
+        """
+        self._steps_seen = step
+        if self.pruned:
+            return self.model, self.optimizer
+        self.recorder.step(step)
+        if self.timing.is_check(step):
+            decision = broadcast_object(self._check(step) if is_rank_zero() else None)
+            if isinstance(decision, str):
+                raise ConfigError(decision)
+            if decision is not None:
+                self._prune(step, decision)
+        return self.model, self.optimizer
+
+    # ---------------------------------------------------------------- deciding (rank 0)
+    def _check(self, step: int) -> Any:
+        """Evaluate the timing rule: the decision to apply now, None, or an error message.
+
+        Errors travel as messages so that every rank raises, not only rank 0 (which would leave
+        the others waiting in a collective forever).
+        """
+        mask = self._forecast(step)
+        if mask is None:
+            # a fixed timing fires at its first check; a mask timing only at its deadline
+            deadline = getattr(self.timing, "deadline", None)
+            if not self.timing.needs_masks or (deadline is not None and step >= deadline):
+                return (
+                    f"cannot prune at step {step}: forecaster {self.forecaster!r} needs more "
+                    "γ snapshots than were recorded by then; prune later or record more often"
+                )
+            return None
+        self.last_mask = mask
+        # masks are compared on the prunable channels only: the others never change, and
+        # counting them would dilute the distance by the share of non-prunable channels
+        candidates = mask.decision.pruned[self.plan.prunable]
+        fire = self.timing.observe(step, candidates, mask.ambiguous)
+        return mask.decision if fire else None
+
+    def _forecast(self, step: int) -> ForecastMask | None:
+        """The forecast mask from the history so far (None while it is too short)."""
+        from ..forecasters import get_forecaster
+        from ..timeaxis import clock_for_store
+
+        self.recorder.flush()
+        store = self.recorder.store
+        steps, gammas = store.history()
+        model = get_forecaster(self.forecaster)
+        if len(steps) < model.min_history:
+            return None
+        clock = clock_for_store(store) if getattr(model, "time_axis", "step") == "lr" else None
+        return forecast_mask(model, steps, gammas, self.total_steps, self.plan, self.rule, clock)
+
+    # ---------------------------------------------------------------- pruning (every rank)
+    def _prune(self, step: int, decision: Any) -> None:
+        from ..engine.optim import rebuild_optimizer
+        from ..engine.surgery import prune_model
+
+        inner = unwrap(self.model)
+        smaller = prune_model(inner, decision, self.example_inputs, plan=self.plan)
+        smaller.train(inner.training)
+        self.optimizer = rebuild_optimizer(self.optimizer, smaller)
+        self.model = rewrap(self.model, smaller)
+        self.pruned_at = step
+        self.fired_by = getattr(self.timing, "fired_by", None) or "fixed"
+        self.prune_info = {"step": step, "decision": decision.to_json(),
+                           "fired_by": self.fired_by}
+        self.recorder.close()
+
+    def _make_timing(self, prune_at: Timing, auto: dict[str, Any]) -> PruneTiming:
+        if isinstance(prune_at, PruneTiming):
+            return prune_at
+        if prune_at == "auto":
+            options = dict(auto)
+            for key in ("min_step", "deadline"):
+                if options.get(key) is not None:
+                    options[key] = resolve_step(options[key], self.total_steps, f"auto.{key}")
+            options.setdefault("deadline", resolve_step(0.6, self.total_steps))
+            return auto_timing(self.check_every, **options)
+        if prune_at == "early-bird":
+            return early_bird_timing(self.check_every)
+        if isinstance(prune_at, str):
+            raise ConfigError(
+                f"prune_at must be a fraction in (0, 1), a step, 'auto' or 'early-bird'; "
+                f"got {prune_at!r}"
+            )
+        return FixedTiming(resolve_step(prune_at, self.total_steps))
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """A JSON-ready record of what the pruner did: timing, prune step and decision."""
+        return {
+            "forecaster": str(self.forecaster),
+            "ratio": self.rule.ratio,
+            "total_steps": self.total_steps,
+            "store_path": str(self.store_path),
+            "pruned_at": self.pruned_at,
+            "fired_by": self.fired_by,
+            "timing": self.timing.state_dict(),
+            "prune": self.prune_info,
+        }
+
+
+# -------------------------------------------------------------------- distributed helpers
+def rewrap(old: nn.Module, new_inner: nn.Module) -> nn.Module:
+    """Wrap ``new_inner`` the way ``old`` was wrapped (a new DDP with the same settings)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if isinstance(old, DDP):
+        return DDP(new_inner, device_ids=old.device_ids, output_device=old.output_device,
+                   process_group=old.process_group)
+    return new_inner
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def is_rank_zero() -> bool:
+    """True outside distributed runs and on rank 0 inside them."""
+    return not _distributed() or torch.distributed.get_rank() == 0
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's object on every rank (the object itself outside distributed runs).
+
+    The objects are the pruner's own decisions, produced in-process on rank 0, so the pickling
+    ``broadcast_object_list`` does internally never sees outside data.
+    """
+    if not _distributed():
+        return obj
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]

@@ -1,0 +1,104 @@
+"""Run one configured method end to end: data, model, optimizer, schedule, training, figures.
+
+Shared by ``forecastprune train`` and ``benchmarks/early_prune_table.py`` so the CLI and the
+evidence table train exactly the same way. Under ``torchrun`` (an initialised process group)
+the model is wrapped in ``DistributedDataParallel`` and every rank trains on its own shard of
+each epoch (``DistributedSampler``); only rank 0 records γ and writes outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
+
+from ..trainer import Callback, Trainer
+from .methods import MethodRun, run_method
+from .train_config import TrainConfig
+
+
+def run_config(config: TrainConfig, store_path: str | Path | None = None,
+               overwrite: bool = False, progress: bool = True) -> MethodRun:
+    """Train one method as ``config`` says and measure it.
+
+    Args:
+        config: the validated run settings.
+        store_path: directory for the γ store (a temporary one when None).
+        overwrite: replace an existing store at ``store_path``.
+        progress: show the progress bar.
+
+    Returns:
+        The :class:`~forecastprune.pipeline.methods.MethodRun`.
+    """
+    from ..zoo import build_model, load_digits_split, make_loaders
+
+    torch.manual_seed(config.seed)
+    # the split stays fixed across seeds so every run is scored on the same test images
+    split = load_digits_split(seed=0, upscale=config.upscale)
+    train_loader, test_loader = make_loaders(
+        split, config.batch_size, augment=config.augment, seed=config.seed)
+    world, rank = _world()
+    if config.train_subset is not None or world > 1:
+        train_loader = _reshard(train_loader, config, world, rank)
+    model: nn.Module = build_model(config.model, num_classes=split.num_classes,
+                                   **config.model_kwargs())
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    total_steps = config.epochs * len(train_loader)
+    scheduler = _scheduler(optimizer, config.schedule, total_steps)
+    callbacks: list[Callback] = []
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model)
+        callbacks.append(_SamplerEpoch())
+    trainer_kwargs = {
+        "train_loader": train_loader, "test_loader": test_loader, "epochs": config.epochs,
+        "scheduler": scheduler, "callbacks": callbacks, "progress": progress and rank == 0,
+    }
+    metadata = {"model": config.model, "seed": config.seed, "method": config.method}
+    return run_method(
+        config.method_spec(store_path, overwrite), model, optimizer, trainer_kwargs,
+        example_inputs=split.x_train[:2], samples_per_step=config.batch_size * world,
+        metadata=metadata,
+    )
+
+
+def _world() -> tuple[int, int]:
+    """(world size, rank): (1, 0) outside distributed runs."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0
+
+
+def _reshard(loader: DataLoader, config: TrainConfig, world: int, rank: int) -> DataLoader:
+    """The training loader restricted to ``train_subset`` and/or this rank's shard."""
+    dataset: Any = loader.dataset
+    if config.train_subset is not None:
+        dataset = Subset(dataset, range(min(config.train_subset, len(dataset))))
+    if world == 1:
+        return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                          generator=torch.Generator().manual_seed(config.seed),
+                          collate_fn=loader.collate_fn)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                 seed=config.seed, drop_last=True)
+    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
+                      collate_fn=loader.collate_fn)
+
+
+class _SamplerEpoch(Callback):
+    """Reshuffles a ``DistributedSampler`` each epoch (it repeats one order otherwise)."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        sampler = getattr(trainer.train_loader, "sampler", None)
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch + 1)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
+               ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """A per-iteration schedule: cosine annealing to 0 over the run, or none."""
+    if schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))

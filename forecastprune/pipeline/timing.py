@@ -1,0 +1,266 @@
+"""When to prune: a fixed point, Early-Bird's mask-stability rule, or our forecast-based rule.
+
+Three timings share one small interface so :class:`~forecastprune.pipeline.EarlyPruner` never
+branches on which one it holds:
+
+- :class:`FixedTiming` fires at one step (given directly or as a fraction of the planned run).
+- :class:`MaskStabilityTiming` looks at a prune mask at every check (every ``check_every``
+  steps) and fires once the newest mask is within normalized Hamming distance ``tolerance`` of
+  each of the previous ``window`` masks. With masks built from the *current* |γ| (the ``naive``
+  forecaster), ``window=4`` and ``tolerance=0.1`` this is exactly the Early-Bird criterion
+  (You et al., ICLR 2020) — :func:`early_bird_timing` builds it.
+- :func:`auto_timing` is the rule of ours: the same stability test, but on masks built from the
+  *forecast* end-of-training |γ| — by default with Early-Bird's tolerance (0.1) over a shorter
+  window (3 previous checks, since the forecasters already smooth over their own window), so
+  the two rules differ in the masks they compare and in one comparison, not in the threshold.
+  Optionally (``max_ambiguous``), for forecasters with intervals, it also requires that at most
+  that share of the prunable channels have a forecast interval straddling the cut — the
+  forecast must separate the channels below the cut from those above. (Off by default: on the
+  digits runs ARIMA's intervals straddle the cut for most channels until the very end, and the
+  linear forecaster's are narrow from the start, so neither says when to prune.) A
+  ``deadline`` (fraction of the run) makes the rule fire eventually even when the masks never
+  settle, so a run always ends pruned.
+
+Masks arrive as bool arrays of *pruned* channels. The pruner passes only the *prunable*
+channels (in layout order): channels the coupling policy never prunes would always agree and
+dilute the distance by their share — on the Darknet demo under the ``seed`` policy, 288 of 448
+channels — whereas Early-Bird's paper computes it over a network whose channels are all
+candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..metrics import early_bird_step, mask_distance
+
+
+class PruneTiming:
+    """Interface every timing implements.
+
+    ``needs_masks`` tells the pruner whether it must build a mask at each check; ``is_check``
+    whether ``step`` is such a check; ``observe`` feeds one check's mask and says whether to
+    prune now; ``fires_without_masks`` answers for timings that need no masks.
+    """
+
+    needs_masks: bool = False
+
+    def is_check(self, step: int) -> bool:
+        """Whether the pruner must evaluate this step."""
+        raise NotImplementedError
+
+    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None) -> bool:
+        """Record one check and return True when pruning should happen at ``step``.
+
+        Args:
+            step: the current step.
+            pruned: (C,) bool mask of the channels the current forecast would prune (None for
+                timings that need no masks).
+            ambiguous: fraction of prunable channels whose forecast interval straddles the
+                threshold, or None when the forecaster gives no intervals.
+
+        Returns:
+            True to prune now.
+        """
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary of what the timing has seen (for logs and resumption)."""
+        return {}
+
+    def describe(self) -> str:
+        """One line saying what the rule is."""
+        raise NotImplementedError
+
+
+@dataclass
+class FixedTiming(PruneTiming):
+    """Prune at one step.
+
+    Args:
+        at_step: the step at (or after) which to prune.
+    """
+
+    at_step: int
+
+    def is_check(self, step: int) -> bool:
+        return step >= self.at_step
+
+    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None) -> bool:
+        return step >= self.at_step
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "fixed", "at_step": self.at_step}
+
+    def describe(self) -> str:
+        return f"fixed: prune at step {self.at_step}"
+
+
+@dataclass
+class MaskStabilityTiming(PruneTiming):
+    """Prune once successive masks stop changing (and, optionally, intervals separate).
+
+    Args:
+        check_every: steps between checks (Early-Bird checks once per epoch).
+        window: how many previous masks the newest one is compared with.
+        tolerance: the largest normalized Hamming distance allowed to each of them.
+        min_step: no check fires before this step (forecasters need some history).
+        deadline: fire at this step whatever the masks say (None: never force).
+        max_ambiguous: when the forecaster gives intervals, also require that at most this
+            fraction of prunable channels straddle the threshold (None: ignore intervals).
+        name: ``"early-bird"`` or ``"auto"``, for reports.
+    """
+
+    check_every: int
+    window: int = 4
+    tolerance: float = 0.1
+    min_step: int = 0
+    deadline: int | None = None
+    max_ambiguous: float | None = None
+    name: str = "mask-stability"
+    needs_masks: bool = True
+    history: deque = field(init=False, repr=False)
+    distances: list[tuple[int, float]] = field(init=False, repr=False)
+    fired_by: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.check_every < 1 or self.window < 1:
+            raise ConfigError(
+                f"{self.name} timing needs check_every >= 1 and window >= 1; got "
+                f"check_every={self.check_every}, window={self.window}"
+            )
+        if not 0.0 <= self.tolerance <= 1.0:
+            raise ConfigError(f"{self.name} tolerance must lie in [0, 1]; got {self.tolerance}")
+        self.history = deque(maxlen=self.window + 1)
+        self.distances = []
+
+    def is_check(self, step: int) -> bool:
+        if self.deadline is not None and step >= self.deadline:
+            return True
+        return step >= self.min_step and step % self.check_every == 0
+
+    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None) -> bool:
+        if pruned is None:
+            raise ConfigError(f"{self.name} timing needs a prune mask at every check")
+        pruned = np.asarray(pruned, dtype=bool)
+        self.history.append((int(step), pruned))
+        previous = list(self.history)[:-1]
+        worst = max((mask_distance(pruned, old) for _, old in previous), default=math.nan)
+        self.distances.append((int(step), worst))
+        steps = np.array([s for s, _ in self.history])
+        masks = np.stack([m for _, m in self.history])
+        # the newest mask is the only one early_bird_step can accept in a window+1 history
+        stable = early_bird_step(steps, masks, self.window, self.tolerance) is not None
+        separated = self.max_ambiguous is None or ambiguous is None or (
+            ambiguous <= self.max_ambiguous
+        )
+        if stable and separated:
+            self.fired_by = "stability" if ambiguous is None else "stability+intervals"
+            return True
+        if self.deadline is not None and step >= self.deadline:
+            self.fired_by = "deadline"
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.name,
+            "check_every": self.check_every,
+            "window": self.window,
+            "tolerance": self.tolerance,
+            "min_step": self.min_step,
+            "deadline": self.deadline,
+            "max_ambiguous": self.max_ambiguous,
+            "fired_by": self.fired_by,
+            "distances": [[s, None if math.isnan(d) else d] for s, d in self.distances],
+        }
+
+    def describe(self) -> str:
+        rule = (
+            f"{self.name}: every {self.check_every} steps from step {self.min_step}, prune when "
+            f"the newest mask is within Hamming {self.tolerance} of each of the previous "
+            f"{self.window}"
+        )
+        if self.max_ambiguous is not None:
+            rule += f" and at most {self.max_ambiguous:.0%} of channels straddle the threshold"
+        if self.deadline is not None:
+            rule += f"; forced at step {self.deadline}"
+        return rule
+
+
+def early_bird_timing(check_every: int, min_step: int = 0, deadline: int | None = None
+                      ) -> MaskStabilityTiming:
+    """Early-Bird's criterion: distance ≤ 0.1 to each of the previous 4 masks.
+
+    Args:
+        check_every: steps between masks (one epoch in the paper).
+        min_step: no firing before this step.
+        deadline: force pruning at this step (None: never).
+
+    Returns:
+        The timing; feed it masks of the *current* |γ| (the ``naive`` forecaster).
+    """
+    return MaskStabilityTiming(
+        check_every=check_every, window=4, tolerance=0.1, min_step=min_step,
+        deadline=deadline, name="early-bird",
+    )
+
+
+def auto_timing(check_every: int, *, window: int = 3, tolerance: float = 0.1,
+                max_ambiguous: float | None = None, min_step: int = 0,
+                deadline: int | None = None) -> MaskStabilityTiming:
+    """Our rule: forecast masks stable over ``window`` checks, intervals separated.
+
+    Args:
+        check_every: steps between checks.
+        window: previous forecast masks the newest must agree with.
+        tolerance: largest normalized Hamming distance to each of them.
+        max_ambiguous: largest fraction of prunable channels whose forecast interval may
+            straddle the threshold (applies only to forecasters with intervals; None: ignore).
+        min_step: no firing before this step.
+        deadline: force pruning at this step (None: never).
+
+    Returns:
+        The timing; feed it masks of the *forecast* end-of-training |γ|.
+    """
+    return MaskStabilityTiming(
+        check_every=check_every, window=window, tolerance=tolerance, min_step=min_step,
+        deadline=deadline, max_ambiguous=max_ambiguous, name="auto",
+    )
+
+
+def resolve_step(value: float | int, total_steps: int, what: str = "prune_at") -> int:
+    """Turn a fraction of the run (a float in (0, 1)) or a step (an int ≥ 1) into a step.
+
+    Args:
+        value: a fraction in (0, 1) or a positive integer step.
+        total_steps: the planned length of the run.
+        what: the parameter's name, for the error message.
+
+    Returns:
+        The step, at least 1.
+
+    Raises:
+        ConfigError: for anything else, or a step beyond the run.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(
+            f"{what} must be a fraction in (0, 1), a step >= 1 or 'auto'; got {value!r}"
+        )
+    if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+        if not 0.0 < value < 1.0:
+            raise ConfigError(f"{what} as a fraction must lie in (0, 1); got {value}")
+        return max(1, int(round(value * total_steps)))
+    step = int(value)
+    if not 1 <= step <= total_steps:
+        raise ConfigError(
+            f"{what}={step} is not a step of the run; expected 1..{total_steps} "
+            "(or a fraction in (0, 1))"
+        )
+    return step

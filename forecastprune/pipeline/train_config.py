@@ -1,0 +1,197 @@
+"""The ``train`` configuration: one flat, typed set of keys per run.
+
+A config file (``configs/<method>.yaml``) names the method and overrides any of the defaults
+below. Loading goes through :mod:`forecastprune.config` (``yaml.safe_load``, typed conversion,
+unknown keys rejected with the valid ones listed), so a typo never silently falls back to a
+default; the ranges and choices are checked here, before any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import from_mapping, read_yaml
+from ..errors import ConfigError
+from .methods import METHODS, MethodSpec
+
+SCHEDULES = ("cosine", "constant")
+POLICIES = ("seed", "grouped")
+#: model keys passed on to the zoo builder when set
+MODEL_KEYS = ("widths", "blocks", "width", "gamma_init")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one ``forecastprune train`` run.
+
+    Attributes:
+        method: ``normal``, ``slimming``, ``early-bird`` or ``forecast`` (required in files).
+        model: zoo model name (``darknet``, ``vgg``, ``resnet``).
+        widths: the model's base widths (None: the builder's default).
+        blocks: residual units per stage (darknet/resnet; None: the builder's default).
+        width: multiplier on every width.
+        gamma_init: initial BN γ (None: the builder's default).
+        epochs: the training budget, equal across methods.
+        batch_size: training batch size (per process under DDP).
+        lr: initial SGD learning rate.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        schedule: ``cosine`` (annealed to 0 over the budget, per iteration) or ``constant``.
+        seed: seeds the model init, the shuffling and the augmentation (the split is fixed).
+        augment: random shifts + Gaussian noise on training batches.
+        upscale: digits upscaling factor (1 keeps 8×8).
+        train_subset: train on the first N training images only (quick runs and tests).
+        forecaster: ``forecast``'s forecaster spec.
+        ratio: fraction of prunable channels to prune.
+        prune_at: ``forecast``'s prune point: a fraction (``0.3``), a step (``120``) or
+            ``auto``.
+        sparsity: L1 strength on γ while sparse-training.
+        sparse_fraction: ``slimming``'s share of the budget spent sparse-training.
+        policy: ``seed`` or ``grouped``.
+        min_keep: channels every BN layer keeps at least.
+        record_every: γ snapshot interval in steps.
+        check_every: steps between ``auto``/``early-bird`` checks (None: one epoch).
+        auto_window: ``auto``: previous forecast masks the newest must agree with.
+        auto_tolerance: ``auto``: largest normalized Hamming distance to each of them.
+        auto_max_ambiguous: ``auto``: largest share of channels whose forecast interval may
+            straddle the cut (forecasters with intervals only; None: ignore intervals).
+        auto_min_fraction: ``auto``: never fire before this fraction of the run.
+        auto_deadline: ``auto``: fire at this fraction of the run whatever the masks say.
+        uncertainty: prune only channels whose forecast upper bound is below the cut too.
+    """
+
+    method: str = "normal"
+    model: str = "darknet"
+    widths: tuple[int, ...] | None = None
+    blocks: tuple[int, ...] | None = None
+    width: float = 1.0
+    gamma_init: float | None = None
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    seed: int = 0
+    augment: bool = True
+    upscale: int = 1
+    train_subset: int | None = None
+    forecaster: str = "sma"
+    ratio: float = 0.5
+    prune_at: str = "0.3"
+    sparsity: float = 5e-3
+    sparse_fraction: float = 0.75
+    policy: str = "seed"
+    min_keep: int = 1
+    record_every: int = 1
+    check_every: int | None = None
+    auto_window: int = 3
+    auto_tolerance: float = 0.1
+    auto_max_ambiguous: float | None = None
+    auto_min_fraction: float = 0.05
+    auto_deadline: float = 0.6
+    uncertainty: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read and validate a YAML config file.
+
+        Raises:
+            ConfigError: if the file is unreadable, has unknown keys, lacks ``method`` or
+                holds values of the wrong type or range.
+        """
+        data = read_yaml(path)
+        if "method" not in data:
+            raise ConfigError(
+                f"config file {path} needs a 'method' key: one of {', '.join(METHODS)}"
+            )
+        return from_mapping(data, cls, source=f"config file {path}")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with the changes that are not None applied."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def validate(self) -> None:
+        """Check choices and ranges (types were checked on loading).
+
+        Raises:
+            ConfigError: naming the key, the value received and what is expected.
+        """
+        _choice(self.method, METHODS, "method")
+        _choice(self.schedule, SCHEDULES, "schedule")
+        _choice(self.policy, POLICIES, "policy")
+        for key in ("epochs", "batch_size", "upscale", "min_keep", "record_every",
+                    "auto_window", "train_subset", "check_every"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} must be >= 1; got {value}")
+        for key in ("lr", "momentum", "weight_decay", "sparsity", "seed", "width"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0; got {getattr(self, key)}")
+        for key in ("ratio", "sparse_fraction", "auto_deadline"):
+            if not 0.0 < getattr(self, key) < 1.0:
+                raise ConfigError(f"{key} must lie strictly between 0 and 1; got "
+                                  f"{getattr(self, key)}")
+        for key in ("auto_tolerance", "auto_max_ambiguous", "auto_min_fraction"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{key} must lie in [0, 1]; got {value}")
+        self.prune_point()
+
+    def prune_point(self) -> float | int | str:
+        """``prune_at`` as the pipeline takes it: ``"auto"``, a step (int) or a fraction.
+
+        Raises:
+            ConfigError: for anything else.
+        """
+        text = str(self.prune_at).strip()
+        if text == "auto":
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0.0 < value < 1.0:
+            raise ConfigError(
+                f"prune_at must be a fraction in (0, 1) such as 0.3, a step such as 120, or "
+                f"'auto'; got {self.prune_at!r}"
+            )
+        return value
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the zoo builder: the model keys that are set."""
+        return {key: getattr(self, key) for key in MODEL_KEYS if getattr(self, key) is not None}
+
+    def method_spec(self, store_path: str | Path | None = None, overwrite: bool = False
+                    ) -> MethodSpec:
+        """The :class:`~forecastprune.pipeline.methods.MethodSpec` of this config."""
+        return MethodSpec(
+            method=self.method, forecaster=self.forecaster, ratio=self.ratio,
+            prune_at=self.prune_point(), sparsity=self.sparsity,
+            sparse_fraction=self.sparse_fraction, policy=self.policy, min_keep=self.min_keep,
+            record_every=self.record_every, check_every=self.check_every,
+            auto={"window": self.auto_window, "tolerance": self.auto_tolerance,
+                  "max_ambiguous": self.auto_max_ambiguous,
+                  "min_step": self.auto_min_fraction or None, "deadline": self.auto_deadline},
+            uncertainty=self.uncertainty, store_path=store_path, overwrite=overwrite,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """All keys, JSON-ready."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+
+def _choice(value: Any, choices: tuple[str, ...], key: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
