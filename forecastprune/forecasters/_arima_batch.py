@@ -19,9 +19,11 @@ sum ``Σ_{j<H} M^j g gᵀ M^jᵀ`` (``g`` = where one innovation enters) come fr
 log2(H) matrix squarings, so a forecast 5,000 records ahead costs about what one 10 ahead does.
 The psi-weights ψ_j are ``(M^j g)[0]``, so the variance is exactly σ² Σ_{j<H} ψ_j².
 
-Channels whose history is constant, or whose differenced series is zero to within rounding,
-are flagged ``degenerate``: they forecast their last value with zero variance instead of a
-regression on noise (or 0/0).
+Channels whose history is constant are flagged ``degenerate`` and forecast their last value
+with zero variance. Channels whose differenced series does not vary (to rounding: a constant,
+or an exact line when d = 1) skip the regression instead of fitting noise (or 0/0): their
+coefficients are zero, their intercept (when the model has one) is the series' mean, and their
+variance is zero, so an exact line with ``trend="c"`` extrapolates exactly.
 """
 
 from __future__ import annotations
@@ -184,15 +186,19 @@ def fit_batched(y: np.ndarray, p: int, d: int, q: int, constant: bool) -> Batche
     """
     y = np.asarray(y, dtype=np.float64)
     w = np.diff(y, n=d, axis=0)
-    degenerate, scale = _degeneracy(y, w, constant)
+    degenerate, still, scale = _degeneracy(y, w, constant)
     ws = w / scale
     eps_long = _long_ar_innovations(ws, p, q, constant) if q else None
     beta = _regress(ws, eps_long, p, q, constant)
-    beta[degenerate] = 0.0
+    # A differenced series without variation has no dynamics to estimate: it is its mean.
+    beta[still] = 0.0
+    if constant:
+        beta[still, -1] = ws[:, still].mean(axis=0)
     ar = _shrink_roots(beta[:, :p], sign=1.0)
     ma = _shrink_roots(beta[:, p : p + q], sign=-1.0)
     intercept = beta[:, -1] if constant else np.zeros(y.shape[1])
     eps = _arma_innovations(ws, ar, ma, intercept)
+    eps[:, still] = 0.0
     dof = np.maximum(ws.shape[0] - p - (p + q + int(constant)), 1)
     sigma2 = np.einsum("tc,tc->c", eps[p:], eps[p:]) / dof * scale**2
     levels = max(p + d, 1)
@@ -200,7 +206,7 @@ def fit_batched(y: np.ndarray, p: int, d: int, q: int, constant: bool) -> Batche
         ar=ar,
         ma=ma,
         intercept=intercept * scale,
-        sigma2=np.where(degenerate, 0.0, sigma2),
+        sigma2=sigma2,
         degenerate=degenerate,
         y_tail=y[::-1][:levels].copy(),
         eps_tail=(eps[::-1][:q] * scale).copy(),
@@ -208,13 +214,21 @@ def fit_batched(y: np.ndarray, p: int, d: int, q: int, constant: bool) -> Batche
     )
 
 
-def _degeneracy(y: np.ndarray, w: np.ndarray, constant: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Flag channels with nothing to model and return a safe per-channel scale of ``w``."""
+def _degeneracy(
+    y: np.ndarray, w: np.ndarray, constant: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flag channels with nothing to model; return them and a safe per-channel scale of ``w``.
+
+    Returns:
+        ``degenerate`` (the levels are constant: forecast the last value), ``still`` (the
+        differenced series does not vary, to rounding: no regression) and the scale.
+    """
     level = np.max(np.abs(y), axis=0)
     spread = np.std(w, axis=0) if constant else np.sqrt(np.mean(w * w, axis=0))
     tolerance = _DEGENERATE_RTOL * level
-    degenerate = (np.ptp(y, axis=0) <= tolerance) | (spread <= tolerance)
-    return degenerate, np.where(degenerate, 1.0, spread)
+    degenerate = np.ptp(y, axis=0) <= tolerance
+    still = degenerate | (spread <= tolerance)
+    return degenerate, still, np.where(still, 1.0, spread)
 
 
 def _long_ar_innovations(ws: np.ndarray, p: int, q: int, constant: bool) -> np.ndarray:

@@ -5,10 +5,12 @@ likelihood through the Kalman filter, one channel at a time (≈ 50–170 ms per
 for a YOLOv3-sized layout; a progress bar shows on a terminal).
 
 statsmodels is noisy and fragile on γ histories: it warns about convergence and
-non-stationary starting values on many channels, and can raise on an exactly constant series.
-So every warning is captured and counted by category, every channel whose fit raises falls back
-to its last value (naive) and is counted by exception type, and the totals go to
-:attr:`StatsmodelsArimaFit.report` and into one :class:`StatsmodelsFitWarning`.
+non-stationary starting values on many channels, can raise on an exactly constant series (some
+versions divide by zero), and returns NaN parameters on extreme magnitudes. So every warning is
+captured and counted by category; exactly constant channels are not sent to statsmodels at all;
+every channel whose fit raises or comes back non-finite falls back to its last value (naive)
+and is counted by reason; and the totals go to :attr:`StatsmodelsArimaFit.report` and into one
+:class:`StatsmodelsFitWarning`.
 
 Only the fitted parameters and the series are kept, not statsmodels' result objects (≈ 0.5 MB
 each): forecasting rebuilds a channel's model and runs one Kalman filter pass with the stored
@@ -40,7 +42,8 @@ class StatsmodelsArimaFit:
         params: (C, k) statsmodels parameter vectors; NaN rows for channels that failed.
         order: (p, d, q).
         trend: statsmodels trend argument (``"n"`` or a polynomial list).
-        report: ``{"channels", "failed", "failures": {exception: n}, "warnings": {category: n}}``.
+        report: ``{"channels", "constant", "failed", "failures": {reason: n},
+            "warnings": {category: n}}``; constant and failed channels forecast their last value.
     """
 
     y: np.ndarray
@@ -52,7 +55,8 @@ class StatsmodelsArimaFit:
     def forecast(self, horizons: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance at each whole horizon, each (len(horizons), C).
 
-        Channels that failed to fit repeat their last value with zero variance.
+        Constant channels, channels that failed to fit and channels whose forecast is not
+        finite repeat their last value with zero variance.
         """
         steps = max(max(horizons), 1)
         rows = np.asarray(horizons, dtype=np.int64) - 1
@@ -66,8 +70,11 @@ class StatsmodelsArimaFit:
                                 disable=None):
                 result = self._model(channel).filter(self.params[channel])
                 prediction = result.get_forecast(steps=steps)
-                means[positive, channel] = prediction.predicted_mean[rows[positive]]
-                variances[positive, channel] = prediction.var_pred_mean[rows[positive]]
+                mean = prediction.predicted_mean[rows[positive]]
+                variance = prediction.var_pred_mean[rows[positive]]
+                if np.all(np.isfinite(mean)) and np.all(np.isfinite(variance)):
+                    means[positive, channel] = mean
+                    variances[positive, channel] = variance
         return means, variances
 
     def _model(self, channel: int) -> Any:
@@ -99,26 +106,27 @@ def fit_statsmodels(y: np.ndarray, p: int, d: int, q: int, constant: bool) -> St
         The fit, with its report. Emits one :class:`StatsmodelsFitWarning` when statsmodels
         warned or a channel fell back to naive.
     """
-    from statsmodels.tsa.arima.model import ARIMA
-
     y = np.asarray(y, dtype=np.float64)
     order, trend = (p, d, q), statsmodels_trend(d, constant)
     fitted: list[np.ndarray | None] = []
     failures: Counter[str] = Counter()
+    constant_channels = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for channel in tqdm(range(y.shape[1]), desc="statsmodels ARIMA fit", leave=False,
                             disable=None):
-            try:
-                result = ARIMA(y[:, channel], order=order, trend=trend).fit(cov_type="none")
-                fitted.append(np.asarray(result.params, dtype=np.float64))
-            # statsmodels fails in many ways on degenerate series (ZeroDivisionError,
-            # LinAlgError, ValueError, ...): any of them means "fall back to naive".
-            except Exception as exc:  # noqa: BLE001
-                failures[type(exc).__name__] += 1
+            column = y[:, channel]
+            if np.ptp(column) == 0.0:  # nothing to fit; statsmodels may divide by zero
+                constant_channels += 1
                 fitted.append(None)
+                continue
+            params, failure = _fit_one(column, order, trend)
+            if failure is not None:
+                failures[failure] += 1
+            fitted.append(params)
     report = {
         "channels": int(y.shape[1]),
+        "constant": constant_channels,
         "failed": int(sum(failures.values())),
         "failures": dict(failures),
         "warnings": dict(Counter(w.category.__name__ for w in caught)),
@@ -126,6 +134,26 @@ def fit_statsmodels(y: np.ndarray, p: int, d: int, q: int, constant: bool) -> St
     _announce(report, order)
     return StatsmodelsArimaFit(y=y, params=_stack(fitted), order=order, trend=trend,
                                report=report)
+
+
+def _fit_one(
+    column: np.ndarray, order: tuple[int, int, int], trend: Any
+) -> tuple[np.ndarray | None, str | None]:
+    """statsmodels parameters of one channel, or None and why it failed."""
+    from statsmodels.tsa.arima.model import ARIMA
+
+    try:
+        params = np.asarray(
+            ARIMA(column, order=order, trend=trend).fit(cov_type="none").params, dtype=np.float64
+        )
+    # statsmodels fails in many ways on degenerate series (ZeroDivisionError, LinAlgError,
+    # ValueError, ...): any of them means "fall back to naive".
+    except Exception as exc:  # noqa: BLE001
+        return None, type(exc).__name__
+    # On extreme magnitudes statsmodels returns NaN instead of raising.
+    if not np.all(np.isfinite(params)):
+        return None, "non-finite parameters"
+    return params, None
 
 
 def _stack(fitted: list[np.ndarray | None]) -> np.ndarray:
@@ -145,6 +173,7 @@ def _announce(report: dict[str, Any], order: tuple[int, int, int]) -> None:
     warnings.warn(
         f"statsmodels ARIMA{order} on {report['channels']} channels: "
         f"{report['failed']} failed and fell back to the last value"
+        + (f" (as did {report['constant']} constant ones)" if report["constant"] else "")
         + (f" ({failed})" if failed else "")
         + (f"; warnings: {warned}" if warned else "; no warnings")
         + ". The counts are in fit_report_",
