@@ -56,6 +56,9 @@ class SurgeryRecord:
 
     Attributes:
         keep: BN layer -> original indices of the channels kept (the plan to replay).
+        sizes: BN layer -> its channel count before the cut.
+        input_shapes: shapes of the example inputs the cut was traced with.
+        compensated: whether β was folded into the next layers (which may create biases).
         sources: new parameter name -> ``id()`` of the input model's parameter it came from
             (absent for parameters the surgery created, i.e. compensation biases).
         kept: new parameter name -> per dimension, the original indices kept (None where the
@@ -63,6 +66,9 @@ class SurgeryRecord:
     """
 
     keep: dict[str, np.ndarray]
+    sizes: dict[str, int]
+    input_shapes: tuple[tuple[int, ...], ...]
+    compensated: bool
     sources: dict[str, int]
     kept: dict[str, tuple[np.ndarray | None, ...]]
 
@@ -113,10 +119,7 @@ def prune_model(
     tracker = _Tracker()
     if pruned.any():
         _cut(new, layout, pruned, example_inputs, tracker, compensate)
-    record = SurgeryRecord(
-        keep={name: np.flatnonzero(mask) for name, mask in masks.items()},
-        **_param_map(model, new, tracker),
-    )
+    record = _record(model, new, masks, example_inputs, compensate, tracker)
     object.__setattr__(new, RECORD_ATTR, record)
     return new
 
@@ -144,6 +147,35 @@ def keep_masks(keep: Mapping[str, Any] | Any) -> dict[str, np.ndarray]:
             )
         masks[str(name)] = array
     return masks
+
+
+def _record(model: nn.Module, new: nn.Module, masks: dict[str, np.ndarray], example_inputs: Any,
+            compensate: bool, tracker: _Tracker) -> SurgeryRecord:
+    """The record of the cut ``model`` → ``new``, composed with ``model``'s own record."""
+    previous = surgery_record(model)
+    keep, sizes = _compose(previous, masks)
+    shapes = tuple(tuple(t.shape) for t in as_args(example_inputs) if isinstance(t, torch.Tensor))
+    return SurgeryRecord(
+        keep=keep, sizes=sizes, input_shapes=shapes,
+        compensated=compensate or (previous is not None and previous.compensated),
+        **_param_map(model, new, tracker),
+    )
+
+
+def _compose(previous: SurgeryRecord | None, masks: dict[str, np.ndarray]
+             ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Kept indices and original sizes relative to the *unpruned* model.
+
+    Pruning an already pruned model composes the cuts, so the record (and a saved plan) always
+    describes one cut of the model as first built.
+    """
+    keep = {} if previous is None else dict(previous.keep)
+    sizes = {} if previous is None else dict(previous.sizes)
+    for name, mask in masks.items():
+        kept = np.flatnonzero(mask)
+        keep[name] = keep[name][kept] if name in keep else kept
+        sizes.setdefault(name, int(mask.size))
+    return keep, sizes
 
 
 def _check_cut(pruned: np.ndarray, plan: ChannelPlan) -> None:

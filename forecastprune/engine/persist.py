@@ -1,0 +1,185 @@
+"""Save and load pruned models without pickling modules.
+
+A pruned model's architecture is no longer what its builder makes, so a bare state dict cannot
+be loaded into a fresh model. The file therefore holds, next to the state dict, a small JSON
+**channel plan**: the zoo builder's name and keyword arguments, the kept channel indices of every
+cut BN (relative to the model as first built), the example input shape and whether β was folded.
+Loading rebuilds the model from the zoo, replays the surgery with that plan (same architecture,
+including any bias the compensation created) and then loads the weights.
+
+File layout (one ``torch.save`` of plain containers, read back with ``weights_only=True``, so
+loading never unpickles arbitrary objects)::
+
+    {"format": "forecastprune.pruned-model", "version": 1,
+     "plan": "<JSON text>", "state_dict": {name: tensor, ...}}
+
+Writes are atomic (temp file + ``os.replace``). Models from outside the zoo can be saved once
+their builder is registered with :func:`forecastprune.zoo.register_model`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import PruningError
+from ..selection import unwrap_model
+from ..store.format import atomic_write_bytes
+from .surgery import keep_masks, prune_model, surgery_record
+
+FORMAT_TAG = "forecastprune.pruned-model"
+#: bumped whenever an older reader would misread a newer file
+FORMAT_VERSION = 1
+
+
+def save_pruned(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    builder: str,
+    kwargs: Mapping[str, Any] | None = None,
+    keep: Mapping[str, Any] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a pruned model as its state dict plus the channel plan that rebuilds it.
+
+    Args:
+        model: a model returned by :func:`~forecastprune.engine.surgery.prune_model`.
+        path: the output file (``.pt``).
+        builder: the zoo name the unpruned model is built with (``build_model(builder, ...)``).
+        kwargs: the builder's keyword arguments (JSON-able).
+        keep: per-layer keep masks relative to the model as built; by default the model's
+            surgery record (which composes repeated cuts).
+        input_shape: the example input shape for replaying the surgery; by default the one
+            the model was cut with.
+        overwrite: replace an existing file.
+
+    Returns:
+        The path written.
+
+    Raises:
+        PruningError: if the plan is incomplete (no record and no ``keep``/``input_shape``),
+            not JSON-able, or the file exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise PruningError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    model = unwrap_model(model)
+    plan = _plan(model, builder, kwargs, keep, input_shape)
+    try:
+        text = json.dumps(plan, sort_keys=True)
+    except TypeError as exc:
+        raise PruningError(f"the builder kwargs must be JSON-able (numbers, strings, lists, "
+                           f"dicts); {exc}") from exc
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT_TAG, "version": FORMAT_VERSION, "plan": text,
+                "state_dict": state}, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_pruned(path: str | Path) -> nn.Module:
+    """Rebuild a pruned model saved by :func:`save_pruned`.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The pruned model with its saved weights (in train mode, as freshly built models are).
+
+    Raises:
+        PruningError: if the file is missing, not a pruned-model file, of a newer version, or
+            its weights do not fit the replayed architecture.
+    """
+    raw = _read(Path(path))
+    plan = json.loads(raw["plan"])
+    from ..zoo import build_model  # the zoo imports model modules lazily
+
+    model = build_model(plan["builder"], **plan["kwargs"])
+    sizes, kept = plan["sizes"], plan["keep"]
+    masks = {}
+    for name, size in sizes.items():
+        mask = np.zeros(int(size), dtype=bool)
+        mask[np.asarray(kept[name], dtype=np.int64)] = True
+        masks[name] = mask
+    example = torch.zeros(plan["input_shape"])
+    pruned = prune_model(model, masks, example, compensate=plan["compensated"])
+    try:
+        pruned.load_state_dict(raw["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise PruningError(
+            f"{path}: the saved weights do not fit the model rebuilt from its plan "
+            f"({str(exc).splitlines()[0]}); was the zoo model {plan['builder']!r} changed?"
+        ) from exc
+    return pruned
+
+
+def _plan(model: nn.Module, builder: str, kwargs: Mapping[str, Any] | None,
+          keep: Mapping[str, Any] | None, input_shape: tuple[int, ...] | None
+          ) -> dict[str, Any]:
+    """The JSON channel plan of a pruned model."""
+    record = surgery_record(model)
+    if keep is not None:
+        masks = keep_masks(keep)
+        kept = {n: np.flatnonzero(m) for n, m in masks.items()}
+        sizes = {n: int(m.size) for n, m in masks.items()}
+    elif record is not None:
+        kept, sizes = record.keep, record.sizes
+    else:
+        raise PruningError("the model carries no surgery record; pass keep= (the masks it was "
+                           "pruned with) or save a model returned by prune_model")
+    shapes = record.input_shapes if record is not None else ()
+    shape = tuple(input_shape) if input_shape is not None else (shapes[0] if shapes else None)
+    if shape is None:
+        raise PruningError("no example input shape known; pass input_shape=(1, C, H, W)")
+    return {
+        "builder": str(builder),
+        "kwargs": dict(kwargs or {}),
+        "keep": {n: [int(i) for i in idx] for n, idx in kept.items()},
+        "sizes": {n: int(s) for n, s in sizes.items()},
+        "input_shape": [int(n) for n in shape],
+        "compensated": bool(record.compensated) if record is not None else True,
+    }
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """Load and validate the raw file contents (tensors and plain containers only)."""
+    if not path.is_file():
+        raise PruningError(f"pruned model file {path} does not exist")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign, pickled or truncated files
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # torch colours its messages
+        first = text.splitlines()[0][:200] if text else ""
+        raise PruningError(
+            f"cannot read {path} with torch.load(weights_only=True) ({type(exc).__name__}: "
+            f"{first}); load_pruned reads only files written by save_pruned, which hold "
+            "tensors and plain containers"
+        ) from exc
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT_TAG:
+        raise PruningError(f"{path} is not a forecastprune pruned-model file (save it with "
+                           "save_pruned or `forecastprune prune`)")
+    if not isinstance(raw.get("version"), int) or raw["version"] > FORMAT_VERSION:
+        raise PruningError(f"{path} was written by a newer forecastprune (format version "
+                           f"{raw.get('version')}, this one reads up to {FORMAT_VERSION}); "
+                           "upgrade forecastprune")
+    try:
+        plan = json.loads(raw["plan"])
+        missing = {"builder", "kwargs", "keep", "sizes", "input_shape", "compensated"} - set(plan)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PruningError(f"{path} has a corrupt channel plan ({exc})") from exc
+    if missing or not isinstance(raw.get("state_dict"), dict):
+        raise PruningError(f"{path} has a corrupt channel plan or state dict (missing "
+                           f"{sorted(missing) or ['state_dict']})")
+    return raw

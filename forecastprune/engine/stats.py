@@ -1,0 +1,159 @@
+"""Model size and speed: parameters, multiply-accumulates and measured CPU latency.
+
+MACs count the convolutions (1d/2d/3d; not transposed) and linear layers, the layers channel pruning shrinks and that
+dominate a CNN's compute (BN, activations and pooling are left out, as in most pruning papers):
+a conv output element costs ``in_channels / groups × kernel volume`` MACs, a linear output
+element ``in_features``. They are measured with forward hooks on one pass, so any input size
+and any architecture the hooks see is handled without tracing.
+
+Latency is wall-clock time of eval-mode forward passes under ``torch.no_grad()``, the median of
+several repeats after warm-up. :func:`measure_latencies` interleaves the models (A, B, A, B, ...)
+so a machine that slows down or speeds up during the measurement affects all of them alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import PruningError
+from ..selection import unwrap_model
+from .coupling import WEIGHTED, as_args
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Size and cost of one model on one input.
+
+    Attributes:
+        params: number of parameters.
+        macs: multiply-accumulates of one forward pass on the example input (whole batch).
+        latency_s: median forward latency in seconds, or None when not measured.
+    """
+
+    params: int
+    macs: int
+    latency_s: float | None = None
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (shared ones counted once)."""
+    return sum(p.numel() for p in unwrap_model(model).parameters())
+
+
+def count_macs(model: nn.Module, example_inputs: Any) -> int:
+    """Conv and linear multiply-accumulates of one eval-mode forward pass.
+
+    Args:
+        model: the model (its train/eval flags are restored afterwards).
+        example_inputs: a tensor or tuple of tensors; MACs scale with its batch size.
+
+    Returns:
+        The MAC count.
+    """
+    total = 0
+
+    def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+        else:
+            kernel = module.weight.shape[2:].numel()
+            total += output.numel() * (module.in_channels // module.groups) * kernel
+
+    model = unwrap_model(model)
+    layers = [m for m in model.modules() if isinstance(m, WEIGHTED)]
+    handles = [m.register_forward_hook(hook) for m in layers]
+    try:
+        with _eval_modes([model]), torch.no_grad():
+            model(*as_args(example_inputs))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return int(total)
+
+
+def measure_latencies(models: Sequence[nn.Module], example_inputs: Any, *, repeats: int = 10,
+                      warmup: int = 2) -> list[float]:
+    """Median eval-mode forward latency of each model, in seconds, measured interleaved.
+
+    Args:
+        models: the models to time on the same input.
+        example_inputs: a tensor or tuple of tensors.
+        repeats: timed passes per model (≥ 1).
+        warmup: untimed passes per model first (allocator and kernel caches).
+
+    Returns:
+        One median per model, in order.
+
+    Raises:
+        PruningError: if ``repeats`` < 1 or ``warmup`` < 0.
+    """
+    if int(repeats) < 1 or int(warmup) < 0:
+        raise PruningError(f"repeats must be >= 1 and warmup >= 0; got {repeats}, {warmup}")
+    args = as_args(example_inputs)
+    plain = [unwrap_model(m) for m in models]
+    times: list[list[float]] = [[] for _ in plain]
+    with torch.no_grad(), _eval_modes(plain):
+        for _ in range(int(warmup)):
+            for model in plain:
+                model(*args)
+        for _ in range(int(repeats)):
+            for i, model in enumerate(plain):
+                start = time.perf_counter()
+                model(*args)
+                times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def model_stats(model: nn.Module, example_inputs: Any, *, latency_repeats: int = 0
+                ) -> ModelStats:
+    """Parameters, MACs and (with ``latency_repeats`` > 0) the median latency of a model."""
+    latency = None
+    if latency_repeats > 0:
+        latency = measure_latencies([model], example_inputs, repeats=latency_repeats)[0]
+    return ModelStats(count_params(model), count_macs(model, example_inputs), latency)
+
+
+def compare_stats(before: ModelStats, after: ModelStats) -> str:
+    """A before → after table of params, MACs and (if both measured) latency."""
+    rows = [("params", f"{before.params:,}", f"{after.params:,}", _ratio(before.params,
+                                                                          after.params)),
+            ("MACs", f"{before.macs:,}", f"{after.macs:,}", _ratio(before.macs, after.macs))]
+    if before.latency_s is not None and after.latency_s is not None:
+        rows.append(("latency", f"{1e3 * before.latency_s:.2f} ms",
+                     f"{1e3 * after.latency_s:.2f} ms", _ratio(before.latency_s,
+                                                              after.latency_s)))
+    header = ("", "before", "after", "reduction")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    return "\n".join(
+        "  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:],
+                                                                        strict=True))])
+        for r in [header, *rows]
+    )
+
+
+def _ratio(before: float, after: float) -> str:
+    if after <= 0:
+        return "-"
+    return f"{before / after:.2f}x ({100 * (1 - after / before):.1f} % less)"
+
+
+@contextmanager
+def _eval_modes(models: Sequence[nn.Module]) -> Iterator[None]:
+    """Eval mode inside the block; every module's own flag restored afterwards."""
+    flags = {m: m.training for model in models for m in model.modules()}
+    try:
+        for model in models:
+            model.eval()
+        yield
+    finally:
+        for module, flag in flags.items():
+            module.training = flag
