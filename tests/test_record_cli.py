@@ -99,3 +99,20 @@ def test_help_has_an_example():
     result = CliRunner().invoke(cli, ["record", "--help"])
     assert result.exit_code == 0
     assert "forecastprune record --model darknet" in result.output
+
+
+def test_bundled_store_has_the_documented_shape_and_real_structure():
+    from forecastprune.store import bundled_store_path
+
+    with GammaTrajectoryStore.open(bundled_store_path()) as store:
+        assert (len(store), store.layout.total) == (661, 448)
+        assert store.steps[0] == 0 and store.steps[-1] == store.metadata["total_steps"] == 1320
+        meta = store.metadata
+        final = np.abs(store.final()[1])
+        early = np.abs(store.history(until_step=264)[1][-1])
+    assert meta["model"] == "darknet" and meta["sparsity"] == 2e-3 and meta["accuracy"] > 0.99
+    # bimodal: a large group at ~0 and a spread of survivors (scripts/make_bundled_store.sh)
+    assert 0.2 < float((final < 0.01).mean()) < 0.4
+    assert np.percentile(final, 75) > 0.15
+    # nothing had collapsed at 20 % of training: there is something to forecast
+    assert float((early < 0.01).mean()) == 0.0

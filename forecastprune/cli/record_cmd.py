@@ -158,6 +158,8 @@ def _write_outputs(
               help="Augmentation noise level (standardised pixel units).")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32",
               show_default=True, help="Store value dtype (float16 halves the size).")
+@click.option("--flush-every", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Snapshots per store segment (a crash loses at most this many).")
 @click.option("--limit-batches", type=click.IntRange(min=1), default=None,
               help="Train on at most this many batches per epoch (quick trials).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -264,8 +266,11 @@ def _recording_callback(
     store = GammaTrajectoryStore.create(
         options["out"] / STORE_NAME, layout_of(select_bn_layers(model)), metadata=meta,
         fingerprint=model_fingerprint(model), overwrite=options["overwrite"],
-        dtype=options["dtype"],
+        dtype=options["dtype"], flush_every=options["flush_every"],
     )
-    recorder = GammaRecorder(model, store, every=options["every"], optimizer=optimizer)
+    recorder = GammaRecorder(
+        model, store, every=options["every"], optimizer=optimizer,
+        flush_every=options["flush_every"],
+    )
     recorder.step(0)
     return SparseRecording(sparsity, recorder)
