@@ -82,6 +82,7 @@ def test_float16_store_and_other_model(tmp_path):
         (["--widths", "8,8"], "4 widths"),
         (["--lr-milestones", "0.5,1.5"], "strictly between 0 and 1"),
         (["--widths", "a,b"], "comma-separated"),
+        (["--widths", "8.5,16,32,32"], "positive integers"),
         (["--epochs", "0"], "--epochs"),
         (["--dtype", "int8"], "--dtype"),
     ],

@@ -58,6 +58,7 @@ class SparseRecording(Callback):
 
 
 def _float_list(text: str, what: str) -> list[float]:
+    """Parse ``"0.5,0.75"``; ``what`` names the option in the error."""
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -75,23 +76,28 @@ def _milestones(fractions: list[float], total_steps: int) -> list[int]:
 
 
 def _model_kwargs(widths: str | None, width: float, gamma_init: float) -> dict[str, Any]:
+    """The zoo builder's keyword arguments from the width and γ options."""
     kwargs: dict[str, Any] = {"width": width, "gamma_init": gamma_init}
     if widths:
         values = _float_list(widths, "--widths")
         if any(v != int(v) or v < 1 for v in values):
-            raise click.BadParameter(f"expected positive integers, got {widths!r}", "--widths")
+            raise click.BadParameter(
+                f"expected positive integers, got {widths!r}", param_hint="--widths"
+            )
         kwargs["widths"] = [int(v) for v in values]
     return kwargs
 
 
 def _make_optimizer(model: nn.Module, lr: float, momentum: float, wd: float) -> torch.optim.SGD:
-    decayed = [p for n, p in model.named_parameters() if p.ndim > 1]
-    plain = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    """SGD with momentum; weight decay on conv/linear weights only (never on BN γ/β)."""
+    decayed = [p for p in model.parameters() if p.ndim > 1]
+    plain = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decayed, "weight_decay": wd}, {"params": plain, "weight_decay": 0.0}]
     return torch.optim.SGD(groups, lr=lr, momentum=momentum)
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse to clobber an earlier recording unless ``--overwrite`` was given."""
     taken = [name for name in (STORE_NAME, MODEL_NAME, SUMMARY_NAME) if (out / name).exists()]
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a directory for the run's outputs")
@@ -228,6 +234,7 @@ def run_record(options: dict[str, Any]) -> tuple[float, Path, tuple[int, int]]:
 def _metadata(
     options: dict[str, Any], kwargs: dict[str, Any], trainer: Trainer, milestones: list[int]
 ) -> dict[str, Any]:
+    """The store metadata: every setting needed to reproduce and interpret the run."""
     from ..timeaxis import planned_lr_schedule
 
     schedule = planned_lr_schedule(trainer.scheduler, trainer.total_steps)
