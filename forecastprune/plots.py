@@ -17,7 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from .replay import CONTROL, Cutoff, ReplayResult
+from .judge import Cutoff
+from .replay import CONTROL, ReplayResult
 
 PNG_NAMES = ("iou_vs_cutoff.png", "gamma_evolution.png", "layer_pruned.png")
 

@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics
-from .engine.threshold import PruneDecision, select_channels
 from .errors import ConfigError, ForecastPruneError, StoreError
 from .forecasters import Forecaster, get_forecaster, list_forecasters
 from .isolation import ISOLATIONS, CellOutcome, run_forecaster
+from .judge import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_spacing
 from .timeaxis import clock_for_store
 
 CONTROL = "naive"
@@ -93,68 +92,6 @@ class ReplaySettings:
             problems.append(f"isolation must be one of {ISOLATIONS}; got {self.isolation!r}")
         if problems:
             raise ConfigError("; ".join(problems))
-
-
-@dataclass(frozen=True)
-class Cutoff:
-    """One replay cutoff: the fit sees the snapshots with ``step <= self.step``."""
-
-    step: int
-    fraction: float
-    label: str
-
-
-@dataclass(frozen=True)
-class Row:
-    """Metrics of one (forecaster, cutoff, ratio) cell; NaN everywhere when it failed."""
-
-    forecaster: str
-    cutoff: Cutoff
-    ratio: float
-    iou: float = math.nan
-    tie_iou: float = math.nan
-    precision: float = math.nan
-    recall: float = math.nan
-    hamming: float = math.nan
-    spearman: float = math.nan
-    mae: float = math.nan
-    pruned: int = 0
-    collapsed: tuple[str, ...] = ()
-    seconds: float = math.nan
-    error: str | None = None
-    layer_pruned: tuple[int, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class OracleSummary:
-    """The oracle's decision at one ratio and how trustworthy its order is there."""
-
-    ratio: float
-    pruned: int
-    separation: metrics.Separation
-    collapsed: tuple[str, ...]
-    layer_pruned: tuple[int, ...]
-
-    @property
-    def rank_by(self) -> str:
-        """The metric that ranks forecasters: tie-aware IoU when the cut is in the zeros."""
-        return "tie_iou" if self.separation.inside_collapsed else "iou"
-
-
-@dataclass(frozen=True)
-class EarlyBird:
-    """Early-Bird's point for one ratio on the naive (current |γ|) masks."""
-
-    ratio: float
-    spacing: int
-    step: int | None
-    fraction: float | None
-    iou: float | None
-    tie_iou: float | None
 
 
 @dataclass
@@ -344,7 +281,8 @@ def replay(
     history = np.abs(values)  # forecasters and the engine see |γ| (see docs/architecture.md)
     final_step, oracle_scores = int(steps[-1]), history[-1].astype(np.float64)
     cutoffs = resolve_cutoffs(settings.cutoffs, final_step)
-    judge = _Judge.build(store, oracle_scores, settings)
+    judge = Judge.build(store.layout, oracle_scores, settings,
+                        *channel_plan(store, settings.policy))
     clock, clock_note = _clock(store, forecasters)
     rows = _run_all(forecasters, steps, history, cutoffs, judge, clock, progress)
     result = ReplayResult(
@@ -352,7 +290,9 @@ def replay(
         prunable=int(judge.prunable.sum()), final_step=final_step, snapshots=len(steps),
         settings=settings, cutoffs=cutoffs, forecasters=[label for label, _ in forecasters],
         requested=requested, rows=rows, oracle=judge.oracle,
-        early_bird=_early_birds(judge, steps, history, store.metadata, settings),
+        early_bird=judge.early_birds(
+            steps, history, eb_spacing(settings.eb_spacing, store.metadata, steps)
+        ),
         eps=judge.eps, collapsed_fraction=judge.collapsed_fraction,
     )
     result.warnings = notes + ([clock_note] if clock_note else []) + _warnings(result, store.metadata)
@@ -365,7 +305,7 @@ def _run_all(
     steps: np.ndarray,
     history: np.ndarray,
     cutoffs: list[Cutoff],
-    judge: _Judge,
+    judge: Judge,
     clock: Any,
     progress: Progress | None,
 ) -> list[Row]:
@@ -397,107 +337,6 @@ def _clock(store: Any, forecasters: list[tuple[str, Forecaster]]) -> tuple[Any, 
         return clock_for_store(store), None
     except ForecastPruneError as exc:
         return None, f"no cumulative-LR clock for time_axis=lr forecasters: {exc}"
-
-
-@dataclass
-class _Judge:
-    """Turns scores into decisions under one policy and compares them with the oracle's."""
-
-    settings: ReplaySettings
-    layout: Any
-    prunable: np.ndarray
-    groups: list[np.ndarray] | None
-    oracle_scores: np.ndarray
-    eps: float
-    collapsed: np.ndarray
-    collapsed_fraction: float
-    oracle: dict[float, OracleSummary]
-    oracle_masks: dict[float, np.ndarray]
-
-    @classmethod
-    def build(cls, store: Any, oracle_scores: np.ndarray, settings: ReplaySettings) -> _Judge:
-        prunable, groups = channel_plan(store, settings.policy)
-        prunable = np.ones(store.layout.total, bool) if prunable is None else prunable
-        eps = settings.eps * float(oracle_scores.max(initial=0.0))
-        collapsed = metrics.collapsed_set(oracle_scores, settings.eps)
-        share = float(collapsed[prunable].mean()) if prunable.any() else 0.0
-        judge = cls(settings, store.layout, prunable, groups, oracle_scores, eps, collapsed,
-                    share, {}, {})
-        for ratio in settings.ratios:
-            decision = judge.decide(oracle_scores, ratio)
-            judge.oracle_masks[ratio] = decision.pruned
-            judge.oracle[ratio] = OracleSummary(
-                ratio, decision.n_pruned,
-                metrics.separation(oracle_scores, decision.pruned, prunable, eps),
-                decision.collapsed, tuple(r.pruned for r in decision.report),
-            )
-        return judge
-
-    def decide(self, scores: np.ndarray, ratio: float) -> PruneDecision:
-        return select_channels(
-            scores, self.layout, ratio=ratio, prunable=self.prunable, groups=self.groups,
-            group_reduce=self.settings.group_reduce, min_keep=self.settings.min_keep,
-        )
-
-    def rows(self, label: str, cutoff: Cutoff, outcome: CellOutcome) -> list[Row]:
-        if outcome.prediction is None:
-            return [Row(label, cutoff, r, seconds=outcome.seconds, error=outcome.error)
-                    for r in self.settings.ratios]
-        # |γ| cannot be negative; clipping as the training pipeline does keeps compare's
-        # pruned sets identical to what pruning with this forecaster would cut.
-        pred = np.clip(outcome.prediction, 0.0, None)
-        rho = metrics.spearman(pred, self.oracle_scores)
-        error = metrics.mae(pred, self.oracle_scores)
-        rows = []
-        for ratio in self.settings.ratios:
-            decision, oracle = self.decide(pred, ratio), self.oracle_masks[ratio]
-            precision, recall = metrics.precision_recall(decision.pruned, oracle)
-            rows.append(Row(
-                label, cutoff, ratio,
-                iou=metrics.iou(decision.pruned, oracle),
-                tie_iou=metrics.tie_aware_iou(decision.pruned, oracle, self.collapsed),
-                precision=precision, recall=recall,
-                hamming=metrics.mask_distance(decision.pruned, oracle),
-                spearman=rho, mae=error, pruned=decision.n_pruned,
-                collapsed=decision.collapsed, seconds=outcome.seconds,
-                layer_pruned=tuple(r.pruned for r in decision.report),
-            ))
-        return rows
-
-
-def eb_spacing(settings: ReplaySettings, metadata: dict[str, Any], steps: np.ndarray) -> int:
-    """Steps between Early-Bird masks: the setting, one epoch, or 5 % of the run.
-
-    Never finer than the record interval, or consecutive masks would be the same snapshot.
-    """
-    spacing = settings.eb_spacing or metadata.get("steps_per_epoch")
-    if not spacing:
-        spacing = round(0.05 * int(steps[-1]))
-    record = int(np.min(np.diff(steps))) if len(steps) > 1 else 1
-    return max(int(spacing), record, 1)
-
-
-def _early_birds(
-    judge: _Judge, steps: np.ndarray, history: np.ndarray, meta: dict[str, Any],
-    settings: ReplaySettings,
-) -> dict[float, EarlyBird]:
-    spacing = eb_spacing(settings, meta, steps)
-    grid = np.arange(int(steps[0]), int(steps[-1]) + 1, spacing)
-    rows = np.unique(np.searchsorted(steps, grid, side="right") - 1)
-    found = {}
-    for ratio in settings.ratios:
-        masks = np.array([judge.decide(history[i].astype(np.float64), ratio).pruned
-                          for i in rows])
-        step = metrics.early_bird_step(steps[rows], masks)
-        if step is None:
-            found[ratio] = EarlyBird(ratio, spacing, None, None, None, None)
-            continue
-        mask = masks[int(np.searchsorted(steps[rows], step))]
-        oracle = judge.oracle_masks[ratio]
-        found[ratio] = EarlyBird(ratio, spacing, step, step / int(steps[-1]),
-                                 metrics.iou(mask, oracle),
-                                 metrics.tie_aware_iou(mask, oracle, judge.collapsed))
-    return found
 
 
 def _warnings(result: ReplayResult, metadata: dict[str, Any]) -> list[str]:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .replay import ReplayResult, Row
+from .judge import Row
+from .replay import ReplayResult
 from .store.format import atomic_write_bytes
 
 _UMASK = os.umask(0o022)

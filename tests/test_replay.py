@@ -192,3 +192,6 @@ def test_policies_trace_the_stores_zoo_model(tmp_path, policy):
     expected = select_channels(np.abs(values[-1]), layout, ratio=0.5, prunable=plan.prunable,
                                groups=plan.groups)
     assert result.oracle[0.5].layer_pruned == tuple(r.pruned for r in expected.report)
+    # the cut is judged on group scores, so kept units never sit below pruned ones
+    assert result.oracle[0.5].separation.gap >= 0
+    assert result.oracle[0.5].separation.cut == pytest.approx(expected.threshold)
