@@ -142,7 +142,7 @@ class Judge:
             judge.oracle_masks[ratio] = decision.pruned
             judge.oracle[ratio] = OracleSummary(
                 ratio, decision.n_pruned,
-                metrics.separation(effective, decision.pruned, prunable, eps),
+                metrics.separation(effective, prunable, decision.requested, eps),
                 decision.collapsed, tuple(r.pruned for r in decision.report),
             )
         return judge

@@ -136,32 +136,32 @@ class Separation:
 
 def separation(
     final_abs: np.ndarray,
-    pruned: np.ndarray,
     prunable: np.ndarray,
+    n_pruned: int,
     eps: float,
     window: float = 0.05,
 ) -> Separation:
-    """The oracle's separation at the cut between its pruned and kept prunable channels.
+    """The oracle's separation at the global cut that prunes its ``n_pruned`` lowest channels.
+
+    The cut is the global rule's, before per-layer floors give channels back: channels a
+    floor rescues lie below it and would blur the picture.
 
     Args:
-        final_abs: (C,) final |γ|.
-        pruned: (C,) the oracle's pruned set.
+        final_abs: (C,) final |γ| (under coupling, each channel's group score).
         prunable: (C,) the channels the policy may prune.
+        n_pruned: how many of them the global rule prunes (a ratio's requested count).
         eps: the collapsed-set threshold (absolute).
         window: neighbours on each side, as a fraction of the prunable channels (at least 1).
 
     Returns:
         The :class:`Separation`; with nothing pruned or nothing kept, gap and score are NaN.
     """
-    final_abs = np.asarray(final_abs, dtype=np.float64)
-    prunable, pruned = _bool(prunable), _bool(pruned)
-    below = np.sort(final_abs[prunable & pruned])
-    above = np.sort(final_abs[prunable & ~pruned])
-    values = final_abs[prunable]
+    values = np.sort(np.asarray(final_abs, dtype=np.float64)[_bool(prunable)])
     if values.size == 0:
         return Separation(math.nan, math.nan, 0.0, math.nan, False)
     q1, q3 = np.percentile(values, [25, 75])
     spread = float(q3 - q1) if q3 > q1 else float(np.ptp(values))
+    below, above = values[:n_pruned], values[n_pruned:]
     cut = float(above[0]) if above.size else math.inf
     if below.size == 0 or above.size == 0:
         return Separation(cut, math.nan, spread, math.nan, False)

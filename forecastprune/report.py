@@ -98,6 +98,9 @@ def _block(result: ReplayResult, ratio: float) -> str:
         f"best per cutoff marked * by "
         f"{'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}"
     )
+    if oracle.collapsed:
+        head += (f"; even the oracle would empty {len(oracle.collapsed)} layer(s) "
+                 f"({', '.join(oracle.collapsed)}), kept alive by min-keep")
     if eb.step is None:
         bird = f"Early-Bird (naive masks every {eb.spacing} steps): never settled"
     else:

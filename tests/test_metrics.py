@@ -64,13 +64,12 @@ def test_tie_aware_iou_forgives_choices_inside_the_collapsed_set_only():
 def test_separation_of_a_clear_and_of_a_collapsed_cut():
     prunable = np.ones(8, dtype=bool)
     clear = np.array([0.1, 0.1, 0.1, 0.1, 1.0, 1.0, 1.0, 1.0])
-    pruned = np.arange(8) < 4
-    sep = separation(clear, pruned, prunable, eps=1e-3, window=0.25)
+    sep = separation(clear, prunable, 4, eps=1e-3, window=0.25)
     assert sep.cut == 1.0 and sep.gap == pytest.approx(0.9)
     assert sep.spread == pytest.approx(0.9) and sep.score == pytest.approx(1.0)
     assert not sep.inside_collapsed
     flat = np.array([0.0] * 6 + [1.0, 2.0])
-    sep = separation(flat, pruned, prunable, eps=1e-3)
+    sep = separation(flat, prunable, 4, eps=1e-3)
     assert sep.inside_collapsed and sep.gap == 0.0
 
 
