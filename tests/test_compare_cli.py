@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+import matplotlib.image
 import pytest
 from click.testing import CliRunner
 
@@ -81,6 +82,8 @@ def test_full_report_json_csv_plots_html(store, tmp_path):
 
     for name in ("iou_vs_cutoff.png", "gamma_evolution.png", "layer_pruned.png"):
         assert (out / name).read_bytes().startswith(PNG_MAGIC)
+        height, width, _ = matplotlib.image.imread(out / name).shape  # decodes: a valid PNG
+        assert height > 200 and width > 300
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "linear(window=5)" in page
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -117,6 +118,17 @@ def test_timeout_stops_waiting_and_marks_every_remaining_cutoff(isolation):
                               isolation=isolation)
     assert time.monotonic() - start < 5
     assert [o.error for o in outcomes] == ["timed out after 0.3 s (0 of 2 cutoffs done)"] * 2
+
+
+class Crasher(Forecaster):
+    def _fit(self, t, values):
+        os._exit(3)  # dies without a word, as a segfaulting extension would
+
+
+def test_a_crashing_worker_fails_its_cells_and_the_parent_survives():
+    outcomes = run_forecaster(Crasher(), np.arange(5), np.ones((5, 3)), [2, 3], 4,
+                              isolation="process")
+    assert all("exited without an answer" in o.error for o in outcomes)
 
 
 def test_wrong_shape_is_a_failed_cell():
