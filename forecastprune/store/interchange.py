@@ -128,16 +128,7 @@ def export_npz(
     if store.fingerprint is not None:
         arrays["fingerprint"] = np.array(store.fingerprint)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fmt.atomic_write(path, lambda handle: np.savez(handle, **arrays))
     return path
 
 
