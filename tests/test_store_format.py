@@ -189,3 +189,15 @@ def test_sigkill_at_an_arbitrary_moment_leaves_a_readable_store(tmp_path):
         manifest = fmt.read_manifest(tmp_path / "s")
         assert fmt.orphan_files(tmp_path / "s", manifest) == []
         store.append(int(store.steps[-1]) + 1, np.zeros(96))
+
+
+def test_atomic_write_gives_umask_permissions_not_private(tmp_path):
+    # mkstemp creates 0600 files; stores and reports must stay readable by others.
+    import stat
+
+    target = tmp_path / "shared.json"
+    fmt.atomic_write_bytes(target, b"{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    assert target.read_bytes() == b"{}"
