@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from forecastprune.cli import cli
+from forecastprune.errors import ConfigError
 from forecastprune.testing import isolated_registry
 
 from _replay_data import linear_store
@@ -201,3 +202,32 @@ def test_help_has_an_example():
     result = CliRunner().invoke(cli, ["compare", "--help"])
     assert result.exit_code == 0 and "Example:" in result.output
     assert "forecastprune compare --forecasters" in result.output
+
+
+# ------------------------------------------------------------------------------ config
+def test_split_list_respects_parentheses_and_quotes():
+    from forecastprune.config import split_list
+
+    assert split_list("arima(p=2,d=1,q=1), sma ,linear(x='a,b')") == [
+        "arima(p=2,d=1,q=1)", "sma", "linear(x='a,b')"]
+    with pytest.raises(ConfigError, match="unclosed"):
+        split_list("arima(p=2")
+    with pytest.raises(ConfigError, match="unbalanced"):
+        split_list("sma)")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("eps: abc\n", "eps must be a number; got 'abc'"),
+    ("html: yes please\n", "html must be true or false"),
+    ("min_keep: 1.5\n", "min_keep must be a whole number"),
+    ("- just\n- a list\n", "must hold a mapping"),
+    ("ratio: [0.5\n", "not valid YAML"),
+])
+def test_config_values_are_type_checked(tmp_path, text, message):
+    from forecastprune.cli.compare_cmd import CompareConfig
+    from forecastprune.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, CompareConfig)
