@@ -33,14 +33,20 @@ def train(config_path: Path, seed: int | None, epochs: int | None, forecaster: s
     the final γ → prune once → train without L1). Prints accuracy, params, MACs, the prune
     step, training compute (3 × MACs × batch per step) and wall time.
 
+    Under ``torchrun`` every rank trains its shard with DDP (gloo on CPU); rank 0 records γ,
+    decides the prune and writes the outputs, and every rank prunes identically.
+
     \b
     Example:
       forecastprune train --config configs/forecast-sma.yaml --seed 1 --out runs/sma
+      torchrun --nproc_per_node=2 $(which forecastprune) train \\
+          --config configs/forecast-sma.yaml --out runs/sma-ddp
     """
     from ..pipeline.early_pruner import is_rank_zero
-    from ..pipeline.run import run_config
+    from ..pipeline.run import init_distributed_from_env, run_config
     from ..pipeline.train_config import TrainConfig
 
+    init_distributed_from_env()
     config = TrainConfig.load(config_path).replace(
         seed=seed, epochs=epochs, forecaster=forecaster, prune_at=prune_at)
     store_path = None if out is None else out / "gammas.fpstore"

@@ -65,6 +65,22 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
     )
 
 
+def init_distributed_from_env() -> bool:
+    """Join the process group ``torchrun`` describes (gloo on CPU), if any.
+
+    Returns:
+        True when this process is one of several ranks.
+    """
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not torch.distributed.is_available():
+        return False
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return True
+
+
 def _world() -> tuple[int, int]:
     """(world size, rank): (1, 0) outside distributed runs."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
