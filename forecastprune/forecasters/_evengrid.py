@@ -14,6 +14,8 @@ fractional, and the callers interpolate linearly between the forecasts at ``floo
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,3 +90,30 @@ def resample_even(t: np.ndarray, values: np.ndarray) -> tuple[EvenGrid, np.ndarr
     left = right - 1
     weight = ((points - t[left]) / (t[right] - t[left]))[:, None]
     return grid, values[left] * (1.0 - weight) + values[right] * weight
+
+
+#: Forecasts whole horizons: ``horizons`` → arrays of shape (len(horizons), C).
+HorizonForecast = Callable[[list[int]], tuple[np.ndarray, ...]]
+
+
+def at_horizon(forecast: HorizonForecast, horizon: float) -> tuple[np.ndarray, ...]:
+    """Evaluate ``forecast`` at a possibly fractional horizon.
+
+    Whole horizons are forecast directly; otherwise the results at ``⌊H⌋`` and ``⌊H⌋ + 1`` are
+    interpolated linearly (the grid's values are linear in time between points, too).
+
+    Args:
+        forecast: returns, for a list of whole horizons, arrays of shape (len(horizons), C).
+        horizon: H >= 0 from :meth:`EvenGrid.horizon`.
+
+    Returns:
+        One (C,) array per array ``forecast`` returns.
+    """
+    whole = math.floor(horizon)
+    fraction = horizon - whole
+    if fraction == 0.0:
+        return tuple(array[0] for array in forecast([whole]))
+    return tuple(
+        (1.0 - fraction) * array[0] + fraction * array[1]
+        for array in forecast([whole, whole + 1])
+    )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from ._arima_batch import fit_batched, required_history
-from ._evengrid import resample_even
+from ._evengrid import at_horizon, resample_even
 from .base import Forecaster
 from .registry import register_forecaster
 from .statsmodels_backend import fit_statsmodels
@@ -124,17 +123,8 @@ class ArimaForecaster(Forecaster):
             self.fit_report_ = self.model_.report
 
     def _mean_and_variance(self, target_t: float) -> tuple[np.ndarray, np.ndarray]:
-        horizon = self.grid_.horizon(target_t)
-        whole = math.floor(horizon)
-        fraction = horizon - whole
-        if fraction == 0.0:
-            means, variances = self.model_.forecast([whole])
-            return means[0], variances[0]
-        means, variances = self.model_.forecast([whole, whole + 1])
-        return (
-            (1.0 - fraction) * means[0] + fraction * means[1],
-            (1.0 - fraction) * variances[0] + fraction * variances[1],
-        )
+        mean, variance = at_horizon(self.model_.forecast, self.grid_.horizon(target_t))
+        return mean, variance
 
     def _predict(self, target_t: float) -> np.ndarray:
         mean, _ = self._mean_and_variance(target_t)
