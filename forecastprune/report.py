@@ -17,7 +17,6 @@ import html
 import io
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,6 @@ from .errors import ConfigError
 from .judge import Row
 from .replay import ReplayResult
 from .store.format import atomic_write_bytes
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # reading the umask means setting it; restored at once, at import time
 
 #: (header, Row attribute, format) of the metric columns, in table order
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -58,9 +54,6 @@ CSV_FIELDS = (
 def write_file(path: str | Path, data: str | bytes) -> Path:
     """Atomically write text (UTF-8) or bytes, creating missing parent folders.
 
-    The temporary file behind the atomic write is private (0600); reports are meant to be
-    shared, so the result gets the permissions a plain ``open(path, "w")`` would give.
-
     Raises:
         ConfigError: when the path cannot be written (a folder in the way, no permission).
     """
@@ -68,7 +61,6 @@ def write_file(path: str | Path, data: str | bytes) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(path, 0o666 & ~_UMASK)
     except OSError as exc:
         raise ConfigError(
             f"cannot write {path}: {exc.strerror or exc}; choose a writable path"
