@@ -13,7 +13,6 @@ returns garbage fails its cells with a message while the others complete.
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -96,7 +95,25 @@ class ReplaySettings:
 
 @dataclass
 class ReplayResult:
-    """Everything a replay found; :mod:`forecastprune.report` renders it."""
+    """Everything a replay found; :mod:`forecastprune.report` renders it.
+
+    Attributes:
+        store: the store's path.
+        layout_layers: BN layer names in layout order.
+        channels: recorded channels C; ``prunable``: those the policy may prune.
+        final_step: the oracle's step; ``snapshots``: the store's length.
+        settings: the settings used (ratios deduplicated).
+        cutoffs: the resolved cutoffs, in order.
+        forecasters: labels of every forecaster run, the control first; ``requested``: the
+            ones the user asked for.
+        rows: one :class:`~forecastprune.judge.Row` per (forecaster, cutoff, ratio).
+        oracle: per ratio, the oracle's decision summary.
+        early_bird: per ratio, the Early-Bird point of the naive masks.
+        eps: the absolute collapsed-set threshold; ``collapsed_fraction``: the share of
+            prunable channels below it.
+        warnings: notes for the reader (skipped forecasters, collapsed cuts, failures).
+        seconds: the replay's wall time.
+    """
 
     store: str
     layout_layers: tuple[str, ...]
