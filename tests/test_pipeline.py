@@ -207,3 +207,33 @@ def test_bad_arguments_raise_clear_errors(digits) -> None:
     with pytest.raises(ConfigError, match="total_steps"):
         EarlyPruner(model, optimizer, total_steps=0, example_inputs=digits[0][:2])
     assert resolve_step(0.25, 100) == 25 and resolve_step(7, 100) == 7
+
+
+def test_lightning_callback_prunes_the_module_attribute(digits, tmp_path) -> None:
+    lightning = pytest.importorskip(
+        "lightning", reason="the Lightning integration is an optional extra ('lightning')")
+    from forecastprune.integrations.lightning import EarlyPruneCallback
+
+    class Module(lightning.pytorch.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _model()
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return nn.functional.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.net.parameters(), lr=0.05)
+
+    module = Module()
+    dense = _params(module.net)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*digits), batch_size=BATCH)
+    callback = EarlyPruneCallback("net", digits[0][:2], forecaster="naive", prune_at=3)
+    trainer = lightning.pytorch.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
+                                        enable_progress_bar=False, default_root_dir=tmp_path,
+                                        callbacks=[callback])
+    trainer.fit(module, loader)
+    assert callback.pruner.pruned_at == 3 and _params(module.net) < dense
+    assert {id(p) for p in trainer.optimizers[0].param_groups[0]["params"]} == {
+        id(p) for p in module.net.parameters()}
