@@ -7,7 +7,8 @@
 * :func:`prune_model` (``surgery``) cuts a copy of the model, folding β into the next layers;
 * :func:`rebuild_optimizer` (``optim``) carries an optimizer over to the pruned model;
 * :func:`save_pruned` / :func:`load_pruned` (``persist``) store a pruned model without pickles;
-* :func:`model_stats` / :func:`compare_stats` (``stats``) report params, MACs and latency.
+* :func:`model_stats` / :func:`compare_stats` (``stats``) report params, MACs and latency
+  (:func:`count_params`, :func:`count_macs`, :func:`measure_latencies`).
 
 Names are imported on first use, so the numpy-only threshold never pulls in torch.
 """
@@ -31,6 +32,9 @@ _LAZY = {
     "save_pruned": "persist",
     "load_pruned": "persist",
     "model_stats": "stats",
+    "count_macs": "stats",
+    "count_params": "stats",
+    "measure_latencies": "stats",
     "compare_stats": "stats",
     "ModelStats": "stats",
 }
