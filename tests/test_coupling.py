@@ -109,7 +109,7 @@ def test_bad_policy_layout_or_inputs_are_clear_errors():
     model = TinyVGG()
     with pytest.raises(PruningError, match="policy must be one of"):
         plan_channels(model, X16, policy="greedy")
-    with pytest.raises(LayoutError, match="'features.0' .* not an affine BatchNorm"):
+    with pytest.raises(LayoutError, match=r"'features.0' .* not an affine BatchNorm"):
         plan_channels(model, X16, layout=ChannelLayout.from_pairs([("features.0", 8)]))
     with pytest.raises(LayoutError, match="has 8 channels in the model but 9"):
         plan_channels(model, X16, layout=ChannelLayout.from_pairs([("features.1", 9)]))

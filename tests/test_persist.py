@@ -87,7 +87,7 @@ def test_load_rejects_foreign_pickled_and_mismatched_files(tmp_path):
         load_pruned(garbage)
     _, pruned = _pruned("vgg", "seed")
     path = save_pruned(pruned, tmp_path / "m.pt", builder="resnet")
-    with pytest.raises(LayoutError, match="'features.conv1.bn' .* not an affine BatchNorm"):
+    with pytest.raises(LayoutError, match=r"'features.conv1.bn' .* not an affine BatchNorm"):
         load_pruned(path)  # replaying vgg's plan on a resnet cannot work
 
 

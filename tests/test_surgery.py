@@ -138,7 +138,7 @@ def test_a_tensor_mask_and_a_train_mode_model_are_accepted():
 
 def test_mismatched_masks_are_clear_errors():
     model = TinyVGG()
-    with pytest.raises(LayoutError, match="'features.2' .* not an affine BatchNorm"):
+    with pytest.raises(LayoutError, match=r"'features.2' .* not an affine BatchNorm"):
         prune_model(model, {"features.2": np.ones(8, bool)}, X16)
     with pytest.raises(LayoutError, match="has 8 channels in the model but 6"):
         prune_model(model, {"features.1": np.ones(6, bool)}, X16)

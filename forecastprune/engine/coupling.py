@@ -234,7 +234,7 @@ def _coupled_sets(
             member = names.get(item.dep.target.module)
             if isinstance(item.dep.target.module, _BatchNorm) and member in layout.names:
                 offset = layout.slice(member).start
-                for idx, root in zip(item.idxs, item.root_idxs):
+                for idx, root in zip(item.idxs, item.root_idxs, strict=True):
                     by_root.setdefault(int(root), []).append(offset + int(idx))
         for members in by_root.values():
             _union(parent, members)

@@ -66,7 +66,7 @@ def rebuild_optimizer(old_optimizer: torch.optim.Optimizer, new_model: nn.Module
     new_optimizer = _same_kind(old_optimizer, [
         {**{k: v for k, v in old.items() if k != "params"},
          "params": [new_params[n] for n in names]}
-        for old, names in zip(old_optimizer.param_groups, groups) if names
+        for old, names in zip(old_optimizer.param_groups, groups, strict=True) if names
     ])
     sources = {id(p): p for g in old_optimizer.param_groups for p in g["params"]}
     for name, source in record.sources.items():

@@ -1,7 +1,8 @@
 """Model size and speed: parameters, multiply-accumulates and measured CPU latency.
 
-MACs count the convolutions (1d/2d/3d; not transposed) and linear layers, the layers channel pruning shrinks and that
-dominate a CNN's compute (BN, activations and pooling are left out, as in most pruning papers):
+MACs count the convolutions (1d/2d/3d; not transposed) and linear layers, the layers channel
+pruning shrinks and that dominate a CNN's compute (BN, activations and pooling are left out, as
+in most pruning papers):
 a conv output element costs ``in_channels / groups × kernel volume`` MACs, a linear output
 element ``in_features``. They are measured with forward hooks on one pass, so any input size
 and any architecture the hooks see is handled without tracing.

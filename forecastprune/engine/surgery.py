@@ -342,7 +342,7 @@ def _param_map(original: nn.Module, new: nn.Module, tracker: _Tracker) -> dict[s
         sources[name] = id(before[name])
         module = new.get_submodule(name.rpartition(".")[0])
         dims: list[np.ndarray | None] = []
-        for dim, (old, now) in enumerate(zip(before[name].shape, param.shape)):
+        for dim, (old, now) in enumerate(zip(before[name].shape, param.shape, strict=True)):
             side = "out" if dim == 0 else "in"
             dims.append(None if old == now else np.asarray(tracker.alive_of(module, side)))
         kept[name] = tuple(dims)
