@@ -215,3 +215,21 @@ def test_rebuild_refuses_an_optimizer_of_another_model():
         rebuild_optimizer(other, pruned)
     with pytest.raises(PruningError, match="not a model returned by prune_model"):
         rebuild_optimizer(other, TinyVGG())
+
+
+def test_a_bias_is_created_where_no_bn_follows_and_joins_its_weights_group():
+    torch.manual_seed(0)
+    model = randomize_bn(nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), nn.LeakyReLU(0.1),
+        nn.Conv2d(6, 4, 1, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16 * 16, 3),
+    )).eval()
+    optimizer = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1},
+                                 {"params": model[3].parameters(), "lr": 0.01},
+                                 {"params": model[6].parameters()}], lr=0.5)
+    keep = {"1": np.array([True, False, True, True, False, True])}
+    pruned = prune_model(model, keep, X16)
+    assert model[3].bias is None and pruned[3].bias is not None
+    assert _max_diff(pruned, _masked(model, keep, False), X16) < 1e-4
+    new_opt = rebuild_optimizer(optimizer, pruned)
+    assert any(p is pruned[3].bias for p in new_opt.param_groups[1]["params"])
+    assert new_opt.param_groups[1]["lr"] == 0.01
