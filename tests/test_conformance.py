@@ -43,9 +43,9 @@ def _cases() -> list[Any]:
 CASES = _cases()
 
 
-def test_cases_cover_builtins_and_the_file_plugin() -> None:
+def test_cases_cover_builtins_adapters_and_the_file_plugin() -> None:
     ids = {case.id for case in CASES}
-    assert {"naive", "sma", "ema", "linear", "median"} <= ids
+    assert {"naive", "sma", "ema", "linear", "arima", "median", "sktime:NaiveForecaster"} <= ids
 
 
 @pytest.mark.parametrize("target", CASES)
