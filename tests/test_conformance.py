@@ -48,9 +48,20 @@ def test_cases_cover_builtins_adapters_and_the_file_plugin() -> None:
     assert {"naive", "sma", "ema", "linear", "arima", "median", "sktime:NaiveForecaster"} <= ids
 
 
+def _build_example(spec: str) -> Forecaster:
+    """A prefix family's example; skipped (with the reason) only when its optional library is
+    missing, e.g. statsforecast, which CI does not install."""
+    try:
+        return get_forecaster(spec)
+    except ForecasterError as exc:
+        if isinstance(exc.__cause__, ImportError):
+            pytest.skip(f"{spec}: optional dependency not installed ({exc})")
+        raise
+
+
 @pytest.mark.parametrize("target", CASES)
 def test_every_registered_forecaster_conforms(target: type[Forecaster] | str) -> None:
-    template = get_forecaster(target) if isinstance(target, str) else target
+    template = _build_example(target) if isinstance(target, str) else target
     passed = check_forecaster(template)
     n_configs = 1 if isinstance(target, str) else len(target.get_test_params())
     assert len(passed) == 12 * n_configs
