@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 # A differenced series smaller than this fraction of the level is rounding noise, not dynamics.
 _DEGENERATE_RTOL = 1e-9
@@ -236,18 +237,21 @@ def _long_ar_innovations(ws: np.ndarray, p: int, q: int, constant: bool) -> np.n
     n = ws.shape[0]
     order = _long_ar_order(n, p, q)
     x = ws - ws.mean(axis=0) if constant else ws
-    coefficients = _levinson_durbin(x, order)
+    # Channel-major, so every sum over time below runs over contiguous memory.
+    xt = np.ascontiguousarray(x.T)
+    coefficients = _levinson_durbin(xt, order)
+    # lags[c, t, k] = x[t + order - 1 - k, c]: lag k + 1 of row t + order (a view, no copy).
+    lags = sliding_window_view(xt, order, axis=1)[:, :-1, ::-1]
     eps = np.zeros_like(x)
-    eps[order:] = x[order:]
-    for lag in range(1, order + 1):
-        eps[order:] -= coefficients[:, lag - 1] * x[order - lag : n - lag]
+    eps[order:] = (xt[:, order:] - np.matmul(lags, coefficients[:, :, None])[..., 0]).T
     return eps
 
 
-def _levinson_durbin(x: np.ndarray, order: int) -> np.ndarray:
-    """(C, order) Yule–Walker AR coefficients of every column of ``x``, by Levinson–Durbin."""
-    n, n_channels = x.shape
-    acov = np.stack([np.einsum("tc,tc->c", x[k:], x[: n - k]) / n for k in range(order + 1)])
+def _levinson_durbin(xt: np.ndarray, order: int) -> np.ndarray:
+    """(C, order) Yule–Walker AR coefficients of every row of ``xt`` (C, n), by Levinson–Durbin."""
+    n_channels, n = xt.shape
+    acov = np.stack([np.einsum("ct,ct->c", xt[:, k:], xt[:, : n - k]) / n
+                     for k in range(order + 1)])
     phi = np.zeros((n_channels, order))
     error = acov[0].copy()
     for k in range(1, order + 1):
