@@ -237,3 +237,13 @@ def test_lightning_callback_prunes_the_module_attribute(digits, tmp_path) -> Non
     assert callback.pruner.pruned_at == 3 and _params(module.net) < dense
     assert {id(p) for p in trainer.optimizers[0].param_groups[0]["params"]} == {
         id(p) for p in module.net.parameters()}
+
+
+def test_unknown_forecaster_fails_before_training(digits) -> None:
+    from forecastprune.errors import UnknownForecasterError
+
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    with pytest.raises(UnknownForecasterError, match="smaa"):
+        EarlyPruner(model, optimizer, forecaster="smaa", total_steps=10,
+                    example_inputs=digits[0][:2])

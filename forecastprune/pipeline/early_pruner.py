@@ -19,8 +19,9 @@ then on the run is plain training: :meth:`regularize` and :meth:`step` do nothin
 
 **The model after pruning is a new object.** Surgery never touches the model you passed in
 (its architecture and weights stay as they were at the prune point); keep using the model
-:meth:`step` returns. Learning-rate schedulers hold the *old* optimizer: rebuild them on the
-returned optimizer (their ``last_epoch`` carries over, see the pipeline methods).
+:meth:`step` returns. Learning-rate schedulers hold the *old* optimizer: point them at the new
+one (``scheduler.optimizer = optimizer``; the rebuilt optimizer keeps every group's ``lr`` and
+``initial_lr``, so the schedule continues where it was — the Trainer does this in ``swap``).
 
 **Distributed runs.** Under ``torch.distributed`` every rank calls both methods. Only rank 0
 records and forecasts; it broadcasts the prune decision, every rank performs the same surgery,
@@ -89,6 +90,9 @@ class EarlyPruner:
 
     Raises:
         ConfigError: on an invalid ``prune_at``, ``total_steps`` or ``record_every``.
+        ForecasterError: on an unknown or malformed forecaster spec.
+        PruningError: on a ratio outside (0, 1), an unknown policy or inputs the model
+            cannot be traced with.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class EarlyPruner:
         overwrite: bool = False,
     ) -> None:
         from ..engine.coupling import plan_channels
+        from ..forecasters import get_forecaster
         from ..recorder import GammaRecorder
         from ..sparsity import BNSparsity
 
@@ -126,6 +131,7 @@ class EarlyPruner:
         self.record_every = int(record_every)
         self.example_inputs = example_inputs
         self.rule = MaskRule(ratio=ratio, min_keep=min_keep, uncertainty=uncertainty)
+        get_forecaster(forecaster)  # an unknown or malformed spec fails now, not mid-run
         self.check_every = int(check_every or steps_per_epoch or max(1, self.total_steps // 50))
         self.timing = self._make_timing(prune_at, auto_options or {})
         self.pruned_at: int | None = None
