@@ -281,8 +281,8 @@ class GammaRecorder:
         if self._buffer is None or self._buffer.device != weights[0].device:
             self._to_host()
             self._buffer = self._allocate(weights[0].device)
-        with torch.no_grad():
-            torch.cat([w.detach() for w in weights], out=self._buffer[len(self._pending_steps)])
+        with torch.no_grad():  # no graph, so no per-tensor detach() calls either
+            torch.cat(weights, out=self._buffer[len(self._pending_steps)])
         self._pending_steps.append(step)
         self._pending_lrs.append(self._current_lr())
         self._last_step = step
