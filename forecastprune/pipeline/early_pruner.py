@@ -120,7 +120,6 @@ class EarlyPruner:
     ) -> None:
         from ..engine.coupling import plan_channels
         from ..forecasters import get_forecaster
-        from ..recorder import GammaRecorder
         from ..sparsity import BNSparsity
 
         positive_int(total_steps, "total_steps")
@@ -139,20 +138,27 @@ class EarlyPruner:
         self.fired_by: str | None = None
         self.last_mask: ForecastMask | None = None
         self.prune_info: dict[str, Any] = {}
+        inner = unwrap(model)
+        self.sparsity = BNSparsity(inner, sparsity) if sparsity else None
+        self.recorder = self._make_recorder(inner, store_path, overwrite, lr_schedule, {
+            "sparsity": sparsity, "steps_per_epoch": steps_per_epoch, **(metadata or {})})
+        self.plan = plan_channels(inner, example_inputs, self.recorder.layout, policy=policy)
+
+    def _make_recorder(self, inner: nn.Module, store_path: str | Path | None, overwrite: bool,
+                       lr_schedule: Any, metadata: dict[str, Any]) -> Any:
+        """The γ recorder, writing to ``store_path`` or to a store in a private temp dir."""
+        from ..recorder import GammaRecorder
+
+        # the temporary directory lives (and is removed) with the pruner
         self._tmp = None if store_path is not None else tempfile.TemporaryDirectory(
             prefix="forecastprune-")
         self.store_path = Path(store_path) if store_path is not None else (
             Path(self._tmp.name) / "gammas.fpstore")
-
-        inner = unwrap(model)
-        self.sparsity = BNSparsity(inner, sparsity) if sparsity else None
-        self.recorder = GammaRecorder(
-            inner, self.store_path, every=self.record_every, optimizer=optimizer,
+        return GammaRecorder(
+            inner, self.store_path, every=self.record_every, optimizer=self.optimizer,
             total_steps=self.total_steps, lr_schedule=lr_schedule, overwrite=overwrite,
-            metadata={"sparsity": sparsity, "steps_per_epoch": steps_per_epoch,
-                      **(metadata or {})},
+            metadata=metadata,
         )
-        self.plan = plan_channels(inner, example_inputs, self.recorder.layout, policy=policy)
 
     # ---------------------------------------------------------------- the two calls
     @property
