@@ -174,8 +174,8 @@ def register_prefix(
         raise ForecasterError(
             f"the prefix {prefix!r} is already registered; pass override=True to replace it"
         )
-    _STATE.prefixes[prefix] = _Prefix(factory, description, tuple(examples), _LOADING.get()
-                                      or "built-in")
+    source = _LOADING.get() or "built-in"
+    _STATE.prefixes[prefix] = _Prefix(factory, description, tuple(examples), source)
 
 
 # -------------------------------------------------------------------- looking up
@@ -219,8 +219,9 @@ def get_forecaster_class(name: str) -> type[Forecaster]:
     return cls
 
 
-def list_forecasters(pattern: str | None = None, *, include_broken: bool = True) -> list[
-        ForecasterInfo]:
+def list_forecasters(
+    pattern: str | None = None, *, include_broken: bool = True
+) -> list[ForecasterInfo]:
     """Every registered forecaster, prefix family and (by default) broken plugin, by name.
 
     Args:
