@@ -8,8 +8,9 @@ element ``in_features``. They are measured with forward hooks on one pass, so an
 and any architecture the hooks see is handled without tracing.
 
 Latency is wall-clock time of eval-mode forward passes under ``torch.no_grad()``, the median of
-several repeats after warm-up. :func:`measure_latencies` interleaves the models (A, B, A, B, ...)
-so a machine that slows down or speeds up during the measurement affects all of them alike.
+several repeats after warm-up. :func:`measure_latencies` interleaves the models (A, B, C, then
+B, C, A, ...: the order rotates so no model always runs right after a bigger one, on cold
+caches), so a machine that slows down or speeds up during the measurement affects all alike.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -106,10 +108,12 @@ def measure_latencies(models: Sequence[nn.Module], example_inputs: Any, *, repea
         for _ in range(int(warmup)):
             for model in plain:
                 model(*args)
-        for _ in range(int(repeats)):
-            for i, model in enumerate(plain):
+        for r in range(int(repeats)):
+            # rotate the order every round: the model run right after a bigger one finds the
+            # caches cold, and no model should always take that place
+            for i in (np.arange(len(plain)) + r) % len(plain):
                 start = time.perf_counter()
-                model(*args)
+                plain[i](*args)
                 times[i].append(time.perf_counter() - start)
     return [statistics.median(t) for t in times]
 
