@@ -63,6 +63,11 @@ def test_pruning_methods_prune_once_and_report(tmp_path, dense, keys, prune_step
     expected = 3 * 32 * (step * dense["macs"] + (8 - step) * summary["macs"])
     assert summary["train_macs"] == expected
     assert (tmp_path / "run" / "gammas.fpstore").is_dir()
+    # the pruned model reloads from its channel plan, without unpickling
+    from forecastprune.engine.persist import load_pruned
+
+    reloaded = load_pruned(tmp_path / "run" / "model.pt")
+    assert sum(p.numel() for p in reloaded.parameters()) == summary["params"]
 
 
 def test_early_bird_checks_every_step(tmp_path, dense) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,8 @@ import click
               help="Override the prune point: a fraction, a step or 'auto' (forecast method).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Directory for summary.json and the γ store (nothing is written if omitted).")
-@click.option("--overwrite", is_flag=True, help="Replace a γ store left in --out by an earlier run.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a γ store left in --out by an earlier run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(config_path: Path, seed: int | None, epochs: int | None, forecaster: str | None,
           prune_at: str | None, out: Path | None, overwrite: bool, quiet: bool) -> None:
@@ -57,8 +56,8 @@ def train(config_path: Path, seed: int | None, epochs: int | None, forecaster: s
     if is_rank_zero():
         click.echo(format_summary(summary))
         if out is not None:
-            write_json_atomic(out / "summary.json", summary)
-            click.echo(f"summary written to {out / 'summary.json'}")
+            save_outputs(out, summary, run.model, config)
+            click.echo(f"summary and model written to {out}")
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -81,21 +80,42 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON next to ``path`` and move it into place, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, default=_jsonable)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def save_outputs(out: Path, summary: dict[str, Any], model: Any, config: Any) -> None:
+    """``summary.json`` and ``model.pt`` (reloadable without unpickling), written atomically.
+
+    A pruned model is saved with its channel plan (:func:`~forecastprune.engine.persist.
+    save_pruned`, reloaded with ``load_pruned``); a dense one as a plain state dict.
+    """
+    import io
+
+    import torch
+
+    from ..engine.persist import save_pruned
+    from ..engine.surgery import surgery_record
+    from ..store.format import atomic_write_bytes
+
+    text = json.dumps(summary, indent=2, default=_jsonable) + "\n"
+    atomic_write_bytes(out / "summary.json", text.encode("utf-8"))
+    if surgery_record(model) is not None:
+        save_pruned(model, out / "model.pt", builder=config.model,
+                    kwargs={**config.model_kwargs(), "num_classes": model_classes(model)},
+                    overwrite=True)
+        return
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    atomic_write_bytes(out / "model.pt", buffer.getvalue())
+
+
+def model_classes(model: Any) -> int:
+    """Output classes of a zoo model (its last linear layer's width)."""
+    from torch import nn
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return int(linears[-1].out_features)
 
 
 def _jsonable(value: Any) -> Any:
-    """numpy scalars/arrays → plain Python for json.dump."""
+    """numpy scalars/arrays → plain Python for json.dumps."""
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
