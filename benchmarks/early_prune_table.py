@@ -19,7 +19,6 @@ Every run goes through :func:`forecastprune.pipeline.run.run_config`, exactly as
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -188,6 +187,8 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
     """Accuracy vs training compute, one point per run, one colour per method family."""
     import matplotlib
 
+    from forecastprune.store.format import atomic_write
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -206,7 +207,7 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    atomic_write(path, lambda handle: fig.savefig(handle, dpi=110, format="png"))
     plt.close(fig)
 
 
@@ -214,6 +215,7 @@ def write_report(table: list[dict[str, Any]], seeds: list[int], epochs: int, job
                  seconds: float, out: Path, png: Path) -> None:
     """docs/results.md: setup, table, claims, per-seed runs."""
     from forecastprune.pipeline.train_config import TrainConfig
+    from forecastprune.store.format import atomic_write_bytes
 
     base = TrainConfig.load(CONFIGS / "forecast-sma.yaml")
     reference = next(e for e in table if e["variant"] == "slimming")["train_macs"]
@@ -281,20 +283,7 @@ def write_report(table: list[dict[str, Any]], seeds: list[int], epochs: int, job
           for entry in table for r in entry["runs"]),
         "",
     ]
-    _atomic(out, lambda tmp: Path(tmp).write_text("\n".join(lines), encoding="utf-8"))
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(out, "\n".join(lines).encode("utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_all(rows, seeds, args.epochs, max(1, args.jobs))
     seconds = time.perf_counter() - start
     table = aggregate(results, rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     png = args.out.with_name("results-accuracy-vs-compute.png")
     plot(table, png)
     write_report(table, seeds, args.epochs, args.jobs, seconds, args.out, png)
