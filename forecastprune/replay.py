@@ -254,11 +254,11 @@ def channel_plan(store: Any, policy: str) -> tuple[np.ndarray | None, list[np.nd
             "--policy none, or record the store from a zoo model"
         )
     model = build_model(name, **dict(meta.get("model_kwargs") or {}))
-    plan = plan_channels(model, torch.zeros(_input_shape(meta)), store.layout, policy)
+    plan = plan_channels(model, torch.zeros(example_input_shape(meta)), store.layout, policy)
     return plan.prunable, list(plan.groups)
 
 
-def _input_shape(meta: dict[str, Any]) -> tuple[int, ...]:
+def example_input_shape(meta: dict[str, Any]) -> tuple[int, ...]:
     """The example input: metadata ``input_shape``, else one 8×8 digits image."""
     if meta.get("input_shape"):
         return tuple(int(n) for n in meta["input_shape"])

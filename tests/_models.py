@@ -12,10 +12,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# The tests run tiny models on a few CPU cores shared with other jobs: one intra-op thread is
-# many times faster there than a pool of threads fighting for the same cores.
-torch.set_num_threads(1)
-
 
 def _cbr(cin: int, cout: int, stride: int = 1, kernel: int = 3, groups: int = 1,
          act: type[nn.Module] | None = nn.ReLU) -> list[nn.Module]:

@@ -86,6 +86,7 @@ def prune(model_name: str | None, checkpoint: Path | None, store_path: Path | No
     from ..engine.surgery import prune_model
     from ..engine.threshold import select_channels
     from ..forecasters import get_forecaster, load_plugins
+    from ..replay import example_input_shape
     from ..store import GammaTrajectoryStore, bundled_store_path
     from .forecast_cmd import forecast_store
 
@@ -96,7 +97,7 @@ def prune(model_name: str | None, checkpoint: Path | None, store_path: Path | No
         name, kwargs = _model_spec(model_name, store.metadata)
         model = _build(name, kwargs, checkpoint)
         check_layout(model, store.layout)
-        example = torch.zeros(_shape(input_shape) or _default_shape(store.metadata))
+        example = torch.zeros(_shape(input_shape) or example_input_shape(store.metadata))
         forecast = forecast_store(store, forecaster, cutoff=cutoff)
         layout = store.layout
     model.eval()
@@ -132,12 +133,12 @@ def _model_spec(model_name: str | None, metadata: dict[str, Any]) -> tuple[str, 
 
 def _build(name: str, kwargs: dict[str, Any], checkpoint: Path | None) -> Any:
     """Build the zoo model and load the checkpoint's weights into it."""
-    from ..store.interchange import _load_checkpoint  # the store's checkpoint reader
+    from ..store.interchange import load_checkpoint
     from ..zoo import build_model
 
     model = build_model(name, **kwargs)
     if checkpoint is not None:
-        state, _ = _load_checkpoint(checkpoint)
+        state, _ = load_checkpoint(checkpoint)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -147,8 +148,3 @@ def _build(name: str, kwargs: dict[str, Any], checkpoint: Path | None) -> Any:
             ) from exc
     return model
 
-
-def _default_shape(metadata: dict[str, Any]) -> tuple[int, ...]:
-    from ..replay import _input_shape  # the replay's reading of the store's input metadata
-
-    return _input_shape(metadata)

@@ -326,7 +326,7 @@ def store_from_checkpoints(
                 f"checkpoints {f1} and {f2} both have step {s1}; pass steps explicitly"
             )
     first = ordered[0][1]
-    layout = _select_layers(_bn_layers(_load_checkpoint(first)[0], first), layers, first)
+    layout = _select_layers(_bn_layers(load_checkpoint(first)[0], first), layers, first)
     provenance = {"source": "checkpoints", "checkpoints": [f.name for _, f in ordered]}
     with staged_store_dir(out, overwrite) as staging:
         with GammaTrajectoryStore.create(
@@ -334,7 +334,7 @@ def store_from_checkpoints(
             fingerprint=fingerprint, flush_every=flush_every, dtype=dtype,
         ) as store:
             for step, file in ordered:  # one checkpoint in memory at a time
-                state, lr = _load_checkpoint(file)
+                state, lr = load_checkpoint(file)
                 store.append(step, _gamma_row(state, layout, file), lr)
     return GammaTrajectoryStore.open(out)
 
@@ -369,7 +369,19 @@ def _checkpoint_steps(
     return found
 
 
-def _load_checkpoint(file: Path) -> tuple[Mapping[str, Any], float | None]:
+def load_checkpoint(file: Path) -> tuple[Mapping[str, Any], float | None]:
+    """Load a state-dict checkpoint safely (``weights_only=True``).
+
+    Args:
+        file: a ``.pt`` file holding a state dict, or a dict with one under ``"state_dict"`` or
+            ``"model"`` (and optionally an ``"optimizer"`` state).
+
+    Returns:
+        The state dict and the optimizer's learning rate when the checkpoint holds one.
+
+    Raises:
+        StoreError: naming the file, when it is missing, unsafe to load or not a state dict.
+    """
     import torch  # heavy; only this path needs it
 
     if not file.is_file():
