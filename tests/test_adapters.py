@@ -102,3 +102,13 @@ def test_missing_statsforecast_names_the_extra(monkeypatch):
             get_forecaster("statsforecast:Naive")
     finally:
         adapters.statsforecast_models.cache_clear()
+
+
+def test_interval_support_follows_the_chosen_model(history):
+    window = get_forecaster("statsforecast:WindowAverage(window_size=3)").fit(STEPS, history)
+    assert not window.supports_interval()
+    with pytest.raises(ForecasterError, match="point forecasts only"):
+        window.predict_interval(400)
+    assert get_forecaster("statsforecast:Naive").supports_interval()
+    assert get_forecaster("sktime:NaiveForecaster").supports_interval()
+    assert adapters.SktimeForecaster.supports_interval()  # on the class: some members can
