@@ -244,3 +244,9 @@ def test_statsmodels_backend_counts_constant_and_failed_channels():
     assert prediction[0] == 0.5 and prediction[1] == values[-1, 1]
     assert prediction[2] != values[-1, 2] and np.isfinite(prediction[2])
     assert not forecaster.vectorized
+
+
+def test_statsmodels_backend_with_only_constant_channels_forecasts_them():
+    forecaster = get_forecaster("arima(backend=statsmodels)").fit(np.arange(20), np.ones((20, 3)))
+    assert np.array_equal(forecaster.predict(40), np.ones(3))
+    assert forecaster.fit_report_["constant"] == 3

@@ -52,6 +52,12 @@ class StatsmodelsArimaFit:
     trend: Any
     report: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def fitted(self) -> np.ndarray:
+        """(C,) channels statsmodels fitted (the others forecast their last value)."""
+        return ~np.isnan(self.params).any(axis=1) if self.params.shape[1] else np.zeros(
+            self.params.shape[0], dtype=bool)
+
     def forecast(self, horizons: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance at each whole horizon, each (len(horizons), C).
 
@@ -63,7 +69,7 @@ class StatsmodelsArimaFit:
         means = np.repeat(self.y[-1][None, :], len(horizons), axis=0)
         variances = np.zeros_like(means)
         positive = rows >= 0
-        fitted = np.flatnonzero(~np.isnan(self.params).any(axis=1))
+        fitted = np.flatnonzero(self.fitted)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # already summarized at fit time
             for channel in tqdm(fitted, desc="statsmodels ARIMA forecast", leave=False,
