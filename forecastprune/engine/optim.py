@@ -54,7 +54,8 @@ def rebuild_optimizer(old_optimizer: torch.optim.Optimizer, new_model: nn.Module
             "prune with forecastprune.engine.prune_model and pass its result"
         )
     new_params = dict(new_model.named_parameters())
-    name_of = {source: name for name, source in record.sources.items()}
+    live = {name: ref() for name, ref in record.sources.items()}
+    name_of = {id(param): name for name, param in live.items() if param is not None}
     groups = [[name_of[id(p)] for p in g["params"] if id(p) in name_of]
               for g in old_optimizer.param_groups]
     if not any(groups):
@@ -68,9 +69,7 @@ def rebuild_optimizer(old_optimizer: torch.optim.Optimizer, new_model: nn.Module
          "params": [new_params[n] for n in names]}
         for old, names in zip(old_optimizer.param_groups, groups, strict=True) if names
     ])
-    sources = {id(p): p for g in old_optimizer.param_groups for p in g["params"]}
-    for name, source in record.sources.items():
-        old_param = sources.get(source)
+    for name, old_param in live.items():
         if old_param is not None and old_param in old_optimizer.state:
             new_optimizer.state[new_params[name]] = _remap_state(
                 old_optimizer.state[old_param], old_param.shape, record.kept[name])

@@ -21,6 +21,7 @@ remapped (:func:`~forecastprune.engine.optim.rebuild_optimizer`) and the cut rep
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,8 +60,9 @@ class SurgeryRecord:
         sizes: BN layer -> its channel count before the cut.
         input_shapes: shapes of the example inputs the cut was traced with.
         compensated: whether β was folded into the next layers (which may create biases).
-        sources: new parameter name -> ``id()`` of the input model's parameter it came from
-            (absent for parameters the surgery created, i.e. compensation biases).
+        sources: new parameter name -> weak reference to the input model's parameter it came
+            from (absent for parameters the surgery created, i.e. compensation biases). Weak,
+            so a dead input model's parameters never match a newer object that reuses its id.
         kept: new parameter name -> per dimension, the original indices kept (None where the
             dimension was not cut).
     """
@@ -69,7 +71,7 @@ class SurgeryRecord:
     sizes: dict[str, int]
     input_shapes: tuple[tuple[int, ...], ...]
     compensated: bool
-    sources: dict[str, int]
+    sources: dict[str, weakref.ref[nn.Parameter]]
     kept: dict[str, tuple[np.ndarray | None, ...]]
 
 
@@ -332,14 +334,14 @@ def _output_shapes(model: nn.Module, example_inputs: Any) -> list[tuple[int, ...
 
 
 def _param_map(original: nn.Module, new: nn.Module, tracker: _Tracker) -> dict[str, Any]:
-    """Source ids and kept indices of every parameter of the pruned model."""
+    """Source references and kept indices of every parameter of the pruned model."""
     before = dict(original.named_parameters())
-    sources: dict[str, int] = {}
+    sources: dict[str, weakref.ref[nn.Parameter]] = {}
     kept: dict[str, tuple[np.ndarray | None, ...]] = {}
     for name, param in new.named_parameters():
         if name not in before:
             continue  # a compensation bias: nothing to carry over
-        sources[name] = id(before[name])
+        sources[name] = weakref.ref(before[name])
         module = new.get_submodule(name.rpartition(".")[0])
         dims: list[np.ndarray | None] = []
         for dim, (old, now) in enumerate(zip(before[name].shape, param.shape, strict=True)):
