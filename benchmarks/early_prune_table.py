@@ -54,8 +54,10 @@ def variants(epochs: int) -> list[Variant]:
                 {"epochs": 2 * epochs, "sparse_fraction": 0.5}, family="slimming"),
         Variant("early-bird", "early-bird", family="early-bird"),
     ]
-    for name in ("naive", "sma", "ema", "linear", "arima"):
-        rows.append(Variant(f"forecast {name} @0.3", f"forecast-{name}", family="forecast"))
+    for at in ("0.3", "0.1"):
+        for name in ("naive", "sma", "ema", "linear", "arima"):
+            rows.append(Variant(f"forecast {name} @{at}", f"forecast-{name}", {"prune_at": at},
+                                family="forecast"))
     for name in ("sma", "arima"):
         rows.append(Variant(f"forecast {name} @auto", "forecast-auto", {"forecaster": name},
                             family="forecast-auto"))
@@ -169,7 +171,7 @@ def claim_two(table: list[dict[str, Any]]) -> list[str]:
     eb = next(e for e in table if e["family"] == "early-bird")
     eb_steps = {r["seed"]: r["prune_step"] for r in eb["runs"]}
     lines = ["| variant | prune step vs Early-Bird, per seed | earlier in | "
-             "accuracy − Early-Bird |", "|---|---|---|---|"]
+             "accuracy − Early-Bird (points) | verdict |", "|---|---|---|---|---|"]
     for f in (e for e in table if e["family"].startswith("forecast")):
         pairs, earlier = [], 0
         for r in f["runs"]:
@@ -178,8 +180,11 @@ def claim_two(table: list[dict[str, Any]]) -> list[str]:
             earlier += theirs is None or (r["prune_step"] is not None and
                                           r["prune_step"] < theirs)
         gap = f["accuracy"][0] - eb["accuracy"][0]
+        holds = earlier == len(f["runs"]) and gap >= -ACCURACY_TOLERANCE
         lines.append(f"| {f['variant']} | {', '.join(pairs)} | {earlier}/{len(f['runs'])} | "
-                     f"{gap:+.2f} |")
+                     f"{gap:+.2f} | {'holds' if holds else 'fails'} |")
+    lines += ["", f"A row holds when it prunes earlier than Early-Bird in every seed and its mean "
+              f"accuracy is at most {ACCURACY_TOLERANCE} points below Early-Bird's."]
     return lines
 
 
@@ -243,15 +248,18 @@ def write_report(table: list[dict[str, Any]], seeds: list[int], epochs: int, job
         "- **early-bird**: L1 until the current-|γ| mask of the prunable channels is within "
         "Hamming distance 0.1 of each of the previous 4 (checked every epoch), prune, train "
         "without L1.",
-        "- **forecast F @0.3**: L1 while recording γ every step; at 30 % of the run forecast each "
-        "channel's |γ| at the last step with F, prune once, train without L1.",
+        "- **forecast F @0.3** / **@0.1**: L1 while recording γ every step; at 30 % (10 %) of "
+        "the run forecast each channel's |γ| at the last step with F, prune once, train without "
+        "L1.",
         "- **forecast F @auto**: as above, but pruned when the *forecast* mask is within Hamming "
         "0.1 of each of the previous 3 (checked every epoch; forced at 60 %).",
         "",
         "Training compute = Σ over steps of 3 × per-sample MACs × batch size (forward + backward "
         "≈ 3 forward passes), charged at the smaller model's MACs after the prune. The "
         "parenthesised ratio is relative to **slimming**. Wall time covers training, recording, "
-        "forecasting, pruning and per-epoch evaluation.",
+        "forecasting, pruning and per-epoch evaluation. The test set has 360 images, so one "
+        "image is 0.28 accuracy points: differences below about half a point are within the "
+        "noise of a single run.",
         "",
         f"## Results ({len(seeds)} seeds, mean ± std)",
         "",
