@@ -13,15 +13,6 @@ from forecastprune.trainer import Callback, Trainer, TrainingError
 from forecastprune.zoo import build_model, load_digits_split, make_loaders
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models train fastest on one thread, above all on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def loaders():
     return make_loaders(load_digits_split(), batch_size=64, augment=True)

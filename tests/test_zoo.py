@@ -19,15 +19,6 @@ from forecastprune.zoo.data import ShiftNoise
 DEMO_MODELS = ["vgg", "resnet", "darknet"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models train fastest on one thread, above all on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def split():
     return load_digits_split()
