@@ -62,7 +62,8 @@ def _float_list(text: str, what: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=what)
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}",
+                                 param_hint=what) from None
 
 
 def _milestones(fractions: list[float], total_steps: int) -> list[int]:

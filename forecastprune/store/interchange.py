@@ -350,7 +350,8 @@ def _checkpoint_steps(
     try:
         regex = re.compile(pattern)
     except re.error as exc:
-        raise StoreError(f"step pattern {pattern!r} is not a valid regular expression: {exc}")
+        raise StoreError(
+            f"step pattern {pattern!r} is not a valid regular expression: {exc}") from None
     found = []
     for file in files:
         matches = list(regex.finditer(file.stem))
