@@ -25,9 +25,6 @@ from forecastprune.pipeline.timing import (
 )
 from forecastprune.zoo import build_model, load_digits_split
 
-# tiny models on shared CPU cores: one intra-op thread is much faster than a contended pool
-torch.set_num_threads(1)
-
 BATCH = 32
 
 

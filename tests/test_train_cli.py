@@ -6,14 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from click.testing import CliRunner
 
 from forecastprune.cli import cli
 from forecastprune.pipeline.train_config import TrainConfig
-
-torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 # 128 images in batches of 32 for 2 epochs: 8 steps on a half-width Darknet
