@@ -177,6 +177,12 @@ def test_forecast_mask_counts_channels_straddling_the_cut(digits) -> None:
     steepest = prunable[np.argsort(slopes[prunable])[:5]]
     assert mask.decision.pruned[steepest].all()
     assert forecast_mask("naive", steps, gammas, 40, plan, MaskRule()).ambiguous is None
+    # uncertainty-aware: only channels whose upper bound is below the cut too, a subset
+    noisy = gammas + rng.normal(0, 0.05, gammas.shape)
+    plain = forecast_mask("linear", steps, noisy, 40, plan, MaskRule(ratio=0.5)).decision
+    cautious = forecast_mask("linear", steps, noisy, 40, plan,
+                             MaskRule(ratio=0.5, uncertainty=True)).decision.pruned
+    assert not (cautious & ~plain.pruned).any() and cautious.sum() < plain.n_pruned
 
 
 def test_compute_meter_charges_the_smaller_model_after_pruning(digits) -> None:
