@@ -14,11 +14,13 @@ Every run goes through :func:`forecastprune.pipeline.run.run_config`, exactly as
 
     python benchmarks/early_prune_table.py                 # 3 seeds, one process
     python benchmarks/early_prune_table.py --jobs 2 --seeds 0,1,2,3,4
+    python benchmarks/early_prune_table.py --render-only   # report from docs/results-runs.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -159,10 +161,40 @@ def claim_one(table: list[dict[str, Any]]) -> list[str]:
             ok_acc, ok_compute = gap >= -ACCURACY_TOLERANCE, ratio <= COMPUTE_LIMIT
             verdict = "holds" if ok_acc and ok_compute else "fails"
             why = [] if ok_acc else [f"accuracy {gap:+.2f} points"]
-            why += [] if ok_compute else [f"compute {ratio:.0%} > {COMPUTE_LIMIT:.0%}"]
-            lines.append(f"- {f['variant']}: accuracy {gap:+.2f} points, compute {ratio:.0%} "
+            why += [] if ok_compute else [f"compute {ratio:.1%} > {COMPUTE_LIMIT:.0%}"]
+            lines.append(f"- {f['variant']}: accuracy {gap:+.2f} points, compute {ratio:.1%} "
                          f"→ **{verdict}**" + (f" ({'; '.join(why)})" if why else ""))
         lines.append("")
+    return lines
+
+
+def _holds_one(forecast: dict[str, Any], slim: dict[str, Any]) -> bool:
+    gap = forecast["accuracy"][0] - slim["accuracy"][0]
+    ratio = forecast["train_macs"] / slim["train_macs"]
+    return gap >= -ACCURACY_TOLERANCE and ratio <= COMPUTE_LIMIT
+
+
+def findings(table: list[dict[str, Any]]) -> list[str]:
+    """Short computed statements summarising the table."""
+    forecasts = [e for e in table if e["family"].startswith("forecast")]
+    lines = ["## Summary", ""]
+    for slim in (e for e in table if e["family"] == "slimming"):
+        held = [f["variant"] for f in forecasts if _holds_one(f, slim)]
+        lines.append(f"- Claim 1 against **{slim['variant']}** holds for {len(held)} of "
+                     f"{len(forecasts)} forecast rows" + (f": {', '.join(held)}." if held else "."))
+    eb = next(e for e in table if e["family"] == "early-bird")
+    if eb["prune_step"] is not None:
+        lines.append(f"- Early-Bird fired at step {eb['prune_step'][0]:.0f} on average "
+                     f"({eb['prune_step'][0] / eb['total_steps']:.0%} of the run), in "
+                     f"{eb['pruned_runs']} of {len(eb['runs'])} runs.")
+    for auto in (e for e in table if e["family"] == "forecast-auto"):
+        by = [r["fired_by"] for r in auto["runs"]]
+        lines.append(f"- {auto['variant']}: fired by mask stability in "
+                     f"{sum(b != 'deadline' for b in by)} of {len(by)} runs, by its deadline "
+                     f"(60 % of the run) in {by.count('deadline')}.")
+    best = max(forecasts, key=lambda e: e["accuracy"][0])
+    lines += [f"- Most accurate forecast row: {best['variant']} "
+              f"({best['accuracy'][0]:.2f} ± {best['accuracy'][1]:.2f} %).", ""]
     return lines
 
 
@@ -270,6 +302,7 @@ def write_report(table: list[dict[str, Any]], seeds: list[int], epochs: int, job
         "",
         f"![accuracy vs training compute]({png.name})",
         "",
+        *findings(table),
         f"## Claim 1: within {ACCURACY_TOLERANCE} points of slimming at ≤ "
         f"{COMPUTE_LIMIT:.0%} of its compute",
         "",
@@ -294,6 +327,11 @@ def write_report(table: list[dict[str, Any]], seeds: list[int], epochs: int, job
     atomic_write_bytes(out, "\n".join(lines).encode("utf-8"))
 
 
+def _rows(epochs: int, only: str | None) -> list[Variant]:
+    rows = variants(epochs)
+    return [v for v in rows if v.name in only.split(",")] if only else rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (≥ 3)")
@@ -301,19 +339,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     parser.add_argument("--only", default=None, help="comma-separated variant names (debug)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results.md")
+    parser.add_argument("--render-only", action="store_true",
+                        help="re-render the report from the runs saved next to --out")
     args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    rows = variants(args.epochs)
-    if args.only:
-        rows = [v for v in rows if v.name in args.only.split(",")]
-    start = time.perf_counter()
-    results = run_all(rows, seeds, args.epochs, max(1, args.jobs))
-    seconds = time.perf_counter() - start
-    table = aggregate(results, rows)
+    raw = args.out.with_name("results-runs.json")
+    if args.render_only:
+        saved = json.loads(raw.read_text(encoding="utf-8"))
+        seeds, epochs, jobs, seconds, only = (
+            saved[k] for k in ("seeds", "epochs", "jobs", "seconds", "only"))
+        results = saved["results"]
+    else:
+        seeds, epochs, jobs = [int(s) for s in args.seeds.split(",")], args.epochs, args.jobs
+        only = args.only
+        start = time.perf_counter()
+        results = run_all(_rows(epochs, only), seeds, epochs, max(1, jobs))
+        seconds = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not args.render_only:
+        from forecastprune.store.format import atomic_write_bytes
+
+        atomic_write_bytes(raw, json.dumps({"seeds": seeds, "epochs": epochs, "jobs": jobs,
+                                            "seconds": seconds, "only": only,
+                                            "results": results}).encode())
+    table = aggregate(results, _rows(epochs, only))
     png = args.out.with_name("results-accuracy-vs-compute.png")
     plot(table, png)
-    write_report(table, seeds, args.epochs, args.jobs, seconds, args.out, png)
+    write_report(table, seeds, epochs, jobs, seconds, args.out, png)
     print(f"wrote {args.out} and {png} in {seconds / 60:.1f} min")
     return 0
 
