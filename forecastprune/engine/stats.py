@@ -7,8 +7,8 @@ a conv output element costs ``in_channels / groups × kernel volume`` MACs, a li
 element ``in_features``. They are measured with forward hooks on one pass, so any input size
 and any architecture the hooks see is handled without tracing.
 
-Latency is wall-clock time of eval-mode forward passes under ``torch.no_grad()``, the median of
-several repeats after warm-up. :func:`measure_latencies` interleaves the models (A, B, C, then
+Latency is wall-clock time of eval-mode forward passes under ``torch.inference_mode()`` (no
+autograd bookkeeping at all, as in deployment), the median of several repeats after warm-up. :func:`measure_latencies` interleaves the models (A, B, C, then
 B, C, A, ...: the order rotates so no model always runs right after a bigger one, on cold
 caches), so a machine that slows down or speeds up during the measurement affects all alike.
 """
@@ -88,7 +88,7 @@ def measure_latencies(models: Sequence[nn.Module], example_inputs: Any, *, repea
     """Median eval-mode forward latency of each model, in seconds, measured interleaved.
 
     Args:
-        models: the models to time on the same input.
+        models: the models to time on the same input (TorchScript modules too).
         example_inputs: a tensor or tuple of tensors.
         repeats: timed passes per model (≥ 1).
         warmup: untimed passes per model first (allocator and kernel caches).
@@ -104,7 +104,7 @@ def measure_latencies(models: Sequence[nn.Module], example_inputs: Any, *, repea
     args = as_args(example_inputs)
     plain = [unwrap_model(m) for m in models]
     times: list[list[float]] = [[] for _ in plain]
-    with torch.no_grad(), _eval_modes(plain):
+    with torch.inference_mode(), _eval_modes(plain):
         for _ in range(int(warmup)):
             for model in plain:
                 model(*args)
@@ -153,7 +153,11 @@ def _ratio(before: float, after: float) -> str:
 
 @contextmanager
 def _eval_modes(models: Sequence[nn.Module]) -> Iterator[None]:
-    """Eval mode inside the block; every module's own flag restored afterwards."""
+    """Eval mode inside the block; every module's own flag restored afterwards.
+
+    TorchScript modules are left alone: a frozen one has its mode baked in and no flag to set.
+    """
+    models = [m for m in models if not isinstance(m, torch.jit.ScriptModule)]
     flags = {m: m.training for model in models for m in model.modules()}
     try:
         for model in models:
