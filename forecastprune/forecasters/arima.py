@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ._arima_batch import fit_batched, required_history
+from ._arima_batch import REFINE_STEPS, fit_batched, required_history
 from ._evengrid import at_horizon, resample_even
 from .base import Forecaster
 from .registry import register_forecaster
@@ -75,6 +75,7 @@ class ArimaForecaster(Forecaster):
         backend: str = "batched",
         time_axis: str = "step",
         clip_at_zero: bool = True,
+        refine: int = REFINE_STEPS,
     ) -> None:
         self.p = p
         self.d = d
@@ -83,6 +84,7 @@ class ArimaForecaster(Forecaster):
         self.backend = backend
         self.time_axis = time_axis
         self.clip_at_zero = clip_at_zero
+        self.refine = refine
         check_int("arima", "p", p, 0)
         check_int("arima", "d", d, 0)
         check_choice("arima", "d", d, (0, 1, 2))
@@ -91,6 +93,7 @@ class ArimaForecaster(Forecaster):
         check_choice("arima", "backend", backend, BACKENDS)
         check_choice("arima", "time_axis", time_axis, ("step", "lr"))
         check_choice("arima", "clip_at_zero", clip_at_zero, (True, False))
+        check_int("arima", "refine", refine, 0)
 
     @property
     def constant(self) -> bool:
@@ -117,9 +120,10 @@ class ArimaForecaster(Forecaster):
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
         self.grid_, y = resample_even(t, values)
-        fit = fit_batched if self.backend == "batched" else fit_statsmodels
-        self.model_ = fit(y, self.p, self.d, self.q, self.constant)
-        if self.backend == "statsmodels":
+        if self.backend == "batched":
+            self.model_ = fit_batched(y, self.p, self.d, self.q, self.constant, self.refine)
+        else:
+            self.model_ = fit_statsmodels(y, self.p, self.d, self.q, self.constant)
             self.fit_report_ = self.model_.report
 
     def _mean_and_variance(self, target_t: float) -> tuple[np.ndarray, np.ndarray]:
