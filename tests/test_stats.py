@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.stats import measure_latencies
 from forecastprune.engine.surgery import prune_model
 from forecastprune.engine.threshold import select_channels
+from forecastprune.errors import PruningError
 from forecastprune.zoo import build_model
 
 X = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
@@ -42,3 +45,23 @@ def test_surgery_leaves_every_weight_contiguous_and_adds_no_parameter():
         assert all(p.is_contiguous() for p in pruned.parameters())
         assert all(b.is_contiguous() for b in pruned.buffers())
         assert set(dict(pruned.named_parameters())) == set(dict(model.named_parameters()))
+
+
+
+class _Scripted(torch.nn.Module):
+    """Takes a scripted time per call: one fast pass among slow ones, as under machine load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delays = [0.02, 0.0, 0.02, 0.02, 0.02]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.delays.pop(0))
+        return x
+
+
+def test_min_statistic_takes_the_fastest_pass_and_unknown_ones_are_refused():
+    assert measure_latencies([_Scripted()], X, repeats=5, warmup=0, statistic="min")[0] < 0.01
+    assert measure_latencies([_Scripted()], X, repeats=5, warmup=0)[0] >= 0.02
+    with pytest.raises(PruningError, match=r"statistic must be one of \['median', 'min'\]"):
+        measure_latencies([_Scripted()], X, statistic="mean")

@@ -8,9 +8,11 @@ element ``in_features``. They are measured with forward hooks on one pass, so an
 and any architecture the hooks see is handled without tracing.
 
 Latency is wall-clock time of eval-mode forward passes under ``torch.inference_mode()`` (no
-autograd bookkeeping at all, as in deployment), the median of several repeats after warm-up. :func:`measure_latencies` interleaves the models (A, B, C, then
-B, C, A, ...: the order rotates so no model always runs right after a bigger one, on cold
-caches), so a machine that slows down or speeds up during the measurement affects all alike.
+autograd bookkeeping at all, as in deployment), the median of several repeats after warm-up (or
+their minimum, steadier on a shared machine). :func:`measure_latencies` interleaves the models
+(A, B, C, then B, C, A, ...: the order rotates so no model always runs right after a bigger one,
+on cold caches), so a machine that slows down or speeds up during the measurement affects all
+alike.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from torch import nn
 from ..errors import PruningError
 from ..selection import unwrap_model
 from .coupling import WEIGHTED, as_args
+
+#: how the timed passes of a model are summarised
+_STATISTICS = {"median": statistics.median, "min": min}
 
 
 @dataclass(frozen=True)
@@ -84,23 +89,27 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
 
 
 def measure_latencies(models: Sequence[nn.Module], example_inputs: Any, *, repeats: int = 10,
-                      warmup: int = 2) -> list[float]:
-    """Median eval-mode forward latency of each model, in seconds, measured interleaved.
+                      warmup: int = 2, statistic: str = "median") -> list[float]:
+    """Median (or best) eval-mode forward latency of each model, in seconds, measured interleaved.
 
     Args:
         models: the models to time on the same input (TorchScript modules too).
         example_inputs: a tensor or tuple of tensors.
         repeats: timed passes per model (≥ 1).
         warmup: untimed passes per model first (allocator and kernel caches).
+        statistic: ``"median"``, or ``"min"`` on a shared machine: other processes only ever
+            add time to a pass, so the fastest pass is the closest to the model's own cost.
 
     Returns:
-        One median per model, in order.
+        One latency per model, in order.
 
     Raises:
-        PruningError: if ``repeats`` < 1 or ``warmup`` < 0.
+        PruningError: if ``repeats`` < 1, ``warmup`` < 0 or ``statistic`` is unknown.
     """
     if int(repeats) < 1 or int(warmup) < 0:
         raise PruningError(f"repeats must be >= 1 and warmup >= 0; got {repeats}, {warmup}")
+    if statistic not in _STATISTICS:
+        raise PruningError(f"statistic must be one of {sorted(_STATISTICS)}; got {statistic!r}")
     args = as_args(example_inputs)
     plain = [unwrap_model(m) for m in models]
     times: list[list[float]] = [[] for _ in plain]
@@ -115,7 +124,7 @@ def measure_latencies(models: Sequence[nn.Module], example_inputs: Any, *, repea
                 start = time.perf_counter()
                 plain[i](*args)
                 times[i].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+    return [_STATISTICS[statistic](t) for t in times]
 
 
 def model_stats(model: nn.Module, example_inputs: Any, *, latency_repeats: int = 0
