@@ -234,10 +234,11 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
     for i, entry in enumerate(table):
         xs = [r["train_macs"] / 1e9 for r in entry["runs"]]
         ys = [100 * r["accuracy"] for r in entry["runs"]]
-        ax.scatter(xs, ys, marker=markers[i % len(markers)], alpha=0.35, s=18)
+        color = plt.cm.tab20(i % 20)  # 16+ rows: tab10 would repeat colours
+        ax.scatter(xs, ys, marker=markers[i % len(markers)], alpha=0.35, s=18, color=color)
         ax.errorbar([statistics.fmean(xs)], [entry["accuracy"][0]], yerr=[entry["accuracy"][1]],
                     fmt=markers[i % len(markers)], ms=8, capsize=3, label=entry["variant"],
-                    color=ax.collections[-1].get_facecolor()[0][:3])
+                    color=color)
     ax.set_xlabel("training compute (G MACs: Σ steps 3 × MACs/sample × batch)")
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title("Darknet-style model on digits, ratio 0.5: accuracy vs training compute")
