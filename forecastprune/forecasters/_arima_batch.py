@@ -44,7 +44,7 @@ _RIDGE = 1e-8
 _MAX_ROOT = 0.999
 #: Default most Levenberg–Marquardt steps of :func:`refine_css` (it stops earlier once no
 #: channel's sum of squares improves by more than ``_CSS_RTOL``).
-REFINE_STEPS = 8
+REFINE_STEPS = 6
 _CSS_RTOL = 1e-7
 
 
@@ -390,7 +390,8 @@ def refine_css(
     beta = beta.copy()
     active = np.flatnonzero(~frozen) if frozen is not None else np.arange(beta.shape[0])
     # np.take keeps time-major memory (fancy indexing would put channels outermost).
-    series = _css_regressors(np.take(ws, active, axis=1), p, constant)
+    subset = ws if active.size == ws.shape[1] else np.take(ws, active, axis=1)
+    series = _css_regressors(subset, p, constant)
     current = beta[active]
     sse, gram, grad = _css_normal_equations(series, current, p, q, constant)
     damping = np.full(active.size, 1e-3)
