@@ -116,7 +116,7 @@ def test_refinement_recovers_arma11_closer_than_hannan_rissanen():
     series = simulate_arma(np.full((n_channels, 1), 0.5), np.full((n_channels, 1), -0.8), n,
                            n_channels, seed=5)
     plain = _arima_batch.fit_batched(series, 1, 0, 1, False, refine=0)
-    refined = _arima_batch.fit_batched(series, 1, 0, 1, False)
+    refined = _arima_batch.fit_batched(series, 1, 0, 1, False, refine=8)
     truth = np.array([0.5, -0.8])
 
     def error(fit):

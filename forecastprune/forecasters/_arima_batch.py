@@ -9,9 +9,16 @@ Estimation is Hannan–Rissanen conditional least squares, batched over channels
 3. regress the differenced series on its ``p`` lags, the ``q`` lagged innovations and, when asked,
    an intercept: the per-channel normal equations ``XᵀX β = Xᵀy`` are built with ``einsum`` from
    shifted views (no (C, T, k) design tensor) and solved by one batched ``np.linalg.solve``;
-4. pull explosive AR / non-invertible MA roots back inside the unit circle, then recompute the
-   innovations by the ARMA recursion (a loop over time, vectorized over channels) for the
-   residual variance and the forecast's starting state.
+4. pull explosive AR / non-invertible MA roots back inside the unit circle;
+5. when ``q > 0``, polish every channel's coefficients by a few batched Levenberg–Marquardt
+   steps on the conditional sum of squares (:func:`refine_css`): step 3 regresses on
+   *estimated* innovations, which biases θ badly when the MA root is near the unit circle;
+6. recompute the innovations by the ARMA recursion (a loop over time, vectorized over
+   channels) for the residual variance and the forecast's starting state.
+
+Statsmodels fits the *exact* Gaussian likelihood (Kalman filter, stationary start) instead of
+the conditional sum of squares; the two differ most for near-cancelling AR/MA roots, which are
+common on γ increments, so the estimates agree closely but not exactly.
 
 Forecasts use the ARIMA as one ARMA(p + d, q) in levels, written as a companion (state-space)
 matrix ``M`` over ``[y_t … y_{t-p-d+1}, ε_t … ε_{t-q+1}, 1]``. ``M^H`` and the MA(∞) variance
@@ -44,7 +51,7 @@ _RIDGE = 1e-8
 _MAX_ROOT = 0.999
 #: Default most Levenberg–Marquardt steps of :func:`refine_css` (it stops earlier once no
 #: channel's sum of squares improves by more than ``_CSS_RTOL``).
-REFINE_STEPS = 6
+REFINE_STEPS = 4
 _CSS_RTOL = 1e-7
 
 
@@ -445,7 +452,7 @@ def _css_normal_equations(
     ``Z`` = the filtered columns of ``regressors`` (:func:`_css_regressors`),
     ``e = Z a`` for ``a = [1, -φ, -c]``, the derivatives for φ and c are ``-Z`` columns, and the
     derivative for ``θ_j`` is ``-F(e)`` delayed by j (the filter is also time-invariant): two
-    filter passes, and every product follows from ``ZᵀZ`` and the products with ``F(e)``.
+    filter passes give every column of J, and each entry of JᵀJ and Jᵀe is one dot product.
 
     Args:
         regressors: from :func:`_css_regressors`.
@@ -457,7 +464,7 @@ def _css_normal_equations(
     Returns:
         ((C,) sum of squares, (C, k, k) JᵀJ, (C, k) Jᵀe).
     """
-    rows, width, n_channels = regressors.shape
+    rows, _, n_channels = regressors.shape
     k = beta.shape[1]
     ma = beta[:, p : p + q].T
     filtered = _inverse_ma(regressors, ma)

@@ -47,8 +47,9 @@ class ArimaForecaster(Forecaster):
     That mapping matters only when d ≥ 1 (a d = 0 forecast reverts to the mean whatever ``H``).
 
     **Backends.** ``"batched"`` (see :mod:`._arima_batch`): Hannan–Rissanen conditional least
-    squares for all channels at once, forecasts and MA(∞) intervals by companion-matrix
-    powers; well under a second for 13,376 channels × 200 records. ``"statsmodels"`` (see
+    squares for all channels at once, polished (when q > 0) by ``refine`` batched
+    Levenberg–Marquardt steps on the conditional sum of squares; forecasts and MA(∞) intervals
+    by companion-matrix powers; under a second for 13,376 channels × 200 records. ``"statsmodels"`` (see
     :mod:`.statsmodels_backend`): exact maximum likelihood per channel, slow, for reference.
     Both flag constant channels and forecast them as their last value.
 
@@ -61,6 +62,8 @@ class ArimaForecaster(Forecaster):
         backend: ``"batched"`` or ``"statsmodels"``.
         time_axis: ``"step"`` or ``"lr"`` (cumulative learning rate; needs a clock in ``fit``).
         clip_at_zero: clip forecasts and interval bounds at 0 (|γ| is never negative).
+        refine: most Levenberg–Marquardt steps after Hannan–Rissanen (batched backend, q > 0;
+            0 keeps the Hannan–Rissanen estimates). Each costs about one pass over the data.
     """
 
     description = "per-channel ARIMA(p,d,q), batched Hannan-Rissanen (or statsmodels), intervals"
@@ -116,6 +119,7 @@ class ArimaForecaster(Forecaster):
             {"p": 1, "d": 0, "q": 0},
             {"p": 0, "d": 2, "q": 1, "clip_at_zero": False},
             {"p": 1, "d": 1, "trend": "c", "time_axis": "lr"},
+            {"p": 1, "d": 1, "q": 1, "refine": 0},
         ]
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
