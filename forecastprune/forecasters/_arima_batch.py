@@ -115,7 +115,7 @@ class BatchedArimaFit:
 
     def _levels_ar(self) -> np.ndarray:
         """(C, max(p + d, 1)) AR coefficients of φ(B)(1 - B)^d, the model in levels."""
-        n_channels, p = self.ar.shape
+        n_channels = self.ar.shape[0]
         poly = np.concatenate([np.ones((n_channels, 1)), -self.ar], axis=1)
         for _ in range(self.d):  # multiply by (1 - B)
             poly = np.concatenate([poly, np.zeros((n_channels, 1))], axis=1)

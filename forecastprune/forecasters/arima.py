@@ -48,9 +48,9 @@ class ArimaForecaster(Forecaster):
 
     **Backends.** ``"batched"`` (see :mod:`._arima_batch`): Hannan–Rissanen conditional least
     squares for all channels at once, polished (when q > 0) by ``refine`` batched
-    Levenberg–Marquardt steps on the conditional sum of squares; forecasts and MA(∞) intervals
-    by companion-matrix powers; under a second for 13,376 channels × 200 records. ``"statsmodels"`` (see
-    :mod:`.statsmodels_backend`): exact maximum likelihood per channel, slow, for reference.
+    Levenberg–Marquardt steps on the conditional sum of squares; forecasts and MA(∞)
+    intervals by companion-matrix powers; under a second for 13,376 channels × 200 records.
+    ``"statsmodels"`` (see :mod:`.statsmodels_backend`): exact maximum likelihood per channel, slow, for reference.
     Both flag constant channels and forecast them as their last value.
 
     Args:
@@ -66,7 +66,7 @@ class ArimaForecaster(Forecaster):
             0 keeps the Hannan–Rissanen estimates). Each costs about one pass over the data.
     """
 
-    description = "per-channel ARIMA(p,d,q), batched Hannan-Rissanen (or statsmodels), intervals"
+    description = "per-channel ARIMA(p,d,q), batched conditional least squares (or statsmodels), intervals"
     uses_time_axis = True
 
     def __init__(
