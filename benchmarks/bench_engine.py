@@ -42,7 +42,7 @@ Why some rows stay below 0.8 (checked, not guessed; 1 thread, batch 256 at 16×1
   (``grouped/1``) have the lowest ratios; ``round_to=8`` removes fewer MACs but keeps the
   kernels efficient and is the setting whose rows most often meet 0.8;
 * ``frozen`` folds BN into the convs and speeds up the original most, but its pruned VGGs all
-  land on the same ~14 ms whatever their widths, so its ratios are capped there;
+  land on the same time whatever their widths (14.1–14.2 ms on 1 thread), capping its ratios;
 * 2 threads on this 2-core machine shared with other jobs is at the mercy of their load (the
   original sometimes runs slower with 2 threads than with 1); the minimum over passes keeps
   identical models (VGG ``seed``/``grouped`` are the same cut) within a few % of each other.
