@@ -111,22 +111,13 @@ def statsforecast_seconds(
 
 
 def statsmodels_prediction(steps, values: np.ndarray, order, target: int) -> np.ndarray:
-    """statsmodels' exact-likelihood ARIMA forecast of every column, fitted at unit scale.
-
-    Each channel is divided by the RMS of its increments and the forecast multiplied back.
-    The model is scale-equivariant (φ, θ unchanged, σ² scaled), but statsmodels' optimizer is
-    not: on raw γ increments (σ² ≈ 1e-8) it stops short of the likelihood maximum on most
-    channels (on the default subsample, 11 of 100 ARIMA(2,1,1) fits end within 0.01 of the best
-    log-likelihood found, against 92 of 100 at unit scale), which made the reference itself
-    disagree with its own rescaled fit (pruned-set IoU 0.79).
-    """
+    """statsmodels' exact-likelihood ARIMA forecast of every column (the backend fits each
+    channel at unit scale, see forecastprune.forecasters.statsmodels_backend)."""
     p, d, q = order
-    scale = np.sqrt(np.mean(np.diff(values, axis=0) ** 2, axis=0))
-    scale = np.where(scale > 0, scale, 1.0)
     reference = get_forecaster(f"arima(p={p},d={d},q={q},backend=statsmodels)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return reference.fit(steps, values / scale).predict(target) * scale
+        return reference.fit(steps, values).predict(target)
 
 
 def compare_orders(steps, values, target, subsample: int, repeat: int, seed: int) -> None:

@@ -12,6 +12,12 @@ every channel whose fit raises or comes back non-finite falls back to its last v
 and is counted by reason; and the totals go to :attr:`StatsmodelsArimaFit.report` and into one
 :class:`StatsmodelsFitWarning`.
 
+Each channel is fitted at unit scale — divided by the RMS of its increments, the forecast
+multiplied back. ARIMA is scale-equivariant (φ and θ unchanged, σ² scaled), but statsmodels'
+optimizer is not: on raw γ increments (variance ≈ 1e-8) it stopped short of the likelihood
+maximum on most channels (11 of 100 ARIMA(2,1,1) fits within 0.01 of the best log-likelihood
+found, against 92 of 100 at unit scale).
+
 Only the fitted parameters and the series are kept, not statsmodels' result objects (≈ 0.5 MB
 each): forecasting rebuilds a channel's model and runs one Kalman filter pass with the stored
 parameters, which reproduces statsmodels' own forecast exactly.
@@ -38,7 +44,8 @@ class StatsmodelsArimaFit:
     """Per-channel statsmodels parameters and the series they were fitted on.
 
     Attributes:
-        y: (n, C) evenly spaced series.
+        y: (n, C) evenly spaced series, as given.
+        scale: (C,) what each channel was divided by for fitting (the RMS of its increments).
         params: (C, k) statsmodels parameter vectors; NaN rows for channels that failed.
         order: (p, d, q).
         trend: statsmodels trend argument (``"n"`` or a polynomial list).
@@ -47,6 +54,7 @@ class StatsmodelsArimaFit:
     """
 
     y: np.ndarray
+    scale: np.ndarray
     params: np.ndarray
     order: tuple[int, int, int]
     trend: Any
@@ -76,8 +84,9 @@ class StatsmodelsArimaFit:
                                 disable=None):
                 result = self._model(channel).filter(self.params[channel])
                 prediction = result.get_forecast(steps=steps)
-                mean = prediction.predicted_mean[rows[positive]]
-                variance = prediction.var_pred_mean[rows[positive]]
+                scale = self.scale[channel]
+                mean = prediction.predicted_mean[rows[positive]] * scale
+                variance = prediction.var_pred_mean[rows[positive]] * scale**2
                 if np.all(np.isfinite(mean)) and np.all(np.isfinite(variance)):
                     means[positive, channel] = mean
                     variances[positive, channel] = variance
@@ -86,7 +95,8 @@ class StatsmodelsArimaFit:
     def _model(self, channel: int) -> Any:
         from statsmodels.tsa.arima.model import ARIMA
 
-        return ARIMA(self.y[:, channel], order=self.order, trend=self.trend)
+        column = self.y[:, channel] / self.scale[channel]
+        return ARIMA(column, order=self.order, trend=self.trend)
 
 
 def statsmodels_trend(d: int, constant: bool) -> Any:
@@ -113,6 +123,7 @@ def fit_statsmodels(y: np.ndarray, p: int, d: int, q: int, constant: bool) -> St
         warned or a channel fell back to naive.
     """
     y = np.asarray(y, dtype=np.float64)
+    scale = unit_scale(y)
     order, trend = (p, d, q), statsmodels_trend(d, constant)
     fitted: list[np.ndarray | None] = []
     failures: Counter[str] = Counter()
@@ -126,7 +137,7 @@ def fit_statsmodels(y: np.ndarray, p: int, d: int, q: int, constant: bool) -> St
                 constant_channels += 1
                 fitted.append(None)
                 continue
-            params, failure = _fit_one(column, order, trend)
+            params, failure = _fit_one(column / scale[channel], order, trend)
             if failure is not None:
                 failures[failure] += 1
             fitted.append(params)
@@ -138,8 +149,23 @@ def fit_statsmodels(y: np.ndarray, p: int, d: int, q: int, constant: bool) -> St
         "warnings": dict(Counter(w.category.__name__ for w in caught)),
     }
     _announce(report, order)
-    return StatsmodelsArimaFit(y=y, params=_stack(fitted), order=order, trend=trend,
-                               report=report)
+    return StatsmodelsArimaFit(y=y, scale=scale, params=_stack(fitted), order=order,
+                               trend=trend, report=report)
+
+
+def unit_scale(y: np.ndarray) -> np.ndarray:
+    """(C,) RMS of each column's increments; 1 where it is zero or overflows.
+
+    Computed relative to the largest increment so huge but finite series do not overflow.
+    """
+    if y.shape[0] < 2:
+        return np.ones(y.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):
+        diffs = np.diff(y, axis=0)
+        peak = np.max(np.abs(diffs), axis=0)
+        relative = diffs / np.where(peak > 0, peak, 1.0)
+        scale = peak * np.sqrt(np.mean(relative**2, axis=0))
+    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
 
 def _fit_one(
