@@ -23,6 +23,7 @@ _LAZY = {
     "get_forecaster": "forecastprune.forecasters",
     "list_forecasters": "forecastprune.forecasters",
     "load_plugins": "forecastprune.forecasters",
+    "EarlyPruner": "forecastprune.pipeline",
 }
 
 __all__ = ["ChannelLayout", "ForecastPruneError", "__version__", *_LAZY]

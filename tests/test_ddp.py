@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import copy
-import os
-import socket
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from _ddp import WORLD, init_rank, run_ranks
 
 from forecastprune.recorder import GammaRecorder
 from forecastprune.sparsity import BNSparsity
 from forecastprune.store import GammaTrajectoryStore
 
-WORLD = 2
 S = 1e-2
 BN_NAMES = ["1", "4"]
 
@@ -59,12 +56,9 @@ def sgd_step(model: nn.Module, lr: float) -> None:
             param.sub_(lr * param.grad)
 
 
-def worker(rank: int, port: int, out: str) -> None:
+def worker(rank: int, out: str) -> None:
     """One DDP rank: a sparse training step, recorded; saves its γ gradients for the parent."""
-    torch.set_num_threads(1)
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=WORLD)
+    init_rank(rank, out)
     try:
         net = make_net()
         # what every rank should end with: the rank-averaged data gradient + s·sign(γ), once
@@ -92,29 +86,12 @@ def worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def run_ranks(out: Path, timeout: float = 120.0) -> None:
-    # Fresh processes (never fork a process whose OpenMP pool is live). A forkserver imports
-    # torch and DDP's torch._dynamo once and forks both ranks from it: half the CPU of spawning
-    # two interpreters that each import them, which matters on a shared 2-core machine.
-    mp.get_context("forkserver").set_forkserver_preload(["torch._dynamo", __name__])
-    context = mp.start_processes(worker, args=(free_port(), str(out)), nprocs=WORLD,
-                                 join=False, start_method="forkserver")
-    deadline = time.monotonic() + timeout
-    while not context.join(timeout=1.0):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.terminate()
-            raise TimeoutError(f"the {WORLD} DDP ranks did not finish within {timeout} s")
 
 
 def test_ddp_only_rank0_writes_and_l1_is_added_once(tmp_path):
-    run_ranks(tmp_path)
+    run_ranks(worker, tmp_path, [__name__])
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
     for result in results:
         for got, wanted, sign in zip(result["got"], result["wanted"], result["signs"]):

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-WORLD = 2
+from _ddp import WORLD, init_rank, run_ranks
+
 STEPS, PRUNE_AT = 6, 3
 
 
-def worker(rank: int, port: int, out: str) -> None:
+def worker(rank: int, out: str) -> None:
     """One rank: sparse steps on its own data shard, prune at step 3, train on, save."""
-    torch.set_num_threads(1)
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=WORLD)
+    init_rank(rank, out)
     try:
         from forecastprune.pipeline import EarlyPruner
         from forecastprune.zoo import build_model, load_digits_split
@@ -51,29 +45,13 @@ def worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def _run_ranks(out: Path, timeout: float = 120.0) -> None:
-    # Fresh processes (never fork one whose OpenMP pool is live), forked from a forkserver that
-    # imports torch, DDP's dynamo and the pipeline once instead of once per rank.
-    mp.get_context("forkserver").set_forkserver_preload(
-        ["torch._dynamo", "torch.optim", "forecastprune.pipeline", "forecastprune.zoo", __name__])
-    context = mp.start_processes(worker, args=(_free_port(), str(out)), nprocs=WORLD,
-                                 join=False, start_method="forkserver")
-    deadline = time.monotonic() + timeout
-    while not context.join(timeout=1.0):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.terminate()
-            raise TimeoutError(f"the {WORLD} DDP ranks did not finish within {timeout} s")
 
 
 def test_both_ranks_end_with_the_same_pruned_model_and_only_rank0_records(tmp_path) -> None:
-    _run_ranks(tmp_path)
+    run_ranks(worker, tmp_path,
+              ["torch.optim", "forecastprune.pipeline", "forecastprune.zoo", __name__])
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
     for result in results:
         assert result["wrapped"] and result["pruned_at"] == PRUNE_AT
