@@ -123,3 +123,14 @@ def test_shipped_configs_are_valid_and_one_per_method() -> None:
     for name in ("naive", "sma", "ema", "linear", "arima"):
         assert configs[f"forecast-{name}"].forecaster == name
     assert len({c.epochs for c in configs.values()}) == 1  # equal budgets
+
+
+def test_plugins_key_loads_a_plugin_forecaster_for_the_run(tmp_path) -> None:
+    from forecastprune.testing import isolated_registry
+
+    with isolated_registry():
+        result, summary = _run(
+            tmp_path, "plugin", method="forecast", forecaster="median(window=2)", prune_at=3,
+            plugins=[str(REPO / "plugins" / "single_file_plugin.py")])
+    assert result.exit_code == 0, result.output
+    assert summary["prune_step"] == 3 and summary["pruner"]["forecaster"] == "median(window=2)"

@@ -33,8 +33,11 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
     Returns:
         The :class:`~forecastprune.pipeline.methods.MethodRun`.
     """
+    from ..forecasters import load_plugins
     from ..zoo import build_model, load_digits_split, make_loaders
 
+    for path in config.plugins:
+        load_plugins(path)
     torch.manual_seed(config.seed)
     # the split stays fixed across seeds so every run is scored on the same test images
     split = load_digits_split(seed=0, upscale=config.upscale)

@@ -61,6 +61,8 @@ class TrainConfig:
         auto_min_fraction: ``auto``: never fire before this fraction of the run.
         auto_deadline: ``auto``: fire at this fraction of the run whatever the masks say.
         uncertainty: prune only channels whose forecast upper bound is below the cut too.
+        plugins: forecaster plugin files or folders to load before the run (so ``forecaster``
+            may name a plugin).
     """
 
     method: str = "normal"
@@ -94,6 +96,7 @@ class TrainConfig:
     auto_min_fraction: float = 0.05
     auto_deadline: float = 0.6
     uncertainty: bool = False
+    plugins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.validate()
