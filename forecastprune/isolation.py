@@ -25,8 +25,8 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from .forecasters import Clock, Forecaster
+from .replay_settings import ISOLATIONS
 
-ISOLATIONS = ("process", "thread")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .engine.threshold import PruneDecision, select_channels
 from .isolation import CellOutcome
 
 if TYPE_CHECKING:
-    from .replay import ReplaySettings
+    from .replay_settings import ReplaySettings
 
 
 @dataclass(frozen=True)

@@ -22,75 +22,15 @@ import numpy as np
 
 from .errors import ConfigError, ForecastPruneError, StoreError
 from .forecasters import Forecaster, get_forecaster, list_forecasters
-from .isolation import ISOLATIONS, CellOutcome, run_forecaster
+from .isolation import CellOutcome, run_forecaster
 from .judge import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_spacing
+from .replay_settings import POLICIES, ReplaySettings
 from .timeaxis import clock_for_store
 
 CONTROL = "naive"
-POLICIES = ("none", "seed", "grouped")
-DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3, 0.5)
 
 #: called after every (forecaster, cutoff) cell: (forecaster label, cells done, cells in all)
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class ReplaySettings:
-    """How a replay cuts, thresholds and judges.
-
-    Attributes:
-        cutoffs: values below 1 are fractions of the run, whole numbers ≥ 1 are steps.
-        ratios: fractions of the prunable channels to prune; one set of metrics per ratio.
-        policy: ``none`` (every recorded channel prunable on its own), ``seed`` or ``grouped``
-            (see :mod:`forecastprune.engine.coupling`; needs the store's model in the zoo).
-        min_keep: channels every layer keeps at least.
-        group_reduce: ``max`` or ``mean``: a coupled group's score under ``grouped``.
-        eps: the collapsed set is final |γ| < ``eps`` × the largest final |γ|.
-        timeout: seconds per forecaster for all cutoffs together (None: no limit).
-        eb_spacing: steps between Early-Bird masks (None: one epoch if the metadata has
-            ``steps_per_epoch``, else 5 % of the run).
-        isolation: ``process`` or ``thread`` (None: process where fork exists).
-    """
-
-    cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS
-    ratios: tuple[float, ...] = (0.5,)
-    policy: str = "none"
-    min_keep: int = 1
-    group_reduce: str = "max"
-    eps: float = 1e-3
-    timeout: float | None = None
-    eb_spacing: int | None = None
-    isolation: str | None = None
-
-    def validate(self) -> None:
-        """Check every setting's range.
-
-        Raises:
-            ConfigError: naming the setting, the value received and what is expected.
-        """
-        problems = []
-        if not self.ratios or not all(0.0 <= r <= 1.0 for r in self.ratios):
-            problems.append(f"ratios must be one or more fractions in [0, 1]; got {self.ratios}")
-        if self.policy not in POLICIES:
-            problems.append(f"policy must be one of {', '.join(POLICIES)}; got {self.policy!r}")
-        if self.group_reduce not in ("max", "mean"):
-            problems.append(f"group_reduce must be max or mean; got {self.group_reduce!r}")
-        if self.min_keep < 1:
-            problems.append(
-                f"min_keep must be ≥ 1 (a layer is never emptied); got {self.min_keep}"
-            )
-        if not 0.0 <= self.eps < 1.0:
-            problems.append(f"eps must be a fraction in [0, 1) of the largest final |γ|; got "
-                            f"{self.eps}")
-        if self.timeout is not None and not self.timeout > 0:
-            problems.append(f"timeout must be a positive number of seconds; got {self.timeout}")
-        if self.eb_spacing is not None and self.eb_spacing < 1:
-            problems.append(f"eb_spacing must be a whole number of steps ≥ 1; got "
-                            f"{self.eb_spacing}")
-        if self.isolation not in (None, *ISOLATIONS):
-            problems.append(f"isolation must be one of {ISOLATIONS}; got {self.isolation!r}")
-        if problems:
-            raise ConfigError("; ".join(problems))
 
 
 @dataclass

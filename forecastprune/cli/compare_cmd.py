@@ -12,9 +12,13 @@ import click
 
 from ..config import load_config, split_list, with_overrides
 from ..errors import ConfigError
+from ..replay_settings import ReplaySettings
 
 #: forecasters compared when neither a flag nor a config names any
 DEFAULT_FORECASTERS = ("sma", "ema", "linear", "arima")
+
+
+_REPLAY = ReplaySettings()
 
 
 @dataclass(frozen=True)
@@ -27,14 +31,14 @@ class CompareConfig:
 
     store: str | None = None
     forecasters: tuple[str, ...] = DEFAULT_FORECASTERS
-    cutoffs: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
-    ratio: tuple[float, ...] = (0.5,)
-    policy: str = "none"
-    min_keep: int = 1
-    group_reduce: str = "max"
-    eps: float = 1e-3
-    timeout: float | None = None
-    eb_spacing: int | None = None
+    cutoffs: tuple[float, ...] = _REPLAY.cutoffs
+    ratio: tuple[float, ...] = _REPLAY.ratios
+    policy: str = _REPLAY.policy
+    min_keep: int = _REPLAY.min_keep
+    group_reduce: str = _REPLAY.group_reduce
+    eps: float = _REPLAY.eps
+    timeout: float | None = _REPLAY.timeout
+    eb_spacing: int | None = _REPLAY.eb_spacing
     plugins: tuple[str, ...] = ()
     json: str | None = None
     csv: str | None = None
@@ -125,9 +129,7 @@ def _number(text: str, flag: str) -> float:
         raise click.BadParameter(f"{text!r} is not a number", param_hint=flag) from None
 
 
-def _settings(config: CompareConfig) -> Any:
-    from ..replay import ReplaySettings
-
+def _settings(config: CompareConfig) -> ReplaySettings:
     return ReplaySettings(
         cutoffs=config.cutoffs, ratios=config.ratio, policy=config.policy,
         min_keep=config.min_keep, group_reduce=config.group_reduce, eps=config.eps,
