@@ -23,7 +23,7 @@ forecaster), forecast ranks them by the forecast.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ METHODS = ("normal", "slimming", "early-bird", "forecast")
 class MethodSpec:
     """What one method needs beyond the trainer.
 
+    Built by :meth:`~forecastprune.pipeline.train_config.TrainConfig.method_spec`, which holds
+    the defaults; every setting is required here so the two cannot disagree.
+
     Args:
         method: one of :data:`METHODS`.
         forecaster: the forecaster spec (``forecast`` only).
@@ -61,17 +64,17 @@ class MethodSpec:
     """
 
     method: str
-    forecaster: str = "sma"
-    ratio: float = 0.5
-    prune_at: float | int | str = 0.3
-    sparsity: float = 5e-3
-    sparse_fraction: float = 0.75
-    policy: str = "seed"
-    min_keep: int = 1
-    record_every: int = 1
-    check_every: int | None = None
-    auto: dict[str, Any] = field(default_factory=dict)
-    uncertainty: bool = False
+    forecaster: str
+    ratio: float
+    prune_at: float | int | str
+    sparsity: float
+    sparse_fraction: float
+    policy: str
+    min_keep: int
+    record_every: int
+    check_every: int | None
+    auto: dict[str, Any]
+    uncertainty: bool
     store_path: str | Path | None = None
     overwrite: bool = False
 
