@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _synthetic import YOLOV3_CHANNELS, make_run  # noqa: E402
 
-from forecastprune.layout import ChannelLayout  # noqa: E402
-from forecastprune.replay import ReplaySettings, replay  # noqa: E402
+from forecastprune.store.layout import ChannelLayout  # noqa: E402
+from forecastprune.compare.replay import ReplaySettings, replay  # noqa: E402
 from forecastprune.store import GammaTrajectoryStore  # noqa: E402
 
 TARGET_S = 30.0

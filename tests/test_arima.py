@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecastprune.errors import ForecasterError
-from forecastprune.forecasters import _arima_batch, get_forecaster
-from forecastprune.forecasters._evengrid import resample_even
-from forecastprune.forecasters.statsmodels_backend import StatsmodelsFitWarning
+from forecastprune.forecasters import get_forecaster
+from forecastprune.forecasters.arima import batched as _arima_batch
+from forecastprune.forecasters.evengrid import resample_even
+from forecastprune.forecasters.arima.statsmodels_backend import StatsmodelsFitWarning
 
 
 def simulate_arma(ar, ma, n, n_channels, seed=0, burn=100):

@@ -11,8 +11,8 @@ import pytest
 from forecastprune.engine.threshold import select_channels
 from forecastprune.errors import ConfigError, UnknownForecasterError
 from forecastprune.forecasters import Forecaster, register_forecaster
-from forecastprune.isolation import run_forecaster
-from forecastprune.replay import ReplaySettings, replay, resolve_cutoffs, resolve_forecasters
+from forecastprune.compare.worker import run_forecaster
+from forecastprune.compare.replay import ReplaySettings, replay, resolve_cutoffs, resolve_forecasters
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.testing import isolated_registry
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from forecastprune.engine.threshold import select_channels
 from forecastprune.errors import PruningError
-from forecastprune.layout import ChannelLayout
+from forecastprune.store.layout import ChannelLayout
 
 LAYOUT = ChannelLayout((("a", 4), ("b", 4)))
 SCORES = np.array([0.1, 0.2, 0.3, 0.4, 0.05, 0.5, 0.6, 0.7])

@@ -12,7 +12,7 @@ import click
 
 from ..config import load_config, split_list, with_overrides
 from ..errors import ConfigError
-from ..replay_settings import ReplaySettings
+from ..compare.settings import ReplaySettings
 
 #: forecasters compared when neither a flag nor a config names any
 DEFAULT_FORECASTERS = ("sma", "ema", "linear", "arima")
@@ -26,7 +26,7 @@ class CompareConfig:
     """Every key of ``compare``'s config file; each is also a flag of the same name.
 
     See configs/compare.yaml for a documented example, and
-    :class:`~forecastprune.replay.ReplaySettings` for what the replay keys mean.
+    :class:`~forecastprune.compare.replay.ReplaySettings` for what the replay keys mean.
     """
 
     store: str | None = None
@@ -92,8 +92,8 @@ def compare(config_path: str | None, json_path: str | None, csv_path: str | None
     """
     started = time.perf_counter()
     config = _config(config_path, flags, json_path, csv_path)
-    from ..replay import replay  # heavy imports only once the arguments are sound
-    from ..report import format_table
+    from ..compare.replay import replay  # heavy imports only once the arguments are sound
+    from ..compare.report import format_table
 
     _load_plugins(config.plugins)
     with _open_store(config.store) as store:
@@ -172,7 +172,7 @@ class _Progress:
 
 
 def _write_outputs(config: CompareConfig, result: Any, store: Any) -> None:
-    from ..report import dumps_json, to_csv, to_html, write_file
+    from ..compare.report import dumps_json, to_csv, to_html, write_file
 
     if config.json:
         click.echo(f"wrote {write_file(config.json, dumps_json(result))}")
@@ -181,7 +181,7 @@ def _write_outputs(config: CompareConfig, result: Any, store: Any) -> None:
     if config.out:
         import numpy as np
 
-        from ..plots import make_plots
+        from ..compare.plots import make_plots
 
         steps, values = store.history()
         images = make_plots(result, steps, np.abs(values))

@@ -22,7 +22,7 @@ from ..forecasters import (
 )
 from ..forecasters.registry import describe_params
 from ..store import GammaTrajectoryStore, bundled_store_path
-from ..store.format import atomic_write_bytes
+from .._util import atomic_write_bytes
 
 _plugins = click.option(
     "--plugins", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
@@ -186,7 +186,7 @@ def forecast_store(
     steps, values = store.history(until_step=cutoff_step)
     clock = None
     if getattr(forecaster, "time_axis", "step") == "lr":
-        from ..timeaxis import clock_for_store  # only the lr axis needs it
+        from ..record.lr_clock import clock_for_store  # only the lr axis needs it
 
         clock = clock_for_store(store)
     forecaster.fit(steps, np.abs(values), clock=clock)

@@ -86,7 +86,7 @@ def prune(model_name: str | None, checkpoint: Path | None, store_path: Path | No
     from ..engine.surgery import prune_model
     from ..engine.threshold import select_channels
     from ..forecasters import get_forecaster, load_plugins
-    from ..replay import example_input_shape
+    from ..compare.replay import example_input_shape
     from ..store import GammaTrajectoryStore, bundled_store_path
     from .forecast_cmd import forecast_store
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..trainer import Callback, EpochRecord, Trainer
+from ..pipeline.trainer import Callback, EpochRecord, Trainer
 
 STORE_NAME = "gammas.fpstore"
 MODEL_NAME = "model.pt"
@@ -35,8 +35,8 @@ class SparseRecording(Callback):
     """Adds the BN-L1 gradient after backward and snapshots γ after each update.
 
     Args:
-        sparsity: the :class:`~forecastprune.sparsity.BNSparsity` (None: no penalty).
-        recorder: the :class:`~forecastprune.recorder.GammaRecorder`.
+        sparsity: the :class:`~forecastprune.record.sparsity.BNSparsity` (None: no penalty).
+        recorder: the :class:`~forecastprune.record.recorder.GammaRecorder`.
     """
 
     def __init__(self, sparsity: Any, recorder: Any) -> None:
@@ -113,7 +113,7 @@ def _write_outputs(
     out: Path, model: nn.Module, meta: dict[str, Any], epochs: list[EpochRecord]
 ) -> None:
     """Write ``model.pt`` and ``run.json`` atomically (a crash never leaves half a file)."""
-    from ..store.format import atomic_write_bytes
+    from .._util import atomic_write_bytes
 
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
@@ -236,7 +236,7 @@ def _metadata(
     options: dict[str, Any], kwargs: dict[str, Any], trainer: Trainer, milestones: list[int]
 ) -> dict[str, Any]:
     """The store metadata: every setting needed to reproduce and interpret the run."""
-    from ..timeaxis import planned_lr_schedule
+    from ..record.lr_clock import planned_lr_schedule
 
     schedule = planned_lr_schedule(trainer.scheduler, trainer.total_steps)
     return {
@@ -258,9 +258,9 @@ def _recording_callback(
     options: dict[str, Any], meta: dict[str, Any],
 ) -> SparseRecording:
     """The sparsity + recorder callback, with the store created and the initial γ recorded."""
-    from ..recorder import GammaRecorder
-    from ..selection import layout_of, model_fingerprint, select_bn_layers
-    from ..sparsity import BNSparsity
+    from ..record.recorder import GammaRecorder
+    from ..record.bn_layers import layout_of, model_fingerprint, select_bn_layers
+    from ..record.sparsity import BNSparsity
     from ..store import GammaTrajectoryStore
 
     sparsity = None

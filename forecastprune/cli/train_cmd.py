@@ -41,7 +41,7 @@ def train(config_path: Path, seed: int | None, epochs: int | None, forecaster: s
       torchrun --nproc_per_node=2 $(which forecastprune) train \\
           --config configs/forecast-sma.yaml --out runs/sma-ddp
     """
-    from ..pipeline.early_pruner import is_rank_zero
+    from .._util import is_rank_zero
     from ..pipeline.run import init_distributed_from_env, run_config
     from ..pipeline.train_config import TrainConfig
 
@@ -92,7 +92,7 @@ def save_outputs(out: Path, summary: dict[str, Any], model: Any, config: Any) ->
 
     from ..engine.persist import save_pruned
     from ..engine.surgery import surgery_record
-    from ..store.format import atomic_write_bytes
+    from .._util import atomic_write_bytes
 
     text = json.dumps(summary, indent=2, default=_jsonable) + "\n"
     atomic_write_bytes(out / "summary.json", text.encode("utf-8"))

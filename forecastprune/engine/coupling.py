@@ -41,8 +41,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import LayoutError, PruningError
-from ..layout import ChannelLayout
-from ..selection import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
+from ..store.layout import ChannelLayout
+from ..record.bn_layers import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
 
 POLICIES = ("seed", "grouped")
 

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from ..errors import PruningError
-from ..selection import unwrap_model
-from ..store.format import atomic_write_bytes
+from ..record.bn_layers import unwrap_model
+from .._util import atomic_write_bytes
 from .surgery import keep_masks, prune_model, surgery_record
 
 FORMAT_TAG = "forecastprune.pruned-model"

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LayoutError, PruningError
-from ..layout import ChannelLayout
+from ..store.layout import ChannelLayout
 
 GROUP_REDUCES = ("max", "mean")
 

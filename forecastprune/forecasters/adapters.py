@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ForecasterError, UnknownForecasterError
-from ._evengrid import at_horizon, resample_even
+from .evengrid import at_horizon, resample_even
 from .base import Forecaster
 from .registry import register_prefix
 from .validate import check_choice

@@ -164,7 +164,7 @@ class Forecaster:
         if axis == "lr" and clock is None:
             raise ForecasterError(
                 f"{type(self).__name__}(time_axis='lr') needs a clock mapping steps to "
-                "cumulative learning rate; pass clock=... (see forecastprune.timeaxis)"
+                "cumulative learning rate; pass clock=... (see forecastprune.record.lr_clock)"
             )
         return clock if axis == "lr" else None
 

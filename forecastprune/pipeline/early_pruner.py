@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..selection import unwrap_model as unwrap
-from ..timeaxis import positive_int
+from ..record.bn_layers import unwrap_model as unwrap
+from .._util import is_distributed, is_rank_zero, positive_int
 from .decision import ForecastMask, MaskRule, forecast_mask
 from .timing import (
     FixedTiming,
@@ -119,7 +119,7 @@ class EarlyPruner:
     ) -> None:
         from ..engine.coupling import plan_channels
         from ..forecasters import get_forecaster
-        from ..sparsity import BNSparsity
+        from ..record.sparsity import BNSparsity
 
         positive_int(total_steps, "total_steps")
         positive_int(record_every, "record_every")
@@ -146,7 +146,7 @@ class EarlyPruner:
     def _make_recorder(self, inner: nn.Module, store_path: str | Path | None, overwrite: bool,
                        lr_schedule: Any, metadata: dict[str, Any]) -> Any:
         """The γ recorder, writing to ``store_path`` or to a store in a private temp dir."""
-        from ..recorder import GammaRecorder
+        from ..record.recorder import GammaRecorder
 
         # the temporary directory lives (and is removed) with the pruner
         self._tmp = None if store_path is not None else tempfile.TemporaryDirectory(
@@ -227,7 +227,7 @@ class EarlyPruner:
     def _forecast(self, step: int) -> ForecastMask | None:
         """The forecast mask from the history so far (None while it is too short)."""
         from ..forecasters import get_forecaster
-        from ..timeaxis import clock_for_store
+        from ..record.lr_clock import clock_for_store
 
         self.recorder.flush()
         store = self.recorder.store
@@ -299,22 +299,13 @@ def rewrap(old: nn.Module, new_inner: nn.Module) -> nn.Module:
     return new_inner
 
 
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def is_rank_zero() -> bool:
-    """True outside distributed runs and on rank 0 inside them."""
-    return not _distributed() or torch.distributed.get_rank() == 0
-
-
 def broadcast_object(obj: Any) -> Any:
     """Rank 0's object on every rank (the object itself outside distributed runs).
 
     The objects are the pruner's own decisions, produced in-process on rank 0, so the pickling
     ``broadcast_object_list`` does internally never sees outside data.
     """
-    if not _distributed():
+    if not is_distributed():
         return obj
     box = [obj]
     torch.distributed.broadcast_object_list(box, src=0)

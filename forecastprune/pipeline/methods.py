@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..selection import unwrap_model
-from ..trainer import Callback, ModelAndOptimizer, Trainer
+from ..record.bn_layers import unwrap_model
+from .trainer import Callback, ModelAndOptimizer, Trainer
 from .compute import ComputeMeter
 from .early_pruner import EarlyPruner
 
@@ -191,7 +191,7 @@ def run_method(
         spec: the method and its options.
         model: a freshly built model (possibly DDP-wrapped).
         optimizer: its optimizer.
-        trainer_kwargs: the remaining :class:`~forecastprune.trainer.Trainer` arguments
+        trainer_kwargs: the remaining :class:`~forecastprune.pipeline.trainer.Trainer` arguments
             (loaders, epochs, scheduler, progress, ...).
         example_inputs: an input batch for tracing (coupling, surgery, MAC counts).
         samples_per_step: samples per optimizer step over all processes (compute accounting).

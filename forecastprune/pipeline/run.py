@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from ..trainer import Callback, Trainer
+from .. import _util
+from .trainer import Callback, Trainer
 from .methods import MethodRun, run_method
 from .train_config import TrainConfig
 
@@ -43,7 +44,7 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
     split = load_digits_split(seed=0, upscale=config.upscale)
     train_loader, test_loader = make_loaders(
         split, config.batch_size, augment=config.augment, seed=config.seed)
-    world, rank = _world()
+    world, rank = _util.world()
     if config.train_subset is not None or world > 1:
         train_loader = _reshard(train_loader, config, world, rank)
     model: nn.Module = build_model(config.model, num_classes=split.num_classes,
@@ -82,13 +83,6 @@ def init_distributed_from_env() -> bool:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         torch.distributed.init_process_group(backend)
     return True
-
-
-def _world() -> tuple[int, int]:
-    """(world size, rank): (1, 0) outside distributed runs."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size(), torch.distributed.get_rank()
-    return 1, 0
 
 
 def _reshard(loader: DataLoader, config: TrainConfig, world: int, rank: int) -> DataLoader:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..metrics import early_bird_step, mask_distance
+from ..compare.metrics import early_bird_step, mask_distance
 
 
 class PruneTiming:

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from .._util import atomic_write, fsync_dir
 from ..errors import ForecastPruneError, StoreError
-from ..layout import ChannelLayout
+from .layout import ChannelLayout
 from . import format as fmt
 from .lock import WriterLock
 from .store import GammaTrajectoryStore, PathLike
@@ -86,7 +87,7 @@ def _publish(staging: Path, out: Path) -> None:
         trash = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
         os.replace(out, trash / "store")
     os.replace(staging, out)
-    fmt.fsync_dir(out.parent)
+    fsync_dir(out.parent)
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -128,7 +129,7 @@ def export_npz(
     if store.fingerprint is not None:
         arrays["fingerprint"] = np.array(store.fingerprint)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt.atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
     return path
 
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import LayoutError, StoreError
-from ..layout import ChannelLayout
+from .layout import ChannelLayout
 from . import format as fmt
 from .lock import WriterLock
 

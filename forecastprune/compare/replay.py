@@ -3,10 +3,10 @@
 For a recorded store, every forecaster sees only the |γ| history up to each cutoff and predicts
 |γ| at the store's final step. The oracle is the actual final |γ|. One threshold engine call
 turns the prediction and the oracle into pruned sets under the same policy, and
-:mod:`forecastprune.metrics` compares them. ``naive`` (the last value) always runs as the
+:mod:`forecastprune.compare.metrics` compares them. ``naive`` (the last value) always runs as the
 control, and the Early-Bird point of the naive masks is reported for reference.
 
-Each forecaster runs isolated (:mod:`forecastprune.isolation`): one that raises, times out or
+Each forecaster runs isolated (:mod:`forecastprune.compare.worker`): one that raises, times out or
 returns garbage fails its cells with a message while the others complete.
 """
 
@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, ForecastPruneError, StoreError
-from .forecasters import Forecaster, get_forecaster, list_forecasters
-from .isolation import CellOutcome, run_forecaster
-from .judge import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_spacing
-from .replay_settings import POLICIES, ReplaySettings
-from .timeaxis import clock_for_store
+from ..errors import ConfigError, ForecastPruneError, StoreError
+from ..forecasters import Forecaster, get_forecaster, list_forecasters
+from .worker import CellOutcome, run_forecaster
+from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_spacing
+from .settings import POLICIES, ReplaySettings
+from ..record.lr_clock import clock_for_store
 
 CONTROL = "naive"
 
@@ -35,7 +35,7 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class ReplayResult:
-    """Everything a replay found; :mod:`forecastprune.report` renders it.
+    """Everything a replay found; :mod:`forecastprune.compare.report` renders it.
 
     Attributes:
         store: the store's path.
@@ -46,7 +46,7 @@ class ReplayResult:
         cutoffs: the resolved cutoffs, in order.
         forecasters: labels of every forecaster run, the control first; ``requested``: the
             ones the user asked for.
-        rows: one :class:`~forecastprune.judge.Row` per (forecaster, cutoff, ratio).
+        rows: one :class:`~forecastprune.compare.scoring.Row` per (forecaster, cutoff, ratio).
         oracle: per ratio, the oracle's decision summary.
         early_bird: per ratio, the Early-Bird point of the naive masks.
         eps: the absolute collapsed-set threshold; ``collapsed_fraction``: the share of
@@ -184,8 +184,8 @@ def channel_plan(store: Any, policy: str) -> tuple[np.ndarray | None, list[np.nd
         )
     import torch  # only policies that trace the model need torch
 
-    from .engine.coupling import plan_channels
-    from .zoo import build_model, list_models
+    from ..engine.coupling import plan_channels
+    from ..zoo import build_model, list_models
 
     if name not in list_models():
         raise ConfigError(

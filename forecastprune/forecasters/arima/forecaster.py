@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ._arima_batch import REFINE_STEPS, fit_batched, required_history
-from ._evengrid import at_horizon, resample_even
-from .base import Forecaster
-from .registry import register_forecaster
+from .batched import REFINE_STEPS, fit_batched, required_history
+from ..evengrid import at_horizon, resample_even
+from ..base import Forecaster
+from ..registry import register_forecaster
 from .statsmodels_backend import fit_statsmodels
-from .validate import check_choice, check_int
+from ..validate import check_choice, check_int
 
 BACKENDS = ("batched", "statsmodels")
 TRENDS = (None, "n", "c")

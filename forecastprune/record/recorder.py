@@ -11,7 +11,7 @@ Two plain calls join a user's loop (scoring apart from cutting, as in Torch-Prun
     recorder.close()
 
 ``it`` counts completed optimizer updates, so the LR read at a snapshot is the one that update
-used (see :mod:`forecastprune.timeaxis` for the time axis built on it). Call ``recorder.step(0)``
+used (see :mod:`forecastprune.record.lr_clock` for the time axis built on it). Call ``recorder.step(0)``
 before the loop to also record the initial γ.
 
 Recording is cheap: each snapshot is one ``torch.cat`` of the γ tensors into a preallocated
@@ -38,11 +38,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConfigError, StoreError
-from .layout import ChannelLayout
-from .selection import Selection, layout_of, model_fingerprint, select_bn_layers, unwrap_model
-from .store import GammaTrajectoryStore
-from .timeaxis import check_lr_schedule, check_step, planned_lr_schedule, positive_int
+from ..errors import ConfigError, StoreError
+from ..store.layout import ChannelLayout
+from .bn_layers import Selection, layout_of, model_fingerprint, select_bn_layers, unwrap_model
+from ..store import GammaTrajectoryStore
+from .._util import check_step, is_rank_zero, positive_int
+from .lr_clock import check_lr_schedule, planned_lr_schedule
 
 STATE_FORMAT = 1
 
@@ -67,7 +68,7 @@ class GammaRecorder:
         lr_schedule: the planned schedule as ``[[step, lr], ...]``, or a torch LR scheduler
             stepped once per iteration (needs ``total_steps``). For a scheduler stepped per
             epoch, pass ``planned_lr_schedule(scheduler, total_steps, steps_per_epoch)`` from
-            :mod:`forecastprune.timeaxis`.
+            :mod:`forecastprune.record.lr_clock`.
         host_every: snapshots kept on the device between host transfers (default:
             ``flush_every``, so each transfer fills one store segment). A NaN/Inf γ is
             rejected by the store; the :class:`~forecastprune.errors.StoreError` (snapshots
@@ -320,7 +321,7 @@ class GammaRecorder:
 
     def _start(self) -> None:
         """Open the store and the writer on rank 0; other ranks become inert."""
-        if not _is_writer_rank():
+        if not is_rank_zero():
             self._started, self._active = True, False
             return
         if self._store is None:
@@ -457,8 +458,3 @@ def _schedule_list(lr_schedule: Any, total_steps: int | None) -> list[list[float
         return planned_lr_schedule(lr_schedule, total_steps)
     return check_lr_schedule(lr_schedule)
 
-
-def _is_writer_rank() -> bool:
-    """True unless this process is a torch.distributed rank other than 0."""
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

@@ -3,7 +3,7 @@
 Used by ``forecastprune record`` and by the early-prune pipeline. Callbacks hook into every step:
 
 - ``on_after_backward(trainer, step)``: gradients exist, the update has not happened yet — where
-  :class:`~forecastprune.sparsity.BNSparsity` adds its L1 term;
+  :class:`~forecastprune.record.sparsity.BNSparsity` adds its L1 term;
 - ``on_after_step(trainer, step)``: the update is done — where a recorder snapshots γ and where
   the pipeline prunes. It may return a replacement ``(model, optimizer)``; the trainer then uses
   those from the next step on (the scheduler is re-bound to the new optimizer);
@@ -13,7 +13,7 @@ Used by ``forecastprune record`` and by the early-prune pipeline. Callbacks hook
 ``trainer.step`` (completed optimizer updates) already equals ``step + 1``. The LR scheduler, if
 any, is stepped once per *iteration* (milestones are given in steps), after the callbacks: in
 ``on_after_step`` the optimizer still reports the LR the update just used, which is what
-:mod:`forecastprune.timeaxis` expects a recorder to store.
+:mod:`forecastprune.record.lr_clock` expects a recorder to store.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, ForecastPruneError
+from ..errors import ConfigError, ForecastPruneError
 
 ModelAndOptimizer = tuple[nn.Module, Optimizer]
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 POLICIES = ("none", "seed", "grouped")
 DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3, 0.5)
-#: how each forecaster run is isolated (see :mod:`forecastprune.isolation`)
+#: how each forecaster run is isolated (see :mod:`forecastprune.compare.worker`)
 ISOLATIONS = ("process", "thread")
 
 

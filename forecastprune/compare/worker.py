@@ -24,8 +24,8 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-from .forecasters import Clock, Forecaster
-from .replay_settings import ISOLATIONS
+from ..forecasters import Clock, Forecaster
+from .settings import ISOLATIONS
 
 
 

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import metrics
-from .engine.threshold import PruneDecision, select_channels
-from .isolation import CellOutcome
+from ..engine.threshold import PruneDecision, select_channels
+from .worker import CellOutcome
 
 if TYPE_CHECKING:
-    from .replay_settings import ReplaySettings
+    from .settings import ReplaySettings
 
 
 @dataclass(frozen=True)
