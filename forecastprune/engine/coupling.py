@@ -42,9 +42,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import LayoutError, PruningError
 from ..store.layout import ChannelLayout
+from .rule import POLICIES, check_policy
 from ..record.bn_layers import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
 
-POLICIES = ("seed", "grouped")
 
 #: graph node types that stand for a route (concat / split) in the write-up's sense
 _ROUTE_TYPES = (tp.ops.OPTYPE.CONCAT, tp.ops.OPTYPE.SPLIT, tp.ops.OPTYPE.SLICE,
@@ -195,8 +195,7 @@ def plan_channels(
         PruningError: on an unknown policy or inputs the model does not accept.
         LayoutError: if the layout names layers the model does not have (or other widths).
     """
-    if policy not in POLICIES:
-        raise PruningError(f"policy must be one of {POLICIES}; got {policy!r}")
+    check_policy(policy)
     model = unwrap_model(model)
     layout = default_layout(model) if layout is None else layout
     bns = check_layout(model, layout)

@@ -70,6 +70,18 @@ class Forecaster:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    def get_tag(self, name: str) -> Any:
+        """A capability of this forecaster (bridge until every forecaster declares tags)."""
+        tags = {
+            "needs_clock": getattr(self, "time_axis", "step") == "lr",
+            "time_axis_param": type(self).uses_time_axis,
+            "supports_interval": self.supports_interval(),
+            "min_history": int(self.min_history),
+            "history_window": None,
+            "vectorized": type(self).vectorized,
+        }
+        return tags[name]
+
     # ---------------------------------------------------------------- public API
     def fit(self, steps: np.ndarray, values: np.ndarray, clock: Clock | None = None) -> Forecaster:
         """Fit on a history.

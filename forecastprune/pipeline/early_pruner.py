@@ -226,16 +226,15 @@ class EarlyPruner:
 
     def _forecast(self, step: int) -> ForecastMask | None:
         """The forecast mask from the history so far (None while it is too short)."""
-        from ..forecasters import get_forecaster
-        from ..record.lr_clock import clock_for_store
+        from ..predict import build_forecaster, store_clock
 
         self.recorder.flush()
         store = self.recorder.store
-        steps, gammas = store.history()
-        model = get_forecaster(self.forecaster)
-        if len(steps) < model.min_history:
+        model = build_forecaster(self.forecaster)
+        if len(store) < model.get_tag("min_history"):
             return None
-        clock = clock_for_store(store) if getattr(model, "time_axis", "step") == "lr" else None
+        steps, gammas = store.history()
+        clock = store_clock(store) if model.get_tag("needs_clock") else None
         return forecast_mask(model, steps, gammas, self.total_steps, self.plan, self.rule, clock)
 
     # ---------------------------------------------------------------- pruning (every rank)
