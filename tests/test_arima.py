@@ -275,9 +275,10 @@ def test_resample_even_keeps_ends_and_lines(gaps, n_channels):
 
 def test_min_history_depends_on_order_and_is_enforced():
     small, large = get_forecaster("arima"), get_forecaster("arima(p=3,d=1,q=2)")
-    assert large.min_history > small.min_history
-    values = np.ones((large.min_history - 1, 2))
-    with pytest.raises(ForecasterError, match=str(large.min_history)):
+    minimum = large.get_tag("min_history")
+    assert minimum > small.get_tag("min_history")
+    values = np.ones((minimum - 1, 2))
+    with pytest.raises(ForecasterError, match=str(minimum)):
         large.fit(np.arange(values.shape[0]), values)
 
 
@@ -320,7 +321,7 @@ def test_statsmodels_backend_counts_constant_and_failed_channels():
     prediction = forecaster.predict(40)
     assert prediction[0] == 0.5 and prediction[1] == values[-1, 1]
     assert prediction[2] != values[-1, 2] and np.isfinite(prediction[2])
-    assert not forecaster.vectorized
+    assert not forecaster.get_tag("vectorized")
 
 
 def test_statsmodels_backend_fits_at_unit_scale_and_forecasts_at_the_data_scale():

@@ -139,7 +139,7 @@ def _build(spec: str, time_axis: str | None) -> Forecaster:
     if time_axis is None:
         return get_forecaster(spec)
     forecaster = get_forecaster(spec)
-    if not type(forecaster).uses_time_axis:
+    if not forecaster.get_tag("time_axis_param"):
         raise ForecasterError(
             f"--time-axis applies to forecasters that extrapolate over time (linear, arima, "
             f"...); {spec!r} has no time axis. Drop --time-axis"

@@ -9,7 +9,7 @@ Importing this package registers the built-ins. Look forecasters up by name or s
 
 from __future__ import annotations
 
-from .base import Clock, Forecaster
+from .base import Forecaster, TimeMap
 from .registry import (
     ForecasterInfo,
     PluginWarning,
@@ -27,10 +27,10 @@ from .spec import format_spec, parse_spec
 from . import adapters, arima, ema, linear, naive, sma  # noqa: F401  isort: skip
 
 __all__ = [
-    "Clock",
     "Forecaster",
     "ForecasterInfo",
     "PluginWarning",
+    "TimeMap",
     "broken_plugins",
     "format_spec",
     "get_forecaster",

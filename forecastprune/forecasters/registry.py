@@ -366,9 +366,14 @@ def _source_of(cls: type) -> str:
 
 
 def _check_name(name: Any) -> None:
+    # Specs ("name(key=value)") come from the command line and configs, and the spec grammar
+    # reads a name as an identifier; a name it cannot parse could never be looked up.
     if not isinstance(name, str) or not name.isidentifier():
+        fixed = name.replace("-", "_") if isinstance(name, str) else ""
+        hint = f"; e.g. {fixed!r}" if fixed.isidentifier() else ""
         raise ForecasterError(
-            f"forecaster names must be identifiers (letters, digits, underscores); got {name!r}"
+            "forecaster names must be identifiers (letters, digits, underscores) so that specs "
+            f"can name them; got {name!r}{hint}"
         )
 
 
@@ -378,7 +383,7 @@ def _info(name: str, cls: type[Forecaster]) -> ForecasterInfo:
         params=cls.param_defaults(),
         description=cls.description or (inspect.getdoc(cls) or "").split("\n")[0],
         source=_STATE.sources[name],
-        supports_interval=cls.supports_interval(),
+        supports_interval=cls.get_class_tag("supports_interval"),
     )
 
 

@@ -67,7 +67,7 @@ class ArimaForecaster(Forecaster):
     """
 
     description = "per-channel ARIMA(p,d,q), batched conditional least squares (or statsmodels), intervals"
-    uses_time_axis = True
+    _tags = {"time_axis_param": True, "supports_interval": True}
 
     def __init__(
         self,
@@ -97,19 +97,16 @@ class ArimaForecaster(Forecaster):
         check_choice("arima", "time_axis", time_axis, ("step", "lr"))
         check_choice("arima", "clip_at_zero", clip_at_zero, (True, False))
         check_int("arima", "refine", refine, 0)
+        self.set_tags(
+            needs_clock=time_axis == "lr",
+            vectorized=backend == "batched",
+            min_history=required_history(p, d, q, self.constant),
+        )
 
     @property
     def constant(self) -> bool:
         """Whether the differenced series gets an intercept (resolves ``trend=None``)."""
         return self.trend == "c" or (self.trend is None and self.d == 0)
-
-    @property
-    def min_history(self) -> int:  # type: ignore[override]
-        return required_history(self.p, self.d, self.q, self.constant)
-
-    @property
-    def vectorized(self) -> bool:  # type: ignore[override]
-        return self.backend == "batched"
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:
