@@ -7,12 +7,13 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .batched import REFINE_STEPS, fit_batched, required_history
-from ..evengrid import at_horizon, resample_even
 from ..base import Forecaster
+from ..evengrid import at_horizon, resample_even
 from ..registry import register_forecaster
-from .statsmodels_backend import fit_statsmodels
 from ..validate import check_choice, check_int
+from .css_refine import REFINE_STEPS
+from .hannan_rissanen import fit_batched, required_history
+from .statsmodels_backend import fit_statsmodels
 
 BACKENDS = ("batched", "statsmodels")
 TRENDS = (None, "n", "c")
@@ -46,7 +47,7 @@ class ArimaForecaster(Forecaster):
     the target is correspondingly fewer grid steps away, so the trend is not over-extrapolated.
     That mapping matters only when d ≥ 1 (a d = 0 forecast reverts to the mean whatever ``H``).
 
-    **Backends.** ``"batched"`` (see :mod:`._arima_batch`): Hannan–Rissanen conditional least
+    **Backends.** ``"batched"`` (see :mod:`.hannan_rissanen`): Hannan–Rissanen conditional least
     squares for all channels at once, polished (when q > 0) by ``refine`` batched
     Levenberg–Marquardt steps on the conditional sum of squares; forecasts and MA(∞)
     intervals by companion-matrix powers; under a second for 13,376 channels × 200 records.
