@@ -10,14 +10,13 @@ Importing this package registers the built-ins. Look forecasters up by name or s
 from __future__ import annotations
 
 from .base import Forecaster, TimeMap
+from .plugin_loading import PluginWarning, load_plugins
 from .registry import (
     ForecasterInfo,
-    PluginWarning,
     broken_plugins,
     get_forecaster,
     get_forecaster_class,
     list_forecasters,
-    load_plugins,
     register_forecaster,
     register_prefix,
 )
