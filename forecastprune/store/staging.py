@@ -18,14 +18,13 @@ from .._util import fsync_dir
 from ..errors import StoreError
 from . import format as fmt
 from .lock import WriterLock
-from .store import PathLike
 
 #: rows per segment of imported stores unless the caller chooses otherwise
 DEFAULT_IMPORT_FLUSH = 256
 
 
 @contextmanager
-def staged_store_dir(out: PathLike, overwrite: bool) -> Iterator[Path]:
+def staged_store_dir(out: str | Path, overwrite: bool) -> Iterator[Path]:
     """Yield an empty temporary directory that replaces ``out`` when the block succeeds.
 
     Args:
@@ -37,7 +36,7 @@ def staged_store_dir(out: PathLike, overwrite: bool) -> Iterator[Path]:
             written by another process.
     """
     out = Path(out)
-    _check_destination(out, overwrite)
+    check_destination(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
@@ -48,17 +47,25 @@ def staged_store_dir(out: PathLike, overwrite: bool) -> Iterator[Path]:
         raise
 
 
-def _check_destination(out: Path, overwrite: bool) -> None:
+def check_destination(out: Path, overwrite: bool) -> None:
+    """Raise unless a store may be written at ``out``: nothing there (or an empty directory),
+    or, with ``overwrite``, a store no other process is writing.
+
+    Raises:
+        StoreError: ``out`` is taken and ``overwrite`` is false, is not a store, or is being
+            written by another process.
+    """
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
     if not overwrite:
         raise StoreError(
-            f"{out} already exists; pass overwrite=True (CLI: --overwrite) or choose another path"
+            f"{out} already exists and is not empty; pass overwrite=True (CLI: --overwrite) "
+            "or choose another path"
         )
     if not (out / fmt.MANIFEST_NAME).is_file():
         raise StoreError(
-            f"refusing to overwrite {out}: it is not a γ trajectory store; remove it yourself "
-            "or choose another path"
+            f"refusing to overwrite {out}: it is not a γ trajectory store (no "
+            f"{fmt.MANIFEST_NAME}); remove it yourself or choose another path"
         )
     WriterLock.acquire(out).release()  # never replace a store another process is writing
 

@@ -38,6 +38,7 @@ from .layout import ChannelLayout
 from .lock import WriterLock
 from .segments import CommittedSegments
 from .snapshot_checks import check_lr, check_step, check_values
+from .staging import check_destination
 
 PathLike = str | Path
 Mode = Literal["r", "a"]
@@ -393,18 +394,7 @@ def _prepare_directory(root: Path, overwrite: bool) -> None:
     """Make ``root`` an empty directory, deleting an old *store* there only if ``overwrite``."""
     if root.exists() and not root.is_dir():
         raise StoreError(f"cannot create a store at {root}: it is a file, not a directory")
+    check_destination(root, overwrite)  # never deletes what is not an idle store
     if root.is_dir() and any(root.iterdir()):
-        if not overwrite:
-            raise StoreError(
-                f"cannot create a store at {root}: the directory exists and is not empty; "
-                "pass overwrite=True (CLI: --overwrite) or choose another path"
-            )
-        if not (root / fmt.MANIFEST_NAME).is_file():
-            raise StoreError(
-                f"refusing to overwrite {root}: it is not a γ trajectory store (no "
-                f"{fmt.MANIFEST_NAME}); remove it yourself or choose another path"
-            )
-        lock = WriterLock.acquire(root)  # never delete a store another process is writing
-        lock.release()
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
