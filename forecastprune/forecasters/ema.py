@@ -28,7 +28,6 @@ class EMAForecaster(Forecaster):
             Give at most one of the two; with neither, span = 10.
     """
 
-    min_history = 1
     description = "exponentially weighted mean (alpha or span; default span=10)"
 
     def __init__(self, alpha: float | None = None, span: float | None = None) -> None:
@@ -38,7 +37,8 @@ class EMAForecaster(Forecaster):
             raise ForecasterError(
                 f"ema takes alpha or span, not both; got alpha={alpha!r}, span={span!r}"
             )
-        self._smoothing()  # validates whichever was given
+        # α = 1 is naive: only the last snapshot carries weight.
+        self.set_tags(history_window=1 if self._smoothing() == 1.0 else None)
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, float]]:

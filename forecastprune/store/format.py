@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .._util import atomic_write_bytes, fsync_dir
+from .._util import atomic_write_bytes
 from ..errors import ForecastPruneError, StoreError
 from .layout import ChannelLayout
 

@@ -71,7 +71,7 @@ def load_weights(model: nn.Module, checkpoint: Path) -> nn.Module:
         ConfigError: when it does not fit the model, naming the missing and unexpected keys
             and the first size mismatch.
     """
-    from ..store.interchange import load_checkpoint
+    from ..store.checkpoints import load_checkpoint
 
     state, _ = load_checkpoint(Path(checkpoint))
     problem = _mismatch(model, state)

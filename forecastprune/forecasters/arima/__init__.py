@@ -1,8 +1,9 @@
 """Per-channel ARIMA: the registered forecaster and its two fitting backends.
 
 - :mod:`.forecaster` — :class:`ArimaForecaster` (``arima``), the registry entry;
-- :mod:`.batched` — Hannan–Rissanen plus Levenberg–Marquardt refinement over all channels at
-  once in numpy (the default backend);
+- :mod:`.hannan_rissanen` — the default backend: Hannan–Rissanen over all channels at once in
+  numpy, polished by :mod:`.css_refine` (Levenberg–Marquardt on the conditional sum of squares)
+  with roots kept admissible by :mod:`.roots`; :mod:`.companion` forecasts the fit;
 - :mod:`.statsmodels_backend` — statsmodels' exact-likelihood fits, one channel at a time (the
   reference the batched backend is benchmarked against).
 """
