@@ -59,7 +59,7 @@ def test_forecast_sma_at_a_step(store_path: Path, tmp_path: Path) -> None:
     saved = load(out)
     _, values = history_abs(store_path, 105)
     np.testing.assert_allclose(saved["prediction"], values[-4:].mean(axis=0), rtol=1e-6)
-    assert saved["cutoff_step"] == 100 and saved["n_history"] == 11
+    assert saved["cutoff_step"] == 100 and saved["n_history"] == 4  # sma reads its window
     assert saved["target_step"] == TOTAL_STEPS
     assert list(saved["layer_names"]) == list(LAYOUT.names)
     assert list(saved["layer_sizes"]) == list(LAYOUT.sizes)
