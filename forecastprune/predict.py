@@ -9,7 +9,11 @@ What happens, in order:
 
 1. **History.** Only the snapshots at or before the cutoff; of those, only the last
    ``history_window`` rows when the forecaster declares that it reads no more (``naive``
-   reads one row), so a long store is never copied whole.
+   reads one row), or at most ``history_grid`` rows spread evenly over the history (in the
+   forecaster's time coordinate, the last snapshot always included) when it declares that a
+   resampled history will do. ``gammas`` may be a store's lazy
+   :class:`~forecastprune.store.rows.HistoryView`: only those rows are read, so a run of 10⁵
+   snapshots is never loaded whole.
 2. **|γ|.** Slimming ranks channels by |γ|; the store keeps signed γ, forecasters see |γ|
    as float64.
 3. **Clock.** Forecasters on the cumulative-LR time axis get the store's clock
@@ -120,14 +124,14 @@ def predict_history(
     start = time.perf_counter()
     model = build_forecaster(forecaster)
     steps = np.asarray(steps)
-    rows = _window_start(len(steps), model.get_tag("history_window"))
-    history = np.abs(np.asarray(gammas[rows:], dtype=np.float64))
     if model.get_tag("needs_clock") and clock is None:
         raise ForecasterError(
             f"{model!r} forecasts over cumulative learning rate and needs the run's clock; "
             "record the LR (or set metadata 'lr'/'lr_schedule'), or use time_axis='step'"
         )
-    model.fit(steps[rows:], history, clock=clock)
+    rows = rows_to_read(model, steps, clock)
+    history = np.abs(np.asarray(gammas[rows], dtype=np.float64))
+    model.fit(steps[rows], history, clock=clock)
     scores = _finite(model.predict(target_step), model, "prediction")
     lower = upper = None
     if coverage is not None and model.get_tag("supports_interval"):
@@ -137,7 +141,7 @@ def predict_history(
     return Prediction(
         scores=np.clip(scores, 0.0, None), lower=lower, upper=upper,
         cutoff_step=int(steps[-1]), target_step=int(target_step),
-        n_history=int(len(steps) - rows), forecaster=repr(model),
+        n_history=int(len(rows)), forecaster=repr(model),
         clock_assumption=str(getattr(clock, "assumption", "")) if clock is not None else "",
         seconds=time.perf_counter() - start,
     )
@@ -236,9 +240,28 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _window_start(n_rows: int, window: int | None) -> int:
-    """First row a forecaster that reads the last ``window`` snapshots needs."""
-    return 0 if window is None else max(0, n_rows - int(window))
+def rows_to_read(model: Forecaster, steps: np.ndarray, clock: Any = None) -> np.ndarray:
+    """The history rows a forecaster reads: its window, its grid, or every row.
+
+    Args:
+        model: the forecaster (its ``history_window`` and ``history_grid`` tags decide).
+        steps: (T,) the steps of the history up to the cutoff.
+        clock: the clock when the forecaster works in cumulative-LR time (the grid is even
+            in the forecaster's own time coordinate).
+
+    Returns:
+        Sorted row indices into ``steps``.
+    """
+    n = len(steps)
+    window, grid = model.get_tag("history_window"), model.get_tag("history_grid")
+    if window is not None:
+        return np.arange(max(0, n - int(window)), n)
+    if grid is None or n <= grid:
+        return np.arange(n)
+    time_of = np.asarray(clock(steps) if model.get_tag("needs_clock") else steps, np.float64)
+    targets = np.linspace(time_of[0], time_of[-1], int(grid))
+    nearest = np.clip(np.searchsorted(time_of, targets), 0, n - 1)
+    return np.unique(np.concatenate([nearest, [n - 1]]))
 
 
 def _finite(values: np.ndarray, model: Forecaster, what: str) -> np.ndarray:

@@ -217,7 +217,8 @@ def replay(
     settings.validate()
     settings = replace(settings, ratios=tuple(dict.fromkeys(settings.ratios)))
     forecasters, requested, notes = resolve_forecasters(specs)
-    steps, gammas = store.history()  # signed γ; each forecaster takes |γ| of the rows it reads
+    # a lazy view: each forecaster reads only the rows its window or grid needs, per cutoff
+    steps, gammas = store.steps, store.view()
     if len(steps) < 2:
         raise StoreError(f"store {store.path} has {len(steps)} snapshot(s); replay needs ≥ 2")
     final_step = int(steps[-1])

@@ -49,6 +49,7 @@ class Forecaster:
         "supports_interval": False,
         "min_history": 1,
         "history_window": None,
+        "history_grid": None,
     }
 
     # ---------------------------------------------------------------- tags

@@ -17,7 +17,13 @@ tag                    type          meaning
 ``min_history``        int ≥ 1       the fewest snapshots ``fit`` accepts
 ``history_window``     int or None   ``fit`` reads only the last N snapshots (N ≥
                                      ``min_history``); None: it reads the whole history
+``history_grid``       int or None   a long history may be resampled evenly (in the
+                                     forecaster's time coordinate) to at most N snapshots
+                                     before ``fit``; None: every snapshot is needed
 =====================  ============  ====================================================
+
+``history_window`` and ``history_grid`` let the prediction path read a long store without
+loading it: ``naive`` reads one row, ``sma(window=w)`` w rows, and ARIMA a bounded grid.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ TAGS: dict[str, tuple[tuple[type, ...], str]] = {
     "supports_interval": ((bool,), "predict_interval works"),
     "min_history": ((int,), "the fewest snapshots fit accepts (>= 1)"),
     "history_window": ((int, type(None)), "fit reads only the last N snapshots; None: all"),
+    "history_grid": ((int, type(None)), "a long history may be resampled evenly to N rows"),
 }
 
 
@@ -66,6 +73,10 @@ def tag_problems(tags: dict[str, Any]) -> list[str]:
         return problems
     if tags["min_history"] < 1:
         problems.append(f"tag 'min_history' must be >= 1; got {tags['min_history']}")
+    grid = tags["history_grid"]
+    if grid is not None and grid < max(2, tags["min_history"]):
+        problems.append(f"tag 'history_grid' ({grid}) must leave at least 2 and min_history "
+                        f"({tags['min_history']}) snapshots")
     window = tags["history_window"]
     if window is not None and window < tags["min_history"]:
         problems.append(

@@ -233,7 +233,7 @@ class EarlyPruner:
         model = build_forecaster(self.forecaster)
         if len(store) < model.get_tag("min_history"):
             return None
-        steps, gammas = store.history()
+        steps, gammas = store.steps, store.view()  # the forecaster reads only what it needs
         clock = store_clock(store) if model.get_tag("needs_clock") else None
         return forecast_mask(model, steps, gammas, self.total_steps, self.plan, self.rule, clock)
 

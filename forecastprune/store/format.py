@@ -278,11 +278,21 @@ def write_segment(
     Returns:
         The segment record to list in the manifest.
     """
-    for array, data in zip(SEGMENT_ARRAYS, (steps, lrs, values)):
-        with open(root / segment_file_name(index, array), "wb") as handle:
+    handles = []
+    try:
+        for array, data in zip(SEGMENT_ARRAYS, (steps, lrs, values)):
+            handle = open(root / segment_file_name(index, array), "wb")  # noqa: SIM115
+            handles.append(handle)
             np.save(handle, np.ascontiguousarray(data), allow_pickle=False)
             handle.flush()
+        # All three written before any fsync: the first one commits the journal transaction
+        # that holds all three files, so the others return almost at once (measured: one
+        # journal commit per segment instead of three).
+        for handle in handles:
             os.fsync(handle.fileno())
+    finally:
+        for handle in handles:
+            handle.close()
     return Segment(index, len(steps), int(steps[0]), int(steps[-1]))
 
 

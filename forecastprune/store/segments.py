@@ -66,6 +66,22 @@ class CommittedSegments:
             offset += seg.rows
         return parts
 
+    def take(self, rows: np.ndarray, columns: slice | np.ndarray) -> np.ndarray:
+        """The committed rows ``rows`` (sorted, unique), restricted to ``columns``, as float32.
+
+        Only the segments holding those rows are mapped, and only those rows are copied.
+        """
+        sizes = [seg.rows for seg in self._manifest.segments]
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        owner = np.searchsorted(starts, rows, side="right") - 1
+        width = self.values(self._manifest.segments[0])[:1, columns].shape[1] if len(rows) else 0
+        out = np.empty((len(rows), width), dtype=np.float32)
+        for seg_index in np.unique(owner):
+            chosen = owner == seg_index
+            local = rows[chosen] - starts[seg_index]
+            out[chosen] = self.values(self._manifest.segments[seg_index])[local][:, columns]
+        return out
+
     def _load(self, seg: fmt.Segment, array: str) -> np.ndarray:
         return fmt.load_segment_array(
             self._root, seg, array, self._manifest.layout.total, self._manifest.dtype

@@ -57,6 +57,20 @@ def check_values(values: Any, step: int, layout: ChannelLayout, dtype: str) -> n
     return row
 
 
+def fill_row(slot: np.ndarray, values: Any, width: int) -> bool:
+    """Copy a well-formed numeric (C,) row into ``slot`` and say whether it is all finite there.
+
+    The fast path of an append: one conversion straight into the buffer, no temporary. False
+    means "not plainly valid" — the caller then runs :func:`check_values` for the verdict and
+    its message (a float16 slot overflows to inf, so out-of-range values land here too).
+    """
+    row = np.asarray(values)
+    if row.shape != (width,) or row.dtype.kind not in "fiu":
+        return False
+    np.copyto(slot, row, casting="unsafe")
+    return bool(np.isfinite(slot).all())
+
+
 def check_lr(lr: Any, step: int) -> float:
     """The learning rate as a float; NaN for None (unknown)."""
     if lr is None:
@@ -68,6 +82,44 @@ def check_lr(lr: Any, step: int) -> float:
     if not np.isfinite(value):
         raise StoreError(f"lr at step {step} must be finite, got {value}; snapshot rejected")
     return value
+
+
+def check_batch(
+    steps: Any, values: Any, lrs: Any, last_step: int | None, layout: ChannelLayout, dtype: str,
+    root: Path,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Many snapshots checked at once, as :func:`check_step`/`check_values`/`check_lr` would.
+
+    Returns:
+        ``(steps int64 (n,), values (n, C) in the store's dtype, lrs float64 (n,))``; NaN LRs
+        where unknown. Values are converted once, straight to the store's dtype: an overflow
+        to inf there is caught like any non-finite value.
+    """
+    steps_in = np.asarray(steps)
+    if steps_in.ndim != 1 or not np.issubdtype(steps_in.dtype, np.integer):
+        raise StoreError(f"steps must be a 1-D integer array; got {steps_in.dtype} "
+                         f"{steps_in.shape}")
+    steps_out = steps_in.astype(np.int64)
+    if len(steps_out) and (np.any(np.diff(steps_out) <= 0) or (
+            last_step is not None and steps_out[0] <= last_step)):
+        bad = 0 if last_step is not None and steps_out[0] <= last_step else int(
+            np.flatnonzero(np.diff(steps_out) <= 0)[0]) + 1
+        check_step(int(steps_out[bad]), last_step if bad == 0 else int(steps_out[bad - 1]), root)
+    raw = np.asarray(values)
+    if raw.ndim != 2 or raw.shape[0] != len(steps_out) or raw.dtype.kind not in "fiu":
+        raise StoreError(f"values must be a numeric ({len(steps_out)}, C) array for "
+                         f"{len(steps_out)} steps; got {raw.dtype} {raw.shape}")
+    rows = raw.astype(dtype, copy=False)
+    bad_rows = ~np.isfinite(rows).all(axis=1)
+    for index in (np.flatnonzero(bad_rows)[:1] if rows.shape[1] == layout.total else [0]):
+        check_values(raw[index], int(steps_out[index]), layout, dtype)  # raises, naming it
+    if lrs is None:
+        return steps_out, rows, np.full(len(steps_out), np.nan)
+    rates = np.asarray(lrs, dtype=np.float64).reshape(-1)
+    if rates.shape != steps_out.shape or np.any(np.isinf(rates)):
+        raise StoreError(f"lrs must be {len(steps_out)} finite numbers, NaN where unknown (or "
+                         f"None); got {np.asarray(lrs)!r:.80}")
+    return steps_out, rows, rates
 
 
 def _describe(layout: ChannelLayout, channels: np.ndarray) -> str:

@@ -36,8 +36,9 @@ from ..errors import LayoutError, StoreError
 from . import format as fmt
 from .layout import ChannelLayout
 from .lock import WriterLock
+from .rows import HistoryView
 from .segments import CommittedSegments
-from .snapshot_checks import check_lr, check_step, check_values
+from .snapshot_checks import check_batch, check_lr, check_step, check_values, fill_row
 from .staging import check_destination
 
 PathLike = str | Path
@@ -171,17 +172,43 @@ class GammaTrajectoryStore:
         """
         self._check_writable()
         step = check_step(step, self._last_step() if len(self) else None, self._root)
-        row = check_values(values, step, self.layout, self.dtype)
         lr_value = check_lr(lr, step)
         if self._buffered == self._manifest.flush_every:
             self.flush()
         assert self._buf_values is not None  # guaranteed by _check_writable
-        self._buf_values[self._buffered] = row
+        slot = self._buf_values[self._buffered]  # scratch until the counter moves on
+        if not fill_row(slot, values, self.layout.total):
+            slot[:] = check_values(values, step, self.layout, self.dtype)  # raises if bad
         self._buf_steps[self._buffered] = step
         self._buf_lrs[self._buffered] = lr_value
         self._buffered += 1
         if self._buffered == self._manifest.flush_every:
             self.flush()
+
+    def append_many(self, steps: Any, values: Any, lrs: Any = None) -> None:
+        """Add many snapshots at once (imports, thinning), committed ``flush_every`` at a time.
+
+        All rows are checked before anything is written, so a bad row leaves the store as it
+        was; a process killed midway keeps every segment committed before it (at most one
+        flush interval is lost, as with :meth:`append`).
+
+        Args:
+            steps: (n,) increasing integer steps, above every step already stored.
+            values: (n, C) raw signed γ.
+            lrs: (n,) learning rates (NaN where unknown), or None when none is known.
+
+        Raises:
+            StoreError: if the store is read-only or closed, or any row is invalid.
+        """
+        self._check_writable()
+        last = self._last_step() if len(self) else None
+        steps, values, lrs = check_batch(steps, values, lrs, last, self.layout, self.dtype,
+                                         self._root)
+        self.flush()
+        chunk = self._manifest.flush_every
+        for first in range(0, len(steps), chunk):
+            part = slice(first, first + chunk)
+            self._commit(steps[part], lrs[part], values[part])
 
     def flush(self) -> None:
         """Commit buffered snapshots as a new segment (no-op when nothing is buffered)."""
@@ -189,10 +216,14 @@ class GammaTrajectoryStore:
             return
         n = self._buffered
         steps, lrs = self._buf_steps[:n].copy(), self._buf_lrs[:n].copy()
+        self._commit(steps, lrs, self._buf_values[:n])
+        self._buffered = 0
+
+    def _commit(self, steps: np.ndarray, lrs: np.ndarray, values: np.ndarray) -> None:
+        """Write one segment and the manifest that lists it (the data first, then the list)."""
+        n = len(steps)
         try:
-            segment = fmt.write_segment(
-                self._root, self._manifest.next_index, steps, lrs, self._buf_values[:n]
-            )
+            segment = fmt.write_segment(self._root, self._manifest.next_index, steps, lrs, values)
             self._manifest.segments.append(segment)
             try:
                 fmt.write_manifest(self._root, self._manifest)
@@ -206,7 +237,6 @@ class GammaTrajectoryStore:
             ) from exc
         self._committed_steps = np.concatenate([self._committed_steps, steps])
         self._committed_lrs = np.concatenate([self._committed_lrs, lrs])
-        self._buffered = 0
 
     def update_metadata(self, **items: Any) -> None:
         """Add or replace metadata entries (e.g. the final accuracy) and commit them now.
@@ -322,6 +352,27 @@ class GammaTrajectoryStore:
         if parts:
             np.concatenate(parts, axis=0, out=values, casting="same_kind")
         return self.steps[:end].copy(), values
+
+    def view(self, until_step: int | None = None) -> HistoryView:
+        """The values up to ``until_step`` as a lazy (T', C) view that reads rows on demand.
+
+        Unlike :meth:`history` nothing is copied until rows are indexed, so a store of 10⁵
+        snapshots can be replayed by reading only what each forecaster needs.
+        """
+        end = len(self) if until_step is None else self._rows_until(until_step)
+        return HistoryView(self._take, end, self.layout.total)
+
+    def _take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows by index (sorted, unique), committed or still buffered, as float32."""
+        committed = len(self._committed_steps)
+        old, new = rows[rows < committed], rows[rows >= committed] - committed
+        parts = [self._segments.take(old, slice(None))] if len(old) else []
+        if len(new):
+            assert self._buf_values is not None  # only writers buffer
+            parts.append(self._buf_values[new].astype(np.float32))
+        if not parts:
+            return np.empty((0, self.layout.total), dtype=np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def final(self) -> tuple[int, np.ndarray]:
         """The last snapshot: ``(step, values (C,) float32)``.

@@ -68,7 +68,10 @@ class ArimaForecaster(Forecaster):
     """
 
     description = "per-channel ARIMA(p,d,q), batched conditional least squares (or statsmodels), intervals"
-    _tags = {"time_axis_param": True, "supports_interval": True}
+    # A long history is resampled to at most 1,024 evenly spaced snapshots: every store we
+    # ship (bundled and suite, ≤ 661 snapshots) is fitted exactly as before, while a 10⁵-snapshot
+    # run costs a bounded 1,024 × C fit (110 MB of float64 at 13,376 channels).
+    _tags = {"time_axis_param": True, "supports_interval": True, "history_grid": 1024}
 
     def __init__(
         self,
