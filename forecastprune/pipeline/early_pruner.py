@@ -48,15 +48,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..record.bn_layers import unwrap_model as unwrap
 from ..record.signals import flush_on_signals
-from .._util import is_distributed, is_rank_zero, positive_int
+from .._util import is_rank_zero, positive_int
 from .decision import ForecastMask, MaskRule, forecast_mask
+from .distributed import broadcast_object, rewrap
 from .timing import (
     FixedTiming,
     PruneTiming,
@@ -360,8 +360,10 @@ class EarlyPruner:
         if state["pruned_at"] is None:
             self.recorder.load_state_dict(state["recorder"])
             return
+        from ..engine.persist import kept_masks
+
         self._close_recorder(keep_state=False)  # the store is complete; nothing more to record
-        self._cut(_masks(state["keep"], state["sizes"]))
+        self._cut(kept_masks(state["keep"], state["sizes"]))
         self.pruned_at = int(state["pruned_at"])
 
     def _check_state(self, state: dict[str, Any]) -> None:
@@ -423,37 +425,3 @@ class EarlyPruner:
         if self._recorder_state is None:
             raise ConfigError("the recorder was closed without saving its state")
         return self._recorder_state
-
-
-def _masks(keep: dict[str, list[int]], sizes: dict[str, int]) -> dict[str, np.ndarray]:
-    """Keep masks from kept indices and layer widths (as saved by :meth:`state_dict`)."""
-    masks = {}
-    for name, size in sizes.items():
-        mask = np.zeros(int(size), dtype=bool)
-        mask[np.asarray(keep[name], dtype=np.int64)] = True
-        masks[name] = mask
-    return masks
-
-
-# -------------------------------------------------------------------- distributed helpers
-def rewrap(old: nn.Module, new_inner: nn.Module) -> nn.Module:
-    """Wrap ``new_inner`` the way ``old`` was wrapped (a new DDP with the same settings)."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    if isinstance(old, DDP):
-        return DDP(new_inner, device_ids=old.device_ids, output_device=old.output_device,
-                   process_group=old.process_group)
-    return new_inner
-
-
-def broadcast_object(obj: Any) -> Any:
-    """Rank 0's object on every rank (the object itself outside distributed runs).
-
-    The objects are the pruner's own decisions, produced in-process on rank 0, so the pickling
-    ``broadcast_object_list`` does internally never sees outside data.
-    """
-    if not is_distributed():
-        return obj
-    box = [obj]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
