@@ -120,3 +120,22 @@ def test_optimizer_is_rebuilt_in_the_saved_parameter_order() -> None:
     assert type(ordered) is torch.optim.SGD and ordered.defaults["nesterov"] is True
     with pytest.raises(ConfigError, match="other parameters"):
         _ordered(user, net, [names[:-1]])
+
+
+def test_an_exception_mid_fit_leaves_the_store_flushed_and_closed(data, tmp_path) -> None:
+    class Failing(Digits):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            if self.global_step == 5:
+                raise RuntimeError("out of memory")
+            return super().training_step(batch, batch_idx)
+
+    loader, example = data
+    callback = EarlyPruneCallback("net", example, forecaster="sma", prune_at=PRUNE_AT,
+                                  store_path=tmp_path / "g.fpstore")
+    trainer = pl.Trainer(max_epochs=EPOCHS, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path, callbacks=[callback], accelerator="cpu")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        trainer.fit(Failing(), loader)
+    with GammaTrajectoryStore.open(tmp_path / "g.fpstore", mode="a") as store:  # lock free
+        assert store.steps.tolist() == [1, 2, 3, 4, 5]  # buffered 50, all on disk

@@ -186,3 +186,21 @@ def test_sigterm_inside_an_early_pruner_block_flushes_its_store(tmp_path) -> Non
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     _check_store(tmp_path / "g.fpstore", first=1, at_least=7)
     assert pruner.state_dict()["recorder"]["last_step"] == 7  # still resumable after closing
+
+
+def test_a_second_signal_during_the_unwinding_is_ignored() -> None:
+    log: list[str] = []
+
+    class SlowClose(Closed):
+        def close(self) -> None:
+            signal.raise_signal(signal.SIGTERM)  # arrives while flushing: must not cut it
+            super().close()
+
+    with pytest.raises(Preempted):
+        with flush_on_signals(SlowClose("recorder", log), Closed("store", log)):
+            try:
+                signal.raise_signal(signal.SIGTERM)
+            finally:
+                signal.raise_signal(signal.SIGTERM)  # e.g. in a finally block on the way out
+                log.append("finally ran")
+    assert log == ["finally ran", "recorder", "store"]

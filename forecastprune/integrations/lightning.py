@@ -170,6 +170,11 @@ class EarlyPruneCallback(pl.Callback):
         if self.pruner is not None:
             self.pruner.close()  # flushed; the store is free for a resumed fit to append to
 
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                     exception: BaseException) -> None:
+        # also Lightning's SIGTERM handling ends here: keep every snapshot taken so far
+        self.on_train_end(trainer, pl_module)
+
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         pl_module.__dict__.pop("on_load_checkpoint", None)
 

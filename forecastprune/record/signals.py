@@ -25,8 +25,8 @@ returns normally — a framework's "stop gracefully at the next step" flag — k
 Only where the default action would have killed the process does the block raise
 :class:`Preempted`. Handlers are installed only from the main thread (Python delivers signals
 there alone); elsewhere the block still closes its objects on exit. The previous handlers are
-restored on exit, and a repeated signal while the block is closing is ignored, so a second
-Ctrl-C cannot cut a flush in half.
+restored on exit, and once a signal has ended the run, repeated ones are ignored until the
+block has closed everything, so a second Ctrl-C cannot cut a flush in half.
 """
 
 from __future__ import annotations
@@ -134,10 +134,15 @@ class _Guard:
         if self.closing:
             return
         previous = self.previous.get(signum)
-        if callable(previous):
-            previous(signum, frame)  # e.g. KeyboardInterrupt for SIGINT; may also return
-            return
-        raise Preempted(signum)
+        try:
+            if callable(previous):
+                previous(signum, frame)  # e.g. KeyboardInterrupt for SIGINT; may also return
+                return
+            raise Preempted(signum)
+        except BaseException:
+            # the run is ending: a repeated signal must not interrupt the unwinding's flushes
+            self.closing = True
+            raise
 
 
 def _close_all(closables: Sequence[Closable]) -> None:
