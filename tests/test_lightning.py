@@ -16,11 +16,14 @@ import pytest
 import torch
 from torch import nn
 
-from forecastprune.integrations.lightning import EarlyPruneCallback  # noqa: I001 - before lightning
-import lightning.pytorch as pl
-
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.zoo import build_model, load_digits_split
+
+pytest.importorskip("lightning", reason="the Lightning integration is an optional extra "
+                    "('lightning'); install it to run these tests")
+import lightning.pytorch as pl  # noqa: E402
+
+from forecastprune.integrations.lightning import EarlyPruneCallback  # noqa: E402
 
 STEPS_PER_EPOCH, EPOCHS, PRUNE_AT = 4, 3, 6
 

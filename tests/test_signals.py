@@ -1,9 +1,11 @@
 """SIGTERM/SIGINT stop a recording run with every snapshot on disk and the store closed.
 
-Two tests run the CLI in a real subprocess and send it SIGTERM mid-run, from outside, once its
-progress bar shows enough steps; the store is flushed only every 1,000 (record) or 50 (train)
+One test runs ``forecastprune record`` in a real subprocess and sends it SIGTERM mid-run, from
+outside, once its progress bar shows enough steps; the store is flushed only every 1,000
 snapshots, so without the handling every snapshot would be lost. The others raise real signals
-in this process (``signal.raise_signal``) inside :func:`flush_on_signals` blocks.
+in this process (``signal.raise_signal``): in what ``forecastprune train`` runs, in an
+``EarlyPruner`` block and in bare :func:`flush_on_signals` blocks (a second subprocess for
+``train`` cost another ~30 s of interpreter start-up on the loaded test machine).
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ import torch
 import forecastprune
 from forecastprune.errors import ConfigError
 from forecastprune.pipeline import EarlyPruner
+from forecastprune.pipeline.methods import run_method
+from forecastprune.pipeline.train_config import TrainConfig
+from forecastprune.pipeline.trainer import Callback, Trainer
 from forecastprune.record.signals import Preempted, flush_on_signals
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.zoo import build_model, load_digits_split
+from forecastprune.zoo import build_model, load_digits_split, make_loaders
 
 ROOT = Path(forecastprune.__file__).resolve().parent.parent
 CLI = "import sys; from forecastprune.cli import main; sys.argv[0] = 'forecastprune'; main()"
@@ -67,17 +72,12 @@ class _Run:
 
 
 @pytest.fixture(scope="module")
-def stopped(tmp_path_factory) -> dict[str, tuple[Path, int, int]]:
-    """A ``record`` and a ``train`` run, each stopped by SIGTERM (one after the other: on two
-    cores, running them together was slower)."""
-    out = tmp_path_factory.mktemp("signals")
-    runs = {
-        "record": ["record", "--out", str(out / "record"), "--model", "vgg", "--width", "0.5",
-                   "--epochs", "40", "--every", "1", "--flush-every", "1000", "--threads", "1"],
-        "train": ["train", "--config", str(ROOT / "configs" / "forecast-sma.yaml"),
-                  "--prune-at", "0.9", "--out", str(out / "train")],
-    }
-    return {name: (out / name, *_Run(args, min_steps=15).stop()) for name, args in runs.items()}
+def stopped(tmp_path_factory) -> tuple[Path, int, int]:
+    """A ``record`` run stopped by SIGTERM: (run directory, exit status, steps shown)."""
+    out = tmp_path_factory.mktemp("signals") / "record"
+    args = ["record", "--out", str(out), "--model", "vgg", "--width", "0.5", "--epochs", "40",
+            "--every", "1", "--flush-every", "1000", "--threads", "1"]
+    return (out, *_Run(args, min_steps=15).stop())
 
 
 def _check_store(path: Path, first: int, at_least: int) -> np.ndarray:
@@ -91,16 +91,38 @@ def _check_store(path: Path, first: int, at_least: int) -> np.ndarray:
 
 
 def test_sigterm_during_record_keeps_every_snapshot(stopped) -> None:
-    out, status, steps = stopped["record"]
+    out, status, steps = stopped
     assert status == 128 + signal.SIGTERM
     _check_store(out / "gammas.fpstore", first=0, at_least=steps)
     assert not (out / "model.pt").exists()  # the run did not finish: no final weights
 
 
-def test_sigterm_during_train_keeps_every_snapshot(stopped) -> None:
-    out, status, steps = stopped["train"]
-    assert status == 128 + signal.SIGTERM
-    _check_store(out / "gammas.fpstore", first=1, at_least=steps)
+class SignalAt(Callback):
+    """Sends this process a real SIGTERM at the end of one iteration."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer: Trainer, step: int) -> None:
+        if trainer.step == self.step:
+            signal.raise_signal(signal.SIGTERM)
+
+
+def test_sigterm_during_a_train_method_keeps_every_snapshot(tmp_path) -> None:
+    # what `forecastprune train` runs, minus the interpreter start-up (see the record test)
+    config = TrainConfig.load(ROOT / "configs" / "forecast-sma.yaml").replace(prune_at=0.9)
+    split = load_digits_split(seed=0)
+    train_loader, test_loader = make_loaders(split, 64)
+    torch.manual_seed(0)
+    model = build_model("darknet", width=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    kwargs = {"train_loader": train_loader, "test_loader": test_loader, "epochs": 3,
+              "callbacks": [SignalAt(7)], "progress": False}
+    with pytest.raises(Preempted) as caught:
+        run_method(config.method_spec(tmp_path / "g.fpstore"), model, optimizer, kwargs,
+                   example_inputs=split.x_train[:2], samples_per_step=64)
+    assert caught.value.code == 128 + signal.SIGTERM
+    _check_store(tmp_path / "g.fpstore", first=1, at_least=7)  # the pruner buffers 50
 
 
 class Closed:
