@@ -32,6 +32,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..record.bn_layers import unwrap_model
+from ..record.signals import flush_on_signals
 from .trainer import Callback, ModelAndOptimizer, Trainer
 from .compute import ComputeMeter
 from .early_pruner import EarlyPruner
@@ -122,6 +123,12 @@ class PrunerCallback(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return self.pruner.state_dict()
+
+    def on_load_checkpoint(self, trainer: Trainer, state: dict[str, Any]
+                           ) -> ModelAndOptimizer | None:
+        self.pruner.load_state_dict(state)
+        # resumed after the prune: the trainer continues with the rebuilt, smaller model
+        return (self.pruner.model, self.pruner.optimizer) if self.pruner.pruned else None
 
 
 class ComputeCallback(Callback):
@@ -216,7 +223,9 @@ def run_method(
         )
         callbacks.append(PrunerCallback(pruner))
     trainer.callbacks.extend(callbacks)
-    result = trainer.fit()
+    # SIGTERM/SIGINT stop the run with the γ store flushed and closed
+    with flush_on_signals(*([pruner] if pruner is not None else [])):
+        result = trainer.fit()
     final = unwrap_model(trainer.model)
     return MethodRun(
         method=spec.method,
@@ -229,5 +238,5 @@ def run_method(
         train_macs=meter.total_macs,
         wall_seconds=time.perf_counter() - start,
         epochs=[vars(e) for e in result.epochs],
-        pruner=None if pruner is None else pruner.state_dict(),
+        pruner=None if pruner is None else pruner.summary(),
     )

@@ -24,6 +24,7 @@ from torch import nn
 
 from .._util import atomic_write_bytes
 from ..errors import ConfigError
+from ..record.signals import flush_on_signals
 from ..zoo.from_store import RUN_MODEL_NAME
 from .trainer import Callback, EpochRecord, Trainer
 
@@ -116,6 +117,7 @@ class SparseRecording(Callback):
 
     def on_train_end(self, trainer: Trainer) -> None:
         # the final γ is what forecasts are scored against, whatever the record interval
+        # (also when a stop signal ends the run early: it is the γ the run stopped with)
         if trainer.step and self.recorder.last_step != trainer.step:
             self.recorder.snapshot(trainer.step)
         self.recorder.close()  # flushes; the store itself stays open for its owner
@@ -158,7 +160,8 @@ def record_run(settings: RecordSettings) -> RecordResult:
     meta = _metadata(settings, trainer, milestones)
     callback = _recording_callback(model, optimizer, trainer, settings, meta)
     store = callback.recorder.store
-    with store:  # closed (lock released, buffer flushed) even if training fails
+    # flushed and closed (lock released) even if training fails or SIGTERM/SIGINT stops it
+    with flush_on_signals(callback.recorder, store):
         trainer.callbacks.append(callback)
         result = trainer.fit()
         store.update_metadata(accuracy=result.accuracy)
