@@ -67,7 +67,8 @@ def fill_row(slot: np.ndarray, values: Any, width: int) -> bool:
     row = np.asarray(values)
     if row.shape != (width,) or row.dtype.kind not in "fiu":
         return False
-    np.copyto(slot, row, casting="unsafe")
+    with np.errstate(over="ignore"):  # an overflow becomes inf, which the check below refuses
+        np.copyto(slot, row, casting="unsafe")
     return bool(np.isfinite(slot).all())
 
 
@@ -109,7 +110,8 @@ def check_batch(
     if raw.ndim != 2 or raw.shape[0] != len(steps_out) or raw.dtype.kind not in "fiu":
         raise StoreError(f"values must be a numeric ({len(steps_out)}, C) array for "
                          f"{len(steps_out)} steps; got {raw.dtype} {raw.shape}")
-    rows = raw.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+        rows = raw.astype(dtype, copy=False)
     bad_rows = ~np.isfinite(rows).all(axis=1)
     for index in (np.flatnonzero(bad_rows)[:1] if rows.shape[1] == layout.total else [0]):
         check_values(raw[index], int(steps_out[index]), layout, dtype)  # raises, naming it
