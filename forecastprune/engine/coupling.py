@@ -9,7 +9,7 @@ raises on channel shuffles; see :mod:`~forecastprune.engine.flow`.
 
 A coupled set is **prunable** (both policies) unless the flow blocked it, i.e. unless some
 channel of it reaches a model output, an operation the tracer cannot follow (a reshape across
-the channel axis, matmul, ...), a grouped non-depthwise conv, a BN outside the layout, or comes
+the channel axis, matmul, ...), a BN outside the layout, or comes
 from a conv/linear layer whose output does not go through its own BN (a zero γ would not make
 it constant, and β compensation would be wrong). The reason lands in :attr:`ChannelPlan.reasons`.
 
@@ -18,8 +18,8 @@ The two policies:
 * ``grouped`` — every prunable coupled set is one unit (:attr:`ChannelPlan.groups`); the
   threshold scores it by the max (or mean) of its members.
 * ``seed`` — the YOLOv3 write-up's rule, derived from the same sets: a BN is prunable iff none
-  of its channels is blocked, none is coupled with another BN channel (no shortcut add or
-  depthwise conv ties it to another layer) and none passes through a concat/split (a route:
+  of its channels is blocked, none is coupled with another BN channel (no shortcut add,
+  depthwise or grouped conv ties it to another layer) and none passes through a concat/split (a route:
   this is what excludes the CBL right before an upsample that feeds a route). On the standard
   yolov3.cfg this leaves the 42 layers / 13,376 channels the write-up quotes. No groups: every
   channel is its own unit.
@@ -212,7 +212,7 @@ def _layer_reason(flow: ChannelFlow, name: str, policy: str) -> str | None:
     if others or len(roots) < width:
         tied = others[:3] or [name]
         return (f"seed rule: tied to {tied}{'...' if len(others) > 3 else ''} by a shortcut add "
-                "or a depthwise conv")
+                "or a depthwise or grouped conv")
     if roots & flow.routed:
         return "seed rule: its channels reach a route (concat/split)"
     return None

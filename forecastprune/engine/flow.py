@@ -11,7 +11,9 @@ channels, conv/linear output channels and anything the tracer cannot follow get 
 own; operations that only move channels pass labels on (activations, pooling, upsampling,
 ``cat``/``chunk``/``split``/slices along dim 1, flattening before a linear layer), and
 operations that combine tensors channel by channel (``+``, ``*``, ...) *unite* the atoms they
-align, in a union-find. Each atom collects the *sites* that must be cut with it: a BN's or
+align, in a union-find. A depthwise conv unites each input channel with its output channel; a
+grouped conv unites all input and output channels of one group, so that only whole groups go
+and the groups stay equal. Each atom collects the *sites* that must be cut with it: a BN's or
 conv's output index, or a conv/linear input index where a channel is read. A united set of atoms
 is one *coupled set*: it is pruned whole or not at all.
 
@@ -20,8 +22,6 @@ A set is **blocked** (never prunable), with the first reason recorded, when any 
 * reaches a model output (every tensor of the output structure: tuples, lists, dicts),
 * reaches an operation the tracer cannot follow channel by channel (a reshape that moves the
   channel axis, as attention heads and channel shuffles do; matmul, softmax over channels, ...),
-* is read or written by a grouped, non-depthwise conv (removing one channel would leave its
-  groups unequal),
 * comes from a conv/linear output that is used other than through its BatchNorm (a zero γ
   would not silence it), from a BN outside the layout, or from outside the traced layers.
 
@@ -194,6 +194,7 @@ class _Tracer(TorchFunctionMode):
                 self.owner.setdefault(id(param), (name, module))
         self.layout_atoms: dict[str, np.ndarray] = {}
         self.produced: dict[str, np.ndarray] = {}
+        self.grouped: dict[str, int] = {}
 
     # -- the hook ---------------------------------------------------------------------------
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None):
@@ -294,14 +295,15 @@ class _Tracer(TorchFunctionMode):
         if groups == 1:
             self._read(labels, name)
             self._produce(out, name)
-        elif groups == conv.in_channels == conv.out_channels:
-            produced = self._produce(out, name)
-            self.atoms.unite(labels, produced)  # depthwise: channel k in is channel k out
-        else:
-            reason = (f"it meets the grouped conv {name!r} (groups={groups}), whose groups "
-                      "would become unequal")
-            self.atoms.block(labels.tolist(), reason)
-            self._fresh(out, reason)
+            return
+        produced = self._produce(out, name)
+        # a grouped conv keeps equal groups only if whole groups go: the group's input and output
+        # channels form one unit (depthwise: one channel in, one out)
+        for inputs, outputs in zip(np.split(labels, groups), np.split(produced, groups),
+                                   strict=True):
+            unit = np.concatenate([inputs, outputs])
+            self.atoms.unite(np.repeat(unit[:1], unit.size - 1), unit[1:])
+        self.grouped[name] = groups
 
     def _linear(self, args: Any, out: torch.Tensor) -> None:
         x, weight = args[0], args[1]

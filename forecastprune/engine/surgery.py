@@ -244,7 +244,7 @@ def _cut(model: nn.Module, layout: ChannelLayout, pruned: np.ndarray, example_in
         module = modules[name]
         gone = set(indices)
         tracker.alive[(module, side)] = [i for i in range(_width(module, side)) if i not in gone]
-        _prune_side(module, side, indices)
+        _prune_side(name, module, side, indices)
     try:
         after = _output_signature(model, example_inputs)
     except RuntimeError as exc:
@@ -280,18 +280,41 @@ def _sites_to_cut(flow: Any, pruned: np.ndarray, modules: dict[str, nn.Module],
     return checked
 
 
-def _prune_side(module: nn.Module, side: str, indices: list[int]) -> None:
+def _prune_side(name: str, module: nn.Module, side: str, indices: list[int]) -> None:
     """Remove ``indices`` from one side of one layer with torch-pruning's layer pruners."""
     if isinstance(module, _BatchNorm):
         tp.prune_batchnorm_out_channels(module, indices)
     elif isinstance(module, nn.Linear):
         prune = tp.prune_linear_out_channels if side == "out" else tp.prune_linear_in_channels
         prune(module, indices)
-    elif side == "out" and module.groups > 1:  # the flow only lets depthwise convs through
-        tp.prune_depthwise_conv_out_channels(module, indices)
+    elif side == "out" and module.groups > 1:
+        _prune_groups(name, module, indices)
     else:
         prune = tp.prune_conv_out_channels if side == "out" else tp.prune_conv_in_channels
         prune(module, indices)
+
+
+@torch.no_grad()
+def _prune_groups(name: str, conv: nn.Module, indices: list[int]) -> None:
+    """Remove whole groups of a grouped (or depthwise) conv, given their output channels.
+
+    The channel flow couples each group's inputs and outputs, so ``indices`` covers whole
+    groups; the inputs go with them (the previous layer loses the matching output channels).
+    """
+    per_out, per_in = conv.out_channels // conv.groups, conv.in_channels // conv.groups
+    gone = sorted({i // per_out for i in indices})
+    if len(indices) != len(gone) * per_out:
+        raise PruningError(f"layer {name!r}: only whole groups of {per_out} output channels can "
+                           f"be pruned; got {len(indices)} channels over {len(gone)} groups")
+    keep = [g for g in range(conv.groups) if g not in set(gone)]
+    out_idx = torch.tensor([g * per_out + k for g in keep for k in range(per_out)])
+    conv.weight = nn.Parameter(conv.weight.detach()[out_idx].clone(),
+                               requires_grad=conv.weight.requires_grad)
+    if conv.bias is not None:
+        conv.bias = nn.Parameter(conv.bias.detach()[out_idx].clone(),
+                                 requires_grad=conv.bias.requires_grad)
+    conv.groups = len(keep)
+    conv.out_channels, conv.in_channels = len(keep) * per_out, len(keep) * per_in
 
 
 @torch.no_grad()
