@@ -19,10 +19,10 @@ The two policies:
   threshold scores it by the max (or mean) of its members.
 * ``seed`` — the YOLOv3 write-up's rule, derived from the same sets: a BN is prunable iff none
   of its channels is blocked, none is coupled with another BN channel (no shortcut add,
-  depthwise or grouped conv ties it to another layer) and none passes through a concat/split (a route:
-  this is what excludes the CBL right before an upsample that feeds a route). On the standard
-  yolov3.cfg this leaves the 42 layers / 13,376 channels the write-up quotes. No groups: every
-  channel is its own unit.
+  depthwise or grouped conv ties it to another layer) and none passes through a concat/split
+  (a route: this is what excludes the CBL right before an upsample that feeds a route). On the
+  standard yolov3.cfg this leaves the 42 layers / 13,376 channels the write-up quotes. No
+  groups: every channel is its own unit.
 """
 
 from __future__ import annotations
@@ -136,10 +136,16 @@ def traced_flow(model: nn.Module, example_inputs: Any, layout: ChannelLayout) ->
     try:
         return trace_flow(model, as_args(example_inputs), layout)
     except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        where = f" in layer {exc.layer!r}" if hasattr(exc, "layer") else ""
         raise PruningError(
-            f"tracing the model on the example inputs failed ({type(exc).__name__}: {exc}); "
-            "pass inputs the model accepts, e.g. a tensor of shape (1, channels, height, width)"
+            f"tracing the model on the example inputs failed{where} ({type(exc).__name__}: "
+            f"{_first_line(exc)}); pass inputs the model accepts, e.g. a tensor of shape "
+            "(1, channels, height, width)"
         ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def plan_channels(

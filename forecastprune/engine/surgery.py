@@ -38,7 +38,7 @@ from ..layout import ChannelLayout
 from ..selection import unwrap_model
 from .compensation import fold_constants, recorded_inputs
 from .coupling import WEIGHTED, ChannelPlan, as_args, check_layout, plan_channels, traced_flow
-from .flow import output_signature
+from .flow import output_signature, running_layer
 
 #: attribute of a pruned model holding its SurgeryRecord
 RECORD_ATTR = "forecastprune_surgery"
@@ -246,11 +246,14 @@ def _cut(model: nn.Module, layout: ChannelLayout, pruned: np.ndarray, example_in
         tracker.alive[(module, side)] = [i for i in range(_width(module, side)) if i not in gone]
         _prune_side(name, module, side, indices)
     try:
-        after = _output_signature(model, example_inputs)
+        with running_layer(model):
+            after = _output_signature(model, example_inputs)
     except RuntimeError as exc:
-        raise PruningError(f"the pruned model no longer runs ({exc}); an operation with a "
-                           "fixed channel count reads a pruned layer — exclude that layer from "
-                           "the layout") from exc
+        where = getattr(exc, "layer", "?")
+        raise PruningError(
+            f"the pruned model no longer runs: layer {where!r} failed ("
+            f"{(str(exc).splitlines() or [''])[0]}); an operation with a fixed channel count "
+            "reads a pruned layer — exclude the layers feeding it from the layout") from exc
     if after != before:
         raise PruningError("the cut changed the structure or shapes of the model's outputs; "
                            "exclude the layers feeding the changed output from the layout")

@@ -1,0 +1,188 @@
+"""The engine on ultralytics detectors at 640², and how Torch-Pruning alone fares on them.
+
+For each detector built from the yaml ultralytics ships (``DetectionModel("<name>.yaml")``, no
+weights; BN statistics randomised, scores random and seeded: the cut's *shape* is what is
+measured, not its accuracy), half of the prunable channels are pruned under both policies
+(``seed``, ``grouped``) with the kept counts rounded up to multiples of 8 (``round_to=8``, the
+setting ``bench_engine.py`` recommends for CPU deployment) and as they fall (``round_to=1``).
+Reported per model × policy × round_to:
+
+* prunable channels (of all BN channels) and planning time (one traced forward at 640²),
+* params and conv/linear MACs before → after (:mod:`forecastprune.engine.stats`),
+* CPU latency before → after: eval mode, 1 intra-op thread, one 640² image, original and pruned
+  models timed interleaved, fastest of ``--repeats`` passes after 2 warm-ups,
+* latency speedup ÷ MAC reduction, against the bar of 0.8.
+
+Torch-Pruning 1.6 alone: ``tp.pruner.MetaPruner`` with ``BNScaleImportance`` at
+``pruning_ratio=0.5``, the Detect head in ``ignored_layers`` (the usual recipe), then one
+forward; run in a child process with a time limit (``--tp-timeout``) and a 6 GiB address-space
+limit, so a hang or a memory blow-up is recorded, not suffered. Outcome: ``ok`` (with params
+after), ``error: <first line>`` or ``timeout``.
+
+Run: ``python benchmarks/bench_ultralytics.py [--models yolov5n,yolov8n,yolo11n,yolov3u]
+[--repeats 5] [--tp-timeout 120]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops  # noqa: E402
+
+ensure_torchvision_ops()
+
+from forecastprune.engine.coupling import plan_channels  # noqa: E402
+from forecastprune.engine.stats import count_macs, count_params, measure_latencies  # noqa: E402
+from forecastprune.engine.surgery import prune_model  # noqa: E402
+from forecastprune.engine.threshold import select_channels  # noqa: E402
+
+SIZE = 640
+BAR = 0.8
+
+
+def build(name: str) -> torch.nn.Module:
+    """A detector from its yaml, eval mode, with random but plausible BN statistics."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    model = DetectionModel(f"{name}.yaml", verbose=False).eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                n = module.num_features
+                module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                module.bias.copy_(torch.randn(n, generator=gen) * 0.1)
+                module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+    return model
+
+
+def engine_rows(name: str, repeats: int) -> list[dict]:
+    """Plan, prune and time one detector under both policies and both roundings."""
+    model = build(name)
+    x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    before = {"params": count_params(model), "macs": count_macs(model, x)}
+    rows, pruned = [], []
+    for policy in ("seed", "grouped"):
+        start = time.perf_counter()
+        plan = plan_channels(model, x, policy=policy)
+        plan_s = time.perf_counter() - start
+        scores = np.random.default_rng(0).random(plan.layout.total)
+        for round_to in (8, 1):
+            decision = select_channels(scores, plan.layout, ratio=0.5, prunable=plan.prunable,
+                                       groups=plan.groups, round_to=round_to)
+            start = time.perf_counter()
+            cut = prune_model(model, decision, x, plan)
+            rows.append({
+                "model": name, "policy": policy, "round_to": round_to,
+                "prunable": plan.prunable_channels, "channels": plan.layout.total,
+                "pruned": decision.n_pruned, "plan_s": plan_s,
+                "prune_s": time.perf_counter() - start, "params": count_params(cut),
+                "macs": count_macs(cut, x),
+            })
+            pruned.append(cut)
+    latencies = measure_latencies([model, *pruned], x, repeats=repeats, statistic="min")
+    for row, latency in zip(rows, latencies[1:], strict=True):
+        row.update(params0=before["params"], macs0=before["macs"], lat0=latencies[0],
+                   lat=latency)
+    return rows
+
+
+def torch_pruning_alone(name: str, timeout: float) -> str:
+    """Run Torch-Pruning's own recipe in a child process; 'ok ...', 'error: ...' or 'timeout'."""
+    try:
+        done = subprocess.run([sys.executable, __file__, "--tp-child", name],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"timeout (> {timeout:.0f} s)"
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"error: {tail[:120]}"
+    result = json.loads(lines[-1])
+    return result["outcome"]
+
+
+def _tp_child(name: str) -> None:
+    """Torch-Pruning 1.6 alone, as its README prunes a detector (child process)."""
+    import torch_pruning as tp
+
+    limit = 6 * 1024**3
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    torch.set_num_threads(1)
+    model = build(name)
+    x = torch.randn(1, 3, SIZE, SIZE)
+    start = time.perf_counter()
+    try:
+        pruner = tp.pruner.MetaPruner(model, x, importance=tp.importance.BNScaleImportance(),
+                                      pruning_ratio=0.5, ignored_layers=[model.model[-1]])
+        pruner.step()
+        with torch.no_grad():
+            model(x)
+        outcome = (f"ok: {count_params(model) / 1e6:.2f} M params "
+                   f"({time.perf_counter() - start:.0f} s)")
+    except (Exception, MemoryError) as exc:  # noqa: BLE001 - recording any failure is the point
+        first = (str(exc).splitlines() or [""])[0][:100]
+        outcome = f"error after {time.perf_counter() - start:.0f} s: {type(exc).__name__}: {first}"
+    print(json.dumps({"outcome": outcome}))
+
+
+def _table(rows: list[dict], tp_outcomes: dict[str, str]) -> str:
+    lines = [
+        "| model | policy | round_to | prunable / BN channels | plan s | params M before → after "
+        "| GMACs before → after | MAC red. | latency ms before → after | speedup | speedup ÷ "
+        "MAC red. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mac_red = r["macs0"] / r["macs"]
+        speedup = r["lat0"] / r["lat"]
+        verdict = "" if speedup / mac_red >= BAR else " (below 0.8)"
+        lines.append(
+            f"| {r['model']} | {r['policy']} | {r['round_to']} | {r['prunable']:,} / "
+            f"{r['channels']:,} | {r['plan_s']:.1f} | {r['params0'] / 1e6:.2f} → "
+            f"{r['params'] / 1e6:.2f} | {r['macs0'] / 1e9:.2f} → {r['macs'] / 1e9:.2f} | "
+            f"{mac_red:.2f}× | {1e3 * r['lat0']:.0f} → {1e3 * r['lat']:.0f} | {speedup:.2f}× | "
+            f"{speedup / mac_red:.2f}{verdict} |")
+    lines += ["", "| model | Torch-Pruning 1.6 alone (MetaPruner, BNScaleImportance, 0.5) |",
+              "|---|---|"]
+    lines += [f"| {name} | {outcome} |" for name, outcome in tp_outcomes.items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="yolov5n,yolov8n,yolo11n")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tp-timeout", type=float, default=120.0)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--tp-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.tp_child:
+        _tp_child(args.tp_child)
+        return
+    torch.set_num_threads(1)
+    names = [n for n in args.models.split(",") if n]
+    rows: list[dict] = []
+    tp_outcomes: dict[str, str] = {}
+    for name in names:
+        rows += engine_rows(name, args.repeats)
+        tp_outcomes[name] = torch_pruning_alone(name, args.tp_timeout)
+        print(f"{name} done", file=sys.stderr, flush=True)
+    print(_table(rows, tp_outcomes))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "torch_pruning": tp_outcomes}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
