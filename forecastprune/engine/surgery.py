@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,17 @@ class SurgeryRecord:
     compensated: bool
     sources: dict[str, weakref.ref[nn.Parameter]]
     kept: dict[str, tuple[np.ndarray | None, ...]]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # frameworks pickle whole models into checkpoints (ultralytics does); weak references
+        # cannot be pickled and would point nowhere in another process anyway
+        return {**self.__dict__, "sources": {}}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SurgeryRecord:
+        # a deep copy (e.g. an EMA model) still descends from the same input parameters
+        return SurgeryRecord(**{
+            f.name: getattr(self, f.name) if f.name == "sources"
+            else copy.deepcopy(getattr(self, f.name), memo) for f in fields(self)})
 
 
 def surgery_record(model: nn.Module) -> SurgeryRecord | None:
