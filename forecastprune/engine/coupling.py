@@ -35,11 +35,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import LayoutError, PruningError
-from ..layout import ChannelLayout
-from ..selection import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
+from ..record.bn_layers import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
+from ..store.layout import ChannelLayout
 from .flow import ChannelFlow, trace_flow
+from .rule import POLICIES, check_policy
 
-POLICIES = ("seed", "grouped")
 
 #: layers the engine cuts and compensates (transposed convs are not among them)
 WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -170,8 +170,7 @@ def plan_channels(
         PruningError: on an unknown policy or inputs the model does not accept.
         LayoutError: if the layout names layers the model does not have (or other widths).
     """
-    if policy not in POLICIES:
-        raise PruningError(f"policy must be one of {POLICIES}; got {policy!r}")
+    check_policy(policy)
     model = unwrap_model(model)
     layout = default_layout(model) if layout is None else layout
     check_layout(model, layout)

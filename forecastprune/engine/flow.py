@@ -43,7 +43,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.overrides import TorchFunctionMode
 
-from ..layout import ChannelLayout
+from ..store.layout import ChannelLayout
 
 #: channel-wise operations: one tensor in, same channels out
 _UNARY = frozenset({
