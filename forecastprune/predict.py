@@ -181,8 +181,21 @@ def predict_store(
             f"{int(store.steps[0])}; use a later cutoff"
         )
     model = build_forecaster(forecaster)
-    clock = store_clock(store) if model.get_tag("needs_clock") else None
+    clock = forecaster_clock(store, model)
     return predict_history(model, steps, gammas, target, clock=clock, coverage=coverage)
+
+
+def forecaster_clock(store: Any, model: Forecaster) -> Any:
+    """The clock a forecaster gets from a store: always for ``needs_clock`` (raising without LR
+    information), when the store has one for ``uses_clock``, else None."""
+    if model.get_tag("needs_clock"):
+        return store_clock(store)
+    if not model.get_tag("uses_clock"):
+        return None
+    try:
+        return store_clock(store)
+    except StoreError:
+        return None
 
 
 def store_clock(store: Any) -> Any:

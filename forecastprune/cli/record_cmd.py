@@ -143,6 +143,9 @@ def _write_outputs(
               help="Record γ every this many updates.")
 @click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=0.05,
               show_default=True)
+@click.option("--lr-scheduler", type=click.Choice(["step", "cosine"]), default="step",
+              show_default=True,
+              help="step: x --lr-decay at each milestone; cosine: anneal to 0 over the run.")
 @click.option("--lr-milestones", default="0.5,0.75", show_default=True,
               help="Fractions of training at which the LR is multiplied by --lr-decay.")
 @click.option("--lr-decay", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.1,
@@ -216,9 +219,7 @@ def run_record(options: dict[str, Any]) -> tuple[float, Path, tuple[int, int]]:
     milestones = _milestones(
         _float_list(options["lr_milestones"], "--lr-milestones"), trainer.total_steps
     )
-    trainer.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones, gamma=options["lr_decay"]
-    )
+    trainer.scheduler = _scheduler(optimizer, options, milestones, trainer.total_steps)
     meta = _metadata(options, kwargs, trainer, milestones)
     callback = _recording_callback(model, optimizer, trainer, options, meta)
     store = callback.recorder.store
@@ -230,6 +231,15 @@ def run_record(options: dict[str, Any]) -> tuple[float, Path, tuple[int, int]]:
     _write_outputs(options["out"], trainer.model, {**meta, "accuracy": result.accuracy},
                    result.epochs)
     return result.accuracy, store.path, shape
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, options: dict[str, Any], milestones: list[int], total: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-iteration LR scheduler ``--lr-scheduler`` names."""
+    if options.get("lr_scheduler", "step") == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=options["lr_decay"])
 
 
 def _metadata(
@@ -244,6 +254,7 @@ def _metadata(
         "sparsity": options["sparsity"], "sparsity_schedule": options["sparsity_schedule"],
         "sparsity_factor": options["sparsity_factor"], "sparsity_at": options["sparsity_at"],
         "relieve_top": options["relieve_top"], "lr": options["lr"],
+        "lr_scheduler": options.get("lr_scheduler", "step"),
         "lr_milestones": milestones, "lr_decay": options["lr_decay"], "lr_schedule": schedule,
         "momentum": options["momentum"], "weight_decay": options["weight_decay"],
         "record_every": options["every"], "steps_per_epoch": trainer.steps_per_epoch,

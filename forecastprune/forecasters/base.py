@@ -70,8 +70,24 @@ class Forecaster:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    #: capability tags declared by the class, merged along the MRO by :meth:`get_tag`;
+    #: ``uses_clock``: the forecaster uses the run's clock when one exists and works without
+    _tags: ClassVar[dict[str, Any]] = {"uses_clock": False}
+
+    def set_tags(self, **tags: Any) -> Forecaster:
+        """Override class tags on this instance (tags that depend on hyper-parameters)."""
+        self._instance_tags = {**getattr(self, "_instance_tags", {}), **tags}
+        return self
+
     def get_tag(self, name: str) -> Any:
-        """A capability of this forecaster (bridge until every forecaster declares tags)."""
+        """A capability of this forecaster: instance tags, then class ``_tags`` (MRO), then the
+        bridge for forecasters that do not declare tags yet."""
+        if name in getattr(self, "_instance_tags", {}):
+            return self._instance_tags[name]
+        for klass in type(self).__mro__:
+            declared = vars(klass).get("_tags", {})
+            if name in declared:
+                return declared[name]
         tags = {
             "needs_clock": getattr(self, "time_axis", "step") == "lr",
             "time_axis_param": type(self).uses_time_axis,

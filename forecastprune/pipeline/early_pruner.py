@@ -226,7 +226,7 @@ class EarlyPruner:
 
     def _forecast(self, step: int) -> ForecastMask | None:
         """The forecast mask from the history so far (None while it is too short)."""
-        from ..predict import build_forecaster, store_clock
+        from ..predict import build_forecaster, forecaster_clock
 
         self.recorder.flush()
         store = self.recorder.store
@@ -234,7 +234,7 @@ class EarlyPruner:
         if len(store) < model.get_tag("min_history"):
             return None
         steps, gammas = store.history()
-        clock = store_clock(store) if model.get_tag("needs_clock") else None
+        clock = forecaster_clock(store, model)
         return forecast_mask(model, steps, gammas, self.total_steps, self.plan, self.rule, clock)
 
     # ---------------------------------------------------------------- pruning (every rank)
