@@ -55,6 +55,7 @@ class Prediction:
         forecaster: the fitted forecaster's ``repr`` (its spec with every parameter).
         clock_assumption: how the cumulative-LR clock was built ("" without a clock).
         seconds: wall time of fit + predict.
+        note: what a self-selecting forecaster chose (its ``describe_choice()``), else "".
     """
 
     scores: np.ndarray
@@ -66,6 +67,7 @@ class Prediction:
     forecaster: str
     clock_assumption: str = ""
     seconds: float = 0.0
+    note: str = ""
 
 
 def build_forecaster(spec: str | Forecaster, time_axis: str | None = None) -> Forecaster:
@@ -139,7 +141,7 @@ def predict_history(
         cutoff_step=int(steps[-1]), target_step=int(target_step),
         n_history=int(len(steps) - rows), forecaster=repr(model),
         clock_assumption=str(getattr(clock, "assumption", "")) if clock is not None else "",
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start, note=_choice(model),
     )
 
 
@@ -247,6 +249,12 @@ def _fraction(text: str) -> float:
             "and explicit steps like step:1000"
         )
     return value
+
+
+def _choice(model: Forecaster) -> str:
+    """``describe_choice()`` of forecasters that choose among models (``auto``), else ""."""
+    describe = getattr(model, "describe_choice", None)
+    return str(describe()) if callable(describe) else ""
 
 
 def _window_start(n_rows: int, window: int | None) -> int:

@@ -19,6 +19,7 @@ Usage: ``python scripts/make_suite.py [--only NAME ...]`` (about 45 s per run on
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -69,11 +70,20 @@ def make_run(name: str, work: Path) -> Path:
     return dest
 
 
+def write_manifest() -> None:
+    """``suite.json``: which runs are held out (read by ``forecastprune benchmark``)."""
+    manifest = {"held_out": list(HELD_OUT),
+                "about": "Runs never used to tune auto or the learned forecasters; regenerate "
+                         "with scripts/make_suite.py"}
+    (SUITE / "suite.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(RUNS), help="runs to regenerate")
     names = parser.parse_args().only or list(RUNS)
     SUITE.mkdir(parents=True, exist_ok=True)
+    write_manifest()
     with tempfile.TemporaryDirectory() as work:
         for name in names:
             make_run(name, Path(work))

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ForecasterError
 from .base import Clock, Forecaster
 from .candidates import Candidate, Window, default_candidates, rank_agreement
 from .registry import register_forecaster
@@ -57,7 +58,7 @@ class AutoForecaster(Forecaster):
         use_clock: forecast over cumulative learning rate when the run's clock is known.
     """
 
-    description = "backtests naive/sma/ema/shrunk trends inside the history; picks the best ranker"
+    description = "backtests naive/ema/trends/AR(1) inside the history, uses the best ranker"
     _tags = {"uses_clock": True, "needs_clock": False, "time_axis_param": False,
              "supports_interval": False, "min_history": 1, "history_window": None}
 
@@ -68,7 +69,9 @@ class AutoForecaster(Forecaster):
         check_real("auto", "margin", margin, 0.0, 1.0, low_open=False)
         check_int("auto", "origins", origins, 1)
         if origins > len(TARGET_FRACTIONS):
-            check_int("auto", "origins (at most 3)", origins, 10**9)
+            raise ForecasterError(
+                f"auto: origins must be between 1 and {len(TARGET_FRACTIONS)}; got {origins}"
+            )
         check_bool("auto", "use_clock", use_clock)
 
     @classmethod
@@ -81,7 +84,8 @@ class AutoForecaster(Forecaster):
 
     # ---------------------------------------------------------------- fit / predict
     def fit(self, steps: np.ndarray, values: np.ndarray, clock: Clock | None = None) -> Forecaster:
-        self.steps_ = np.asarray(steps, dtype=np.float64)  # candidates may use either axis
+        # the base hands _fit one time axis; candidates may use steps as well as the clock's
+        self.steps_ = np.asarray(steps, dtype=np.float64)
         return super().fit(steps, values, clock)
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
@@ -97,6 +101,7 @@ class AutoForecaster(Forecaster):
         return self.chosen_.forecast(window)
 
     def predict(self, target_step: int | float) -> np.ndarray:
+        # likewise for the target: _predict receives it on the clock's axis only
         self._target_step = float(target_step)
         return super().predict(target_step)
 

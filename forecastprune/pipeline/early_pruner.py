@@ -2,7 +2,7 @@
 
 ::
 
-    pruner = EarlyPruner(model, optimizer, forecaster="sma", ratio=0.5, prune_at=0.3,
+    pruner = EarlyPruner(model, optimizer, forecaster="auto", ratio=0.5, prune_at=0.3,
                          total_steps=n_steps, example_inputs=x[:1])
     for step in range(1, n_steps + 1):
         loss = criterion(model(x), y)
@@ -99,7 +99,7 @@ class EarlyPruner:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         *,
-        forecaster: str = "sma",
+        forecaster: str = "auto",
         ratio: float = 0.5,
         prune_at: Timing = 0.3,
         sparsity: float = 5e-3,
