@@ -24,7 +24,7 @@ from .registry import (
 from .spec import format_spec, parse_spec
 
 # Imported for their registrations.
-from . import adapters, arima, auto, ema, linear, naive, sma  # noqa: F401  isort: skip
+from . import adapters, arima, auto, ema, learned, linear, naive, sma  # noqa: F401  isort: skip
 
 __all__ = [
     "Clock",

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ForecasterError
-from .base import Clock, Forecaster
+from .windowed import WindowForecaster
 from .candidates import Candidate, Window, default_candidates, rank_agreement
 from .registry import register_forecaster
 from .validate import check_bool, check_int, check_real
@@ -45,7 +45,7 @@ MIN_ORIGIN_SHARE = 0.5
 
 
 @register_forecaster("auto")
-class AutoForecaster(Forecaster):
+class AutoForecaster(WindowForecaster):
     """Backtest candidate forecasters inside the history; use the one that ranks best.
 
     Falls back to ``naive`` unless a candidate beats it in the backtests by ``margin`` (mean
@@ -59,8 +59,7 @@ class AutoForecaster(Forecaster):
     """
 
     description = "backtests naive/ema/trends/AR(1) inside the history, uses the best ranker"
-    _tags = {"uses_clock": True, "needs_clock": False, "time_axis_param": False,
-             "supports_interval": False, "min_history": 1, "history_window": None}
+    _tags = {"min_history": 1}
 
     def __init__(self, margin: float = 0.01, origins: int = 3, use_clock: bool = True) -> None:
         self.margin = margin
@@ -78,32 +77,16 @@ class AutoForecaster(Forecaster):
     def get_test_params(cls) -> list[dict[str, Any]]:
         return [{}, {"margin": 0.0, "origins": 1}, {"use_clock": False}]
 
-    def _resolve_clock(self, clock: Clock | None) -> Clock | None:
-        # the clock is optional: with one, horizons are measured in cumulative LR
-        return clock if self.use_clock else None
-
     # ---------------------------------------------------------------- fit / predict
-    def fit(self, steps: np.ndarray, values: np.ndarray, clock: Clock | None = None) -> Forecaster:
-        # the base hands _fit one time axis; candidates may use steps as well as the clock's
-        self.steps_ = np.asarray(steps, dtype=np.float64)
-        return super().fit(steps, values, clock)
-
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
-        self.t_ = t
-        self.values_ = values
+        super()._fit(t, values)
         self.candidates_ = default_candidates()
         self.scores_: dict[str, float] = {}
-        self.chosen_ = self.candidates_[0]  # naive until fit at a known target
+        self.chosen_ = self.candidates_[0]  # naive until a target is known
 
-    def _predict(self, target_t: float) -> np.ndarray:
-        window = Window(self.steps_, self.t_, self.values_, self._target_step, target_t)
+    def _forecast(self, window: Window) -> np.ndarray:
         self.chosen_, self.scores_ = self._choose(window)
         return self.chosen_.forecast(window)
-
-    def predict(self, target_step: int | float) -> np.ndarray:
-        # likewise for the target: _predict receives it on the clock's axis only
-        self._target_step = float(target_step)
-        return super().predict(target_step)
 
     def _choose(self, window: Window) -> tuple[Candidate, dict[str, float]]:
         """Backtest every candidate; return the chosen one and every mean backtest score."""
