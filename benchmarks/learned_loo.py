@@ -1,4 +1,5 @@
-"""Leave-one-run-out scores of the ``learned`` forecaster on the suite's tuning runs.
+"""Leave-one-run-out scores of ``learned`` (and of ``auto``, which backtests it) on the suite's
+tuning runs.
 
 The bundled ``learned`` model is fitted on the suite's tuning runs, so ``forecastprune
 benchmark`` scores it in-sample there (only the held-out runs are honest). This script refits it
@@ -22,6 +23,7 @@ from forecastprune.compare.suite import SuiteResult, load_suite, run_suite
 from forecastprune.forecasters.training import fit_learned
 
 CUTOFFS = ("0.05", "0.1", "0.2", "0.3")
+NAMES = ("learned", "auto")
 
 
 def main() -> None:
@@ -33,22 +35,23 @@ def main() -> None:
         for run in tuning:
             model = fit_learned([r.path for r in tuning if r is not run])
             path = model.save(Path(work) / f"{run.name}.json")
-            result = run_suite([run], [f"learned(model='{path}')"], settings)
-            label = result.forecasters[0]
+            specs = [f"learned(model='{path}')", f"auto(model='{path}')"]
+            result = run_suite([run], specs, settings)
             if merged is None:
-                merged = SuiteResult(tuning, ["learned (leave-one-run-out)"], result.cutoffs,
-                                     result.ratio)
-                merged.gains["learned (leave-one-run-out)"] = {c: {} for c in result.cutoffs}
-            for cutoff in result.cutoffs:
-                merged.gains["learned (leave-one-run-out)"][cutoff][run.name] = \
-                    result.gains[label][cutoff][run.name]
-                merged.naive.setdefault(cutoff, {})[run.name] = result.naive[cutoff][run.name]
-            print(run.name, {c: round(result.gains[label][c][run.name], 3)
-                             for c in result.cutoffs}, flush=True)
+                merged = SuiteResult(tuning, [f"{name} (leave-one-run-out)" for name in NAMES],
+                                     result.cutoffs, result.ratio)
+            for name, label in zip(NAMES, result.forecasters):
+                gains = merged.gains.setdefault(f"{name} (leave-one-run-out)", {})
+                for cutoff in result.cutoffs:
+                    gains.setdefault(cutoff, {})[run.name] = result.gains[label][cutoff][run.name]
+                    merged.naive.setdefault(cutoff, {})[run.name] = result.naive[cutoff][run.name]
+                print(run.name, name, {c: round(result.gains[label][c][run.name], 3)
+                                       for c in result.cutoffs}, flush=True)
     assert merged is not None
     print(format_suite(merged))
-    print("mean over cutoffs:", np.mean([merged.summary(merged.forecasters[0], c).mean
-                                         for c in merged.cutoffs]))
+    for label in merged.forecasters:
+        print(label, "mean over cutoffs:",
+              round(float(np.mean([merged.summary(label, c).mean for c in merged.cutoffs])), 4))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ MIN_ORIGIN = 3
 #: and at least this share of the snapshots up to its target: early in a run the matched
 #: horizon ratio leaves the origin a handful of snapshots, too few to tell models apart
 MIN_ORIGIN_SHARE = 0.5
+#: used whenever it passes the backtest, whichever candidate scores highest: between candidates
+#: that all beat naive the backtest ranking is noise, and the regression fitted on other runs
+#: ranked best when its own runs were left out (benchmarks/learned_loo.py)
+PREFERRED = "learned"
 
 
 @register_forecaster("auto")
@@ -56,15 +60,21 @@ class AutoForecaster(WindowForecaster):
         margin: mean backtest IoU a candidate must gain over ``naive`` to be used.
         origins: backtest target points (1–3: the last snapshot, then earlier ones).
         use_clock: forecast over cumulative learning rate when the run's clock is known.
+        learned: also backtest the ``learned`` cross-channel regression.
+        model: that regression's model file (None: the bundled one).
     """
 
-    description = "backtests naive/ema/trends/AR(1) inside the history, uses the best ranker"
+    description = "backtests naive/ema/trends/AR(1)/learned in the history, uses the best ranker"
     _tags = {"min_history": 1}
 
-    def __init__(self, margin: float = 0.01, origins: int = 3, use_clock: bool = True) -> None:
+    def __init__(self, margin: float = 0.01, origins: int = 3, use_clock: bool = True,
+                 learned: bool = True, model: str | None = None) -> None:
         self.margin = margin
         self.origins = origins
         self.use_clock = use_clock
+        self.learned = learned
+        self.model = model
+        check_bool("auto", "learned", learned)
         check_real("auto", "margin", margin, 0.0, 1.0, low_open=False)
         check_int("auto", "origins", origins, 1)
         if origins > len(TARGET_FRACTIONS):
@@ -75,12 +85,16 @@ class AutoForecaster(WindowForecaster):
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:
-        return [{}, {"margin": 0.0, "origins": 1}, {"use_clock": False}]
+        return [{}, {"margin": 0.0, "origins": 1}, {"use_clock": False, "learned": False}]
 
     # ---------------------------------------------------------------- fit / predict
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
         super()._fit(t, values)
         self.candidates_ = default_candidates()
+        if self.learned:
+            from .learned import learned_candidate  # learned imports this module
+
+            self.candidates_.append(learned_candidate(self.model))
         self.scores_: dict[str, float] = {}
         self.chosen_ = self.candidates_[0]  # naive until a target is known
 
@@ -102,6 +116,9 @@ class AutoForecaster(WindowForecaster):
         eligible = (gains.mean(axis=1) >= self.margin) & (gains.min(axis=1) >= 0.0)
         if not eligible.any():
             return naive, scores
+        names = [c.name for c in self.candidates_]
+        if PREFERRED in names and eligible[names.index(PREFERRED)]:
+            return self.candidates_[names.index(PREFERRED)], scores
         best = int(np.argmax(np.where(eligible, means, -np.inf)))
         return self.candidates_[best], scores
 

@@ -30,6 +30,8 @@ FEATURES = (
     "horizon_ratio",     # horizon / history length (cumulative LR); the same for every channel
 )
 RECENT = 0.25
+#: below this share of the run's scale, predictions are squashed instead of clipped
+FLOOR = 0.01
 
 
 def channel_features(w: Window) -> np.ndarray:
@@ -65,8 +67,18 @@ def change_target(w: Window, future: np.ndarray) -> np.ndarray:
 
 
 def from_change(w: Window, change: np.ndarray) -> np.ndarray:
-    """A predicted scale-free change back to |γ| (clipped at 0)."""
-    return np.maximum(w.values[-1] + change * run_scale(w.values), 0.0)
+    """A predicted scale-free change back to |γ|, kept positive without ties.
+
+    A regression that predicts large drops sends many channels below 0; clipping would tie
+    them all at 0 and lose their order, which is what pruning needs. Below ``FLOOR × scale``
+    the value is instead mapped through ``floor·exp(x/floor − 1)``: continuous, increasing and
+    positive, so the order survives and every value stays a plausible |γ|.
+    """
+    scale = run_scale(w.values)
+    raw = w.values[-1] + change * scale
+    floor = FLOOR * scale
+    low = np.minimum(raw, floor) / floor - 1.0  # ≤ 0, so exp never overflows
+    return np.where(raw >= floor, raw, floor * np.exp(low))
 
 
 def _percentile(x: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ of :mod:`forecastprune.forecasters.features` with a ridge regression
 
 from __future__ import annotations
 
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .auto import backtest_pairs
-from .candidates import Window
+from .candidates import Candidate, Window
 from .features import FEATURES, change_target, channel_features, from_change
 from .registry import register_forecaster
 from .ridge import RidgeModel
@@ -35,6 +36,16 @@ BUNDLED_MODEL = "learned-suite.json"
 def bundled_model_path() -> Path:
     """Where the bundled model lives inside the package."""
     return Path(str(resources.files("forecastprune") / "data" / BUNDLED_MODEL))
+
+
+def learned_candidate(model: str | None = None) -> Candidate:
+    """The learned regression as a candidate of ``auto`` (``model``: None for the bundled)."""
+    path = bundled_model_path() if model is None else Path(model)
+    return Candidate("learned", partial(_apply, regression=RidgeModel.load(path, FEATURES)))
+
+
+def _apply(window: Window, regression: RidgeModel) -> np.ndarray:
+    return from_change(window, regression.predict(channel_features(window)))
 
 
 @register_forecaster("learned")
@@ -62,7 +73,7 @@ class LearnedForecaster(WindowForecaster):
         return bundled_model_path() if self.model is None else Path(self.model)
 
     def _forecast(self, window: Window) -> np.ndarray:
-        return from_change(window, self._regression.predict(channel_features(window)))
+        return _apply(window, self._regression)
 
 
 @register_forecaster("global_ridge")

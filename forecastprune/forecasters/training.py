@@ -51,10 +51,19 @@ def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = T
                 f"cutoff {cutoff} of {store.path} leaves {end} of {len(steps)} snapshots in the "
                 "history; use cutoffs strictly inside the run"
             )
-        window = Window(steps[:end], t[:end], values[:end], float(steps[-1]), float(t[-1]))
-        xs.append(channel_features(window))
-        ys.append(change_target(window, values[-1]))
+        for target in _targets(end, len(steps)):
+            window = Window(steps[:end], t[:end], values[:end], float(steps[target]),
+                            float(t[target]))
+            xs.append(channel_features(window))
+            ys.append(change_target(window, values[target]))
     return np.vstack(xs), np.concatenate(ys)
+
+
+def _targets(end: int, length: int) -> list[int]:
+    """Target rows for a history of ``end`` rows: the run's end only. (Adding points a quarter
+    and half way there, to teach short horizons, lowered the leave-one-run-out gain at 10 %
+    from +0.072 to +0.053 and did not make ``auto``'s in-history backtests of the model work.)"""
+    return [length - 1]
 
 
 def _time_axis(store: Any, steps: np.ndarray, use_clock: bool) -> np.ndarray:
