@@ -131,3 +131,19 @@ def test_bad_parameters_raise_clear_errors():
         AutoForecaster(origins=4)
     with pytest.raises(ForecasterError, match="margin"):
         AutoForecaster(margin=-0.1)
+
+
+def test_compare_reports_what_auto_chose():
+    from forecastprune.compare.replay import replay
+    from forecastprune.compare.report import format_table, to_json
+    from forecastprune.compare.settings import ReplaySettings
+    from forecastprune.compare.suite import bundled_suite
+    from forecastprune.store import GammaTrajectoryStore
+
+    with GammaTrajectoryStore.open(bundled_suite() / "vgg-w0.5-s3e-3-cos.fpstore") as store:
+        result = replay(store, ["auto"], ReplaySettings(cutoffs=(0.05, 0.2), isolation="thread"))
+    notes = [row.note for row in result.rows if row.forecaster == "auto"]
+    assert len(notes) == 2 and all("backtest IoU" in note for note in notes)
+    assert all(row.note == "" for row in result.rows if row.forecaster == "naive")
+    assert "chosen by self-selecting forecasters:\n  auto at 5%: " in format_table(result)
+    assert to_json(result)["rows"][-1]["note"] == notes[-1]

@@ -113,7 +113,9 @@ class AutoForecaster(WindowForecaster):
         means = table.mean(axis=1)
         scores = {c.name: float(m) for c, m in zip(self.candidates_, means)}
         gains = table - table[0]
-        eligible = (gains.mean(axis=1) >= self.margin) & (gains.min(axis=1) >= 0.0)
+        # strictly better on average: a candidate that only ties naive is not worth its risk
+        mean_gain = gains.mean(axis=1)
+        eligible = (mean_gain >= self.margin) & (mean_gain > 0.0) & (gains.min(axis=1) >= 0.0)
         if not eligible.any():
             return naive, scores
         names = [c.name for c in self.candidates_]

@@ -72,10 +72,13 @@ def from_change(w: Window, change: np.ndarray) -> np.ndarray:
     A regression that predicts large drops sends many channels below 0; clipping would tie
     them all at 0 and lose their order, which is what pruning needs. Below ``FLOOR × scale``
     the value is instead mapped through ``floor·exp(x/floor − 1)``: continuous, increasing and
-    positive, so the order survives and every value stays a plausible |γ|.
+    positive, so the order survives and every value stays a plausible |γ|. Channels whose
+    history never moved keep their last value.
     """
     scale = run_scale(w.values)
-    raw = w.values[-1] + change * scale
+    # a channel that never moved has nothing to extrapolate: it stays where it is
+    moved = np.ptp(w.values, axis=0) > 0
+    raw = w.values[-1] + np.where(moved, change, 0.0) * scale
     floor = FLOOR * scale
     low = np.minimum(raw, floor) / floor - 1.0  # ≤ 0, so exp never overflows
     return np.where(raw >= floor, raw, floor * np.exp(low))

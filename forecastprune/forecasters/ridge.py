@@ -57,7 +57,8 @@ class RidgeModel:
         std = np.where(std > 0, std, 1.0)
         z = (x - mean) / std
         gram = z.T @ z + alpha * len(y) * np.eye(z.shape[1])
-        coef = np.linalg.solve(gram, z.T @ (y - y.mean()))
+        # least squares, not solve: with alpha = 0 a constant feature makes the system singular
+        coef = np.linalg.lstsq(gram, z.T @ (y - y.mean()), rcond=None)[0]
         return cls(tuple(features), mean, std, coef, float(y.mean()), float(alpha), info or {})
 
     def predict(self, x: np.ndarray) -> np.ndarray:
