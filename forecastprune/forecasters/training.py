@@ -33,7 +33,7 @@ def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = T
         ConfigError: on a malformed cutoff or one that leaves nothing to forecast.
         StoreError: when the store has fewer than two snapshots.
     """
-    from ..predict import cutoff_step, run_length, store_clock
+    from ..predict import cutoff_step, run_length
 
     steps, gammas = store.history()
     if len(steps) < 2:
