@@ -59,6 +59,7 @@ class Prediction:
         forecaster: the fitted forecaster's ``repr`` (its spec with every parameter).
         clock_assumption: how the cumulative-LR clock was built ("" without a clock).
         seconds: wall time of fit + predict.
+        note: what a self-selecting forecaster chose (its ``describe_choice()``), else "".
     """
 
     scores: np.ndarray
@@ -70,6 +71,7 @@ class Prediction:
     forecaster: str
     clock_assumption: str = ""
     seconds: float = 0.0
+    note: str = ""
 
 
 def build_forecaster(spec: str | Forecaster, time_axis: str | None = None) -> Forecaster:
@@ -143,7 +145,7 @@ def predict_history(
         cutoff_step=int(steps[-1]), target_step=int(target_step),
         n_history=int(len(rows)), forecaster=repr(model),
         clock_assumption=str(getattr(clock, "assumption", "")) if clock is not None else "",
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start, note=_choice(model),
     )
 
 
@@ -185,8 +187,21 @@ def predict_store(
             f"{int(store.steps[0])}; use a later cutoff"
         )
     model = build_forecaster(forecaster)
-    clock = store_clock(store) if model.get_tag("needs_clock") else None
+    clock = forecaster_clock(store, model)
     return predict_history(model, steps, gammas, target, clock=clock, coverage=coverage)
+
+
+def forecaster_clock(store: Any, model: Forecaster) -> Any:
+    """The clock a forecaster gets from a store: always for ``needs_clock`` (raising without LR
+    information), when the store has one for ``uses_clock``, else None."""
+    if model.get_tag("needs_clock"):
+        return store_clock(store)
+    if not model.get_tag("uses_clock"):
+        return None
+    try:
+        return store_clock(store)
+    except StoreError:
+        return None
 
 
 def store_clock(store: Any) -> Any:
@@ -238,6 +253,12 @@ def _fraction(text: str) -> float:
             "and explicit steps like step:1000"
         )
     return value
+
+
+def _choice(model: Forecaster) -> str:
+    """``describe_choice()`` of forecasters that choose among models (``auto``), else ""."""
+    describe = getattr(model, "describe_choice", None)
+    return str(describe()) if callable(describe) else ""
 
 
 def rows_to_read(model: Forecaster, steps: np.ndarray, clock: Any = None) -> np.ndarray:

@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "compare": "compare_cmd:compare",
     "prune": "prune_cmd:prune",
     "train": "train_cmd:train",
+    "benchmark": "benchmark_cmd:benchmark",
+    "fit-forecaster": "fit_forecaster_cmd:fit_forecaster",
 }
 
 

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..compare.settings import ReplaySettings
 
 #: forecasters compared when neither a flag nor a config names any
-DEFAULT_FORECASTERS = ("sma", "ema", "linear", "arima")
+DEFAULT_FORECASTERS = ("auto", "sma", "ema", "linear", "arima")
 
 
 _REPLAY = ReplaySettings()
@@ -58,7 +58,7 @@ Example:
 @click.option("--store", "store", type=click.Path(path_type=str),
               help="Trajectory store to replay (default: the bundled store).")
 @click.option("--forecasters", help="Comma-separated forecaster specs, or 'all'. naive is "
-              "always added as the control. [default: sma,ema,linear,arima]")
+              "always added as the control. [default: auto,sma,ema,linear,arima]")
 @click.option("--cutoffs", help="Comma-separated cutoffs: fractions of the run in (0, 1) "
               "like 0.1, or steps like step:500. [default: 0.05,0.1,0.2,0.3,0.5]")
 @click.option("--ratio", "ratio", type=float, multiple=True,

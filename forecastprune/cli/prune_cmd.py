@@ -54,8 +54,8 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
                    "of the channel plan: the weights are untrained).")
 @click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
               help="γ trajectory store recorded on this model (default: the bundled store).")
-@click.option("--forecaster", "spec", required=True,
-              help="Forecaster name or spec, e.g. 'sma(window=5)' or 'linear'.")
+@click.option("--forecaster", "spec", default="auto", show_default=True,
+              help="Forecaster name or spec, e.g. 'auto', 'sma(window=5)' or 'linear'.")
 @click.option("--ratio", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Fraction of the prunable channels to prune (global ranking).")
 @click.option("--policy", type=click.Choice(["seed", "grouped"]), default="seed",

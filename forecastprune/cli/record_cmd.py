@@ -54,6 +54,9 @@ def _numbers(text: str, what: str) -> tuple[float, ...]:
               help="Record γ every this many updates.")
 @click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=_DEFAULT["lr"],
               show_default=True)
+@click.option("--lr-scheduler", type=click.Choice(["step", "cosine"]),
+              default=_DEFAULT["lr_scheduler"], show_default=True,
+              help="step: x --lr-decay at each milestone; cosine: anneal to 0 over the run.")
 @click.option("--lr-milestones", default=",".join(map(str, _DEFAULT["lr_milestones"])),
               show_default=True,
               help="Fractions of training at which the LR is multiplied by --lr-decay.")
@@ -92,6 +95,16 @@ def _numbers(text: str, what: str) -> tuple[float, ...]:
               help="CPU threads for torch (small models often run fastest on 1).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing recording in --out.")
+def settings_from_flags(flags: dict[str, Any]) -> tuple[RecordSettings, int | None]:
+    """The run's settings and ``--threads`` from the parsed flags of ``record``."""
+    options = dict(flags)
+    threads = options.pop("threads")
+    options["lr_milestones"] = _numbers(options["lr_milestones"], "--lr-milestones")
+    if options["widths"]:
+        options["widths"] = _numbers(options["widths"], "--widths")
+    return RecordSettings(**options), threads
+
+
 def record(**options: Any) -> None:
     """Sparse-train a zoo model on scikit-learn digits while recording every BN γ.
 
@@ -100,11 +113,7 @@ def record(**options: Any) -> None:
       forecastprune record --model darknet --epochs 30 --sparsity 5e-3 --every 2 --out runs/dk
       forecastprune store info runs/dk/gammas.fpstore
     """
-    threads = options.pop("threads")
-    options["lr_milestones"] = _numbers(options["lr_milestones"], "--lr-milestones")
-    if options["widths"]:
-        options["widths"] = _numbers(options["widths"], "--widths")
-    settings = RecordSettings(**options)
+    settings, threads = settings_from_flags(options)
     previous = torch.get_num_threads()
     try:
         if threads:

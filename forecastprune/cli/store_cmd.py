@@ -63,20 +63,39 @@ def info(path: Path | None, as_json: bool) -> None:
 @click.argument("npz", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--fingerprint", default=None, help="Model fingerprint to record.")
+@click.option("--metadata", "items", multiple=True, metavar="KEY=VALUE",
+              help="Metadata to record (JSON values such as numbers are kept typed); repeatable.")
+@click.option("--lr-schedule", default=None,
+              help="Planned LR schedule, e.g. 0:0.1,3000:0.01 or a JSON list / file, so "
+              "time_axis=lr forecasters work without recorded LRs.")
 @_dtype
 @_overwrite
-def import_cmd(npz: Path, out: Path, fingerprint: str | None, dtype: str, overwrite: bool) -> None:
+def import_cmd(npz: Path, out: Path, fingerprint: str | None, items: tuple[str, ...],
+               lr_schedule: str | None, dtype: str, overwrite: bool) -> None:
     """Build a store at OUT from the trajectories in NPZ.
 
     NPZ holds steps (T,), gammas (T, C) raw signed γ, layer_names (L,), layer_sizes (L,) and
-    optionally lrs (T,), metadata (a JSON string) and fingerprint.
+    optionally lrs (T,), metadata (a JSON string) and fingerprint. Other arrays are not kept
+    and are listed.
 
     \b
     Example:
       forecastprune store import my_run.npz runs/mine.fpstore
+      forecastprune store import run.npz runs/r.fpstore --lr-schedule 0:0.1,3000:0.01 \\
+          --metadata total_steps=6000 --metadata model=resnet
     """
-    with import_npz(npz, out, fingerprint=fingerprint, dtype=dtype, overwrite=overwrite) as made:
+    from ..store.import_options import parse_lr_schedule, parse_metadata_items, unkept_arrays
+
+    metadata = parse_metadata_items(items)
+    if lr_schedule is not None:
+        metadata["lr_schedule"] = parse_lr_schedule(lr_schedule)
+    with import_npz(npz, out, metadata=metadata, fingerprint=fingerprint, dtype=dtype,
+                    overwrite=overwrite) as made:
         click.echo(_written(made))
+    dropped = unkept_arrays(npz)
+    if dropped:
+        click.echo(f"not kept (the store has no place for them): arrays {', '.join(dropped)}; "
+                   "pass values you need with --metadata KEY=VALUE", err=True)
 
 
 @store.command("export")

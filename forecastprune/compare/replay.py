@@ -273,11 +273,13 @@ def _run_all(
 
 def _clock(store: Any, forecasters: list[tuple[str, Forecaster]]) -> tuple[Any, str | None]:
     """The store's cumulative-LR clock when some forecaster uses it, else None."""
-    if not any(f.get_tag("needs_clock") for _, f in forecasters):
+    if not any(f.get_tag("needs_clock") or f.get_tag("uses_clock") for _, f in forecasters):
         return None, None
     try:
         return store_clock(store), None
     except ForecastPruneError as exc:
+        if not any(f.get_tag("needs_clock") for _, f in forecasters):
+            return None, None  # the optional users (auto) forecast over steps instead
         return None, f"no cumulative-LR clock for time_axis=lr forecasters: {exc}"
 
 

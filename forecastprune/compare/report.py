@@ -76,9 +76,20 @@ def format_table(result: ReplayResult) -> str:
     failures = _failure_lines(result)
     if failures:
         blocks.append("failed cells:\n" + "\n".join(f"  {line}" for line in failures))
+    choices = choice_lines(result)
+    if choices:
+        blocks.append("chosen by self-selecting forecasters:\n"
+                      + "\n".join(f"  {line}" for line in choices))
     if result.warnings:
         blocks.append("\n".join(f"warning: {w}" for w in result.warnings))
     return "\n\n".join(blocks)
+
+
+def choice_lines(result: ReplayResult) -> list[str]:
+    """``auto at 10%: ar1(...): backtest ...`` for every cell whose forecaster noted a choice."""
+    first = result.settings.ratios[0]
+    return [f"{row.forecaster} at {row.cutoff.label}: {row.note}"
+            for row in result.rows if row.note and row.ratio == first]
 
 
 def _block(result: ReplayResult, ratio: float) -> str:
@@ -190,6 +201,7 @@ def _row(result: ReplayResult, row: Row) -> dict[str, Any]:
         "seconds": row.seconds,
         "best": row.ok and result.best(row.cutoff, row.ratio) == row.forecaster,
         "error": row.error,
+        "note": row.note,
     }
 
 

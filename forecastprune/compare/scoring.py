@@ -57,6 +57,7 @@ class Row:
     seconds: float = math.nan
     error: str | None = None
     layer_pruned: tuple[int, ...] = ()
+    note: str = ""
 
     @property
     def ok(self) -> bool:
@@ -187,6 +188,7 @@ class Judge:
                 spearman=rho, mae=error, pruned=decision.n_pruned,
                 collapsed=decision.collapsed, seconds=outcome.seconds,
                 layer_pruned=tuple(r.pruned for r in decision.report),
+                note=outcome.note or "",
             ))
         return rows
 

@@ -38,11 +38,13 @@ class CellOutcome:
         prediction: (C,) predicted |γ| at the target step, or None when the cell failed.
         seconds: fit + predict wall time.
         error: why the cell failed (None on success).
+        note: what the forecaster chose, for forecasters that choose (``auto``).
     """
 
     prediction: np.ndarray | None
     seconds: float
     error: str | None = None
+    note: str | None = None
 
 
 def default_isolation() -> str:
@@ -146,7 +148,8 @@ def _checked(outcome: CellOutcome, width: int) -> CellOutcome:
     bad = int(np.count_nonzero(~np.isfinite(prediction)))
     if bad:
         return CellOutcome(None, outcome.seconds, f"returned {bad} NaN/Inf predictions")
-    return CellOutcome(prediction.astype(np.float64, copy=False), outcome.seconds)
+    return CellOutcome(prediction.astype(np.float64, copy=False), outcome.seconds,
+                       note=outcome.note)
 
 
 def _work(
@@ -183,4 +186,4 @@ def _fit_predict(
                                      clock=clock)
     except Exception as exc:  # any forecaster failure is a reported cell, by design
         return CellOutcome(None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
-    return CellOutcome(prediction.scores, prediction.seconds)
+    return CellOutcome(prediction.scores, prediction.seconds, note=prediction.note or None)

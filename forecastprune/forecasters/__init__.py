@@ -23,7 +23,7 @@ from .registry import (
 from .spec import format_spec, parse_spec
 
 # Imported for their registrations.
-from . import adapters, arima, ema, linear, naive, sma  # noqa: F401  isort: skip
+from . import adapters, arima, auto, ema, learned, linear, naive, sma  # noqa: F401  isort: skip
 
 __all__ = [
     "Forecaster",

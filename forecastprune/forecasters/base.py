@@ -44,6 +44,7 @@ class Forecaster:
     description: ClassVar[str] = ""
     _tags: ClassVar[dict[str, Any]] = {
         "needs_clock": False,
+        "uses_clock": False,
         "time_axis_param": False,
         "vectorized": True,
         "supports_interval": False,

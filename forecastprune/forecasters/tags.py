@@ -10,6 +10,8 @@ tag                    type          meaning
 =====================  ============  ====================================================
 ``needs_clock``        bool          ``fit`` must get a clock (steps → time); true exactly
                                      when the forecaster extrapolates over cumulative LR
+``uses_clock``         bool          ``fit`` uses a clock when the run has one and works
+                                     without (``auto``: backtest horizons in LR time)
 ``time_axis_param``    bool          the forecaster has a ``time_axis`` hyper-parameter
 ``vectorized``         bool          fit/predict are batched over channels (no Python loop
                                      per channel), so 100,000 channels are cheap
@@ -35,6 +37,7 @@ from ..errors import ForecasterError
 #: tag name → (accepted types, one-line meaning); the defaults live on ``Forecaster._tags``
 TAGS: dict[str, tuple[tuple[type, ...], str]] = {
     "needs_clock": ((bool,), "fit must get a clock mapping steps to time (time_axis='lr')"),
+    "uses_clock": ((bool,), "fit uses a clock when one exists and works without"),
     "time_axis_param": ((bool,), "the forecaster has a time_axis hyper-parameter"),
     "vectorized": ((bool,), "fit/predict are batched over channels"),
     "supports_interval": ((bool,), "predict_interval works"),

@@ -2,7 +2,7 @@
 
 ::
 
-    pruner = EarlyPruner(model, optimizer, forecaster="sma", ratio=0.5, prune_at=0.3,
+    pruner = EarlyPruner(model, optimizer, forecaster="auto", ratio=0.5, prune_at=0.3,
                          total_steps=n_steps, example_inputs=x[:1])
     for step in range(1, n_steps + 1):
         loss = criterion(model(x), y)
@@ -117,7 +117,7 @@ class EarlyPruner:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         *,
-        forecaster: str = "sma",
+        forecaster: str = "auto",
         ratio: float = 0.5,
         prune_at: Timing = 0.3,
         sparsity: float = 5e-3,
@@ -247,7 +247,7 @@ class EarlyPruner:
 
     def _forecast(self, step: int) -> ForecastMask | None:
         """The forecast mask from the history so far (None while it is too short)."""
-        from ..predict import build_forecaster, store_clock
+        from ..predict import build_forecaster, forecaster_clock
 
         self.recorder.flush()
         store = self.recorder.store
@@ -255,7 +255,7 @@ class EarlyPruner:
         if len(store) < model.get_tag("min_history"):
             return None
         steps, gammas = store.steps, store.view()  # the forecaster reads only what it needs
-        clock = store_clock(store) if model.get_tag("needs_clock") else None
+        clock = forecaster_clock(store, model)
         return forecast_mask(model, steps, gammas, self.total_steps, self.plan, self.rule, clock)
 
     # ---------------------------------------------------------------- pruning (every rank)

@@ -30,6 +30,8 @@ from .trainer import Callback, EpochRecord, Trainer
 
 STORE_NAME = "gammas.fpstore"
 SUMMARY_NAME = "run.json"
+#: step: × ``lr_decay`` at each milestone; cosine: annealed to 0 over the run
+LR_SCHEDULERS = ("step", "cosine")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class RecordSettings:
     relieve_top: float = 0.3
     every: int = 2
     lr: float = 0.05
+    lr_scheduler: str = "step"
     lr_milestones: tuple[float, ...] = (0.5, 0.75)
     lr_decay: float = 0.1
     momentum: float = 0.9
@@ -69,6 +72,9 @@ class RecordSettings:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            raise ConfigError(f"lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}; got "
+                              f"{self.lr_scheduler!r}")
         fractions = list(self.lr_milestones)
         if any(not 0.0 < f < 1.0 for f in fractions) or fractions != sorted(set(fractions)):
             raise ConfigError(
@@ -154,9 +160,7 @@ def record_run(settings: RecordSettings) -> RecordResult:
     trainer = Trainer(model, optimizer, train_loader, test_loader, settings.epochs,
                       limit_batches=settings.limit_batches, progress=settings.progress)
     milestones = [max(1, round(f * trainer.total_steps)) for f in settings.lr_milestones]
-    trainer.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones, gamma=settings.lr_decay
-    )
+    trainer.scheduler = _scheduler(optimizer, settings, milestones, trainer.total_steps)
     meta = _metadata(settings, trainer, milestones)
     callback = _recording_callback(model, optimizer, trainer, settings, meta)
     store = callback.recorder.store
@@ -180,6 +184,14 @@ def _optimizer(model: nn.Module, settings: RecordSettings) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum)
 
 
+def _scheduler(optimizer: torch.optim.Optimizer, settings: RecordSettings, milestones: list[int],
+               total: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-iteration LR scheduler ``lr_scheduler`` names."""
+    if settings.lr_scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=settings.lr_decay)
+
+
 def _metadata(settings: RecordSettings, trainer: Trainer, milestones: list[int]) -> dict[str, Any]:
     """The store metadata: every setting needed to reproduce and interpret the run."""
     from ..record.lr_clock import planned_lr_schedule
@@ -189,7 +201,8 @@ def _metadata(settings: RecordSettings, trainer: Trainer, milestones: list[int])
         "dataset": "sklearn-digits", "sparsity": settings.sparsity,
         "sparsity_schedule": settings.sparsity_schedule,
         "sparsity_factor": settings.sparsity_factor, "sparsity_at": settings.sparsity_at,
-        "relieve_top": settings.relieve_top, "lr": settings.lr, "lr_milestones": milestones,
+        "relieve_top": settings.relieve_top, "lr": settings.lr,
+        "lr_scheduler": settings.lr_scheduler, "lr_milestones": milestones,
         "lr_decay": settings.lr_decay,
         "lr_schedule": planned_lr_schedule(trainer.scheduler, trainer.total_steps),
         "momentum": settings.momentum, "weight_decay": settings.weight_decay,

@@ -81,7 +81,7 @@ class TrainConfig:
     augment: bool = True
     upscale: int = 1
     train_subset: int | None = None
-    forecaster: str = "sma"
+    forecaster: str = "auto"
     ratio: float = 0.5
     prune_at: str = "0.3"
     sparsity: float = 5e-3

@@ -29,6 +29,7 @@ _MODELS: dict[str, str | Builder] = {
     "resnet": "resnet:build_resnet",
     "darknet": "darknet:build_darknet",
     "yolov3": "yolov3:build_yolov3",
+    "mobilenet": "mobilenet:build_mobilenet",
 }
 
 __all__ = [

@@ -1,0 +1,83 @@
+"""``forecastprune benchmark``: every forecaster on every run of the trajectory suite."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from ..config import split_list
+
+#: forecasters benchmarked when --forecasters is not given
+DEFAULT_FORECASTERS = ("auto", "sma", "ema", "linear", "linear(time_axis=lr)", "arima")
+DEFAULT_CUTOFFS = ("0.05", "0.1", "0.2", "0.3")
+
+EXAMPLE = """
+\b
+Example:
+  forecastprune benchmark --forecasters auto,arima --cutoffs 0.1,0.2 --plot leaderboard.png
+  forecastprune benchmark --suite runs/ --run vgg-s3e-3-step --json suite.json
+"""
+
+
+@click.command("benchmark", epilog=EXAMPLE)
+@click.option("--suite", "suite", type=click.Path(path_type=str, file_okay=False),
+              help="Folder of *.fpstore runs (+ optional suite.json). [default: the bundled suite]")
+@click.option("--run", "only", multiple=True, help="Benchmark only this run; repeatable.")
+@click.option("--forecasters", default=",".join(DEFAULT_FORECASTERS), show_default=True,
+              help="Comma-separated forecaster specs; naive always runs as the control.")
+@click.option("--cutoffs", default=",".join(DEFAULT_CUTOFFS), show_default=True,
+              help="Comma-separated cutoffs: fractions of the run, or step:N.")
+@click.option("--ratio", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Fraction of prunable channels pruned.")
+@click.option("--policy", type=click.Choice(["none", "seed", "grouped"]), default="none",
+              show_default=True, help="Which channels may be pruned (seed/grouped trace the model).")
+@click.option("--timeout", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              help="Seconds per forecaster and run (all cutoffs together).")
+@click.option("--coverage", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=0.9, show_default=True, help="Coverage of the bootstrap intervals.")
+@click.option("--plugins", multiple=True, type=click.Path(path_type=str),
+              help="Forecaster plugin file or folder; repeatable.")
+@click.option("--plot", type=click.Path(path_type=str, dir_okay=False),
+              help="Write the leaderboard PNG here.")
+@click.option("--json", "json_path", type=click.Path(path_type=str, dir_okay=False),
+              help="Write per-run gains and summaries as JSON here.")
+def benchmark(**options: Any) -> None:
+    """Replay forecasters on every run of the trajectory suite; report the mean IoU gain over
+    naive per cutoff with bootstrap intervals over runs, and each forecaster's worst run.
+    """
+    started = time.perf_counter()
+    specs = _items(options["forecasters"], "--forecasters")
+    cutoffs = _items(options["cutoffs"], "--cutoffs")
+    from ..compare.leaderboard import format_suite, leaderboard_png, suite_json
+    from ..compare.report import write_file
+    from ..compare.settings import ReplaySettings
+    from ..compare.suite import load_suite, run_suite
+    from ..forecasters import load_plugins
+
+    for path in options["plugins"]:
+        load_plugins(path)
+    runs = load_suite(options["suite"], options["only"])
+    settings = ReplaySettings(cutoffs=cutoffs, ratios=(options["ratio"],),
+                              policy=options["policy"], timeout=options["timeout"])
+    settings.validate()
+    result = run_suite(runs, specs, settings,
+                       progress=lambda name: click.echo(f"replaying {name}", err=True))
+    result.coverage = options["coverage"]
+    click.echo(format_suite(result))
+    if options["json_path"]:
+        text = json.dumps(suite_json(result), indent=2, allow_nan=False) + "\n"
+        click.echo(f"wrote {write_file(options['json_path'], text)}")
+    if options["plot"]:
+        click.echo(f"wrote {write_file(options['plot'], leaderboard_png(result))}")
+    click.echo(f"benchmarked {len(result.forecasters)} forecasters on {len(runs)} runs in "
+               f"{time.perf_counter() - started:.1f} s")
+
+
+def _items(text: str, flag: str) -> list[str]:
+    items = split_list(text)
+    if not items:
+        raise click.BadParameter(f"got {text!r}, which names nothing", param_hint=flag)
+    return items

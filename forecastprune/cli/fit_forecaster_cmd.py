@@ -1,0 +1,48 @@
+"""``forecastprune fit-forecaster``: fit the ``learned`` forecaster on recorded runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import split_list
+
+
+@click.command("fit-forecaster")
+@click.option("--stores", "stores", multiple=True, required=True,
+              type=click.Path(path_type=Path, exists=True),
+              help="A recorded store to learn from; repeatable.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Where to write the model (JSON).")
+@click.option("--cutoffs", default="0.05,0.1,0.2,0.3", show_default=True,
+              help="Comma-separated cutoffs at which training examples are taken.")
+@click.option("--alpha", type=click.FloatRange(min=0.0), default=0.01, show_default=True,
+              help="Ridge penalty (per example, standardized features).")
+@click.option("--use-clock/--no-clock", default=True, show_default=True,
+              help="Measure slopes and horizons in cumulative LR where the store has LRs.")
+def fit_forecaster(stores: tuple[Path, ...], out: Path, cutoffs: str, alpha: float,
+                   use_clock: bool) -> None:
+    """Fit the cross-channel ``learned`` forecaster on other recorded runs.
+
+    The model is plain JSON (coefficients and standardization; no pickle). Use it with
+    ``--forecaster "learned(model='MODEL.json')"`` in forecast, prune, compare or benchmark.
+
+    \b
+    Example:
+      forecastprune fit-forecaster --stores runs/a/gammas.fpstore --stores runs/b/gammas.fpstore \\
+          --out model.json
+      forecastprune compare --store runs/c/gammas.fpstore --forecasters "learned(model='model.json')"
+    """
+    from ..forecasters.training import fit_learned
+
+    items = split_list(cutoffs)
+    if not items:
+        raise click.BadParameter(f"got {cutoffs!r}, which names no cutoff", param_hint="--cutoffs")
+    model = fit_learned(list(stores), items, alpha, use_clock,
+                        progress=lambda p: click.echo(f"reading {p}", err=True))
+    path = model.save(out)
+    click.echo(f"fitted on {model.info['examples']} channel examples from {len(stores)} runs; "
+               f"wrote {path}")
+    for name, coef in zip(model.features, model.coef):
+        click.echo(f"  {name:18s} {coef:+.4f}")

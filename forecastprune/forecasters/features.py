@@ -1,0 +1,111 @@
+"""Per-channel features of a γ history, for the learned cross-channel forecasters.
+
+Every feature is scale-free — γ differences are divided by the run's mean |γ| at the cutoff, and
+movements are projected over the real horizon — so a model fitted on one run (or on the early
+part of a run) applies to another run, a later cutoff or another horizon. The regression target
+is the same way scale-free: ``(γ_target − γ_last) / scale``; a prediction is turned back into γ
+by :func:`from_change`, so learned forecasts are |γ| values and thresholds work on them exactly
+as on any other forecaster's.
+
+The forecaster interface sees the channels, not the layers, so layer statistics are not among
+the features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .candidates import Window, ar1_increments, ema
+
+#: feature names, in column order
+FEATURES = (
+    "level",             # last |γ| / scale
+    "percentile",        # rank of the last |γ| among all channels, in [0, 1]
+    "trend_lr_all",      # least-squares slope over the whole history (cumulative LR) × horizon
+    "trend_lr_recent",   # the same over the last quarter
+    "trend_step_recent", # the same over the last quarter, on the step axis
+    "ar1_lr",            # AR(1)-on-increments forecast minus the last value
+    "volatility",        # std of recent increments × √(horizon in snapshot spacings)
+    "off_ema",           # last value minus its exponentially weighted mean
+    "horizon_ratio",     # horizon / history length (cumulative LR); the same for every channel
+)
+RECENT = 0.25
+#: below this share of the run's scale, predictions are squashed instead of clipped
+FLOOR = 0.01
+
+
+def channel_features(w: Window) -> np.ndarray:
+    """(C, len(FEATURES)) features of every channel of a history window."""
+    values = w.values
+    last = values[-1]
+    scale = run_scale(values)
+    span = float(w.t[-1] - w.t[0])
+    horizon = max(float(w.target_t - w.t[-1]), 0.0)
+    columns = [
+        last / scale,
+        _percentile(last),
+        _slope(w.t, values, 1.0) * horizon / scale,
+        _slope(w.t, values, RECENT) * horizon / scale,
+        _slope(w.steps, values, RECENT) * max(w.target_step - w.steps[-1], 0.0) / scale,
+        (ar1_increments(w, window=1.0, axis="lr") - last) / scale,
+        _volatility(w, horizon) / scale,
+        (last - ema(w, span=4.0)) / scale,
+        np.full(len(last), horizon / span if span > 0 else 0.0),
+    ]
+    return np.column_stack(columns)
+
+
+def run_scale(values: np.ndarray) -> float:
+    """The run's γ scale at the cutoff: the mean last |γ| (1 when every channel is 0)."""
+    scale = float(np.mean(values[-1]))
+    return scale if scale > 0 else 1.0
+
+
+def change_target(w: Window, future: np.ndarray) -> np.ndarray:
+    """The regression target: ``(future − last) / scale``."""
+    return (future - w.values[-1]) / run_scale(w.values)
+
+
+def from_change(w: Window, change: np.ndarray) -> np.ndarray:
+    """A predicted scale-free change back to |γ|, kept positive without ties.
+
+    A regression that predicts large drops sends many channels below 0; clipping would tie
+    them all at 0 and lose their order, which is what pruning needs. Below ``FLOOR × scale``
+    the value is instead mapped through ``floor·exp(x/floor − 1)``: continuous, increasing and
+    positive, so the order survives and every value stays a plausible |γ|. Channels whose
+    history never moved keep their last value.
+    """
+    scale = run_scale(w.values)
+    # a channel that never moved has nothing to extrapolate: it stays where it is
+    moved = np.ptp(w.values, axis=0) > 0
+    raw = w.values[-1] + np.where(moved, change, 0.0) * scale
+    floor = FLOOR * scale
+    low = np.minimum(raw, floor) / floor - 1.0  # ≤ 0, so exp never overflows
+    return np.where(raw >= floor, raw, floor * np.exp(low))
+
+
+def _percentile(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    out = np.empty(len(x))
+    out[order] = np.arange(len(x)) / max(len(x) - 1, 1)
+    return out
+
+
+def _slope(t: np.ndarray, values: np.ndarray, fraction: float) -> np.ndarray:
+    n = min(len(t), max(3, int(round(fraction * len(t)))))
+    x, y = t[-n:], values[-n:]
+    dx = x - x.mean()
+    sxx = float(dx @ dx)
+    if n < 3 or sxx <= 0.0:
+        return np.zeros(values.shape[1])
+    return (dx @ y) / sxx
+
+
+def _volatility(w: Window, horizon: float) -> np.ndarray:
+    n = min(len(w.t), max(4, int(round(RECENT * len(w.t)))))
+    if n < 4:
+        return np.zeros(w.values.shape[1])
+    increments = np.diff(w.values[-n:], axis=0)
+    spacing = float(w.t[-1] - w.t[-n]) / (n - 1)
+    steps_ahead = horizon / spacing if spacing > 0 else 0.0
+    return increments.std(axis=0) * np.sqrt(steps_ahead)
