@@ -28,6 +28,16 @@ def _numbers(text: str, what: str) -> tuple[float, ...]:
                                  param_hint=what) from None
 
 
+def settings_from_flags(flags: dict[str, Any]) -> tuple[RecordSettings, int | None]:
+    """The run's settings and ``--threads`` from the parsed flags of ``record``."""
+    options = dict(flags)
+    threads = options.pop("threads")
+    options["lr_milestones"] = _numbers(options["lr_milestones"], "--lr-milestones")
+    if options["widths"]:
+        options["widths"] = _numbers(options["widths"], "--widths")
+    return RecordSettings(**options), threads
+
+
 @click.command()
 @click.option("--model", "model_name", default=_DEFAULT["model_name"], show_default=True,
               help="Zoo model to train (vgg, resnet, darknet, ...).")
@@ -95,16 +105,6 @@ def _numbers(text: str, what: str) -> tuple[float, ...]:
               help="CPU threads for torch (small models often run fastest on 1).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing recording in --out.")
-def settings_from_flags(flags: dict[str, Any]) -> tuple[RecordSettings, int | None]:
-    """The run's settings and ``--threads`` from the parsed flags of ``record``."""
-    options = dict(flags)
-    threads = options.pop("threads")
-    options["lr_milestones"] = _numbers(options["lr_milestones"], "--lr-milestones")
-    if options["widths"]:
-        options["widths"] = _numbers(options["widths"], "--widths")
-    return RecordSettings(**options), threads
-
-
 def record(**options: Any) -> None:
     """Sparse-train a zoo model on scikit-learn digits while recording every BN γ.
 
