@@ -7,7 +7,8 @@ the naive control) at 10 cutoffs and one ratio, each size in a fresh process, an
 - wall time of the replay and its growth against the 20,000-snapshot store;
 - peak RSS of the replaying process (``ru_maxrss``) and of the largest forecaster worker (each
   forecaster runs in a forked worker), both measured side by side in the same run;
-- the store's size on disk and how long writing it took (batched appends).
+- the store's size on disk and how long building it took (generating the synthetic run and
+  writing it with batched appends; not part of the replay).
 
 Targets (issue "runs of real length"): peak RSS under 2 GiB at 20,000 snapshots, and time and
 memory at 100,000 within 2× of the 20,000 figures — the cost must grow with the forecasters'
@@ -89,7 +90,7 @@ def measure(channels: int, snapshots: int, tmp: Path) -> dict:
 
 def report(rows: list[dict]) -> None:
     base = next((r for r in rows if r["snapshots"] == 20000), rows[0])
-    print(f"\n{'snapshots':>10} {'dtype':>8} {'disk GB':>8} {'write s':>8} {'replay s':>9} "
+    print(f"\n{'snapshots':>10} {'dtype':>8} {'disk GB':>8} {'build s':>8} {'replay s':>9} "
           f"{'×time':>6} {'RSS GiB':>8} {'worker GiB':>11} {'×RSS':>6}")
     for r in rows:
         peak = max(r["rss"], r["worker_rss"])
