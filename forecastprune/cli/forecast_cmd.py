@@ -14,7 +14,6 @@ import numpy as np
 from ..forecasters import (
     ForecasterInfo,
     PluginWarning,
-    get_forecaster,
     list_forecasters,
     load_plugins,
 )

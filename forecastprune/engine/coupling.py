@@ -38,7 +38,7 @@ from ..errors import LayoutError, PruningError
 from ..record.bn_layers import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
 from ..store.layout import ChannelLayout
 from .flow import ChannelFlow, trace_flow
-from .rule import POLICIES, check_policy
+from .rule import check_policy
 
 
 #: layers the engine cuts and compensates (transposed convs are not among them)

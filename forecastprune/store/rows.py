@@ -8,10 +8,14 @@ indexing with integers or integer arrays reads (and copies) rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..errors import LayoutError, StoreError
+from .layout import ChannelLayout
 
 #: reads rows by sorted, unique index; returns (len(rows), C) float32
 RowReader = Callable[[np.ndarray], np.ndarray]
@@ -69,3 +73,25 @@ class HistoryView:
             raise IndexError(f"row index out of range for a view of {len(self)} rows")
         unique, inverse = np.unique(index, return_inverse=True)
         return self._read(unique + self._start)[inverse]
+
+
+def column_selector(layout: ChannelLayout, layers: Sequence[str] | str | None,
+                    root: Path) -> tuple[slice | np.ndarray, int]:
+    """Which value columns hold ``layers`` (all when None), and how many there are.
+
+    Contiguous layers give a slice, which keeps memory-mapped reads sequential.
+
+    Raises:
+        StoreError: for a layer the store at ``root`` does not have.
+    """
+    if layers is None:
+        return slice(None), layout.total
+    if isinstance(layers, str):
+        layers = [layers]
+    try:
+        columns = layout.columns(layers)
+    except LayoutError as exc:
+        raise StoreError(f"store {root}: {exc}") from exc
+    if len(columns) and np.all(np.diff(columns) == 1):
+        return slice(int(columns[0]), int(columns[-1]) + 1), len(columns)
+    return columns, len(columns)

@@ -80,3 +80,13 @@ def _publish(staging: Path, out: Path) -> None:
     fsync_dir(out.parent)
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def prepare_directory(root: Path, overwrite: bool) -> None:
+    """Make ``root`` an empty directory, deleting an old *store* there only if ``overwrite``."""
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"cannot create a store at {root}: it is a file, not a directory")
+    check_destination(root, overwrite)  # never deletes what is not an idle store
+    if root.is_dir() and any(root.iterdir()):
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)

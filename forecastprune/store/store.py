@@ -24,7 +24,6 @@ are memory-mapped segment by segment only when a read needs them (:mod:`.segment
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -32,14 +31,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import LayoutError, StoreError
+from ..errors import StoreError
 from . import format as fmt
 from .layout import ChannelLayout
 from .lock import WriterLock
-from .rows import HistoryView
+from .rows import HistoryView, column_selector
 from .segments import CommittedSegments
 from .snapshot_checks import check_batch, check_lr, check_step, check_values, fill_row
-from .staging import check_destination
+from .staging import prepare_directory
 
 PathLike = str | Path
 Mode = Literal["r", "a"]
@@ -112,7 +111,7 @@ class GammaTrajectoryStore:
         )
         root = Path(path)
         try:
-            _prepare_directory(root, overwrite)
+            prepare_directory(root, overwrite)
             lock = WriterLock.acquire(root)
         except OSError as exc:
             raise StoreError(f"cannot create a store at {root}: {exc}") from exc
@@ -341,7 +340,7 @@ class GammaTrajectoryStore:
         Raises:
             StoreError: for an unknown layer or a damaged segment file.
         """
-        columns, width = self._columns(layers)
+        columns, width = column_selector(self.layout, layers, self._root)
         end = len(self) if until_step is None else self._rows_until(until_step)
         parts = self._segments.rows(end, columns)
         buffered = end - len(self._committed_steps)
@@ -413,20 +412,6 @@ class GammaTrajectoryStore:
             raise StoreError(f"until_step must be a number or None, got {until_step!r}")
         return int(np.searchsorted(self.steps, until_step, side="right"))
 
-    def _columns(self, layers: Sequence[str] | None) -> tuple[slice | np.ndarray, int]:
-        if layers is None:
-            return slice(None), self.layout.total
-        if isinstance(layers, str):
-            layers = [layers]
-        try:
-            columns = self.layout.columns(layers)
-        except LayoutError as exc:
-            raise StoreError(f"store {self._root}: {exc}") from exc
-        if len(columns) and np.all(np.diff(columns) == 1):
-            # contiguous layers: a slice keeps memory-mapped reads sequential
-            return slice(int(columns[0]), int(columns[-1]) + 1), len(columns)
-        return columns, len(columns)
-
     def _check_writable(self) -> None:
         if self._closed:
             raise StoreError(f"store {self._root} is closed; reopen it with mode='a' to append")
@@ -440,12 +425,3 @@ class GammaTrajectoryStore:
             return int(self._buf_steps[self._buffered - 1])
         return int(self._committed_steps[-1])
 
-
-def _prepare_directory(root: Path, overwrite: bool) -> None:
-    """Make ``root`` an empty directory, deleting an old *store* there only if ``overwrite``."""
-    if root.exists() and not root.is_dir():
-        raise StoreError(f"cannot create a store at {root}: it is a file, not a directory")
-    check_destination(root, overwrite)  # never deletes what is not an idle store
-    if root.is_dir() and any(root.iterdir()):
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
