@@ -107,12 +107,7 @@ def load_pruned(path: str | Path) -> nn.Module:
     from ..zoo import build_model  # the zoo imports model modules lazily
 
     model = build_model(plan["builder"], **plan["kwargs"])
-    sizes, kept = plan["sizes"], plan["keep"]
-    masks = {}
-    for name, size in sizes.items():
-        mask = np.zeros(int(size), dtype=bool)
-        mask[np.asarray(kept[name], dtype=np.int64)] = True
-        masks[name] = mask
+    masks = _plan_masks(plan, path)
     example = torch.zeros(plan["input_shape"])
     pruned = prune_model(model, masks, example, compensate=plan["compensated"])
     try:
@@ -151,6 +146,38 @@ def _plan(model: nn.Module, builder: str, kwargs: Mapping[str, Any] | None,
         "input_shape": [int(n) for n in shape],
         "compensated": bool(record.compensated) if record is not None else True,
     }
+
+
+def _plan_masks(plan: dict[str, Any], path: str | Path) -> dict[str, np.ndarray]:
+    """Per-layer keep masks from a plan's kept indices, every index checked against its layer.
+
+    Raises:
+        PruningError: naming the layer and the index when an index is not a whole number in
+            ``[0, size)`` (numpy would raise a bare IndexError, or wrap a negative one), or a
+            layer has kept indices but no size.
+    """
+    sizes, kept = plan["sizes"], plan["keep"]
+    if not isinstance(sizes, dict) or not isinstance(kept, dict):
+        raise PruningError(f"{path}: the channel plan's sizes and keep must be mappings layer -> "
+                           "value; the file is damaged, save the model again")
+    masks = {}
+    for name, size in sizes.items():
+        if not isinstance(kept.get(name), list) or not isinstance(size, int) or size < 1:
+            raise PruningError(f"{path}: the channel plan gives layer {name!r} size {size!r} "
+                               f"and kept channels {kept.get(name)!r}; expected a positive "
+                               "size and a list of indices; the file is damaged, save the "
+                               "model again")
+        mask = np.zeros(int(size), dtype=bool)
+        for index in kept[name]:
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+                raise PruningError(
+                    f"{path}: the channel plan keeps channel {index!r} of layer {name!r}, "
+                    f"which has {size} channels (valid: 0..{int(size) - 1}); the file is "
+                    "damaged or was edited, save the model again"
+                )
+            mask[index] = True
+        masks[name] = mask
+    return masks
 
 
 def _read(path: Path) -> dict[str, Any]:
