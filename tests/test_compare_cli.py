@@ -165,6 +165,7 @@ def test_unknown_forecaster_lists_valid_ones(store):
     (["--cutoffs", ",,,"], "names nothing"),
     (["--forecasters", ""], "names nothing"),
     (["--forecasters", ",,,"], "names nothing"),
+    (["--forecasters", f"sma(window={'9' * 5000})"], "has 5000 digits"),
     (["--ratio", "2"], "ratios must be"),
     (["--html"], "--out DIR"),
     (["--policy", "seed"], "names no model"),
