@@ -215,3 +215,25 @@ def test_policies_trace_the_stores_zoo_model(tmp_path, policy):
     # the cut is judged on group scores, so kept units never sit below pruned ones
     assert result.oracle[0.5].separation.gap >= 0
     assert result.oracle[0.5].separation.cut == pytest.approx(expected.threshold)
+
+
+@pytest.mark.parametrize(("settings", "reason"), [
+    (dict(min_keep=1000), "min-keep 1000 keeps every channel of every layer (the widest has 4)"),
+    (dict(ratios=(0.0,)), "ratio 0 of 8 channels asks for none"),
+])
+def test_an_oracle_that_prunes_nothing_is_refused(line_store, settings, reason):
+    with pytest.raises(ConfigError, match="nothing to compare") as caught:
+        replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), isolation="thread",
+                                                   **settings))
+    assert reason in str(caught.value)
+
+
+def test_a_ratio_that_prunes_nothing_has_no_best_and_a_loud_warning(line_store):
+    result = replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), ratios=(0.0, 0.5),
+                                                        isolation="thread"))
+    cutoff = result.cutoffs[0]
+    assert result.best(cutoff, 0.0) is None and result.best(cutoff, 0.5) is not None
+    assert any("RATIO 0 PRUNES NOTHING" in w for w in result.warnings)
+    from forecastprune.compare.report import format_table
+
+    assert "NO BEST MARKED" in format_table(result)

@@ -87,8 +87,9 @@ def _block(result: ReplayResult, ratio: float) -> str:
     head = (
         f"ratio {ratio:g}: the oracle prunes {oracle.pruned} of {result.prunable} prunable "
         f"channels (cut |γ| = {_num(sep.cut, '.4g')}, separation {_num(sep.score, '.2f')})\n"
-        f"best per cutoff marked * by "
-        f"{'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}"
+        + (f"best per cutoff marked * by "
+           f"{'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}" if oracle.pruned else
+           "NO BEST MARKED: the oracle prunes nothing here, so every IoU of 1 is meaningless")
     )
     if oracle.collapsed:
         head += (f"; even the oracle would empty {len(oracle.collapsed)} layer(s) "
