@@ -26,6 +26,7 @@ from .worker import CellOutcome, run_forecaster
 from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_spacing
 from ..engine.rule import check_policy
 from .settings import POLICIES, ReplaySettings
+from ..store.verify import check_finite
 from ..predict import STEP_PREFIX, cutoff_step, run_length, store_clock
 
 CONTROL = "naive"
@@ -222,6 +223,7 @@ def replay(
     steps, gammas = store.history()  # signed γ; each forecaster takes |γ| of the rows it reads
     if len(steps) < 2:
         raise StoreError(f"store {store.path} has {len(steps)} snapshot(s); replay needs ≥ 2")
+    check_finite(store.path, steps, gammas, store.layout)  # name where, not fail in a fit
     final_step = int(steps[-1])
     oracle_scores = np.abs(np.asarray(gammas[-1], dtype=np.float64))
     cutoffs = resolve_cutoffs(settings.cutoffs, run_length(store), final_step)
