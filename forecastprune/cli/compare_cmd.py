@@ -70,7 +70,8 @@ Example:
               help="Score of a coupled group under --policy grouped. [default: max]")
 @click.option("--eps", type=float, help="Collapsed set: final |γ| below EPS × the largest "
               "final |γ|. [default: 1e-3]")
-@click.option("--timeout", type=float, help="Seconds per forecaster (all cutoffs together).")
+@click.option("--timeout", type=float, help="Seconds per forecaster (all cutoffs together); "
+              f"0: no limit. [default: {_REPLAY.timeout:g}]")
 @click.option("--eb-spacing", type=int, help="Steps between Early-Bird masks "
               "[default: one epoch, else 5% of the run].")
 @click.option("--plugins", multiple=True, type=click.Path(path_type=str),
@@ -146,7 +147,8 @@ def _settings(config: CompareConfig) -> ReplaySettings:
     return ReplaySettings(
         cutoffs=config.cutoffs, ratios=config.ratio, policy=config.policy,
         min_keep=config.min_keep, group_reduce=config.group_reduce, eps=config.eps,
-        timeout=config.timeout, eb_spacing=config.eb_spacing,
+        timeout=config.timeout or None,  # 0 (or null in the config): no limit
+        eb_spacing=config.eb_spacing,
     )
 
 

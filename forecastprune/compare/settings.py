@@ -15,6 +15,9 @@ from ..errors import ConfigError, PruningError
 #: ``none`` replays without the model: every recorded channel is prunable on its own
 POLICIES = ("none", *COUPLING_POLICIES)
 DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3, 0.5)
+#: seconds per forecaster, all cutoffs together: long enough for every built-in on a COCO-length
+#: YOLOv3 store, short enough that a hung plugin cannot stall a comparison for good
+DEFAULT_TIMEOUT = 300.0
 #: how each forecaster run is isolated (see :mod:`forecastprune.compare.worker`)
 ISOLATIONS = ("process", "thread")
 
@@ -32,7 +35,8 @@ class ReplaySettings:
         min_keep: channels every layer keeps at least.
         group_reduce: ``max`` or ``mean``: a coupled group's score under ``grouped``.
         eps: the collapsed set is final |γ| < ``eps`` × the largest final |γ|.
-        timeout: seconds per forecaster for all cutoffs together (None: no limit).
+        timeout: seconds per forecaster for all cutoffs together; one past it fails its
+            remaining cells while the others complete (None: no limit).
         eb_spacing: steps between Early-Bird masks (None: one epoch if the metadata has
             ``steps_per_epoch``, else 5 % of the run).
         isolation: ``process`` or ``thread`` (None: process where fork exists).
@@ -44,7 +48,7 @@ class ReplaySettings:
     min_keep: int = 1
     group_reduce: str = "max"
     eps: float = 1e-3
-    timeout: float | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
     eb_spacing: int | None = None
     isolation: str | None = None
 
