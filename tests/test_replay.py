@@ -237,3 +237,19 @@ def test_a_ratio_that_prunes_nothing_has_no_best_and_a_loud_warning(line_store):
     from forecastprune.compare.report import format_table
 
     assert "NO BEST MARKED" in format_table(result)
+
+
+def test_the_verdict_names_the_forecaster_how_early_and_its_margin(line_store):
+    from forecastprune.compare.report import dumps_json, format_table, verdicts
+
+    # straight lines: linear predicts the final ranking exactly, naive gets 3 of 5 right
+    result = replay(line_store, ["linear"], ReplaySettings(cutoffs=(0.5,), isolation="thread"))
+    line = ("verdict (ratio 0.5): linear reaches IoU ≥ 0.9 earliest, at 50% (step 100): 1.000, "
+            "+0.400 over naive (0.600)")
+    assert verdicts(result) == [line]
+    assert format_table(result).endswith(line)
+    assert '"verdict": [' in dumps_json(result)
+    assert verdicts(result, target=1.5) == [
+        "verdict (ratio 0.5): no forecaster reaches IoU ≥ 1.5 at any cutoff; the closest is "
+        "linear at 50% (step 100) with 1.000; the largest lead over naive: linear at 50% "
+        "(step 100), +0.400 IoU"]
