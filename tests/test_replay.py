@@ -253,3 +253,19 @@ def test_the_verdict_names_the_forecaster_how_early_and_its_margin(line_store):
         "verdict (ratio 0.5): no forecaster reaches IoU ≥ 1.5 at any cutoff; the closest is "
         "linear at 50% (step 100) with 1.000; the largest lead over naive: linear at 50% "
         "(step 100), +0.400 IoU"]
+
+
+def test_the_iou_figure_has_one_legend_for_all_panels_and_distinct_lines(line_store):
+    from forecastprune.compare.plots import iou_figure
+
+    result = replay(line_store, ["sma", "ema", "linear"],
+                    ReplaySettings(cutoffs=(0.2, 0.5), ratios=(0.25, 0.5), isolation="thread"))
+    figure = iou_figure(result)
+    (legend,) = figure.legends  # on the figure, so it covers the left panel too
+    assert [t.get_text() for t in legend.get_texts()][:4] == ["naive", "sma", "ema", "linear"]
+    for ax in figure.axes:
+        lines = [line for line in ax.get_lines() if line.get_label() in result.forecasters]
+        assert len(lines) == 4
+        styles = {(line.get_marker(), str(line.get_linestyle()), line.get_color())
+                  for line in lines}
+        assert len(styles) == 4  # no two forecasters drawn alike
