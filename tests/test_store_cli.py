@@ -190,3 +190,10 @@ def test_import_rejects_a_non_zip_file_and_negative_steps(tmp_path):
     _assert_one_line_error(_run("import", negative, tmp_path / "b"),
                            "steps count training steps from 0; the first is -5")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_manifest_asking_for_a_huge_buffer_is_corrupt_not_an_allocation(store_path):
+    manifest = json.loads((store_path / "manifest.json").read_text())
+    manifest["flush_every"] = 2**63
+    (store_path / "manifest.json").write_text(json.dumps(manifest))
+    _assert_one_line_error(_run("info", store_path), "above the largest buffer")

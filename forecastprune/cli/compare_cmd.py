@@ -12,7 +12,7 @@ import click
 
 from ..config import load_config, split_list, with_overrides
 from ..errors import ConfigError
-from ..compare.settings import ReplaySettings
+from ..compare.settings import MAX_MIN_KEEP, ReplaySettings
 
 #: forecasters compared when neither a flag nor a config names any
 DEFAULT_FORECASTERS = ("sma", "ema", "linear", "arima")
@@ -65,7 +65,8 @@ Example:
               help="Fraction of prunable channels to prune; repeat for several. [default: 0.5]")
 @click.option("--policy", type=click.Choice(["none", "seed", "grouped"]),
               help="Which channels may be pruned and which move together. [default: none]")
-@click.option("--min-keep", type=int, help="Channels every layer keeps at least. [default: 1]")
+@click.option("--min-keep", type=click.IntRange(1, MAX_MIN_KEEP),
+              help="Channels every layer keeps at least. [default: 1]")
 @click.option("--group-reduce", type=click.Choice(["max", "mean"]),
               help="Score of a coupled group under --policy grouped. [default: max]")
 @click.option("--eps", type=float, help="Collapsed set: final |γ| below EPS × the largest "

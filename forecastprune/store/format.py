@@ -199,7 +199,7 @@ def _parse_manifest(data: Any, path: Path) -> Manifest:
         manifest = Manifest(
             layout=layout,
             dtype=str(data["dtype"]),
-            flush_every=_positive_int(data["flush_every"]),
+            flush_every=_flush_every(data["flush_every"]),
             fingerprint=None if data.get("fingerprint") is None else str(data["fingerprint"]),
             metadata=dict(data.get("metadata") or {}),
             segments=segments,
@@ -209,6 +209,18 @@ def _parse_manifest(data: Any, path: Path) -> Manifest:
         raise StoreError(f"corrupted store manifest {path}: {exc}") from exc
     _check_consistent(manifest, path)
     return manifest
+
+
+#: the largest write buffer a manifest may ask for, in snapshots: readers allocate it too, so a
+#: damaged value must not become a multi-gigabyte allocation
+MAX_FLUSH_EVERY = 1 << 20
+
+
+def _flush_every(value: Any) -> int:
+    value = _positive_int(value)
+    if value > MAX_FLUSH_EVERY:
+        raise ValueError(f"flush_every {value} is above the largest buffer, {MAX_FLUSH_EVERY}")
+    return value
 
 
 def _positive_int(value: Any) -> int:
