@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -197,3 +198,16 @@ def test_a_manifest_asking_for_a_huge_buffer_is_corrupt_not_an_allocation(store_
     manifest["flush_every"] = 2**63
     (store_path / "manifest.json").write_text(json.dumps(manifest))
     _assert_one_line_error(_run("info", store_path), "above the largest buffer")
+
+
+def test_a_damaged_npy_header_is_one_line_in_a_store_and_in_an_npz(store_path, tmp_path):
+    # numpy parses .npy headers with Python's tokenizer: a broken one raises TokenError
+    segment = sorted(store_path.glob("seg-*-lrs.npy"))[0]
+    raw = bytearray(segment.read_bytes())
+    raw[10] = 0
+    segment.write_bytes(bytes(raw))
+    _assert_one_line_error(_run("info", store_path), "is unreadable or truncated")
+    npz = tmp_path / "hdr.npz"
+    with zipfile.ZipFile(npz, "w") as archive:
+        archive.writestr("steps.npy", bytes(raw))
+    _assert_one_line_error(_run("import", npz, tmp_path / "s"), "cannot read")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tokenize
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,6 +299,11 @@ def write_segment(
     return Segment(index, len(steps), int(steps[0]), int(steps[-1]))
 
 
+#: what np.load raises for a damaged .npy: a bad header goes through Python's tokenizer and
+#: parser, so SyntaxError and tokenize.TokenError join the usual I/O and value errors
+NPY_READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError)
+
+
 def load_segment_array(
     root: Path, seg: Segment, array: str, width: int, dtype: str
 ) -> np.ndarray:
@@ -326,7 +332,7 @@ def load_segment_array(
             f"store segment file {path} is missing; the store is damaged (the manifest lists "
             "it); re-record or re-import the store"
         ) from None
-    except (OSError, ValueError, EOFError) as exc:
+    except NPY_READ_ERRORS as exc:
         raise StoreError(f"store segment file {path} is unreadable or truncated: {exc}") from exc
     if data.shape != expected_shape or data.dtype != np.dtype(expected_dtype):
         raise StoreError(

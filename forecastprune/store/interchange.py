@@ -186,7 +186,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {key: npz[key] for key in npz.files}
     except StoreError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (*fmt.NPY_READ_ERRORS, zipfile.BadZipFile) as exc:
         if not zipfile.is_zipfile(path):  # numpy calls any non-zip, non-.npy file "pickled"
             raise StoreError(f"{path} is not an NPZ file (a zip archive of .npy arrays, as "
                              "np.savez writes); pass the file `store export` or np.savez made"
