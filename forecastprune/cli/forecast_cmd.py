@@ -15,7 +15,6 @@ from ..errors import ConfigError
 from ..forecasters import (
     ForecasterInfo,
     PluginWarning,
-    get_forecaster,
     list_forecasters,
     load_plugins,
 )
