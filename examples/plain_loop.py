@@ -3,9 +3,13 @@
 Trains the Darknet-style demo model on scikit-learn's digits with L1 on the BN γ for the first
 30 % of the run while recording γ, then forecasts every channel's end-of-run |γ| with a simple
 moving average, prunes half of the prunable channels physically, and trains the smaller model
-normally for the rest. Runs in well under a minute on a laptop CPU::
+normally for the rest. Takes under a minute on one CPU thread (measured 42–49 s on a busy
+2-core machine, 10–15 s of it imports; the test accuracy ends near 0.96)::
 
     python examples/plain_loop.py
+
+It runs single-threaded on purpose: the 8×8 digits model is so small that more threads only add
+synchronisation, and on a shared machine threads competing for cores stretched it to minutes.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ def accuracy(model: nn.Module, loader) -> float:
 
 
 def main() -> None:
+    torch.set_num_threads(1)  # see the module docstring
     torch.manual_seed(0)
     split = load_digits_split()
     train_loader, test_loader = make_loaders(split, batch_size=64, augment=True)

@@ -40,6 +40,7 @@ import numpy as np
 
 from .errors import ConfigError, ForecasterError, StoreError
 from .forecasters import Forecaster, get_forecaster
+from .store.verify import check_finite
 
 #: how an explicit step is written wherever a cutoff is accepted
 STEP_PREFIX = "step:"
@@ -167,7 +168,8 @@ def predict_store(
         coverage: interval coverage (None: no intervals).
 
     Raises:
-        StoreError: on an empty store, or no LR information for a cumulative-LR forecaster.
+        StoreError: on an empty store, NaN/Inf in the history (naming step, layer and
+            channel), or no LR information for a cumulative-LR forecaster.
         ConfigError: on a malformed cutoff, or a cutoff before the first snapshot.
         ForecasterError: as :func:`predict_history`.
     """
@@ -186,6 +188,7 @@ def predict_store(
             f"cutoff {cutoff!r} (step {end}) lies before the store's first snapshot at step "
             f"{int(store.steps[0])}; use a later cutoff"
         )
+    check_finite(store.path, steps, gammas, store.layout)
     model = build_forecaster(forecaster)
     clock = forecaster_clock(store, model)
     return predict_history(model, steps, gammas, target, clock=clock, coverage=coverage)

@@ -165,6 +165,7 @@ def test_unknown_forecaster_lists_valid_ones(store):
     (["--cutoffs", ",,,"], "names nothing"),
     (["--forecasters", ""], "names nothing"),
     (["--forecasters", ",,,"], "names nothing"),
+    (["--forecasters", f"sma(window={'9' * 5000})"], "has 5000 digits"),
     (["--ratio", "2"], "ratios must be"),
     (["--html"], "--out DIR"),
     (["--policy", "seed"], "names no model"),
@@ -201,6 +202,24 @@ def test_bundled_configs_compare_yaml_is_valid():
 
     config = load_config(Path(__file__).parents[1] / "configs" / "compare.yaml", CompareConfig)
     assert "arima(p=2, d=1, q=1)" in config.forecasters and config.ratio == (0.5, 0.7)
+    # the replay keys it documents are the defaults a bare command uses: one source
+    from forecastprune.compare.settings import ReplaySettings
+
+    defaults = ReplaySettings()
+    assert config.timeout == defaults.timeout == 300
+    assert (config.eps, config.min_keep, config.policy, config.group_reduce) == (
+        defaults.eps, defaults.min_keep, defaults.policy, defaults.group_reduce)
+    assert tuple(float(c) for c in config.cutoffs) == defaults.cutoffs
+
+
+@pytest.mark.parametrize(("flags", "timeout"), [([], 300), (["--timeout", "0"], None),
+                                                (["--timeout", "12.5"], 12.5)])
+def test_the_timeout_default_is_the_replays_and_zero_lifts_it(store, tmp_path, flags, timeout):
+    out = tmp_path / "r.json"
+    result = run("--store", store, "--forecasters", "sma", "--cutoffs", "0.5", "--json",
+                 str(out), *flags)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["settings"]["timeout"] == timeout
 
 
 def test_help_has_an_example():

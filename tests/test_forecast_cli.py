@@ -119,6 +119,7 @@ def test_forecast_with_a_plugin(store_path: Path, tmp_path: Path) -> None:
     (["--forecaster", "smaa", "--at", "100"], "Did you mean 'sma'?"),
     (["--forecaster", "__import__('os').system('x')", "--at", "100"], "cannot parse"),
     (["--forecaster", "sma(windw=3)", "--at", "100"], "valid parameters: window=5"),
+    (["--forecaster", f"sma(window={'9' * 5000})", "--at", "100"], "has 5000 digits"),
     (["--forecaster", "sma", "--time-axis", "lr", "--at", "100"], "has none. Drop the time axis"),
     (["--forecaster", "linear(time_axis=lr)", "--time-axis", "lr", "--at", "100"], "both"),
     (["--forecaster", "linear(window=20)", "--at", "100"], "min_history=20"),

@@ -103,3 +103,22 @@ def test_stats_count_macs_by_hand_and_report_the_reduction():
     assert len(measure_latencies([before, pruned], X8, repeats=1, warmup=0)) == 2
     with pytest.raises(PruningError, match="repeats must be"):
         measure_latencies([before], X8, repeats=0)
+
+
+@pytest.mark.parametrize(("index", "message"), [
+    (10_000, r"keeps channel 10000 of layer 'features.conv1.bn', which has \d+ channels"),
+    (-1, r"keeps channel -1 of layer 'features.conv1.bn'"),
+    ("3", r"keeps channel '3' of layer 'features.conv1.bn'"),
+])
+def test_load_names_the_layer_of_an_index_outside_it(tmp_path, index, message):
+    import json
+
+    _, pruned = _pruned("vgg", "seed")
+    path = save_pruned(pruned, tmp_path / "m.pt", builder="vgg")
+    raw = torch.load(path, weights_only=True)
+    plan = json.loads(raw["plan"])
+    plan["keep"]["features.conv1.bn"].append(index)  # an edited or damaged plan
+    raw["plan"] = json.dumps(plan)
+    torch.save(raw, path)
+    with pytest.raises(PruningError, match=message):
+        load_pruned(path)

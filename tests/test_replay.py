@@ -215,3 +215,57 @@ def test_policies_trace_the_stores_zoo_model(tmp_path, policy):
     # the cut is judged on group scores, so kept units never sit below pruned ones
     assert result.oracle[0.5].separation.gap >= 0
     assert result.oracle[0.5].separation.cut == pytest.approx(expected.threshold)
+
+
+@pytest.mark.parametrize(("settings", "reason"), [
+    (dict(min_keep=1000), "min-keep 1000 keeps every channel of every layer (the widest has 4)"),
+    (dict(ratios=(0.0,)), "ratio 0 of 8 channels asks for none"),
+])
+def test_an_oracle_that_prunes_nothing_is_refused(line_store, settings, reason):
+    with pytest.raises(ConfigError, match="nothing to compare") as caught:
+        replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), isolation="thread",
+                                                   **settings))
+    assert reason in str(caught.value)
+
+
+def test_a_ratio_that_prunes_nothing_has_no_best_and_a_loud_warning(line_store):
+    result = replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), ratios=(0.0, 0.5),
+                                                        isolation="thread"))
+    cutoff = result.cutoffs[0]
+    assert result.best(cutoff, 0.0) is None and result.best(cutoff, 0.5) is not None
+    assert any("RATIO 0 PRUNES NOTHING" in w for w in result.warnings)
+    from forecastprune.compare.report import format_table
+
+    assert "NO BEST MARKED" in format_table(result)
+
+
+def test_the_verdict_names_the_forecaster_how_early_and_its_margin(line_store):
+    from forecastprune.compare.report import dumps_json, format_table, verdicts
+
+    # straight lines: linear predicts the final ranking exactly, naive gets 3 of 5 right
+    result = replay(line_store, ["linear"], ReplaySettings(cutoffs=(0.5,), isolation="thread"))
+    line = ("verdict (ratio 0.5): linear reaches IoU ≥ 0.9 earliest, at 50% (step 100): 1.000, "
+            "+0.400 over naive (0.600)")
+    assert verdicts(result) == [line]
+    assert format_table(result).endswith(line)
+    assert '"verdict": [' in dumps_json(result)
+    assert verdicts(result, target=1.5) == [
+        "verdict (ratio 0.5): no forecaster reaches IoU ≥ 1.5 at any cutoff; the closest is "
+        "linear at 50% (step 100) with 1.000; the largest lead over naive: linear at 50% "
+        "(step 100), +0.400 IoU"]
+
+
+def test_the_iou_figure_has_one_legend_for_all_panels_and_distinct_lines(line_store):
+    from forecastprune.compare.plots import iou_figure
+
+    result = replay(line_store, ["sma", "ema", "linear"],
+                    ReplaySettings(cutoffs=(0.2, 0.5), ratios=(0.25, 0.5), isolation="thread"))
+    figure = iou_figure(result)
+    (legend,) = figure.legends  # on the figure, so it covers the left panel too
+    assert [t.get_text() for t in legend.get_texts()][:4] == ["naive", "sma", "ema", "linear"]
+    for ax in figure.axes:
+        lines = [line for line in ax.get_lines() if line.get_label() in result.forecasters]
+        assert len(lines) == 4
+        styles = {(line.get_marker(), str(line.get_linestyle()), line.get_color())
+                  for line in lines}
+        assert len(styles) == 4  # no two forecasters drawn alike

@@ -100,7 +100,7 @@ def test_unreadable_npz_files(tmp_path):
     with pytest.raises(StoreError, match="no NPZ file at"):
         import_npz(tmp_path / "absent.npz", tmp_path / "s")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(StoreError, match="cannot read .*junk.npz as an NPZ archive"):
+    with pytest.raises(StoreError, match="junk.npz is not an NPZ file \(a zip archive"):
         import_npz(tmp_path / "junk.npz", tmp_path / "s")
     np.savez(tmp_path / "obj.npz", steps=np.array([{"a": 1}], dtype=object))
     with pytest.raises(StoreError, match="object arrays are not allowed"):

@@ -12,7 +12,7 @@ import click
 
 from ..config import load_config, split_list, with_overrides
 from ..errors import ConfigError
-from ..compare.settings import ReplaySettings
+from ..compare.settings import MAX_MIN_KEEP, ReplaySettings
 
 #: forecasters compared when neither a flag nor a config names any
 DEFAULT_FORECASTERS = ("auto", "sma", "ema", "linear", "arima")
@@ -65,12 +65,14 @@ Example:
               help="Fraction of prunable channels to prune; repeat for several. [default: 0.5]")
 @click.option("--policy", type=click.Choice(["none", "seed", "grouped"]),
               help="Which channels may be pruned and which move together. [default: none]")
-@click.option("--min-keep", type=int, help="Channels every layer keeps at least. [default: 1]")
+@click.option("--min-keep", type=click.IntRange(1, MAX_MIN_KEEP),
+              help="Channels every layer keeps at least. [default: 1]")
 @click.option("--group-reduce", type=click.Choice(["max", "mean"]),
               help="Score of a coupled group under --policy grouped. [default: max]")
 @click.option("--eps", type=float, help="Collapsed set: final |γ| below EPS × the largest "
               "final |γ|. [default: 1e-3]")
-@click.option("--timeout", type=float, help="Seconds per forecaster (all cutoffs together).")
+@click.option("--timeout", type=float, help="Seconds per forecaster (all cutoffs together); "
+              f"0: no limit. [default: {_REPLAY.timeout:g}]")
 @click.option("--eb-spacing", type=int, help="Steps between Early-Bird masks "
               "[default: one epoch, else 5% of the run].")
 @click.option("--plugins", multiple=True, type=click.Path(path_type=str),
@@ -146,7 +148,8 @@ def _settings(config: CompareConfig) -> ReplaySettings:
     return ReplaySettings(
         cutoffs=config.cutoffs, ratios=config.ratio, policy=config.policy,
         min_keep=config.min_keep, group_reduce=config.group_reduce, eps=config.eps,
-        timeout=config.timeout, eb_spacing=config.eb_spacing,
+        timeout=config.timeout or None,  # 0 (or null in the config): no limit
+        eb_spacing=config.eb_spacing,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import numpy as np
 
+from ..errors import ConfigError
 from ..forecasters import (
     ForecasterInfo,
     PluginWarning,
@@ -21,6 +22,9 @@ from ..forecasters.registry import describe_params
 from .._util import atomic_write_bytes
 from ..predict import Prediction, build_forecaster, predict_store
 from ..store import GammaTrajectoryStore, bundled_store_path
+
+#: the largest step a store can hold (steps are int64)
+INT64_MAX = 2**63 - 1
 
 _plugins = click.option(
     "--plugins", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
@@ -79,6 +83,32 @@ def format_table(rows: Sequence[ForecasterInfo]) -> str:
 
 
 # -------------------------------------------------------------------- forecast
+def _fraction(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not 0.0 < value < 1.0:  # also refuses NaN, which every comparison lets through
+        raise click.BadParameter(f"expected a fraction strictly between 0 and 1 such as 0.9; "
+                                 f"got {value}")
+    return value
+
+
+def _check_out(path: Path, overwrite: bool) -> None:
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a folder; name the .npz file to write",
+                                 param_hint="--out")
+    if path.exists() and not overwrite:
+        raise click.BadParameter(f"{path} exists; pass --overwrite to replace it",
+                                 param_hint="--out")
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically, creating missing folders as ``compare`` and ``prune`` do."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}; choose a writable "
+                          "path") from None
+
+
 @click.command("forecast")
 @click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
               help="γ trajectory store (default: the bundled store).")
@@ -89,7 +119,7 @@ def format_table(rows: Sequence[ForecasterInfo]) -> str:
                    "total_steps, else the last recorded step) or step:N. [default: 1.0]")
 @click.option("--at", "at_step", type=click.IntRange(min=0), default=None,
               help="Shorthand for --cutoff step:AT.")
-@click.option("--target", "target_step", type=int, default=None,
+@click.option("--target", "target_step", type=click.IntRange(0, INT64_MAX), default=None,
               help="Step to forecast (default: metadata total_steps, else the last recorded "
                    "step).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True,
@@ -97,7 +127,7 @@ def format_table(rows: Sequence[ForecasterInfo]) -> str:
 @click.option("--time-axis", type=click.Choice(["step", "lr"]), default=None,
               help="Extrapolate over steps or cumulative learning rate (forecasters with a "
                    "time_axis parameter).")
-@click.option("--coverage", type=float, default=0.9, show_default=True,
+@click.option("--coverage", type=float, default=0.9, show_default=True, callback=_fraction,
               help="Coverage of the prediction interval, for forecasters that give one.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @_plugins
@@ -117,9 +147,7 @@ def forecast(
       forecastprune forecast --store runs/dk/gammas.fpstore --forecaster "linear(window=8)" \\
           --cutoff 0.2 --time-axis lr --out pred.npz
     """
-    if out_path.exists() and not overwrite:
-        raise click.BadParameter(f"{out_path} exists; pass --overwrite to replace it",
-                                 param_hint="--out")
+    _check_out(out_path, overwrite)
     if cutoff is not None and at_step is not None:
         raise click.BadParameter("got both --cutoff and --at; give one (--at N is --cutoff "
                                  "step:N)", param_hint="--at")
@@ -130,7 +158,7 @@ def forecast(
         prediction = predict_store(store, forecaster, cutoff, target_step=target_step,
                                    coverage=coverage)
         layout = store.layout
-    atomic_write_bytes(out_path, _npz_bytes(prediction, layout, coverage))
+    _write(out_path, _npz_bytes(prediction, layout, coverage))
     click.echo(
         f"wrote {out_path}: {prediction.scores.size} channels, {prediction.forecaster}, "
         f"{prediction.n_history} snapshots up to step {prediction.cutoff_step}, "

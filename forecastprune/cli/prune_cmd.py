@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from ..compare.settings import MAX_MIN_KEEP
 from ..errors import ConfigError
 
 #: the largest example input accepted for tracing (elements): 1×3×2048×2048
@@ -65,7 +66,7 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--cutoff", default="1.0", show_default=True,
               help="History the forecaster sees: a fraction of the run in (0, 1] (1.0: the "
                    "whole recording) or step:N.")
-@click.option("--min-keep", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--min-keep", type=click.IntRange(1, MAX_MIN_KEEP), default=1, show_default=True,
               help="Channels every layer keeps at least.")
 @click.option("--input-shape", default=None,
               help="Example input shape N,C,H,W for tracing (default: from the store's "

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from ..errors import StoreError
 from ..store import (
@@ -19,6 +20,9 @@ from ..store import (
 
 #: at most this many layers are listed one per line by ``store info``
 _MAX_LAYERS_SHOWN = 12
+#: ``store info`` checks every value of a store this small (well under a second), else only
+#: the final snapshot and points to ``store verify``
+_INFO_VERIFY_VALUES = 50_000_000
 
 _overwrite = click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 _dtype = click.option(
@@ -34,6 +38,7 @@ def store() -> None:
     \b
     Example:
       forecastprune store info
+      forecastprune store verify runs/dk/gammas.fpstore
       forecastprune store export runs/dk/gammas.fpstore gammas.npz
     """
 
@@ -53,10 +58,38 @@ def info(path: Path | None, as_json: bool) -> None:
     """
     with GammaTrajectoryStore.open(path or bundled_store_path()) as opened:
         summary = opened.info()
+        summary["values_check"] = _values_check(opened)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(format_info(summary))
+    if summary["values_check"]["bad_values"]:
+        click.echo(f"warning: {summary['values_check']['verdict']}", err=True)
+
+
+@store.command("verify")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+def verify(path: Path | None) -> None:
+    """Check every snapshot of the store at PATH (default: the bundled store).
+
+    Every γ must be finite and every step a training step (≥ 0). Lists where NaN/Inf values
+    sit (per layer, and the first few by step, layer and channel); exits 2 if any do.
+
+    \b
+    Example:
+      forecastprune store verify runs/dk/gammas.fpstore
+    """
+    from ..store.verify import verify_store
+
+    check = verify_store(path or bundled_store_path())
+    if check.ok:
+        click.echo(check.summary())
+        return
+    for layer, count in check.per_layer.items():
+        click.echo(f"  {layer:<40} {count:>8} NaN/Inf")
+    for bad in check.listed:
+        click.echo(f"  {bad}")
+    raise StoreError(check.summary())
 
 
 @store.command("import")
@@ -193,11 +226,37 @@ def format_info(summary: dict[str, Any]) -> str:
         lines.append(f"fingerprint {summary['fingerprint']}")
     for key, value in sorted(summary["metadata"].items()):
         lines.append(f"meta       {key} = {json.dumps(value)[:100]}")
+    check = summary["values_check"]
+    if check["scope"] == "all" and not check["bad_values"]:
+        lines.append(f"values     all {summary['snapshots']} snapshots finite")
+    elif check["scope"] != "none":
+        lines.append(f"values     {'DAMAGED: ' if check['bad_values'] else ''}{check['verdict']}")
     percentiles = summary["final_abs_gamma_percentiles"]
     if percentiles:
         cells = ", ".join(f"{k} {v:.4g}" for k, v in percentiles.items())
         lines.append(f"final |γ|  {cells}")
     return "\n".join(lines)
+
+
+def _values_check(store: GammaTrajectoryStore) -> dict[str, Any]:
+    """NaN/Inf in the store: every snapshot of a small store, the final one of a large one."""
+    from ..store.verify import check_finite, verify_store
+
+    if len(store) == 0:
+        return {"scope": "none", "bad_values": 0, "verdict": "no snapshots to check"}
+    if len(store) * store.layout.total <= _INFO_VERIFY_VALUES:
+        check = verify_store(store.path)
+        return {"scope": "all", "bad_values": check.bad_values + len(check.problems),
+                "verdict": check.summary()}
+    step, row = store.final()
+    try:
+        check_finite(store.path, np.array([step]), row[None, :], store.layout)
+    except StoreError as exc:
+        return {"scope": "final", "bad_values": int((~np.isfinite(row)).sum()),
+                "verdict": str(exc)}
+    return {"scope": "final", "bad_values": 0,
+            "verdict": f"final snapshot finite; `forecastprune store verify {store.path}` "
+                       "checks all of them"}
 
 
 def _written(made: GammaTrajectoryStore) -> str:
@@ -218,11 +277,13 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
     if text is None:
         return None
     try:
-        return [int(item) for item in text.split(",") if item.strip()]
+        values = [int(item) for item in text.split(",") if item.strip()]
     except ValueError:
-        raise StoreError(
-            f"{option} must be comma-separated integers like 100,200,300; got {text!r}"
-        ) from None
+        values = []
+    if not values or min(values) < 0:
+        raise StoreError(f"{option} must be comma-separated training steps (whole numbers ≥ 0) "
+                         f"like 100,200,300; got {text!r}")
+    return values
 
 
 def _name_list(text: str | None) -> list[str] | None:

@@ -1,7 +1,8 @@
 """PNG figures of a replay, drawn with matplotlib's Agg canvas (no display, no global backend).
 
-- :func:`iou_figure`: IoU vs cutoff, one line per forecaster (``naive`` dashed), one panel per
-  ratio, the Early-Bird point marked. When a ratio cuts inside the collapsed set the panel shows
+- :func:`iou_figure`: IoU vs cutoff, one line per forecaster (``naive`` black and dashed, the
+  others each with their own colour, line style and hollow marker), one panel per ratio, one
+  legend for all panels, the Early-Bird point marked. When a ratio cuts inside the collapsed set the panel shows
   tie-aware IoU, the metric that ranks forecasters there.
 - :func:`gamma_figure`: how the |γ| distribution evolves over training — a heat map of
   per-snapshot histograms (like the write-up's figures), cutoffs and the oracle's cut marked.
@@ -45,28 +46,56 @@ def make_plots(
     return {name: render_png(fig) for name, fig in zip(PNG_NAMES, figures, strict=True)}
 
 
+#: marker shapes and line styles cycled over forecasters: overlapping lines stay distinguishable
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+LINESTYLES = ("-", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)))
+
+
+def forecaster_style(index: int, name: str) -> dict[str, object]:
+    """Matplotlib line style of the ``index``-th forecaster; the naive control is black, dashed.
+
+    Markers are hollow and shrink with ``index``, so forecasters with identical values draw
+    concentric, differently shaped markers instead of hiding one another.
+    """
+    if name == CONTROL:
+        return {"color": "black", "ls": "--", "marker": "x", "ms": 8, "lw": 1.6}
+    return {"color": f"C{index % 10}", "ls": LINESTYLES[index % len(LINESTYLES)],
+            "marker": MARKERS[index % len(MARKERS)], "ms": max(4.0, 10.0 - 1.0 * index),
+            "mfc": "none", "mew": 1.3, "lw": 1.3}
+
+
 def iou_figure(result: ReplayResult) -> Figure:
-    """IoU (or tie-aware IoU) vs cutoff per forecaster, one panel per ratio."""
+    """IoU (or tie-aware IoU) vs cutoff per forecaster, one panel per ratio, one shared legend."""
     ratios = result.settings.ratios
-    figure = Figure(figsize=(5.5 * len(ratios), 4.2), layout="constrained")
+    figure = Figure(figsize=(5.0 * len(ratios) + 2.2, 4.2), layout="constrained")
     axes = figure.subplots(1, len(ratios), squeeze=False)[0]
     for ax, ratio in zip(axes, ratios, strict=True):
         metric = result.oracle[ratio].rank_by
-        for name in result.forecasters:
+        low = 1.0
+        for index, name in enumerate(result.forecasters):
             rows = [r for r in result.rows if r.forecaster == name and r.ratio == ratio and r.ok]
             if rows:
-                ax.plot([100 * r.cutoff.fraction for r in rows], [getattr(r, metric) for r in rows],
-                        "--" if name == CONTROL else "-", marker="o", ms=3, label=name)
+                values = [getattr(r, metric) for r in rows]
+                low = min(low, *values)
+                ax.plot([100 * r.cutoff.fraction for r in rows], values,
+                        label=name, **forecaster_style(index, name))
         bird = result.early_bird[ratio]
         if bird.step is not None:
             ax.axvline(100 * bird.fraction, color="grey", ls=":", lw=1)
             ax.plot([100 * bird.fraction], [getattr(bird, metric)], "k*", ms=11,
                     label="Early-Bird point (naive)")
-        ax.set(xlabel="cutoff (% of the run)", ylim=(0, 1.02),
+        # zoomed to the data (to the next 0.1 below it): close curves separate visibly
+        bottom = max(0.0, np.floor(10 * low - 0.5) / 10) if np.isfinite(low) else 0.0
+        ax.set(xlabel="cutoff (% of the run)", ylim=(bottom, 1.02),
                ylabel="tie-aware IoU" if metric == "tie_iou" else "IoU with the oracle's set",
                title=f"ratio {ratio:g}")
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=8, loc="lower right")
+    # one legend for every panel, outside them: it neither hides curves nor belongs to one ratio
+    handles: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    figure.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
     return figure
 
 

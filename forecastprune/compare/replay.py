@@ -26,6 +26,7 @@ from .worker import CellOutcome, run_forecaster
 from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_spacing
 from ..engine.rule import check_policy
 from .settings import POLICIES, ReplaySettings
+from ..store.verify import check_finite
 from ..predict import STEP_PREFIX, cutoff_step, run_length, store_clock
 
 CONTROL = "naive"
@@ -81,6 +82,8 @@ class ReplayResult:
 
     def best(self, cutoff: Cutoff, ratio: float) -> str | None:
         """The forecaster closest to the oracle at one cutoff and ratio (ties: lower MAE)."""
+        if self.oracle[ratio].pruned == 0:  # two empty sets: every IoU is 1, nothing to rank
+            return None
         key = self.oracle[ratio].rank_by
         rows = [r for r in self.rows_for(ratio, cutoff) if r.ok]
         if not rows:
@@ -221,10 +224,12 @@ def replay(
     steps, gammas = store.steps, store.view()
     if len(steps) < 2:
         raise StoreError(f"store {store.path} has {len(steps)} snapshot(s); replay needs ≥ 2")
+    check_finite(store.path, steps, gammas, store.layout)  # name where, not fail in a fit
     final_step = int(steps[-1])
     oracle_scores = np.abs(np.asarray(gammas[-1], dtype=np.float64))
     cutoffs = resolve_cutoffs(settings.cutoffs, run_length(store), final_step)
     judge = Judge.build(channel_plan(store, settings.policy), oracle_scores, settings)
+    _check_oracle_prunes(judge)
     clock, clock_note = _clock(store, forecasters)
     rows = _run_all(forecasters, steps, gammas, cutoffs, judge, clock, progress)
     result = ReplayResult(
@@ -240,6 +245,43 @@ def replay(
     result.warnings = notes + ([clock_note] if clock_note else []) + _warnings(result, store.metadata)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _check_oracle_prunes(judge: Judge) -> None:
+    """Refuse a replay in which the oracle prunes nothing at any ratio.
+
+    Two empty pruned sets agree perfectly, so every forecaster would score IoU 1 and the table
+    would crown a winner of a contest that never took place. Failing before any forecaster runs
+    is cheaper and clearer than a table of meaningless perfect scores.
+
+    Raises:
+        ConfigError: naming why nothing is pruned and how to change that.
+    """
+    if any(oracle.pruned for oracle in judge.oracle.values()):
+        return
+    ratio = max(judge.oracle)
+    raise ConfigError(
+        f"nothing to compare: at ratio {ratio:g} the oracle prunes 0 of "
+        f"{int(judge.prunable.sum())} prunable channels, so every forecaster would score a "
+        f"meaningless IoU of 1: {empty_cut_reason(judge, ratio)}"
+    )
+
+
+def empty_cut_reason(judge: Judge, ratio: float) -> str:
+    """Why the oracle prunes no channel at ``ratio``, with the setting to change."""
+    layout = getattr(judge.plan, "layout", judge.plan)
+    widest = max(layout.sizes)
+    prunable = int(judge.prunable.sum())
+    min_keep = judge.settings.min_keep
+    if prunable == 0:
+        return f"policy {judge.settings.policy!r} leaves no channel prunable; try --policy grouped"
+    if min_keep >= widest:
+        return (f"min-keep {min_keep} keeps every channel of every layer (the widest has "
+                f"{widest}); give --min-keep below {widest}")
+    if judge.decide(judge.oracle_scores, ratio).requested == 0:
+        return f"ratio {ratio:g} of {prunable} channels asks for none; give a larger --ratio"
+    return (f"min-keep {min_keep} keeps every channel the ratio asks for; lower --min-keep or "
+            "raise --ratio")
 
 
 def _run_all(
@@ -294,7 +336,12 @@ def _warnings(result: ReplayResult, metadata: dict[str, Any]) -> list[str]:
             "the oracle is the last snapshot, not the end of training"
         )
     for ratio, oracle in result.oracle.items():
-        if oracle.separation.inside_collapsed:
+        if oracle.pruned == 0 and result.judge is not None:
+            notes.append(
+                f"RATIO {ratio:g} PRUNES NOTHING ({empty_cut_reason(result.judge, ratio)}): "
+                "its IoUs of 1 are meaningless and no best is marked"
+            )
+        elif oracle.separation.inside_collapsed:
             notes.append(
                 f"ratio {ratio:g} cuts inside the collapsed set: {result.collapsed_fraction:.0%} "
                 f"of prunable channels end below ε = {result.eps:.3g}, where the oracle's order "

@@ -4,7 +4,8 @@ The terminal table has one block per ratio: a header line with the oracle's cut 
 it separates pruned from kept channels, the Early-Bird point, then one line per (cutoff,
 forecaster). The best forecaster per cutoff is marked ``*`` on the metric that ranks them (IoU,
 or tie-aware IoU when the ratio cuts inside the collapsed set). Failed cells say so; their
-messages follow the table once each.
+messages follow the table once each. The report ends with one verdict line per ratio: which
+forecaster reaches IoU ≥ 0.9 earliest and by how much it beats naive, or that none does.
 
 Every file is written atomically: a reader sees the old file or the new one, never half.
 """
@@ -22,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .scoring import Row
-from .replay import ReplayResult
+from .scoring import Cutoff, Row
+from .replay import CONTROL, ReplayResult
 from .._util import atomic_write_bytes
 
 #: (header, Row attribute, format) of the metric columns, in table order
@@ -43,6 +44,10 @@ LEGEND = (
     "differs;\nrho: Spearman of predicted vs final |γ|; MAE: of |γ|; collapse: layers the "
     "prediction would empty\n(kept alive by min-keep); seconds: fit + predict"
 )
+
+#: the IoU a forecaster must reach for the verdict to call a cutoff early enough (Early-Bird
+#: declares its ticket at a mask distance of 0.1, i.e. roughly this agreement)
+VERDICT_IOU = 0.9
 
 CSV_FIELDS = (
     "forecaster", "cutoff", "cutoff_step", "cutoff_fraction", "ratio", "iou", "tie_iou",
@@ -82,6 +87,7 @@ def format_table(result: ReplayResult) -> str:
                       + "\n".join(f"  {line}" for line in choices))
     if result.warnings:
         blocks.append("\n".join(f"warning: {w}" for w in result.warnings))
+    blocks.append("\n".join(verdicts(result)))
     return "\n\n".join(blocks)
 
 
@@ -92,14 +98,83 @@ def choice_lines(result: ReplayResult) -> list[str]:
             for row in result.rows if row.note and row.ratio == first]
 
 
+def verdicts(result: ReplayResult, target: float = VERDICT_IOU) -> list[str]:
+    """One line per ratio: the answer a user came for — which forecaster, how early, how close.
+
+    The earliest cutoff at which the best forecaster reaches ``target`` on the ranking metric
+    (IoU, or tie-aware IoU inside the collapsed set), with its margin over the naive control;
+    when none does, the closest any came and the largest lead any forecaster had over naive.
+    """
+    return [_verdict(result, ratio, target) for ratio in result.settings.ratios]
+
+
+def _verdict(result: ReplayResult, ratio: float, target: float) -> str:
+    head = f"verdict (ratio {ratio:g}):"
+    if result.oracle[ratio].pruned == 0:
+        return f"{head} none: the oracle prunes nothing at this ratio"
+    key = result.oracle[ratio].rank_by
+    name = "tIoU" if key == "tie_iou" else "IoU"
+    scored = [(cutoff, _scores(result, cutoff, ratio, key)) for cutoff in result.cutoffs]
+    scored = [(cutoff, scores) for cutoff, scores in scored if scores]
+    if not scored:
+        return f"{head} none: every forecaster failed"
+    for cutoff, scores in scored:
+        best = max(scores, key=scores.get)
+        if scores[best] >= target:
+            return f"{head} {_reached(best, scores, cutoff, name, target)}"
+    cutoff, scores = max(scored, key=lambda item: max(item[1].values()))
+    best = max(scores, key=scores.get)
+    return (f"{head} no forecaster reaches {name} ≥ {target:g} at any cutoff; the closest is "
+            f"{best} at {_when(cutoff)} with {scores[best]:.3f}{_lead(result, scored, name)}")
+
+
+def _scores(result: ReplayResult, cutoff: Cutoff, ratio: float, key: str) -> dict[str, float]:
+    """Forecaster → ranking metric at one cell, best first on ties as ``best`` breaks them."""
+    rows = [r for r in result.rows_for(ratio, cutoff) if r.ok and math.isfinite(getattr(r, key))]
+    rows.sort(key=lambda r: (-getattr(r, key), r.mae))
+    return {r.forecaster: float(getattr(r, key)) for r in rows}
+
+
+def _reached(best: str, scores: dict[str, float], cutoff: Cutoff, name: str,
+             target: float) -> str:
+    text = f"{best} reaches {name} ≥ {target:g} earliest, at {_when(cutoff)}: {scores[best]:.3f}"
+    if best == CONTROL:
+        others = [n for n in scores if n != CONTROL]
+        if not others:
+            return text + " (the naive control: no forecaster ran there)"
+        return (text + f" with no forecast at all (the current |γ|); the best forecaster there, "
+                f"{others[0]}, has {scores[others[0]]:.3f} ({scores[others[0]] - scores[best]:+.3f})")
+    if CONTROL in scores:
+        return text + (f", {scores[best] - scores[CONTROL]:+.3f} over naive "
+                       f"({scores[CONTROL]:.3f})")
+    return text
+
+
+def _lead(result: ReplayResult, scored: list[tuple[Cutoff, dict[str, float]]], name: str) -> str:
+    """'; the largest lead over naive: ...' or '; no forecaster beats naive at any cutoff'."""
+    leads = [(scores[f] - scores[CONTROL], f, cutoff) for cutoff, scores in scored
+             if CONTROL in scores for f in scores if f != CONTROL]
+    if not leads:
+        return ""
+    margin, forecaster, cutoff = max(leads, key=lambda lead: lead[0])
+    if margin <= 0:
+        return "; no forecaster beats naive at any cutoff"
+    return f"; the largest lead over naive: {forecaster} at {_when(cutoff)}, {margin:+.3f} {name}"
+
+
+def _when(cutoff: Cutoff) -> str:
+    return f"{cutoff.label} (step {cutoff.step})" if "%" in cutoff.label else cutoff.label
+
+
 def _block(result: ReplayResult, ratio: float) -> str:
     oracle, eb = result.oracle[ratio], result.early_bird[ratio]
     sep = oracle.separation
     head = (
         f"ratio {ratio:g}: the oracle prunes {oracle.pruned} of {result.prunable} prunable "
         f"channels (cut |γ| = {_num(sep.cut, '.4g')}, separation {_num(sep.score, '.2f')})\n"
-        f"best per cutoff marked * by "
-        f"{'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}"
+        + (f"best per cutoff marked * by "
+           f"{'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}" if oracle.pruned else
+           "NO BEST MARKED: the oracle prunes nothing here, so every IoU of 1 is meaningless")
     )
     if oracle.collapsed:
         head += (f"; even the oracle would empty {len(oracle.collapsed)} layer(s) "
@@ -171,6 +246,7 @@ def to_json(result: ReplayResult) -> dict[str, Any]:
         "rows": [_row(result, row) | {"layer_pruned": list(row.layer_pruned)}
                  for row in result.rows],
         "warnings": result.warnings,
+        "verdict": verdicts(result),
         "seconds": result.seconds,
     }
     return _finite(data)

@@ -15,6 +15,14 @@ from ..errors import ConfigError, PruningError
 #: ``none`` replays without the model: every recorded channel is prunable on its own
 POLICIES = ("none", *COUPLING_POLICIES)
 DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3, 0.5)
+#: seconds per forecaster, all cutoffs together: long enough for every built-in on a COCO-length
+#: YOLOv3 store, short enough that a hung plugin cannot stall a comparison for good
+DEFAULT_TIMEOUT = 300.0
+#: the longest timeout accepted (a year): beyond it the OS timers overflow; None means no limit
+MAX_TIMEOUT = 365 * 24 * 3600.0
+#: the largest min_keep accepted: more channels than any layer has (and an int32, so the
+#: threshold engine's integer arrays never overflow)
+MAX_MIN_KEEP = 2**31 - 1
 #: how each forecaster run is isolated (see :mod:`forecastprune.compare.worker`)
 ISOLATIONS = ("process", "thread")
 
@@ -32,7 +40,8 @@ class ReplaySettings:
         min_keep: channels every layer keeps at least.
         group_reduce: ``max`` or ``mean``: a coupled group's score under ``grouped``.
         eps: the collapsed set is final |γ| < ``eps`` × the largest final |γ|.
-        timeout: seconds per forecaster for all cutoffs together (None: no limit).
+        timeout: seconds per forecaster for all cutoffs together; one past it fails its
+            remaining cells while the others complete (None: no limit).
         eb_spacing: steps between Early-Bird masks (None: one epoch if the metadata has
             ``steps_per_epoch``, else 5 % of the run).
         isolation: ``process`` or ``thread`` (None: process where fork exists).
@@ -44,7 +53,7 @@ class ReplaySettings:
     min_keep: int = 1
     group_reduce: str = "max"
     eps: float = 1e-3
-    timeout: float | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
     eb_spacing: int | None = None
     isolation: str | None = None
 
@@ -63,15 +72,17 @@ class ReplaySettings:
             problems.append(str(exc))
         if self.group_reduce not in ("max", "mean"):
             problems.append(f"group_reduce must be max or mean; got {self.group_reduce!r}")
-        if self.min_keep < 1:
+        if not 1 <= self.min_keep <= MAX_MIN_KEEP:
             problems.append(
-                f"min_keep must be ≥ 1 (a layer is never emptied); got {self.min_keep}"
+                f"min_keep must be a whole number from 1 (a layer is never emptied) to "
+                f"{MAX_MIN_KEEP}; got {self.min_keep}"
             )
         if not 0.0 <= self.eps < 1.0:
             problems.append(f"eps must be a fraction in [0, 1) of the largest final |γ|; got "
                             f"{self.eps}")
-        if self.timeout is not None and not self.timeout > 0:
-            problems.append(f"timeout must be a positive number of seconds; got {self.timeout}")
+        if self.timeout is not None and not 0 < self.timeout <= MAX_TIMEOUT:
+            problems.append(f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:g} "
+                            f"(None: no limit); got {self.timeout}")
         if self.eb_spacing is not None and self.eb_spacing < 1:
             problems.append(f"eb_spacing must be a whole number of steps ≥ 1; got "
                             f"{self.eb_spacing}")

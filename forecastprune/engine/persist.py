@@ -107,7 +107,7 @@ def load_pruned(path: str | Path) -> nn.Module:
     from ..zoo import build_model  # the zoo imports model modules lazily
 
     model = build_model(plan["builder"], **plan["kwargs"])
-    masks = kept_masks(plan["keep"], plan["sizes"])
+    masks = kept_masks(plan["keep"], plan["sizes"], where=str(path))
     example = torch.zeros(plan["input_shape"])
     pruned = prune_model(model, masks, example, compensate=plan["compensated"])
     try:
@@ -120,20 +120,43 @@ def load_pruned(path: str | Path) -> nn.Module:
     return pruned
 
 
-def kept_masks(keep: Mapping[str, Any], sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
-    """Keep masks from a channel plan's kept indices and layer widths.
+def kept_masks(keep: Mapping[str, Any], sizes: Mapping[str, int],
+               where: str = "the channel plan") -> dict[str, np.ndarray]:
+    """Keep masks from a channel plan's kept indices and layer widths, every index checked.
 
     Args:
         keep: BN layer -> indices of the channels kept (relative to the model as built).
         sizes: BN layer -> its width as built.
+        where: what the plan came from, for messages (a file, a checkpoint).
 
     Returns:
         BN layer -> (width,) bool mask, True for kept channels.
+
+    Raises:
+        PruningError: naming the layer and the index when an index is not a whole number in
+            ``[0, size)`` (numpy would raise a bare IndexError, or wrap a negative one), or a
+            layer has kept indices but no size.
     """
+    if not isinstance(sizes, Mapping) or not isinstance(keep, Mapping):
+        raise PruningError(f"{where}: the channel plan's sizes and keep must be mappings layer "
+                           "-> value; it is damaged, save the model again")
     masks = {}
     for name, size in sizes.items():
+        indices = keep.get(name)
+        if not isinstance(indices, (list, tuple, np.ndarray)) or isinstance(size, bool) \
+                or not isinstance(size, (int, np.integer)) or size < 1:
+            raise PruningError(f"{where}: the channel plan gives layer {name!r} size {size!r} "
+                               f"and kept channels {indices!r:.80}; expected a positive size and "
+                               "a list of indices; it is damaged, save the model again")
         mask = np.zeros(int(size), dtype=bool)
-        mask[np.asarray(keep[name], dtype=np.int64)] = True
+        for index in list(indices):
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
+                    or not 0 <= index < size:
+                raise PruningError(
+                    f"{where}: the channel plan keeps channel {index!r} of layer {name!r}, which "
+                    f"has {size} channels (valid: 0..{int(size) - 1}); it is damaged or was "
+                    "edited, save the model again")
+            mask[int(index)] = True
         masks[name] = mask
     return masks
 

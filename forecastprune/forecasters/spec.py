@@ -92,11 +92,20 @@ def _tokenize(spec: str) -> list[tuple[str, str, int]]:
     return tokens
 
 
+#: characters of a spec shown on each side of a syntax error (a long spec is cut around it)
+_CONTEXT = 30
+
+
 def _syntax_error(spec: str, position: int, problem: str) -> ForecasterError:
-    pointer = " " * position + "^"
+    start = max(0, position - _CONTEXT)
+    excerpt = spec[start:position + _CONTEXT]
+    head = "…" if start else ""
+    excerpt = head + excerpt + ("…" if position + _CONTEXT < len(spec) else "")
+    pointer = " " * (position - start + len(head)) + "^"
+    shown = repr(spec) if len(spec) <= 2 * _CONTEXT else f"of {len(spec)} characters"
     return ForecasterError(
-        f"cannot parse forecaster spec {spec!r}: {problem} at position {position}\n"
-        f"  {spec}\n  {pointer}\n{_SYNTAX_HELP}"
+        f"cannot parse forecaster spec {shown}: {problem} at position {position}\n"
+        f"  {excerpt}\n  {pointer}\n{_SYNTAX_HELP}"
     )
 
 
@@ -140,13 +149,23 @@ class _Parser:
         kind, text, _ = self.current("a value")
         self.index += 1
         if kind == "number":
-            return float(text) if any(c in text for c in ".eE") else int(text)
+            return self.number(text)
         if kind == "string":
             return _unquote(text)
         if kind == "word":
             return _CONSTANTS.get(text, text)
         self.fail(f"expected a value, found {text!r}", back=1)
         raise AssertionError("unreachable")  # fail() always raises
+
+    def number(self, text: str) -> int | float:
+        if any(c in text for c in ".eE"):
+            return float(text)
+        try:
+            return int(text)
+        except ValueError:  # Python refuses to convert integers of more than 4,300 digits
+            self.fail(f"the number {text[:12]}… has {len(text)} digits, too many to be a "
+                      "parameter value", back=1)
+            raise AssertionError("unreachable") from None
 
     def identifier(self, what: str) -> str:
         kind, text, _ = self.current(what)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tokenize
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,7 +200,7 @@ def _parse_manifest(data: Any, path: Path) -> Manifest:
         manifest = Manifest(
             layout=layout,
             dtype=str(data["dtype"]),
-            flush_every=_positive_int(data["flush_every"]),
+            flush_every=_flush_every(data["flush_every"]),
             fingerprint=None if data.get("fingerprint") is None else str(data["fingerprint"]),
             metadata=dict(data.get("metadata") or {}),
             segments=segments,
@@ -209,6 +210,18 @@ def _parse_manifest(data: Any, path: Path) -> Manifest:
         raise StoreError(f"corrupted store manifest {path}: {exc}") from exc
     _check_consistent(manifest, path)
     return manifest
+
+
+#: the largest write buffer a manifest may ask for, in snapshots: readers allocate it too, so a
+#: damaged value must not become a multi-gigabyte allocation
+MAX_FLUSH_EVERY = 1 << 20
+
+
+def _flush_every(value: Any) -> int:
+    value = _positive_int(value)
+    if value > MAX_FLUSH_EVERY:
+        raise ValueError(f"flush_every {value} is above the largest buffer, {MAX_FLUSH_EVERY}")
+    return value
 
 
 def _positive_int(value: Any) -> int:
@@ -296,6 +309,11 @@ def write_segment(
     return Segment(index, len(steps), int(steps[0]), int(steps[-1]))
 
 
+#: what np.load raises for a damaged .npy: a bad header goes through Python's tokenizer and
+#: parser, so SyntaxError and tokenize.TokenError join the usual I/O and value errors
+NPY_READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError)
+
+
 def load_segment_array(
     root: Path, seg: Segment, array: str, width: int, dtype: str
 ) -> np.ndarray:
@@ -324,7 +342,7 @@ def load_segment_array(
             f"store segment file {path} is missing; the store is damaged (the manifest lists "
             "it); re-record or re-import the store"
         ) from None
-    except (OSError, ValueError, EOFError) as exc:
+    except NPY_READ_ERRORS as exc:
         raise StoreError(f"store segment file {path} is unreadable or truncated: {exc}") from exc
     if data.shape != expected_shape or data.dtype != np.dtype(expected_dtype):
         raise StoreError(

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-#: the NPZ arrays an import keeps (see :mod:`forecastprune.store.interchange`)
+#: the NPZ arrays an import keeps (see :mod:`forecastprune.store.npz`)
 KEPT_ARRAYS = ("steps", "gammas", "layer_names", "layer_sizes", "lrs", "metadata", "fingerprint")
 
 

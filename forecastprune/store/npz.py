@@ -22,6 +22,7 @@ import numpy as np
 
 from .._util import atomic_write
 from ..errors import ForecastPruneError, StoreError
+from . import format as fmt
 from .layout import ChannelLayout
 from .staging import DEFAULT_IMPORT_FLUSH, staged_store_dir
 from .store import GammaTrajectoryStore, PathLike
@@ -120,7 +121,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {key: npz[key] for key in npz.files}
     except StoreError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (*fmt.NPY_READ_ERRORS, zipfile.BadZipFile) as exc:
+        if not zipfile.is_zipfile(path):  # numpy calls any non-zip, non-.npy file "pickled"
+            raise StoreError(f"{path} is not an NPZ file (a zip archive of .npy arrays, as "
+                             "np.savez writes); pass the file `store export` or np.savez made"
+                             ) from exc
         raise StoreError(
             f"cannot read {path} as an NPZ archive of plain arrays (object arrays are not "
             f"allowed): {exc}"
@@ -147,6 +152,8 @@ def _validate_npz(arrays: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
     if np.any(np.diff(steps) <= 0):
         at = int(np.flatnonzero(np.diff(steps) <= 0)[0])
         raise fail(f"steps must be strictly increasing; step {steps[at + 1]} follows {steps[at]}")
+    if steps[0] < 0:
+        raise fail(f"steps count training steps from 0; the first is {steps[0]}")
     layout = _npz_layout(arrays, gammas.shape[1], fail)
     lrs = arrays.get("lrs")
     if lrs is None:
