@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -60,12 +61,25 @@ def _alarm(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+@contextlib.contextmanager
+def _scratch_dir() -> Iterator[None]:
+    """Run inside an empty temporary working directory (click's isolated_filesystem is
+    deprecated)."""
+    previous = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+
+
 def check(args: list[Any], *, must_fail: bool = False, may_exit_1: bool = False) -> Result:
     """Run the CLI and assert success or exit 2 with one ``Error:`` line and no traceback."""
     args = [str(a) for a in args]
     runner = CliRunner()
     # relative paths a config may name (json: 6) land in a scratch folder, not the checkout
-    with isolated_registry(), runner.isolated_filesystem(), _alarm(HANG_S):
+    with isolated_registry(), _scratch_dir(), _alarm(HANG_S):
         result = runner.invoke(cli, args)
     shown = f"forecastprune {' '.join(a[:80] for a in args)}\n{result.output[-2000:]}"
     if result.exception is not None and not isinstance(result.exception, SystemExit):
