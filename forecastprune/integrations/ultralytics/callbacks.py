@@ -48,6 +48,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ...pipeline.decision import MaskRule
+from ...pipeline.timing import PruneTiming
 from .plan import UpdatePlan, plan_updates, planned_lr_schedule, warmup_iterations
 from .checkpoint import strip_surgery_record
 
@@ -59,7 +60,8 @@ class UltralyticsPruner:
         forecaster: a forecaster spec (``"sma"``, ``"linear"``, ``"arima(p=2,d=1,q=1)"``).
         ratio: fraction of the prunable channels to prune.
         prune_at: a fraction in (0, 1) of the planned optimizer updates, an update number,
-            ``"auto"`` or ``"early-bird"`` (see :class:`~forecastprune.pipeline.EarlyPruner`).
+            ``"auto"`` or ``"early-bird"`` (see :class:`~forecastprune.pipeline.EarlyPruner`);
+            None records (and sparse-trains) the whole run without pruning, for ``compare``.
         sparsity: the L1 strength ``s`` on γ until the prune (0: no penalty).
         policy: ``"seed"`` or ``"grouped"`` (grouped prunes coupled channels together, which
             on C2f/C3k2 detectors is where most channels are).
@@ -79,7 +81,7 @@ class UltralyticsPruner:
         *,
         forecaster: str = "sma",
         ratio: float = 0.5,
-        prune_at: float | int | str = 0.3,
+        prune_at: float | int | str | None = 0.3,
         sparsity: float = 1e-3,
         policy: str = "grouped",
         store_path: str | Path | None = None,
@@ -94,7 +96,8 @@ class UltralyticsPruner:
         get_forecaster(forecaster)  # a bad spec fails here, not after the first epochs
         MaskRule(ratio=ratio, min_keep=min_keep)
         self.options = {
-            "forecaster": forecaster, "ratio": ratio, "prune_at": prune_at,
+            "forecaster": forecaster, "ratio": ratio,
+            "prune_at": RecordOnly() if prune_at is None else prune_at,
             "sparsity": sparsity, "policy": policy, "store_path": store_path,
             "record_every": record_every, "min_keep": min_keep, "auto_options": auto_options,
             "uncertainty": uncertainty, "overwrite": overwrite,
@@ -188,6 +191,11 @@ class UltralyticsPruner:
 
         for hook in self._hooks:
             hook.remove()
+        # keep counting updates (no more L1): ``updates`` then says how long the run really was
+        self._hooks = [optimizer.register_step_post_hook(self._after_step)]
+        # torch-pruning traces dependencies through autograd, which sees nothing of a model
+        # whose parameters are frozen, as ModelEMA's are; the old EMA is dropped right after
+        trainer.ema.ema.requires_grad_(True)
         ema_model = prune_model(trainer.ema.ema, self.pruner.last_mask.decision,
                                 self.pruner.example_inputs, plan=self.pruner.plan)
         ema_model.requires_grad_(False)
@@ -199,6 +207,22 @@ class UltralyticsPruner:
         trainer.scheduler.optimizer = optimizer
         trainer.ema = ema
         self.params = (_count(before), _count(model))
+
+
+class RecordOnly(PruneTiming):
+    """A timing that never fires: the run sparse-trains and records γ to the end."""
+
+    def is_check(self, step: int) -> bool:
+        return False
+
+    def observe(self, step: int, pruned: Any, ambiguous: float | None) -> bool:
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "record-only"}
+
+    def describe(self) -> str:
+        return "record only: never prune"
 
 
 def attach(model: Any, **options: Any) -> UltralyticsPruner:
