@@ -198,11 +198,10 @@ class UltralyticsPruner:
         trainer.ema.ema.requires_grad_(True)
         ema_model = prune_model(trainer.ema.ema, self.pruner.last_mask.decision,
                                 self.pruner.example_inputs, plan=self.pruner.plan)
-        ema_model.requires_grad_(False)
-        ema = type(trainer.ema)(model, updates=trainer.ema.updates)
-        ema.ema, ema.enabled = ema_model.eval(), trainer.ema.enabled
+        # ModelEMA copies the model it is given, freezes it and puts it in eval mode
+        ema = type(trainer.ema)(strip_surgery_record(ema_model), updates=trainer.ema.updates)
+        ema.enabled = trainer.ema.enabled
         trainer.model = strip_surgery_record(model)
-        strip_surgery_record(ema_model)
         trainer.optimizer = optimizer
         trainer.scheduler.optimizer = optimizer
         trainer.ema = ema
