@@ -10,3 +10,10 @@ import torch
 torch.set_num_threads(1)
 # Plots are written to files only; never look for a display.
 matplotlib.use("Agg")
+
+# PyPI's torchvision wheel is built against CUDA torch; next to the CPU torch it cannot load its
+# operators and `import torchvision` (pulled in by lightning and ultralytics) fails. Install the
+# pure-torch stand-in before anything imports it (a no-op where torchvision loads fine).
+from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops  # noqa: E402
+
+ensure_torchvision_ops()

@@ -1,57 +1,46 @@
 """Which BN channels may be pruned, and which must be pruned together.
 
-Discovery is torch-pruning's :class:`~torch_pruning.DependencyGraph`, not a tracer of our own:
-for every BN of the layout we ask the graph for the pruning group of *all* its channels
-(``DG.get_pruning_group(bn, prune_batchnorm_out_channels, idxs=range(n))``) and read the group's
-items. Each item carries the indices it prunes in its own layer *and* the root channel they come
-from, so two layout BNs appearing in one group are coupled channel by channel (a residual add,
-a depthwise conv, a BN after a concat...). Channels are then merged into coupled sets with a
-union-find over the global channel axis.
+Discovery is :func:`~forecastprune.engine.flow.trace_flow`: one eval-mode forward pass that
+follows every BN channel through the operations the model really runs and unites channels that
+an operation combines element by element (a residual add, a depthwise conv, a broadcast
+product) into *coupled sets*. It replaces torch-pruning's DependencyGraph for planning, whose
+index mapping is wrong for ``chunk`` (C2f), does not finish on attention reshapes (C2PSA) and
+raises on channel shuffles; see :mod:`~forecastprune.engine.flow`.
 
-A coupled set is **prunable** (both policies) only when every group touching it:
-
-* prunes the out-channels of conv/linear layers that each feed a BN of the group (so a zero γ
-  really makes the channel constant, and β compensation is exact),
-* touches only BNs of the layout (a BN that is not recorded has no score),
-* touches no other parameterised layer type (LayerNorm, PReLU, ...), and
-* does not reach the model's output (pruning would change the output's shape).
+A coupled set is **prunable** (both policies) unless the flow blocked it, i.e. unless some
+channel of it reaches a model output, an operation the tracer cannot follow (a reshape across
+the channel axis, matmul, ...), a grouped non-depthwise conv, a BN outside the layout, or comes
+from a conv/linear layer whose output does not go through its own BN (a zero γ would not make
+it constant, and β compensation would be wrong). The reason lands in :attr:`ChannelPlan.reasons`.
 
 The two policies:
 
 * ``grouped`` — every prunable coupled set is one unit (:attr:`ChannelPlan.groups`); the
   threshold scores it by the max (or mean) of its members.
-* ``seed`` — the YOLOv3 write-up's rule, derived from the same groups: a BN is prunable iff its
-  group touches no other BN at all (no shortcut add or depthwise coupling ties its channels to
-  another layer's) and passes through no concat/split (a route: this is what excludes the CBL
-  right before an upsample that feeds a route). On the standard yolov3.cfg this leaves the 42
-  layers / 13,376 channels the write-up quotes. No groups: every channel is its own unit.
+* ``seed`` — the YOLOv3 write-up's rule, derived from the same sets: a BN is prunable iff none
+  of its channels is blocked, none is coupled with another BN channel (no shortcut add or
+  depthwise conv ties it to another layer) and none passes through a concat/split (a route:
+  this is what excludes the CBL right before an upsample that feeds a route). On the standard
+  yolov3.cfg this leaves the 42 layers / 13,376 channels the write-up quotes. No groups: every
+  channel is its own unit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-import torch_pruning as tp
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import LayoutError, PruningError
 from ..layout import ChannelLayout
 from ..selection import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
+from .flow import ChannelFlow, trace_flow
 
 POLICIES = ("seed", "grouped")
 
-#: graph node types that stand for a route (concat / split) in the write-up's sense
-_ROUTE_TYPES = (tp.ops.OPTYPE.CONCAT, tp.ops.OPTYPE.SPLIT, tp.ops.OPTYPE.SLICE,
-                tp.ops.OPTYPE.UNBIND)
-#: graph node types that carry channels through without parameters of their own
-_PASS_TYPES = (*_ROUTE_TYPES, tp.ops.OPTYPE.ELEMENTWISE, tp.ops.OPTYPE.RESHAPE,
-               tp.ops.OPTYPE.EXPAND)
 #: layers the engine cuts and compensates (transposed convs are not among them)
 WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -138,39 +127,19 @@ def as_args(example_inputs: Any) -> tuple[Any, ...]:
         example_inputs,)
 
 
-@contextmanager
-def traced_graph(model: nn.Module, example_inputs: Any) -> Iterator[tp.DependencyGraph]:
-    """A DependencyGraph of ``model``, leaving its train/eval flags as they were.
-
-    Tracing runs one forward pass in eval mode (so running statistics are not updated) with
-    autograd on, as torch-pruning requires.
-
-    Args:
-        model: the model to trace (its weights are not changed).
-        example_inputs: a tensor or a tuple of tensors the model accepts.
-
-    Yields:
-        The graph, built on ``model`` itself.
+def traced_flow(model: nn.Module, example_inputs: Any, layout: ChannelLayout) -> ChannelFlow:
+    """The :class:`~forecastprune.engine.flow.ChannelFlow` of ``model`` on ``example_inputs``.
 
     Raises:
         PruningError: if the forward pass fails on ``example_inputs``.
     """
-    flags = {module: module.training for module in model.modules()}
     try:
-        with torch.enable_grad():
-            graph = tp.DependencyGraph().build_dependency(
-                model, example_inputs=as_args(example_inputs), verbose=False
-            )
-    except (RuntimeError, TypeError, ValueError) as exc:
+        return trace_flow(model, as_args(example_inputs), layout)
+    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
         raise PruningError(
-            f"tracing the model on the example inputs failed ({exc}); pass inputs the model "
-            "accepts, e.g. a tensor of shape (1, channels, height, width)"
+            f"tracing the model on the example inputs failed ({type(exc).__name__}: {exc}); "
+            "pass inputs the model accepts, e.g. a tensor of shape (1, channels, height, width)"
         ) from exc
-    try:
-        yield graph
-    finally:
-        for module, flag in flags.items():
-            module.training = flag
 
 
 def plan_channels(
@@ -183,8 +152,8 @@ def plan_channels(
 
     Args:
         model: the model (not modified; its train/eval flags are restored).
-        example_inputs: inputs for one traced forward pass; the structure must not depend on
-            their size, so small ones (e.g. 1×3×64×64 for YOLOv3) keep tracing fast.
+        example_inputs: inputs for one forward pass; the structure must not depend on their
+            size, so small ones (e.g. 1×3×64×64 for a detector) keep planning fast.
         layout: the BN layers to plan for; defaults to every affine BN in module order.
         policy: ``"seed"`` (the YOLOv3 write-up's rule) or ``"grouped"``.
 
@@ -199,136 +168,51 @@ def plan_channels(
         raise PruningError(f"policy must be one of {POLICIES}; got {policy!r}")
     model = unwrap_model(model)
     layout = default_layout(model) if layout is None else layout
-    bns = check_layout(model, layout)
-    with traced_graph(model, example_inputs) as graph:
-        sets, verdicts = _coupled_sets(graph, model, layout, bns)
-    return _apply_policy(layout, policy, sets, verdicts)
+    check_layout(model, layout)
+    return apply_policy(traced_flow(model, example_inputs, layout), policy)
 
 
-@dataclass
-class _Verdict:
-    """What one DG group says about the channels it touches."""
-
-    problem: str | None  # why the channels cannot be pruned at all (None: they can)
-    tie: str | None = None  # why the seed rule excludes them (None: solitary, seed-prunable)
-
-
-def _coupled_sets(
-    graph: tp.DependencyGraph, model: nn.Module, layout: ChannelLayout,
-    bns: dict[str, _BatchNorm],
-) -> tuple[np.ndarray, dict[str, _Verdict]]:
-    """Union-find the layout's channels into coupled sets and judge each BN's group."""
-    names = {module: name for name, module in model.named_modules()}
-    parent = np.arange(layout.total)
-    verdicts: dict[str, _Verdict] = {}
-    for name, bn in bns.items():
-        if bn not in graph.module2node:
-            verdicts[name] = _Verdict("the traced forward pass never reaches it")
-            continue
-        group = graph.get_pruning_group(
-            bn, tp.prune_batchnorm_out_channels, idxs=list(range(bn.num_features))
-        )
-        verdicts[name] = _judge(graph, group, names, layout)
-        by_root: dict[int, list[int]] = {}
-        for item in group.items:
-            member = names.get(item.dep.target.module)
-            if isinstance(item.dep.target.module, _BatchNorm) and member in layout.names:
-                offset = layout.slice(member).start
-                for idx, root in zip(item.idxs, item.root_idxs, strict=True):
-                    by_root.setdefault(int(root), []).append(offset + int(idx))
-        for members in by_root.values():
-            _union(parent, members)
-    return _roots(parent), verdicts
-
-
-def _judge(graph: tp.DependencyGraph, group: Any, names: dict[nn.Module, str],
-           layout: ChannelLayout) -> _Verdict:
-    """Decide whether one BN's DG group may be pruned, and whether it is solitary."""
-    producers, group_bns, routes = [], [], False
-    for item in group.items:
-        node, module = item.dep.target, item.dep.target.module
-        consumer = is_consumer(graph, module, item.dep.handler)
-        if node.type == tp.ops.OPTYPE.OUTPUT or (not node.outputs and not consumer):
-            return _Verdict("its channels reach the model's output")
-        if isinstance(module, _BatchNorm):
-            if names.get(module) not in layout.names:
-                return _Verdict(f"coupled with BN {names.get(module)!r}, which is not in the "
-                                "layout")
-            group_bns.append(module)
-        elif isinstance(module, WEIGHTED):
-            if not consumer:
-                producers.append(node)
-        elif node.type in _ROUTE_TYPES:
-            routes = True
-        elif node.type not in _PASS_TYPES:
-            return _Verdict(f"coupled with a {type(module).__name__} layer, which the engine "
-                            "does not prune")
-    for node in producers:
-        if not any(out.module in group_bns for out in node.outputs):
-            return _Verdict(f"coupled with {names.get(node.module)!r}, whose output has no "
-                            "BatchNorm to zero")
-    if len(group_bns) > 1:
-        others = [names[bn] for bn in group_bns[1:4]]
-        return _Verdict(None, f"tied to {others}{'...' if len(group_bns) > 4 else ''} by a "
-                              "shortcut add or a depthwise conv")
-    return _Verdict(None, "its channels reach a route (concat/split)" if routes else None)
-
-
-def is_consumer(graph: tp.DependencyGraph, module: Any, handler: Any) -> bool:
-    """True when a group item removes input channels of a (non-depthwise) conv/linear layer.
-
-    A depthwise conv loses its channels as a whole (it is coupled, not a reader).
-    """
-    if not isinstance(module, WEIGHTED) or _is_depthwise(module):
-        return False
-    return handler == graph.get_pruner_of_module(module).prune_in_channels
-
-
-def _is_depthwise(module: nn.Module) -> bool:
-    return isinstance(module, nn.modules.conv._ConvNd) and module.groups == module.out_channels \
-        and module.groups > 1
-
-
-def _union(parent: np.ndarray, members: Sequence[int]) -> None:
-    first = _find(parent, members[0])
-    for other in members[1:]:
-        parent[_find(parent, other)] = first
-
-
-def _find(parent: np.ndarray, i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]  # path halving keeps the trees flat
-        i = int(parent[i])
-    return i
-
-
-def _roots(parent: np.ndarray) -> np.ndarray:
-    return np.array([_find(parent, i) for i in range(len(parent))], dtype=np.int64)
-
-
-def _apply_policy(layout: ChannelLayout, policy: str, roots: np.ndarray,
-                  verdicts: dict[str, _Verdict]) -> ChannelPlan:
-    """Turn coupled sets and per-BN verdicts into the policy's prunable mask and groups."""
-    ok = np.ones(layout.total, dtype=bool)
+def apply_policy(flow: ChannelFlow, policy: str) -> ChannelPlan:
+    """Turn a channel flow into the policy's prunable mask, groups and reasons."""
+    layout = flow.layout
+    prunable = np.zeros(layout.total, dtype=bool)
     reasons: dict[str, str] = {}
     for name in layout.names:
-        verdict = verdicts[name]
-        if verdict.problem is not None:
-            reasons[name] = verdict.problem
-        elif policy == "seed" and verdict.tie is not None:
-            reasons[name] = f"seed rule: {verdict.tie}"
-        else:
-            continue
-        ok[layout.slice(name)] = False
-    # a coupled set is prunable only if every member is: prune all of it or none of it
-    blocked = np.unique(roots[~ok])
-    prunable = ok & ~np.isin(roots, blocked)
-    for name in layout.names:
-        if not prunable[layout.slice(name)].all() and name not in reasons:
-            reasons[name] = "coupled with channels that cannot be pruned"
+        span = layout.slice(name)
+        reason = _layer_reason(flow, name, policy)
+        roots = flow.root[span]
+        free = np.array([r >= 0 and r not in flow.blocked for r in roots.tolist()], dtype=bool)
+        if reason is None and not free.all():
+            problem = next(flow.blocked[r] for r in roots.tolist() if r in flow.blocked)
+            reason = problem if policy == "seed" or not free.any() else (
+                f"{int((~free).sum())} of {free.size} channels: {problem}")
+        if reason is not None:
+            reasons[name] = reason
+        if reason is None or (policy == "grouped" and free.any()):
+            prunable[span] = free
     groups: list[np.ndarray] = []
     if policy == "grouped":
-        order = np.argsort(roots, kind="stable")
-        split_at = np.flatnonzero(np.diff(roots[order])) + 1
+        order = np.argsort(flow.root, kind="stable")
+        split_at = np.flatnonzero(np.diff(flow.root[order])) + 1
         groups = [g for g in np.split(order, split_at) if len(g) > 1 and prunable[g].all()]
     return ChannelPlan(layout, policy, prunable, groups, reasons)
+
+
+def _layer_reason(flow: ChannelFlow, name: str, policy: str) -> str | None:
+    """Why the whole layer is out (unreached, or the seed rule), else None."""
+    if name in flow.unreached:
+        return "the traced forward pass never reaches it"
+    if policy != "seed":
+        return None
+    roots = set(flow.root[flow.layout.slice(name)].tolist())
+    if any(r in flow.blocked for r in roots):
+        return None  # reported with the blocking reason
+    width = flow.layout.slice(name).stop - flow.layout.slice(name).start
+    others = sorted({bn for r in roots for bn in flow.bns[r] if bn != name})
+    if others or len(roots) < width:
+        tied = others[:3] or [name]
+        return (f"seed rule: tied to {tied}{'...' if len(others) > 3 else ''} by a shortcut add "
+                "or a depthwise conv")
+    if roots & flow.routed:
+        return "seed rule: its channels reach a route (concat/split)"
+    return None

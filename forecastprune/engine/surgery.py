@@ -1,16 +1,17 @@
 """Physical surgery: keep masks → a new, smaller model.
 
-The input model is never touched: it is deep-copied and the copy is cut with torch-pruning's
-DependencyGraph, one call per BN that still has channels to remove
-(``get_pruning_group(bn, prune_batchnorm_out_channels, idxs)``, ``check_pruning_group``,
-``prune``). The graph removes the BN's channels together with the producing conv's filters, the
-input slices of every consumer and everything coupled to them. Indices shift after each cut, so
-a tracker keeps, for every layer side touched, which original channels are still alive; each BN
-is asked only for its own still-alive channels, translated to current positions.
+The input model is never touched: it is deep-copied and the copy is cut. The cut follows the
+channel flow (:mod:`~forecastprune.engine.flow`) of the copy: every pruned BN channel belongs
+to a coupled set, and the set lists every layer index that goes with it — the BN's own channel,
+the producing conv's filter, a depthwise conv's channel, and the input slice of every conv or
+linear layer that reads it, wherever concats, splits and shortcut adds have moved it. All
+indices refer to the unpruned layers, so each layer side is cut once, with torch-pruning's
+layer pruners (``prune_conv_out_channels`` and friends), and no index shifts between cuts.
 
-Before a group is cut, the constant output of its channels is folded into their consumers (see
+Before the cut, the constant output of the pruned channels is folded into their readers (see
 :mod:`~forecastprune.engine.compensation`), which makes the pruned model equal to the original
-with the pruned channels' γ set to 0 (exactly after 1×1 convs and linear layers).
+with the pruned channels' γ set to 0 (exactly after 1×1 convs and linear layers). After it,
+the whole output structure (tuples, lists, dicts of tensors) must have kept its shapes.
 
 The returned model carries a :class:`SurgeryRecord` (``surgery_record(model)``): which original
 parameter each new parameter came from and which indices it kept, so an optimizer can be
@@ -22,8 +23,7 @@ from __future__ import annotations
 
 import copy
 import weakref
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,16 +36,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..errors import PruningError
 from ..layout import ChannelLayout
 from ..selection import unwrap_model
-from .compensation import MeasuredInput, fold_constants, recorded_inputs
-from .coupling import (
-    WEIGHTED,
-    ChannelPlan,
-    as_args,
-    check_layout,
-    is_consumer,
-    plan_channels,
-    traced_graph,
-)
+from .compensation import fold_constants, recorded_inputs
+from .coupling import WEIGHTED, ChannelPlan, as_args, check_layout, plan_channels, traced_flow
+from .flow import output_signature
 
 #: attribute of a pruned model holding its SurgeryRecord
 RECORD_ATTR = "forecastprune_surgery"
@@ -207,29 +200,13 @@ def _check_cut(pruned: np.ndarray, plan: ChannelPlan) -> None:
 
 
 class _Tracker:
-    """Original channel indices still alive on each (layer, side) as cuts shift positions."""
+    """The original indices each cut layer side kept (absent: the side was not cut)."""
 
     def __init__(self) -> None:
         self.alive: dict[tuple[nn.Module, str], list[int]] = {}
 
     def alive_of(self, module: nn.Module, side: str) -> list[int]:
-        key = (module, side)
-        if key not in self.alive:
-            self.alive[key] = list(range(_width(module, side)))
-        return self.alive[key]
-
-    def positions(self, module: nn.Module, side: str, originals: np.ndarray) -> list[int]:
-        wanted = set(int(i) for i in originals)
-        return [pos for pos, orig in enumerate(self.alive_of(module, side)) if orig in wanted]
-
-    def original(self, module: nn.Module, side: str, positions: list[int]) -> list[int]:
-        alive = self.alive_of(module, side)
-        return [alive[pos] for pos in positions]
-
-    def remove(self, module: nn.Module, side: str, positions: list[int]) -> None:
-        gone = set(positions)
-        self.alive[(module, side)] = [orig for pos, orig in enumerate(self.alive_of(module, side))
-                                      if pos not in gone]
+        return self.alive.get((module, side), list(range(_width(module, side))))
 
 
 def _width(module: nn.Module, side: str) -> int:
@@ -244,85 +221,82 @@ def _cut(model: nn.Module, layout: ChannelLayout, pruned: np.ndarray, example_in
          tracker: _Tracker, compensate: bool) -> None:
     """Cut ``model`` in place (it is the caller's private copy)."""
     bns = check_layout(model, layout)
-    cuts = {name: np.flatnonzero(mask) for name, mask in layout.split(pruned).items()}
     with torch.no_grad():
-        for name, originals in cuts.items():
+        for name, mask in layout.split(pruned).items():
             # a zero γ makes the channel output β: what compensation must reproduce
-            bns[name].weight[torch.as_tensor(originals, dtype=torch.long)] = 0.0
+            bns[name].weight[torch.as_tensor(mask)] = 0.0
     consumers = [m for m in model.modules() if isinstance(m, WEIGHTED)] if compensate else []
-    # one eval-mode forward (the graph's trace) measures the consumers' constant inputs and
-    # the output shapes the cut must preserve
-    with _output_shapes_of(model) as shapes, recorded_inputs(consumers) as means, \
-            traced_graph(model, example_inputs) as graph:
-        for name, bn in bns.items():
-            positions = tracker.positions(bn, "out", cuts[name])
-            if not positions:
-                continue  # nothing left here, or already cut through a coupled layer
-            group = graph.get_pruning_group(bn, tp.prune_batchnorm_out_channels, idxs=positions)
-            if not graph.check_pruning_group(group):
-                raise PruningError(
-                    f"cutting {len(positions)} channel(s) of {name!r} would empty a coupled "
-                    "layer; keep more channels (min_keep)"
-                )
-            if compensate:
-                _compensate(graph, group, means, tracker)
-            cuts_made = _sides_cut(graph, group)
-            for module, side, _ in cuts_made:
-                tracker.alive_of(module, side)  # start tracking at the pre-cut width
-            group.prune(record_history=False)
-            for module, side, gone in cuts_made:
-                tracker.remove(module, side, gone)
-    if _output_shapes(model, example_inputs) != shapes:
-        raise PruningError("the cut changed the model's output shape; a channel reaching the "
-                           "output was pruned — exclude that layer from the layout")
-
-
-def _compensate(graph: tp.DependencyGraph, group: Any,
-                means: dict[nn.Module, MeasuredInput], tracker: _Tracker) -> None:
-    """Fold the group's constant channels into every consumer it removes inputs from."""
-    for item in group.items:
-        consumer = item.dep.target.module
-        if not is_consumer(graph, consumer, item.dep.handler):
-            continue
-        positions = [int(i) for i in item.idxs]
-        seen = means[consumer]
-        constants = seen.mean[tracker.original(consumer, "in", positions)]
-        outs = item.dep.target.outputs
-        next_bn = outs[0].module if len(outs) == 1 and isinstance(outs[0].module, _BatchNorm) \
-            else None
-        fold_constants(consumer, positions, constants, seen.size, next_bn)
-
-
-def _sides_cut(graph: tp.DependencyGraph, group: Any) -> list[tuple[nn.Module, str, list[int]]]:
-    """(layer, side, positions) for every conv/linear/BN side the group cuts."""
-    sides = []
-    for item in group.items:
-        module = item.dep.target.module
-        if isinstance(module, _BatchNorm):
-            sides.append((module, "out", [int(i) for i in item.idxs]))
-        elif isinstance(module, WEIGHTED):
-            side = "in" if is_consumer(graph, module, item.dep.handler) else "out"
-            sides.append((module, side, [int(i) for i in item.idxs]))
-    return sides
-
-
-@contextmanager
-def _output_shapes_of(model: nn.Module) -> Iterator[list[tuple[int, ...]]]:
-    """Collect the output shapes of the forward passes of ``model`` run inside the block."""
-    shapes: list[tuple[int, ...]] = []
-
-    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-        shapes[:] = [tuple(t.shape) for t in tp.utils.flatten_as_list(output)]
-
-    handle = model.register_forward_hook(hook)
+    # one forward measures the readers' constant inputs and the output structure to keep
+    with recorded_inputs(consumers) as means:
+        before = _output_signature(model, example_inputs)
+    flow = traced_flow(model, example_inputs, layout)
+    modules = dict(model.named_modules())
+    cuts = _sites_to_cut(flow, pruned, modules)
+    if compensate:
+        for (name, side), indices in cuts.items():
+            consumer = modules[name]
+            if side == "in" and isinstance(consumer, WEIGHTED):
+                seen = means[consumer]
+                after = modules.get(flow.bn_after.get(name, ""))
+                fold_constants(consumer, indices, seen.mean[indices], seen.size,
+                               after if isinstance(after, _BatchNorm) else None)
+    for (name, side), indices in cuts.items():
+        module = modules[name]
+        gone = set(indices)
+        tracker.alive[(module, side)] = [i for i in range(_width(module, side)) if i not in gone]
+        _prune_side(module, side, indices)
     try:
-        yield shapes
-    finally:
-        handle.remove()
+        after = _output_signature(model, example_inputs)
+    except RuntimeError as exc:
+        raise PruningError(f"the pruned model no longer runs ({exc}); an operation with a "
+                           "fixed channel count reads a pruned layer — exclude that layer from "
+                           "the layout") from exc
+    if after != before:
+        raise PruningError("the cut changed the structure or shapes of the model's outputs; "
+                           "exclude the layers feeding the changed output from the layout")
+
+
+def _sites_to_cut(flow: Any, pruned: np.ndarray, modules: dict[str, nn.Module],
+                  ) -> dict[tuple[str, str], list[int]]:
+    """(layer, side) -> sorted original indices to remove, checked against the layer widths."""
+    cuts: dict[tuple[str, str], set[int]] = {}
+    for root in np.unique(flow.root[pruned]).tolist():
+        for site in flow.sites[root]:
+            cuts.setdefault((site.module, site.side), set()).add(site.index)
+    checked: dict[tuple[str, str], list[int]] = {}
+    for (name, side), indices in cuts.items():
+        width = _width(modules[name], side)
+        if max(indices) >= width:
+            raise PruningError(
+                f"layer {name!r}: the channel map names {side}put channel {max(indices)} but "
+                f"the layer has {width}; this model's structure is not supported"
+            )
+        if len(indices) >= width:
+            raise PruningError(
+                f"layer {name!r} would lose all {width} of its {side}put channels; keep more "
+                "channels (min_keep) in the layers coupled with it"
+            )
+        checked[(name, side)] = sorted(indices)
+    return checked
+
+
+def _prune_side(module: nn.Module, side: str, indices: list[int]) -> None:
+    """Remove ``indices`` from one side of one layer with torch-pruning's layer pruners."""
+    if isinstance(module, _BatchNorm):
+        tp.prune_batchnorm_out_channels(module, indices)
+    elif isinstance(module, nn.Linear):
+        prune = tp.prune_linear_out_channels if side == "out" else tp.prune_linear_in_channels
+        prune(module, indices)
+    elif side == "out" and module.groups > 1:  # the flow only lets depthwise convs through
+        tp.prune_depthwise_conv_out_channels(module, indices)
+    else:
+        prune = tp.prune_conv_out_channels if side == "out" else tp.prune_conv_in_channels
+        prune(module, indices)
 
 
 @torch.no_grad()
-def _output_shapes(model: nn.Module, example_inputs: Any) -> list[tuple[int, ...]]:
+def _output_signature(model: nn.Module, example_inputs: Any) -> list[tuple[str, tuple[int, ...]]]:
+    """Path and shape of every tensor of the eval-mode output structure, in order."""
     flags = {module: module.training for module in model.modules()}
     try:
         model.eval()
@@ -330,7 +304,7 @@ def _output_shapes(model: nn.Module, example_inputs: Any) -> list[tuple[int, ...
     finally:
         for module, flag in flags.items():
             module.training = flag
-    return [tuple(t.shape) for t in tp.utils.flatten_as_list(out)]
+    return output_signature(out)
 
 
 def _param_map(original: nn.Module, new: nn.Module, tracker: _Tracker) -> dict[str, Any]:
