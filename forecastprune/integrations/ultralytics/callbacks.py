@@ -50,7 +50,7 @@ from ...errors import ConfigError
 from ...pipeline.decision import MaskRule
 from ...pipeline.timing import PruneTiming
 from .plan import UpdatePlan, plan_updates, planned_lr_schedule, warmup_iterations
-from .checkpoint import strip_surgery_record
+from .fixups import finish_pruned
 
 
 class UltralyticsPruner:
@@ -196,12 +196,13 @@ class UltralyticsPruner:
         # torch-pruning traces dependencies through autograd, which sees nothing of a model
         # whose parameters are frozen, as ModelEMA's are; the old EMA is dropped right after
         trainer.ema.ema.requires_grad_(True)
-        ema_model = prune_model(trainer.ema.ema, self.pruner.last_mask.decision,
-                                self.pruner.example_inputs, plan=self.pruner.plan)
+        ema_model = finish_pruned(trainer.ema.ema, prune_model(
+            trainer.ema.ema, self.pruner.last_mask.decision, self.pruner.example_inputs,
+            plan=self.pruner.plan))
         # ModelEMA copies the model it is given, freezes it and puts it in eval mode
-        ema = type(trainer.ema)(strip_surgery_record(ema_model), updates=trainer.ema.updates)
+        ema = type(trainer.ema)(ema_model, updates=trainer.ema.updates)
         ema.enabled = trainer.ema.enabled
-        trainer.model = strip_surgery_record(model)
+        trainer.model = finish_pruned(before, model)
         trainer.optimizer = optimizer
         trainer.scheduler.optimizer = optimizer
         trainer.ema = ema

@@ -28,6 +28,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ._deps import import_ultralytics
+from .fixups import finish_pruned
 
 
 @dataclass(frozen=True)
@@ -112,26 +113,13 @@ def prune_ultralytics_checkpoint(
         plan = plan_channels(model, example, gammas.layout, policy=policy)
         mask = forecast_mask(_forecaster(forecaster, len(steps)), steps, values, total, plan,
                              rule, _clock(forecaster, gammas))
-    pruned = strip_surgery_record(prune_model(model, mask.decision, example, plan=plan))
+    pruned = finish_pruned(model, prune_model(model, mask.decision, example, plan=plan))
     summary = {"store": str(store), "forecaster": str(forecaster), "cutoff_step": int(steps[-1]),
                "target_step": total, "policy": policy, "decision": mask.decision.to_json()}
     _save({**ckpt, "model": pruned.half(), "ema": None, "optimizer": None, "updates": None,
            "forecastprune": summary}, target)
     return PrunedCheckpoint(target, _count(model), _count(pruned), int(steps[-1]), total,
                             summary["decision"])
-
-
-def strip_surgery_record(model: nn.Module) -> nn.Module:
-    """Drop the engine's surgery record from a pruned model, in place, and return the model.
-
-    The record (kept indices and weak references to the parameters the model was cut from)
-    serves :func:`~forecastprune.engine.rebuild_optimizer`; weak references cannot be
-    pickled, and ultralytics saves checkpoints by pickling the module.
-    """
-    from ...engine.surgery import RECORD_ATTR
-
-    vars(model).pop(RECORD_ATTR, None)
-    return model
 
 
 def _check_paths(checkpoint: str | Path, out: str | Path, overwrite: bool) -> tuple[Path, Path]:
