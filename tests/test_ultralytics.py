@@ -76,6 +76,33 @@ def test_attach_refuses_a_plain_module():
         attach(torch.nn.Conv2d(1, 1, 1))
 
 
+@needs_ultralytics
+def test_finish_pruned_keeps_split_widths_and_pickles():
+    import io
+
+    from forecastprune.engine import plan_channels, prune_model, select_channels
+    from forecastprune.integrations.ultralytics.fixups import finish_pruned
+
+    with offline():
+        from ultralytics.nn.tasks import DetectionModel
+
+        model = DetectionModel("yolov8n.yaml", nc=3, verbose=False).eval()
+    x = torch.rand(1, 3, 64, 64)
+    plan = plan_channels(model, x, policy="grouped")
+    scores = np.random.default_rng(0).random(plan.layout.total)
+    decision = select_channels(scores, plan.layout, ratio=0.3, prunable=plan.prunable,
+                               groups=plan.groups)
+    pruned = finish_pruned(model, prune_model(model, decision, x, plan=plan))
+    blocks = [m for m in pruned.modules() if type(m).__name__ == "C2f"]
+    assert any(m.c < o.c for m, o in zip(blocks, (
+        m for m in model.modules() if type(m).__name__ == "C2f")))
+    chunked = pruned(x)
+    for block in blocks:  # what ultralytics' exporter does
+        block.forward = block.forward_split
+    torch.testing.assert_close(pruned(x), chunked)
+    torch.save(pruned, io.BytesIO())  # no surgery record (weak references) left to pickle
+
+
 # -------------------------------------------------------------------- one real training run
 class _NetworkGuard:
     """Records (and refuses) every name lookup or connection attempted inside the block."""

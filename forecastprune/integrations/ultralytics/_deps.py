@@ -43,20 +43,23 @@ def offline() -> Iterator[None]:
     ultralytics checks for connectivity and sends usage events unless ``YOLO_OFFLINE`` is set
     (it reads the variable when first imported, so the block sets it before importing), and
     its dataset check fetches a plot font (``Arial.ttf``) from its asset server even when
-    plots are off; inside the block that lookup only searches the local machine. Restores
-    everything on exit.
+    plots are off; inside the block font lookups only search the local machine (plots fall
+    back to PIL's default font). Restores everything on exit.
     """
     previous = os.environ.get("YOLO_OFFLINE")
     os.environ["YOLO_OFFLINE"] = "1"
     import_ultralytics()
-    checks = importlib.import_module("ultralytics.utils.checks")
-    data_utils = importlib.import_module("ultralytics.data.utils")
-    originals = checks.check_font, data_utils.check_font
-    checks.check_font = data_utils.check_font = _local_font
+    # every module that imported check_font by name gets the local lookup
+    users = [importlib.import_module(name) for name in (
+        "ultralytics.utils.checks", "ultralytics.data.utils", "ultralytics.utils.plotting")]
+    originals = [module.check_font for module in users]
+    for module in users:
+        module.check_font = _local_font
     try:
         yield
     finally:
-        checks.check_font, data_utils.check_font = originals
+        for module, original in zip(users, originals):
+            module.check_font = original
         if previous is None:
             os.environ.pop("YOLO_OFFLINE", None)
         else:
