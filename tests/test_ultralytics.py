@@ -235,9 +235,17 @@ def test_prune_checkpoint_from_the_store(run, tmp_path):
     assert result.cutoff_step == 8 and result.target_step == EPOCHS * BATCHES
     from ultralytics import YOLO
 
+    from forecastprune.integrations.ultralytics import PrunedDetectionTrainer
+
     with offline():
         loaded = YOLO(str(out))
-    assert sum(p.numel() for p in loaded.model.parameters()) == result.params_after
+        assert sum(p.numel() for p in loaded.model.parameters()) == result.params_after
+        # fine-tuning trains the pruned module itself, not a rebuild from the original yaml
+        loaded.train(data=str(run["data"]), epochs=1, imgsz=64, batch=8, nbs=8, workers=0,
+                     plots=False, device="cpu", amp=False, project=str(tmp_path), name="tune",
+                     verbose=False, trainer=PrunedDetectionTrainer)
+    tuned = sum(p.numel() for p in loaded.trainer.model.parameters())
+    assert tuned == result.params_after
     with pytest.raises(ConfigError, match="exists"):
         prune_ultralytics_checkpoint(source, run["pruner"].store_path, out)
     with pytest.raises(ConfigError, match="differ"):

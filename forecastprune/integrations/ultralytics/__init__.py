@@ -3,6 +3,7 @@
 * :func:`attach` / :class:`UltralyticsPruner` — sparse-train, record γ, prune once early and
   keep training, inside ``YOLO("yolov8n.yaml").train(...)`` (see :mod:`.callbacks`);
 * :func:`prune_ultralytics_checkpoint` — prune a trained checkpoint from its recorded γ store;
+  :class:`PrunedDetectionTrainer` fine-tunes the result as it is (``train(trainer=...)``);
 * :func:`make_shapes_dataset` — a small YOLO-format detection dataset drawn on the spot;
 * :func:`offline` — run ultralytics without any network access attempt.
 
@@ -20,6 +21,7 @@ _LAZY = {
     "UltralyticsPruner": "callbacks",
     "prune_ultralytics_checkpoint": "checkpoint",
     "PrunedCheckpoint": "checkpoint",
+    "PrunedDetectionTrainer": "finetune",
     "make_shapes_dataset": "shapes",
     "offline": "_deps",
     "import_ultralytics": "_deps",
