@@ -116,8 +116,9 @@ def prune_ultralytics_checkpoint(
     pruned = finish_pruned(model, prune_model(model, mask.decision, example, plan=plan))
     summary = {"store": str(store), "forecaster": str(forecaster), "cutoff_step": int(steps[-1]),
                "target_step": total, "policy": policy, "decision": mask.decision.to_json()}
-    _save({**ckpt, "model": pruned.half(), "ema": None, "optimizer": None, "updates": None,
-           "forecastprune": summary}, target)
+    # stored as ultralytics stores a finished model: half precision, frozen, no optimizer
+    _save({**ckpt, "model": pruned.half().requires_grad_(False), "ema": None, "optimizer": None,
+           "updates": None, "forecastprune": summary}, target)
     return PrunedCheckpoint(target, _count(model), _count(pruned), int(steps[-1]), total,
                             summary["decision"])
 
