@@ -271,8 +271,10 @@ def _check_trainer(trainer: Any) -> None:
 def _metadata(trainer: Any, size: int) -> dict[str, Any]:
     yaml = getattr(trainer.model, "yaml", None) or {}
     name = Path(str(yaml.get("yaml_file", "ultralytics"))).name
-    return {"model": f"ultralytics:{name}", "input_shape": [1, 3, size, size],
-            "epochs": int(trainer.epochs), "batch": int(trainer.batch_size)}
+    # model + nc are what it takes to rebuild the unpruned network for a grouped replay
+    return {"model": f"ultralytics:{name}", "nc": int(trainer.data["nc"]),
+            "input_shape": [1, 3, size, size], "epochs": int(trainer.epochs),
+            "batch": int(trainer.batch_size)}
 
 
 def _count(model: nn.Module) -> int:
