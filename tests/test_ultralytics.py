@@ -10,6 +10,8 @@ import hashlib
 import importlib.util
 import math
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,15 @@ def test_shapes_dataset_is_valid_yolo_and_deterministic(tmp_path):
     assert again.exists()
     with pytest.raises(ConfigError, match="not empty"):
         make_shapes_dataset(tmp_path / "a")
+
+
+def test_the_integration_imports_without_ultralytics():
+    code = ("import sys; from forecastprune.integrations.ultralytics import attach, "
+            "make_shapes_dataset, prune_ultralytics_checkpoint; "
+            "print(sorted({'ultralytics', 'torchvision'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[1])
+    assert out.stdout.strip() == "[]"  # AGPL ultralytics loads only when a function needs it
 
 
 def test_attach_refuses_a_plain_module():
