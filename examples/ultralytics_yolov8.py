@@ -3,7 +3,7 @@
 Needs the ultralytics extra (``pip install "forecastprune[ultralytics]"``). Everything runs
 offline on a detection dataset drawn on the spot (coloured shapes on noise, YOLO format)::
 
-    python examples/ultralytics_yolov8.py --out runs/yolov8-example      # ~10 min on 2 CPU cores
+    python examples/ultralytics_yolov8.py --out runs/yolov8-example   # 10-20 min on 2 CPU cores
 
 1. **Record**: sparse-train yolov8n (L1 on every BN γ) for the whole budget while recording γ.
 2. **Compare**: replay forecasters on that store — which one, seeing only the first 10-50 % of
@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
+import time
 from pathlib import Path
 
 import torch
 
+from forecastprune.engine.stats import count_macs, count_params
 from forecastprune.integrations.ultralytics import (
     attach,
     make_shapes_dataset,
@@ -41,15 +42,30 @@ MAP = "metrics/mAP50-95(B)"
 
 
 def train(data: Path, out: Path, name: str, epochs: int, **pruner_options):
-    """One ultralytics run with the pruner attached; returns (pruner, trainer, per-epoch mAP50-95)."""
+    """One ultralytics run with the pruner attached.
+
+    Returns:
+        (pruner, run folder, per-epoch mAP50-95, wall seconds)
+    """
     from ultralytics import YOLO
 
     model = YOLO("yolov8n.yaml")
     pruner = attach(model, **pruner_options)
+    start = time.perf_counter()
     model.train(data=str(data), epochs=epochs, imgsz=64, batch=16, nbs=16, workers=0,
                 plots=False, device="cpu", amp=False, project=str(out), name=name,
                 exist_ok=True, seed=0, verbose=False)
-    return pruner, model.trainer, epoch_maps(Path(model.trainer.save_dir) / "results.csv")
+    seconds = time.perf_counter() - start
+    run = Path(model.trainer.save_dir)
+    return pruner, run, epoch_maps(run / "results.csv"), seconds
+
+
+def measure(checkpoint: Path) -> tuple[int, int]:
+    """Parameters and MACs per 64×64 image of a saved model."""
+    from ultralytics import YOLO
+
+    model = YOLO(str(checkpoint)).model.float().eval()
+    return count_params(model), count_macs(model, torch.zeros(1, 3, 64, 64))
 
 
 def epoch_maps(results_csv: Path) -> list[float]:
@@ -83,7 +99,7 @@ def main() -> None:
     store_path = out / "gammas.fpstore"
 
     with offline():
-        recorder, dense, dense_maps = train(
+        recorder, dense, dense_maps, dense_s = train(
             data, out, "record", args.epochs, prune_at=None, sparsity=args.sparsity,
             store_path=store_path, overwrite=True)
 
@@ -94,8 +110,9 @@ def main() -> None:
         forecaster, cutoff = choose(result, args.ratio, good_iou=0.8)
         print(f"\nchosen: {forecaster} at {cutoff:.0%} of the run")
 
+        # network slimming's way: prune the finished run by its final |γ| (naive at the end)
         final = prune_ultralytics_checkpoint(
-            Path(dense.save_dir) / "weights" / "last.pt", store_path, out / "dense-pruned.pt",
+            dense / "weights" / "last.pt", store_path, out / "dense-pruned.pt",
             forecaster="naive", cutoff=recorder.updates, ratio=args.ratio, overwrite=True)
         from ultralytics import YOLO
 
@@ -104,25 +121,29 @@ def main() -> None:
                                              project=str(out), name="val-dense-pruned",
                                              exist_ok=True).box.map
 
-        early, _, early_maps = train(
+        early, early_run, early_maps, early_s = train(
             data, out, "early", args.epochs, forecaster=forecaster, prune_at=cutoff,
             ratio=args.ratio, sparsity=args.sparsity, store_path=out / "early.fpstore",
             overwrite=True)
+        rows = [
+            (f"dense, sparse-trained {args.epochs} epochs", dense / "weights" / "last.pt",
+             dense_maps[-1], f"{dense_s:.0f} s"),
+            ("the same, pruned at the end (no fine-tune)", final.path, cut_map, "-"),
+            (f"pruned early ({forecaster}, update {early.pruned_at} of {early.updates}), "
+             "then trained", early_run / "weights" / "last.pt", early_maps[-1],
+             f"{early_s:.0f} s"),
+        ]
+        table = [(label, *measure(path), value, seconds) for label, path, value, seconds in rows]
 
-    # validation runs at each epoch's end: epoch e's is the first to see the pruned model
+    print("\n| model | params | MACs / 64² image | mAP50-95 | training wall time |")
+    print("|---|---|---|---|---|")
+    for label, params, macs, value, seconds in table:
+        print(f"| {label} | {params:,} | {macs:,} | {value:.3f} | {seconds} |")
+    # validation runs at each epoch's end: epoch e's (0-based) is the first after the prune
     e = max(i for i, start in enumerate(early.update_plan.epoch_starts) if start <= early.pruned_at)
-    rows = [
-        (f"dense, sparse-trained {args.epochs} epochs", final.params_before, dense_maps[-1]),
-        ("same, pruned at the end (no fine-tune)", final.params_after, cut_map),
-        (f"early run, before the prune (epoch {e})", early.params[0],
-         early_maps[e - 1] if e else math.nan),
-        (f"early run, after the prune (epoch {e + 1})", early.params[1], early_maps[e]),
-        (f"early run, final ({forecaster} at update {early.pruned_at} of "
-         f"{early.updates})", early.params[1], early_maps[-1]),
-    ]
-    print("\n| run | params | mAP50-95 |\n|---|---|---|")
-    for label, params, value in rows:
-        print(f"| {label} | {params:,} | {value:.3f} |")
+    before = f"{early_maps[e - 1]:.3f}" if e else "none (pruned in the first epoch)"
+    print(f"\nearly run mAP50-95: epoch {e} (before the prune) {before}, epoch {e + 1} (after) "
+          f"{early_maps[e]:.3f}, final {early_maps[-1]:.3f}")
 
 if __name__ == "__main__":
     main()

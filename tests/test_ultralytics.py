@@ -30,8 +30,8 @@ from forecastprune.integrations.ultralytics.plan import plan_updates, planned_lr
 from forecastprune.store import GammaTrajectoryStore
 
 HAS_ULTRALYTICS = importlib.util.find_spec("ultralytics") is not None
-needs_ultralytics = pytest.mark.skipif(
-    not HAS_ULTRALYTICS, reason='needs the ultralytics extra (pip install "forecastprune[ultralytics]")')
+NO_EXTRA = 'needs the ultralytics extra (pip install "forecastprune[ultralytics]")'
+needs_ultralytics = pytest.mark.skipif(not HAS_ULTRALYTICS, reason=NO_EXTRA)
 
 EPOCHS, BATCHES, SPARSITY = 5, 8, 1e-3  # 64 images / batch 8; nbs=8 -> one update per batch
 PROBED = "model.2.cv1.bn"
@@ -139,7 +139,7 @@ class _NetworkGuard:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     if not HAS_ULTRALYTICS:
-        pytest.skip('needs the ultralytics extra (pip install "forecastprune[ultralytics]")')
+        pytest.skip(NO_EXTRA)
     root = tmp_path_factory.mktemp("yolo")
     data = make_shapes_dataset(root / "data", n_train=64, n_val=16, imgsz=64)
     probes: dict[str, list[torch.Tensor]] = {"before": [], "after": []}

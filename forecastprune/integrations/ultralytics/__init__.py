@@ -1,4 +1,4 @@
-"""forecastprune for ultralytics detectors (optional extra: ``pip install "forecastprune[ultralytics]"``).
+"""forecastprune for ultralytics detectors (extra: ``pip install "forecastprune[ultralytics]"``).
 
 * :func:`attach` / :class:`UltralyticsPruner` — sparse-train, record γ, prune once early and
   keep training, inside ``YOLO("yolov8n.yaml").train(...)`` (see :mod:`.callbacks`);
