@@ -193,9 +193,6 @@ class UltralyticsPruner:
             hook.remove()
         # keep counting updates (no more L1): ``updates`` then says how long the run really was
         self._hooks = [optimizer.register_step_post_hook(self._after_step)]
-        # torch-pruning traces dependencies through autograd, which sees nothing of a model
-        # whose parameters are frozen, as ModelEMA's are; the old EMA is dropped right after
-        trainer.ema.ema.requires_grad_(True)
         ema_model = finish_pruned(trainer.ema.ema, prune_model(
             trainer.ema.ema, self.pruner.last_mask.decision, self.pruner.example_inputs,
             plan=self.pruner.plan))

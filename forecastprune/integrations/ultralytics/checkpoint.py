@@ -154,8 +154,7 @@ def _model_of(ckpt: dict[str, Any], path: Path) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{path} holds no model under 'ema' or 'model'; expected an "
                           "ultralytics training checkpoint such as best.pt")
-    # saved EMA weights are frozen; torch-pruning traces dependencies through autograd
-    return model.float().eval().requires_grad_(True)
+    return model.float().eval()
 
 
 def _input_size(metadata: dict[str, Any], ckpt: dict[str, Any]) -> int:
