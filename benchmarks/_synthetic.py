@@ -17,7 +17,9 @@ raw γ (as the store keeps them); consumers take ``np.abs``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +65,7 @@ def make_run(
     noise: float = 0.01,
     seed: int = 0,
 ) -> SyntheticRun:
-    """Generate a synthetic sparse-training recording.
+    """Generate a synthetic sparse-training recording (all in memory; see :func:`iter_run`).
 
     Args:
         n_channels: C.
@@ -76,6 +78,22 @@ def make_run(
     Returns:
         The recording.
     """
+    chunks = list(iter_run(n_channels, n_snapshots, record_every, lr, noise, seed))
+    steps, values, lrs = (np.concatenate([c[i] for c in chunks]) for i in range(3))
+    kinds = _channel_kinds(np.random.default_rng(seed), n_channels)[0]
+    return SyntheticRun(steps, values, lrs, kinds, step_decay_schedule(
+        n_snapshots * record_every, lr))
+
+
+def iter_run(
+    n_channels: int, n_snapshots: int, record_every: int = 10, lr: float = 0.1,
+    noise: float = 0.01, seed: int = 0, chunk: int = 2000,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The same recording as :func:`make_run`, ``chunk`` snapshots at a time.
+
+    Yields ``(steps, values (rows, C) float64, lrs)``; memory stays at one chunk, so runs of
+    10⁵ snapshots × 13,376 channels can be written to a store on a small machine.
+    """
     rng = np.random.default_rng(seed)
     total = n_snapshots * record_every
     schedule = step_decay_schedule(total, lr)
@@ -83,18 +101,34 @@ def make_run(
     lr_per_step = _lr_at(all_steps, schedule)
     tau = np.cumsum(lr_per_step) / np.sum(lr_per_step)  # 0 → 1 over the run
     steps = all_steps[record_every - 1 :: record_every]
-    tau_rec, lrs = tau[steps - 1][:, None], lr_per_step[steps - 1]
+    kinds, start = _channel_kinds(rng, n_channels)
+    params = {kind: _curve_params(kind, start[kinds == kind], rng)
+              for kind in ("linear", "exponential", "plateau")}
+    state = None
+    for first in range(0, steps.shape[0], chunk):
+        rows = steps[first : first + chunk]
+        tau_rec, lrs = tau[rows - 1][:, None], lr_per_step[rows - 1]
+        values = np.empty((rows.shape[0], n_channels))
+        for kind, (curve, args) in params.items():
+            values[:, kinds == kind] = curve(tau_rec, *args)
+        shocks, state = _noise(rng, lrs / lr, noise, n_channels, state)
+        yield rows.astype(np.int64), values + shocks, lrs
 
+
+def _channel_kinds(rng: np.random.Generator, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
     kinds = rng.choice(np.array(["linear", "exponential", "plateau"]), size=n_channels,
                        p=[0.35, 0.2, 0.45])
-    start = rng.uniform(0.6, 1.4, n_channels)
-    values = np.empty((steps.shape[0], n_channels))
-    for kind, curve in (("linear", _linear), ("exponential", _exponential),
-                        ("plateau", _plateau)):
-        columns = kinds == kind
-        values[:, columns] = curve(tau_rec, start[columns], rng)
-    values += _noise(rng, lrs / lr, noise, n_channels)
-    return SyntheticRun(steps.astype(np.int64), values, lrs, kinds, schedule)
+    return kinds, rng.uniform(0.6, 1.4, n_channels)
+
+
+def _curve_params(kind: str, start: np.ndarray, rng: np.random.Generator) -> tuple[Any, tuple]:
+    """The curve of one kind of channel and its per-channel parameters (drawn once)."""
+    n = start.shape[0]
+    if kind == "linear":  # reaches zero somewhere between 30 % and 200 % of the run's τ
+        return _linear, (start, start / rng.uniform(0.3, 2.0, n))
+    if kind == "exponential":
+        return _exponential, (start, rng.uniform(1.0, 6.0, n), rng.uniform(0.0, 0.1, n))
+    return _plateau, (start, rng.uniform(0.2, 1.5, n), rng.uniform(2.0, 10.0, n))
 
 
 def _lr_at(steps: np.ndarray, schedule: list[list[float]]) -> np.ndarray:
@@ -103,31 +137,33 @@ def _lr_at(steps: np.ndarray, schedule: list[list[float]]) -> np.ndarray:
     return rates[np.searchsorted(starts, steps, side="right") - 1]
 
 
-def _linear(tau: np.ndarray, start: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    # Reaches zero somewhere between 30 % and 200 % of the run's τ.
-    rate = start / rng.uniform(0.3, 2.0, start.shape[0])
+def _linear(tau: np.ndarray, start: np.ndarray, rate: np.ndarray) -> np.ndarray:
     return np.maximum(start - rate * tau, 0.0)
 
 
-def _exponential(tau: np.ndarray, start: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    rate = rng.uniform(1.0, 6.0, start.shape[0])
-    floor = rng.uniform(0.0, 0.1, start.shape[0])
+def _exponential(tau: np.ndarray, start: np.ndarray, rate: np.ndarray,
+                 floor: np.ndarray) -> np.ndarray:
     return floor + (start - floor) * np.exp(-rate * tau)
 
 
-def _plateau(tau: np.ndarray, start: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    level = rng.uniform(0.2, 1.5, start.shape[0])
-    rate = rng.uniform(2.0, 10.0, start.shape[0])
+def _plateau(tau: np.ndarray, start: np.ndarray, level: np.ndarray,
+             rate: np.ndarray) -> np.ndarray:
     return level + (start - level) * np.exp(-rate * tau)
 
 
 def _noise(
-    rng: np.random.Generator, lr_ratio: np.ndarray, scale: float, n_channels: int
-) -> np.ndarray:
-    """AR(1)-correlated noise whose size follows the learning rate (plus a 5 % floor)."""
+    rng: np.random.Generator, lr_ratio: np.ndarray, scale: float, n_channels: int,
+    previous: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """AR(1)-correlated noise whose size follows the learning rate (plus a 5 % floor).
+
+    ``previous`` is the last row of the chain so far (None at the start); returns the noise and
+    the new last row, so chunks continue one chain.
+    """
     shocks = rng.normal(size=(lr_ratio.shape[0], n_channels))
     correlated = np.empty_like(shocks)
-    correlated[0] = shocks[0]
+    correlated[0] = shocks[0] if previous is None else (
+        0.7 * previous + np.sqrt(1 - 0.7**2) * shocks[0])
     for row in range(1, shocks.shape[0]):  # over time; each row is all channels at once
         correlated[row] = 0.7 * correlated[row - 1] + np.sqrt(1 - 0.7**2) * shocks[row]
-    return correlated * scale * (lr_ratio + 0.05)[:, None]
+    return correlated * scale * (lr_ratio + 0.05)[:, None], correlated[-1]

@@ -40,8 +40,8 @@ from _synthetic import YOLOV3_CHANNELS, make_run  # noqa: E402
 
 from forecastprune.errors import StoreError  # noqa: E402
 from forecastprune.forecasters import get_forecaster, list_forecasters  # noqa: E402
-from forecastprune.metrics import iou  # noqa: E402
-from forecastprune.timeaxis import cumulative_lr_clock  # noqa: E402
+from forecastprune.compare.metrics import iou  # noqa: E402
+from forecastprune.record.lr_clock import cumulative_lr_clock  # noqa: E402
 
 ORDERS = ((2, 1, 1), (1, 1, 0))
 RATIO = 0.5
@@ -112,7 +112,7 @@ def statsforecast_seconds(
 
 def statsmodels_prediction(steps, values: np.ndarray, order, target: int) -> np.ndarray:
     """statsmodels' exact-likelihood ARIMA forecast of every column (the backend fits each
-    channel at unit scale, see forecastprune.forecasters.statsmodels_backend)."""
+    channel at unit scale, see forecastprune.forecasters.arima.statsmodels_backend)."""
     p, d, q = order
     reference = get_forecaster(f"arima(p={p},d={d},q={q},backend=statsmodels)")
     with warnings.catch_warnings():

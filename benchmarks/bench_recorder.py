@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from forecastprune.recorder import GammaRecorder
-from forecastprune.sparsity import BNSparsity
+from forecastprune.record.recorder import GammaRecorder
+from forecastprune.record.sparsity import BNSparsity
 from forecastprune.zoo import build_model, load_digits_split
 
 TARGET = 0.01

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from forecastprune.compare import ReplaySettings, replay
+from forecastprune.compare.report import format_table
 from forecastprune.engine.stats import count_macs, count_params
 from forecastprune.integrations.ultralytics import (
     attach,
@@ -31,9 +33,6 @@ from forecastprune.integrations.ultralytics import (
     offline,
     prune_ultralytics_checkpoint,
 )
-from forecastprune.replay import replay
-from forecastprune.replay_settings import ReplaySettings
-from forecastprune.report import format_table
 from forecastprune.store import GammaTrajectoryStore
 
 FORECASTERS = ["sma", "linear", "arima(p=2,d=1,q=1)"]
@@ -99,7 +98,7 @@ def main() -> None:
     store_path = out / "gammas.fpstore"
 
     with offline():
-        recorder, dense, dense_maps, dense_s = train(
+        _, dense, dense_maps, dense_s = train(
             data, out, "record", args.epochs, prune_at=None, sparsity=args.sparsity,
             store_path=store_path, overwrite=True)
 
@@ -113,7 +112,7 @@ def main() -> None:
         # network slimming's way: prune the finished run by its final |γ| (naive at the end)
         final = prune_ultralytics_checkpoint(
             dense / "weights" / "last.pt", store_path, out / "dense-pruned.pt",
-            forecaster="naive", cutoff=recorder.updates, ratio=args.ratio, overwrite=True)
+            forecaster="naive", cutoff=1.0, ratio=args.ratio, overwrite=True)
         from ultralytics import YOLO
 
         cut_map = YOLO(str(final.path)).val(data=str(data), imgsz=64, batch=32, device="cpu",

@@ -9,15 +9,15 @@ import importlib
 from typing import Any
 
 from .errors import ForecastPruneError
-from .layout import ChannelLayout
+from .store.layout import ChannelLayout
 
 __version__ = "0.1.0"
 
 #: public name -> module that defines it (imported on first attribute access)
 _LAZY = {
     "GammaTrajectoryStore": "forecastprune.store",
-    "GammaRecorder": "forecastprune.recorder",
-    "BNSparsity": "forecastprune.sparsity",
+    "GammaRecorder": "forecastprune.record.recorder",
+    "BNSparsity": "forecastprune.record.sparsity",
     "Forecaster": "forecastprune.forecasters",
     "register_forecaster": "forecastprune.forecasters",
     "get_forecaster": "forecastprune.forecasters",

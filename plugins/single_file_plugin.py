@@ -28,10 +28,8 @@ class MedianForecaster(Forecaster):
     def __init__(self, window: int = 5) -> None:
         self.window = window
         check_int("median", "window", window, 1)
-
-    @property
-    def min_history(self) -> int:  # type: ignore[override]
-        return int(self.window)
+        # Capabilities are tags; these two depend on the window, so they are set per instance.
+        self.set_tags(min_history=int(window), history_window=int(window))
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
         self.level_ = np.median(values[-self.window:], axis=0)

@@ -19,8 +19,7 @@ def decide(model: nn.Module, x: torch.Tensor, policy: str, ratio: float = 0.5,
     """Plan under ``policy`` and prune ``ratio`` of the prunable channels by random scores."""
     plan = plan_channels(model, x, policy=policy)
     scores = np.random.default_rng(seed).random(plan.layout.total)
-    decision = select_channels(scores, plan.layout, ratio=ratio, prunable=plan.prunable,
-                               groups=plan.groups)
+    decision = select_channels(scores, plan, ratio=ratio)
     return plan, decision
 
 

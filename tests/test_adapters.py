@@ -69,7 +69,7 @@ def test_statsforecast_arima_close_to_batched_arima(history):
 def test_statsforecast_naive_matches_last_value(history):
     forecaster = get_forecaster("statsforecast:Naive").fit(STEPS, history)
     assert np.allclose(forecaster.predict(STEPS[-1] + 123), history[-1])
-    assert not forecaster.vectorized
+    assert not forecaster.get_tag("vectorized")
 
 
 @pytest.mark.parametrize("spec, error, match", [
@@ -106,9 +106,10 @@ def test_missing_statsforecast_names_the_extra(monkeypatch):
 
 def test_interval_support_follows_the_chosen_model(history):
     window = get_forecaster("statsforecast:WindowAverage(window_size=3)").fit(STEPS, history)
-    assert not window.supports_interval()
+    assert not window.get_tag("supports_interval")
     with pytest.raises(ForecasterError, match="point forecasts only"):
         window.predict_interval(400)
-    assert get_forecaster("statsforecast:Naive").supports_interval()
-    assert get_forecaster("sktime:NaiveForecaster").supports_interval()
-    assert adapters.SktimeForecaster.supports_interval()  # on the class: some members can
+    assert get_forecaster("statsforecast:Naive").get_tag("supports_interval")
+    assert get_forecaster("sktime:NaiveForecaster").get_tag("supports_interval")
+    # on the class: some members can
+    assert adapters.SktimeForecaster.get_class_tag("supports_interval")

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecastprune.errors import ForecasterError
-from forecastprune.forecasters import _arima_batch, get_forecaster
-from forecastprune.forecasters._evengrid import resample_even
-from forecastprune.forecasters.statsmodels_backend import StatsmodelsFitWarning
+from forecastprune.forecasters import get_forecaster
+from forecastprune.forecasters.arima import css_refine, hannan_rissanen
+from forecastprune.forecasters.evengrid import resample_even
+from forecastprune.forecasters.arima.statsmodels_backend import StatsmodelsFitWarning
 
 
 def simulate_arma(ar, ma, n, n_channels, seed=0, burn=100):
@@ -71,7 +72,7 @@ def test_recovers_arma11_coefficients():
 def conditional_sse(ws, beta, p, q, constant):
     """Per-channel conditional sum of squares by the plain ARMA recursion."""
     intercept = beta[:, -1] if constant else np.zeros(ws.shape[1])
-    eps = _arima_batch._arma_innovations(ws, beta[:, :p], beta[:, p : p + q], intercept)
+    eps = hannan_rissanen.arma_innovations(ws, beta[:, :p], beta[:, p : p + q], intercept)
     return np.sum(eps[p:] ** 2, axis=0)
 
 
@@ -80,12 +81,12 @@ def test_css_jacobian_matches_finite_differences(p, q, constant):
     rng = np.random.default_rng(11)
     ws = rng.normal(size=(60, 4)).cumsum(axis=0) * 0.1 + rng.normal(size=(60, 4))
     beta = rng.uniform(-0.4, 0.4, size=(4, p + q + int(constant)))
-    regressors = _arima_batch._css_regressors(ws, p, constant)
-    sse, gram, grad = _arima_batch._css_normal_equations(regressors, beta, p, q, constant)
+    regressors = css_refine._css_regressors(ws, p, constant)
+    sse, gram, grad = css_refine._css_normal_equations(regressors, beta, p, q, constant)
     intercept = (lambda b: b[:, -1]) if constant else (lambda b: np.zeros(4))
 
     def eps_at(b):
-        return _arima_batch._arma_innovations(ws, b[:, :p], b[:, p : p + q], intercept(b))[p:]
+        return hannan_rissanen.arma_innovations(ws, b[:, :p], b[:, p : p + q], intercept(b))[p:]
 
     jac = np.stack([(eps_at(beta + h) - eps_at(beta - h)) / 2e-6
                     for h in np.eye(beta.shape[1])[:, None, :] * 1e-6 * np.ones((4, 1))], axis=1)
@@ -102,7 +103,7 @@ def test_refinement_never_increases_the_conditional_sum_of_squares(seed, theta, 
     ws = simulate_arma(np.full((n_channels, 1), phi), np.full((n_channels, 1), theta), 80,
                        n_channels, seed=seed % 1000, burn=20)
     start = np.random.default_rng(seed).uniform(-0.9, 0.9, size=(n_channels, 2))
-    refined = _arima_batch.refine_css(ws, start, 1, 1, False, steps=5)
+    refined = css_refine.refine_css(ws, start, 1, 1, False, steps=5)
     before, after = conditional_sse(ws, start, 1, 1, False), conditional_sse(ws, refined, 1, 1,
                                                                              False)
     assert np.all(after <= before * (1 + 1e-12))
@@ -115,8 +116,8 @@ def test_refinement_recovers_arma11_closer_than_hannan_rissanen():
     n_channels, n = 300, 200
     series = simulate_arma(np.full((n_channels, 1), 0.5), np.full((n_channels, 1), -0.8), n,
                            n_channels, seed=5)
-    plain = _arima_batch.fit_batched(series, 1, 0, 1, False, refine=0)
-    refined = _arima_batch.fit_batched(series, 1, 0, 1, False, refine=8)
+    plain = hannan_rissanen.fit_batched(series, 1, 0, 1, False, refine=0)
+    refined = hannan_rissanen.fit_batched(series, 1, 0, 1, False, refine=8)
     truth = np.array([0.5, -0.8])
 
     def error(fit):
@@ -136,11 +137,11 @@ def test_refinement_leaves_still_channels_and_ar_only_models_alone():
     line = 2.0 - 0.01 * np.arange(n)  # exact line: a still increment series
     noisy = 5.0 + np.cumsum(simulate_arma([[0.4]], [[0.3]], n, 1, seed=9), axis=0)[:, 0]
     y = np.stack([line, noisy], axis=1)
-    fit = _arima_batch.fit_batched(y, 1, 1, 1, True)  # with a drift the line's increments
+    fit = hannan_rissanen.fit_batched(y, 1, 1, 1, True)  # with a drift the line's increments
     assert fit.ar[0, 0] == 0.0 and fit.ma[0, 0] == 0.0  # do not vary: nothing to refine
     assert fit.intercept[0] == pytest.approx(-0.01)
     assert fit.ma[1, 0] != 0.0
-    ar_only = [_arima_batch.fit_batched(y, 2, 1, 0, False, refine=r) for r in (0, 6)]
+    ar_only = [hannan_rissanen.fit_batched(y, 2, 1, 0, False, refine=r) for r in (0, 6)]
     assert np.array_equal(ar_only[0].ar, ar_only[1].ar)
 
 
@@ -274,9 +275,10 @@ def test_resample_even_keeps_ends_and_lines(gaps, n_channels):
 
 def test_min_history_depends_on_order_and_is_enforced():
     small, large = get_forecaster("arima"), get_forecaster("arima(p=3,d=1,q=2)")
-    assert large.min_history > small.min_history
-    values = np.ones((large.min_history - 1, 2))
-    with pytest.raises(ForecasterError, match=str(large.min_history)):
+    minimum = large.get_tag("min_history")
+    assert minimum > small.get_tag("min_history")
+    values = np.ones((minimum - 1, 2))
+    with pytest.raises(ForecasterError, match=str(minimum)):
         large.fit(np.arange(values.shape[0]), values)
 
 
@@ -319,7 +321,7 @@ def test_statsmodels_backend_counts_constant_and_failed_channels():
     prediction = forecaster.predict(40)
     assert prediction[0] == 0.5 and prediction[1] == values[-1, 1]
     assert prediction[2] != values[-1, 2] and np.isfinite(prediction[2])
-    assert not forecaster.vectorized
+    assert not forecaster.get_tag("vectorized")
 
 
 def test_statsmodels_backend_fits_at_unit_scale_and_forecasts_at_the_data_scale():

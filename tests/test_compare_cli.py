@@ -117,7 +117,7 @@ def test_failing_plugins_show_as_failed_while_others_complete(store, plugin, tmp
                  "--json", str(tmp_path / "r.json"))
     assert result.exit_code == 0, result.output
     assert "RuntimeError: plugin exploded" in result.output
-    assert "NaN/Inf predictions" in result.output
+    assert "returned 8 NaN/Inf values" in result.output
     assert "timed out after 1 s" in result.output
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert all(r["error"] is None and r["iou"] is not None for r in rows
@@ -158,11 +158,16 @@ def test_unknown_forecaster_lists_valid_ones(store):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--cutoffs", "0.5,abc"], "not a number"),
-    (["--cutoffs", "1.5"], "neither a fraction"),
+    (["--cutoffs", "0.5,abc"], "not a fraction of the run"),
+    (["--cutoffs", "1.5"], "not a fraction of the run"),
+    (["--cutoffs", "1"], "not before the store's final step"),
+    (["--cutoffs", ""], "names nothing"),
+    (["--cutoffs", ",,,"], "names nothing"),
+    (["--forecasters", ""], "names nothing"),
+    (["--forecasters", ",,,"], "names nothing"),
     (["--ratio", "2"], "ratios must be"),
     (["--html"], "--out DIR"),
-    (["--policy", "seed"], "names no 'model'"),
+    (["--policy", "seed"], "names no model"),
 ])
 def test_bad_arguments_exit_2(store, args, message):
     result = run("--store", store, *args)

@@ -13,8 +13,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from _ddp import WORLD, init_rank, run_ranks
 
-from forecastprune.recorder import GammaRecorder
-from forecastprune.sparsity import BNSparsity
+from forecastprune.record.recorder import GammaRecorder
+from forecastprune.record.sparsity import BNSparsity
 from forecastprune.store import GammaTrajectoryStore
 
 S = 1e-2

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from _models import randomize_bn
+import _pruning
 from _pruning import prune_exactly
 from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.surgery import prune_model
@@ -29,30 +30,38 @@ X8 = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
 @pytest.mark.parametrize("name", ["regnet_x_400mf", "shufflenet_v2_x0_5"])
 def test_torchvision_model_prunes_exactly(name, policy):
     model = randomize_bn(getattr(models, name)(num_classes=10)).eval()
-    plan, _, _ = prune_exactly(model, X64, policy)
-    why = " ".join(plan.reasons.values())
-    assert ("grouped conv" in why) if name.startswith("regnet") else ("shuffled" in why)
+    plan, _, pruned = prune_exactly(model, X64, policy)
+    if name.startswith("shufflenet"):
+        assert "shuffled" in plan.reasons["stage2.0.branch1.3"]
+    elif policy == "grouped":  # regnet's grouped 3x3 convs lose whole groups
+        groups = [(a.groups, b.groups) for a, b in zip(model.modules(), pruned.modules())
+                  if isinstance(a, nn.Conv2d) and a.groups > 1]
+        assert groups and any(after < before for before, after in groups)
 
 
-def test_grouped_conv_channels_are_not_prunable_and_a_forced_cut_names_the_layer():
+def test_a_grouped_conv_loses_whole_groups_with_their_inputs():
     model = randomize_bn(nn.Sequential(
         nn.Conv2d(3, 32, 3), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, groups=2), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, groups=4), nn.BatchNorm2d(32), nn.ReLU(),
         nn.Conv2d(32, 8, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 2),
     )).eval()
     plan = plan_channels(model, X8, policy="grouped")
-    assert plan.prunable_layers == ("7",)
-    assert "grouped conv '3' (groups=2)" in plan.reasons["1"]
-    assert "grouped conv '3'" in plan.reasons["4"]
+    units = sorted(sorted(g.tolist()) for g in plan.groups)
+    # group k: input channels 8k..8k+7 (BN '1') with output channels 8k..8k+7 (BN '4')
+    assert units == [[*range(8 * k, 8 * k + 8), *range(32 + 8 * k, 32 + 8 * k + 8)]
+                     for k in range(4)]
     keep = {name: torch.ones(size, dtype=torch.bool).numpy() for name, size in plan.layout.layers}
-    keep["1"][0] = False
-    with pytest.raises(PruningError, match=r"layer '1'.*grouped conv"):
-        prune_model(model, keep, X8, plan)
-    # the flatten before the linear layer is followed: BN 7's channels become blocks of inputs
-    keep = {name: torch.ones(size, dtype=torch.bool).numpy() for name, size in plan.layout.layers}
-    keep["7"][[0, 5]] = False
-    pruned = prune_model(model, keep, X8, plan)
+    keep["1"][8:16] = keep["4"][8:16] = False
+    keep["7"][[0, 5]] = False  # the flatten before the linear layer is followed too
+    x = torch.randn(2, 3, 8, 8)
+    reference = _pruning.zeroed(model, keep)
+    pruned = prune_model(reference, keep, X8, plan)
+    assert (pruned[3].groups, pruned[3].in_channels, pruned[3].out_channels) == (3, 24, 24)
     assert pruned[10].in_features == 6 * 4 * 4
+    _pruning.assert_same_outputs(reference, pruned, x)
+    keep["1"][8:16] = True  # half a group
+    with pytest.raises(PruningError, match=r"coupled channels of layers \['1', '4'\]"):
+        prune_model(model, keep, X8, plan)
 
 
 class _Odd(nn.Module):
@@ -86,5 +95,5 @@ def test_operations_the_flow_cannot_follow_become_reasons():
 
 def test_a_model_that_fails_on_the_inputs_is_a_pruning_error():
     model = models.regnet_x_400mf(num_classes=10)
-    with pytest.raises(PruningError, match="tracing the model on the example inputs failed"):
+    with pytest.raises(PruningError, match=r"inputs failed in layer 'stem\.0'"):
         plan_channels(model, torch.randn(1, 4, 32, 32))

@@ -6,6 +6,7 @@ random BN statistics so the exactness checks can fail.
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
@@ -14,7 +15,7 @@ import torch
 from _models import randomize_bn
 from _pruning import assert_same_outputs, prune_exactly, zeroed
 from forecastprune.engine.coupling import plan_channels
-from forecastprune.engine.surgery import prune_model
+from forecastprune.engine.surgery import prune_model, surgery_record
 from forecastprune.errors import PruningError
 from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops
 
@@ -80,6 +81,19 @@ def test_train_mode_detector_prunes_and_stays_in_train_mode(policy):
     # so the train-mode outputs agree too (to the conditioning of tiny batch statistics)
     x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     assert_same_outputs(zeroed(model, decision.keep), pruned, x, rel=2e-4)
+
+
+def test_a_pruned_detector_survives_a_checkpoint_round_trip(tmp_path):
+    """ultralytics checkpoints pickle the whole model: the pruned one must pickle too."""
+    model = _detector("yolov8n")
+    _, decision, pruned = prune_exactly(model, X64, "grouped", ratio=0.3)
+    copied = copy.deepcopy(pruned)
+    assert surgery_record(copied).sources.keys() == surgery_record(pruned).sources.keys()
+    torch.save({"model": pruned}, tmp_path / "last.pt")
+    # ultralytics' own format is a pickle; loading it needs weights_only=False by design
+    loaded = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
+    assert surgery_record(loaded).keep.keys() == decision.keep.keys()
+    assert_same_outputs(pruned, loaded, X64, rel=0)
 
 
 def test_a_cut_through_a_model_output_is_refused_with_the_layer_named():

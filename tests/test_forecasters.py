@@ -214,7 +214,7 @@ def test_lr_axis_without_clock_is_a_clear_error() -> None:
 ])
 def test_min_history_follows_the_parameters(spec: str, minimum: int) -> None:
     forecaster = get_forecaster(spec)
-    assert forecaster.min_history == minimum
+    assert forecaster.get_tag("min_history") == minimum
     forecaster.fit(np.arange(minimum), np.ones((minimum, 2)))
     with pytest.raises(ForecasterError, match=f"min_history={minimum}"):
         get_forecaster(spec).fit(np.arange(minimum - 1), np.ones((minimum - 1, 2)))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecastprune.metrics import (
+from forecastprune.compare.metrics import (
     collapsed_set,
     early_bird_step,
     iou,

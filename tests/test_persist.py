@@ -22,8 +22,7 @@ def _pruned(name: str, policy: str, ratio: float = 0.5, **kwargs):
     model = randomize_bn(build_model(name, **kwargs), 1).eval()
     plan = plan_channels(model, X8, policy=policy)
     scores = np.random.default_rng(1).random(plan.layout.total)
-    decision = select_channels(scores, plan.layout, ratio=ratio, prunable=plan.prunable,
-                               groups=plan.groups)
+    decision = select_channels(scores, plan, ratio=ratio)
     return model, prune_model(model, decision, X8, plan)
 
 
@@ -45,8 +44,8 @@ def test_round_trip_gives_identical_outputs(tmp_path, name, policy):
 def test_repeated_cuts_compose_into_one_replayable_plan(tmp_path):
     _, once = _pruned("darknet", "seed", ratio=0.3)
     plan = plan_channels(once, X8, policy="seed")
-    decision = select_channels(np.random.default_rng(2).random(plan.layout.total), plan.layout,
-                               ratio=0.3, prunable=plan.prunable)
+    decision = select_channels(np.random.default_rng(2).random(plan.layout.total), plan,
+                               ratio=0.3)
     twice = prune_model(once, decision, X8, plan)
     record = surgery_record(twice)
     assert record.sizes["head.bn"] == 32 and len(record.keep["head.bn"]) < 32

@@ -19,7 +19,7 @@ from forecastprune.forecasters import (
     list_forecasters,
     load_plugins,
 )
-from forecastprune.testing import check_forecaster, isolated_registry
+from forecastprune.testing import CHECKS, PASSED, check_forecaster, isolated_registry
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 PACKAGE_DIR = PLUGINS / "fp-expdecay"
@@ -29,7 +29,10 @@ PACKAGE_DIR = PLUGINS / "fp-expdecay"
 def expdecay_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """fp_expdecay imported from its source folder (whether or not it is installed)."""
     monkeypatch.syspath_prepend(str(PACKAGE_DIR))
+    # An installed copy may already be imported (entry-point discovery): import the source.
+    monkeypatch.delitem(sys.modules, "fp_expdecay", raising=False)
     module = importlib.import_module("fp_expdecay")
+    assert Path(module.__file__).parent == PACKAGE_DIR
     return module
 
 
@@ -39,7 +42,8 @@ def test_single_file_plugin_loads_and_conforms() -> None:
         assert load_plugins(PLUGINS / "single_file_plugin.py") == ["median"]
         (info,) = list_forecasters("median")
         assert info.source == f"file: {PLUGINS / 'single_file_plugin.py'}"
-        assert len(check_forecaster(get_forecaster_class("median"))) == 12
+        results = check_forecaster(get_forecaster_class("median"))
+        assert len(results) == len(CHECKS) and set(results.values()) == {PASSED}
         values = np.array([[1.0, 5.0], [9.0, 5.0], [2.0, 5.0], [3.0, 100.0], [2.5, 5.0]])
         prediction = get_forecaster("median(window=5)").fit(np.arange(5), values).predict(9)
         np.testing.assert_array_equal(prediction, [2.5, 5.0])  # spikes ignored
@@ -47,7 +51,8 @@ def test_single_file_plugin_loads_and_conforms() -> None:
 
 # ------------------------------------------------------------------ the package
 def test_expdecay_from_source_conforms(expdecay_module: ModuleType) -> None:
-    assert len(check_forecaster(expdecay_module.ExpDecayForecaster)) == 24
+    results = check_forecaster(expdecay_module.ExpDecayForecaster)
+    assert len(results) == 2 * len(CHECKS) and set(results.values()) == {PASSED}
 
 
 @pytest.mark.parametrize("amplitude, rate, level", [(0.8, 3.0, 0.1), (-0.4, 1.2, 0.9)])
@@ -117,7 +122,7 @@ def test_expdecay_is_discovered_through_its_entry_point(
         assert info.params == {"window": None, "clip_at_zero": True, "time_axis": "step"}
         forecaster = get_forecaster("expdecay(window=6)")
         assert type(forecaster).__module__ == "fp_expdecay"
-        assert len(check_forecaster(forecaster)) == 12
+        assert len(check_forecaster(forecaster)) == len(CHECKS)
 
 
 def test_broken_entry_points_are_reported_and_the_rest_still_work(

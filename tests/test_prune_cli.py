@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import _models  # noqa: F401  (one intra-op thread for the tests)
 from forecastprune.cli import cli
 from forecastprune.engine.persist import load_pruned
-from forecastprune.selection import layout_of, select_bn_layers
+from forecastprune.record.bn_layers import layout_of, select_bn_layers
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.zoo import build_model
 
@@ -39,8 +39,10 @@ def vgg_store(tmp_path):
 
 def test_prune_the_bundled_store_and_reload(tmp_path):
     out = tmp_path / "pruned.pt"
-    result = _run("--forecaster", "sma", "--cutoff", "0.3", "--policy", "grouped", "--out", out)
+    result = _run("--forecaster", "sma", "--cutoff", "0.3", "--policy", "grouped", "--out", out,
+                  "--random-init")
     assert result.exit_code == 0, result.output
+    assert "freshly initialised" in result.output
     assert "params" in result.output and "MACs" in result.output and "% less" in result.output
     assert "pruned 224 of 448 prunable channels" in result.output
     model = load_pruned(out).eval()
@@ -82,9 +84,11 @@ def test_out_is_never_overwritten_silently(vgg_store, tmp_path):
     (["--model", "resnet"], "layer 'features.conv1.bn' of the layout is not an affine BatchNorm"),
     (["--forecaster", "smaa"], "unknown forecaster 'smaa'"),
     (["--ratio", "1.5"], "Invalid value for '--ratio'"),
-    (["--cutoff", "0"], "--cutoff is a fraction of training"),
+    (["--cutoff", "0"], "not a fraction of the run in (0, 1]"),
+    (["--cutoff", "2"], "explicit steps like step:1000"),
+    (["--input-shape", "1,1,100000,100000"], "tracing needs one small batch"),
     (["--input-shape", "1,x"], "comma-separated positive sizes"),
-    (["--model", "yolo"], "unknown model 'yolo'"),
+    (["--model", "yolo"], "model 'yolo' is not in the zoo"),
 ])
 def test_bad_arguments_are_one_line_errors(vgg_store, tmp_path, args, message):
     path, *_ = vgg_store
@@ -102,16 +106,28 @@ def test_a_checkpoint_of_another_model_and_a_store_without_model(vgg_store, tmp_
     torch.save(build_model("vgg").state_dict(), other)  # full width, store says width 0.5
     result = _run("--store", path, "--checkpoint", other, "--forecaster", "naive",
                   "--out", tmp_path / "p.pt")
-    assert result.exit_code == 2 and "does not fit model 'vgg'" in result.output
+    assert result.exit_code == 2 and "does not fit VGG" in result.output
+    assert "size mismatches (first: features.conv1.conv.weight" in result.output
     bare = tmp_path / "bare.fpstore"
     layout = layout_of(select_bn_layers(build_model("vgg")))
     with GammaTrajectoryStore.create(bare, layout) as store:
         store.append(0, np.ones(layout.total))
     result = _run("--store", bare, "--forecaster", "naive", "--out", tmp_path / "p.pt")
-    assert result.exit_code == 2 and "pass --model NAME" in result.output
+    assert result.exit_code == 2 and "names no model" in result.output
 
 
 def test_help_has_an_example():
     result = CliRunner().invoke(cli, ["prune", "--help"])
     assert result.exit_code == 0 and "Example:" in result.output
     assert "forecastprune prune --store" in result.output
+
+
+def test_the_runs_weights_are_used_and_an_untrained_model_needs_consent(vgg_store, tmp_path):
+    path, checkpoint, *_ = vgg_store
+    used = _run("--store", path, "--forecaster", "naive", "--out", tmp_path / "a.pt")
+    assert used.exit_code == 0, used.output
+    assert f"using the run's weights {checkpoint}" in used.output
+    checkpoint.unlink()
+    refused = _run("--store", path, "--forecaster", "naive", "--out", tmp_path / "b.pt")
+    assert refused.exit_code == 2 and "--random-init" in refused.output
+    assert not (tmp_path / "b.pt").exists()

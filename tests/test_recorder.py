@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from forecastprune.errors import ConfigError, LayoutError, StoreError
-from forecastprune.recorder import GammaRecorder
-from forecastprune.selection import model_fingerprint, select_bn_layers, unwrap_model
+from forecastprune.record.recorder import GammaRecorder
+from forecastprune.record.bn_layers import model_fingerprint, select_bn_layers, unwrap_model
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.timeaxis import lr_at
+from forecastprune.record.lr_clock import lr_at
 
 
 class Net(nn.Module):

@@ -338,3 +338,8 @@ def test_no_warnings_from_builtins() -> None:
         warnings.simplefilter("error")
         for name in BUILT_INS:
             get_forecaster(name)
+
+
+def test_a_hyphenated_name_gets_the_underscore_spelling_as_a_hint() -> None:
+    with isolated_registry(), pytest.raises(ForecasterError, match="e.g. 'last_min'"):
+        register_forecaster("last-min")(_Const)

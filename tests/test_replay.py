@@ -11,8 +11,8 @@ import pytest
 from forecastprune.engine.threshold import select_channels
 from forecastprune.errors import ConfigError, UnknownForecasterError
 from forecastprune.forecasters import Forecaster, register_forecaster
-from forecastprune.isolation import run_forecaster
-from forecastprune.replay import ReplaySettings, replay, resolve_cutoffs, resolve_forecasters
+from forecastprune.compare.worker import run_forecaster
+from forecastprune.compare.replay import ReplaySettings, replay, resolve_cutoffs, resolve_forecasters
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.testing import isolated_registry
 
@@ -27,20 +27,29 @@ def line_store(tmp_path_factory):
 
 
 def test_cutoffs_mix_fractions_and_steps_sorted_and_deduplicated():
-    cutoffs = resolve_cutoffs([0.5, 100, 0.1, 20], final_step=200)
+    cutoffs = resolve_cutoffs([0.5, "step:100", 0.1, "step:20"], length=200, final_step=200)
     assert [c.step for c in cutoffs] == [20, 100]  # 0.1 × 200 = step 20 = the explicit 20
     assert [c.label for c in cutoffs] == ["10%", "50%"]
 
 
+def test_fractions_are_of_the_planned_run_length():
+    cutoffs = resolve_cutoffs([0.1], length=1000, final_step=200)
+    assert [c.step for c in cutoffs] == [100]
+
+
 @pytest.mark.parametrize("values, match", [
-    ([1.0 * 200], "not before the store's final step"),
-    ([0.0], "neither a fraction"),
-    ([2.5], "neither a fraction"),
+    ([1.0], "not before the store's final step"),
+    ([0.6], "not before the store's final step"),
+    (["step:200"], "not before the store's final step"),
+    ([0.0], "not a fraction of the run"),
+    ([2.5], "not a fraction of the run"),
+    ([100], "step:1000"),
+    (["step:-3"], "whole step number"),
     ([], "at least one cutoff"),
 ])
 def test_bad_cutoffs_raise_config_error(values, match):
     with pytest.raises(ConfigError, match=match):
-        resolve_cutoffs(values, final_step=200)
+        resolve_cutoffs(values, length=400, final_step=200)
 
 
 def test_naive_control_is_added_first_and_unknown_names_list_valid_ones():
@@ -171,12 +180,12 @@ def test_collapsed_cut_ranks_by_tie_aware_iou_and_warns(tmp_path):
 def test_unfinished_run_is_flagged(tmp_path):
     path = linear_store(tmp_path / "u.fpstore", metadata={"total_steps": 1000})
     with GammaTrajectoryStore.open(path) as store:
-        result = replay(store, ["sma"], ReplaySettings(cutoffs=(0.5,)))
+        result = replay(store, ["sma"], ReplaySettings(cutoffs=(0.1,)))
     assert any("planned 1000 steps" in w for w in result.warnings)
 
 
 def test_policy_needs_a_model_in_the_metadata(line_store):
-    with pytest.raises(ConfigError, match="names no 'model'"):
+    with pytest.raises(ConfigError, match="names no model"):
         replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), policy="seed"))
 
 
@@ -201,8 +210,7 @@ def test_policies_trace_the_stores_zoo_model(tmp_path, policy):
         assert plan.prunable_channels < layout.total  # shortcut-tied layers are left alone
     else:
         assert plan.groups  # residual adds couple channels across layers
-    expected = select_channels(np.abs(values[-1]), layout, ratio=0.5, prunable=plan.prunable,
-                               groups=plan.groups)
+    expected = select_channels(np.abs(values[-1]), plan, ratio=0.5)
     assert result.oracle[0.5].layer_pruned == tuple(r.pruned for r in expected.report)
     # the cut is judged on group scores, so kept units never sit below pruned ones
     assert result.oracle[0.5].separation.gap >= 0

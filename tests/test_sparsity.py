@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from forecastprune.errors import ConfigError, LayoutError
-from forecastprune.sparsity import BNSparsity
+from forecastprune.record.sparsity import BNSparsity
 
 S = 1e-2
 LR = 0.1

@@ -22,8 +22,7 @@ def _half_pruned(name: str, round_to: int) -> tuple[torch.nn.Module, torch.nn.Mo
     model = build_model(name, width=0.5).eval()
     plan = plan_channels(model, X, policy="grouped")
     scores = np.random.default_rng(0).random(plan.layout.total)
-    decision = select_channels(scores, plan.layout, ratio=0.5, prunable=plan.prunable,
-                               groups=plan.groups, round_to=round_to)
+    decision = select_channels(scores, plan, ratio=0.5, round_to=round_to)
     return model, prune_model(model, decision, X, plan)
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from forecastprune.errors import StoreError
-from forecastprune.layout import ChannelLayout
+from forecastprune.store.layout import ChannelLayout
 from forecastprune.store import GammaTrajectoryStore, export_npz, import_npz, store_from_checkpoints
 
 LAYOUT = ChannelLayout((("conv.bn", 3), ("head.bn", 2)))
@@ -113,7 +113,7 @@ def test_unreadable_npz_files(tmp_path):
 def test_outputs_are_never_overwritten_without_permission(tmp_path):
     np.savez(tmp_path / "in.npz", **_npz_arrays())
     import_npz(tmp_path / "in.npz", tmp_path / "s").close()
-    with pytest.raises(StoreError, match="already exists; pass overwrite=True"):
+    with pytest.raises(StoreError, match="already exists and is not empty; pass overwrite=True"):
         import_npz(tmp_path / "in.npz", tmp_path / "s")
     export_npz(tmp_path / "s", tmp_path / "out.npz")
     with pytest.raises(StoreError, match="already exists"):

@@ -7,12 +7,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecastprune.engine.threshold import select_channels
+from forecastprune.engine.coupling import ChannelPlan
+from forecastprune.engine.threshold import select_channels, unit_scores
 from forecastprune.errors import PruningError
-from forecastprune.layout import ChannelLayout
+from forecastprune.store.layout import ChannelLayout
 
 LAYOUT = ChannelLayout((("a", 4), ("b", 4)))
 SCORES = np.array([0.1, 0.2, 0.3, 0.4, 0.05, 0.5, 0.6, 0.7])
+
+
+def _plan(layout: ChannelLayout, prunable=None, groups=()) -> ChannelPlan:
+    """A hand-made plan: which channels may go and which go together."""
+    mask = np.ones(layout.total, dtype=bool) if prunable is None else prunable
+    return ChannelPlan(layout, "grouped", mask, list(groups))
 
 
 def test_global_ratio_prunes_lowest_channels_across_layers():
@@ -57,7 +64,7 @@ def test_min_keep_fraction_and_round_to():
 
 def test_prunable_false_is_never_pruned_and_ratio_counts_prunable_only():
     prunable = np.array([True] * 4 + [False] * 4)
-    decision = select_channels(SCORES, LAYOUT, ratio=0.5, prunable=prunable)
+    decision = select_channels(SCORES, _plan(LAYOUT, prunable), ratio=0.5)
     assert np.flatnonzero(decision.pruned).tolist() == [0, 1]
     assert decision.requested == 2
 
@@ -74,13 +81,14 @@ def test_upper_bounds_spare_uncertain_channels():
 )
 def test_groups_move_together_scored_by_reduce(reduce, expected):
     groups = [np.array([0, 6])]  # scores 0.1 and 0.6: max 0.6, mean 0.35
-    decision = select_channels(SCORES, LAYOUT, ratio=0.625, groups=groups, group_reduce=reduce)
+    decision = select_channels(SCORES, _plan(LAYOUT, groups=groups), ratio=0.625,
+                               group_reduce=reduce)
     assert np.flatnonzero(decision.pruned).tolist() == expected
 
 
 def test_group_count_lands_nearest_the_request_preferring_fewer():
     # target 4; units by score: 4, 0, 2, then the pair {1, 5} (mean 0.35) -> 3 or 5 channels.
-    decision = select_channels(SCORES, LAYOUT, ratio=0.5, groups=[np.array([1, 5])],
+    decision = select_channels(SCORES, _plan(LAYOUT, groups=[np.array([1, 5])]), ratio=0.5,
                                group_reduce="mean")
     assert np.flatnonzero(decision.pruned).tolist() == [0, 2, 4]
 
@@ -89,7 +97,7 @@ def test_group_with_an_unprunable_member_is_kept():
     prunable = np.ones(8, dtype=bool)
     prunable[5] = False
     decision = select_channels(
-        SCORES, LAYOUT, ratio=0.5, groups=[np.array([1, 5])], prunable=prunable
+        SCORES, _plan(LAYOUT, prunable, [np.array([1, 5])]), ratio=0.5
     )
     assert not decision.pruned[1]
 
@@ -103,15 +111,18 @@ def test_group_with_an_unprunable_member_is_kept():
         ({"ratio": 0.5, "min_keep": 0}, "min_keep must be an integer"),
         ({"ratio": 0.5, "round_to": 0}, "round_to"),
         ({"ratio": 0.5, "group_reduce": "median"}, "group_reduce"),
-        ({"ratio": 0.5, "groups": [np.array([0, 1]), np.array([1, 2])]}, "disjoint"),
-        ({"ratio": 0.5, "groups": [np.array([0, 9])]}, "outside"),
-        ({"ratio": 0.5, "prunable": np.ones(3, dtype=bool)}, "prunable must be"),
+        ({"plan": _plan(LAYOUT, groups=[np.array([0, 1]), np.array([1, 2])])}, "disjoint"),
+        ({"plan": _plan(LAYOUT, groups=[np.array([0, 9])])}, "outside"),
+        ({"plan": _plan(LAYOUT, np.ones(3, dtype=bool))}, "prunable must be"),
         ({"ratio": 0.5, "upper": np.ones(7)}, "7 channels"),
     ],
 )
 def test_bad_arguments_raise_pruning_error(kwargs, match):
+    plan = kwargs.pop("plan", None)
+    if plan is not None:
+        kwargs["ratio"] = 0.5
     with pytest.raises(PruningError, match=match):
-        select_channels(SCORES, LAYOUT, **kwargs)
+        select_channels(SCORES, plan or LAYOUT, **kwargs)
 
 
 def test_non_finite_or_mis_shaped_scores_raise():
@@ -192,7 +203,7 @@ def test_groups_are_all_or_nothing(problem, ratio, data):
     layout, scores = problem
     perm = np.random.default_rng(data.draw(st.integers(0, 99))).permutation(layout.total)
     groups = [perm[i:i + 3] for i in range(0, layout.total - 2, 3)][:3]
-    decision = select_channels(scores, layout, ratio=ratio, groups=groups)
+    decision = select_channels(scores, _plan(layout, groups=groups), ratio=ratio)
     for group in groups:
         assert len(set(decision.pruned[group].tolist())) == 1
     assert all(r.kept >= 1 for r in decision.report)
@@ -213,3 +224,15 @@ def test_upper_bounds_only_ever_spare_channels(problem, ratio, data):
         assert not np.any(careful.pruned & ~point.pruned)
     assert careful.threshold == point.threshold  # the cut comes from the point forecasts
     assert np.all(scores[careful.pruned] + widths[careful.pruned] < careful.threshold)
+
+
+def test_unit_scores_are_the_group_scores_the_ranking_uses():
+    plan = _plan(LAYOUT, groups=[np.array([0, 6])])
+    assert unit_scores(SCORES, plan, "max")[[0, 6]].tolist() == [0.6, 0.6]
+    assert unit_scores(SCORES, plan, "mean")[[0, 6]].tolist() == pytest.approx([0.35, 0.35])
+    assert unit_scores(SCORES, LAYOUT)[1:6].tolist() == SCORES[1:6].tolist()
+
+
+def test_anything_but_a_plan_or_layout_is_a_clear_error():
+    with pytest.raises(PruningError, match="needs a ChannelPlan"):
+        select_channels(SCORES, {"layout": LAYOUT}, ratio=0.5)

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecastprune.errors import ConfigError, StoreError
-from forecastprune.layout import ChannelLayout
+from forecastprune.store.layout import ChannelLayout
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.timeaxis import (
+from forecastprune.record.lr_clock import (
     check_lr_schedule,
     clock_for_store,
     cumulative_lr_clock,

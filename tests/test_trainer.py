@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from forecastprune.errors import ConfigError
-from forecastprune.trainer import Callback, Trainer, TrainingError
+from forecastprune.pipeline.trainer import Callback, Trainer, TrainingError
 from forecastprune.zoo import build_model, load_digits_split, make_loaders
 
 

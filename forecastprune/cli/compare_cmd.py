@@ -12,7 +12,7 @@ import click
 
 from ..config import load_config, split_list, with_overrides
 from ..errors import ConfigError
-from ..replay_settings import ReplaySettings
+from ..compare.settings import ReplaySettings
 
 #: forecasters compared when neither a flag nor a config names any
 DEFAULT_FORECASTERS = ("sma", "ema", "linear", "arima")
@@ -26,12 +26,12 @@ class CompareConfig:
     """Every key of ``compare``'s config file; each is also a flag of the same name.
 
     See configs/compare.yaml for a documented example, and
-    :class:`~forecastprune.replay.ReplaySettings` for what the replay keys mean.
+    :class:`~forecastprune.compare.replay.ReplaySettings` for what the replay keys mean.
     """
 
     store: str | None = None
     forecasters: tuple[str, ...] = DEFAULT_FORECASTERS
-    cutoffs: tuple[float, ...] = _REPLAY.cutoffs
+    cutoffs: tuple[str, ...] = tuple(str(c) for c in _REPLAY.cutoffs)
     ratio: tuple[float, ...] = _REPLAY.ratios
     policy: str = _REPLAY.policy
     min_keep: int = _REPLAY.min_keep
@@ -59,8 +59,8 @@ Example:
               help="Trajectory store to replay (default: the bundled store).")
 @click.option("--forecasters", help="Comma-separated forecaster specs, or 'all'. naive is "
               "always added as the control. [default: sma,ema,linear,arima]")
-@click.option("--cutoffs", help="Comma-separated cutoffs: fractions of the run (0.1) or "
-              "steps (500). [default: 0.05,0.1,0.2,0.3,0.5]")
+@click.option("--cutoffs", help="Comma-separated cutoffs: fractions of the run in (0, 1) "
+              "like 0.1, or steps like step:500. [default: 0.05,0.1,0.2,0.3,0.5]")
 @click.option("--ratio", "ratio", type=float, multiple=True,
               help="Fraction of prunable channels to prune; repeat for several. [default: 0.5]")
 @click.option("--policy", type=click.Choice(["none", "seed", "grouped"]),
@@ -92,8 +92,8 @@ def compare(config_path: str | None, json_path: str | None, csv_path: str | None
     """
     started = time.perf_counter()
     config = _config(config_path, flags, json_path, csv_path)
-    from ..replay import replay  # heavy imports only once the arguments are sound
-    from ..report import format_table
+    from ..compare.replay import replay  # heavy imports only once the arguments are sound
+    from ..compare.report import format_table
 
     _load_plugins(config.plugins)
     with _open_store(config.store) as store:
@@ -112,21 +112,34 @@ def _config(path: str | None, flags: dict[str, Any], json_path: str | None,
             csv_path: str | None) -> CompareConfig:
     config = load_config(path, CompareConfig) if path else CompareConfig()
     flags = dict(flags, json=json_path, csv=csv_path)
-    if flags["forecasters"] is not None:
-        flags["forecasters"] = tuple(split_list(flags["forecasters"]))
-    if flags["cutoffs"] is not None:
-        flags["cutoffs"] = tuple(_number(v, "--cutoffs") for v in split_list(flags["cutoffs"]))
+    for name in ("forecasters", "cutoffs"):
+        if flags[name] is not None:
+            flags[name] = _items(flags[name], f"--{name}")
+    for text in flags["cutoffs"] or ():
+        _check_cutoff(text)
     config = with_overrides(config, **flags)
     if config.html and not config.out:
         raise ConfigError("--html writes OUT/report.html next to the plots; pass --out DIR too")
     return config
 
 
-def _number(text: str, flag: str) -> float:
+def _items(text: str, flag: str) -> tuple[str, ...]:
+    """The comma-separated items of a list flag; an empty list is an error, not the default."""
+    items = tuple(split_list(text))
+    if not items:
+        raise click.BadParameter(f"got {text!r}, which names nothing; give one or more "
+                                 "comma-separated items, or leave the flag out for the default",
+                                 param_hint=flag)
+    return items
+
+
+def _check_cutoff(text: str) -> None:
+    from ..predict import cutoff_step  # light: validates the syntax before any heavy work
+
     try:
-        return float(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a number", param_hint=flag) from None
+        cutoff_step(text, 1)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cutoffs") from None
 
 
 def _settings(config: CompareConfig) -> ReplaySettings:
@@ -172,7 +185,7 @@ class _Progress:
 
 
 def _write_outputs(config: CompareConfig, result: Any, store: Any) -> None:
-    from ..report import dumps_json, to_csv, to_html, write_file
+    from ..compare.report import dumps_json, to_csv, to_html, write_file
 
     if config.json:
         click.echo(f"wrote {write_file(config.json, dumps_json(result))}")
@@ -181,10 +194,11 @@ def _write_outputs(config: CompareConfig, result: Any, store: Any) -> None:
     if config.out:
         import numpy as np
 
-        from ..plots import make_plots
+        from ..compare.plots import make_plots
 
-        steps, values = store.history()
-        images = make_plots(result, steps, np.abs(values))
+        # the heat map needs no more columns than a figure has pixels: read ≤ 400 snapshots
+        rows = np.unique(np.linspace(0, len(store) - 1, 400).astype(np.int64))
+        images = make_plots(result, store.steps[rows], np.abs(store.view()[rows]))
         for name, data in images.items():
             write_file(Path(config.out) / name, data)
         click.echo(f"wrote {len(images)} plots to {config.out}")

@@ -1,15 +1,14 @@
 """``forecastprune prune``: forecast final γ from a store, threshold, cut the model, save it.
 
-The path is the library's, step by step: the forecaster is fitted on the store's |γ| history
-up to the cutoff and predicts the final step (``forecast_store``); the coupling plan of the
-chosen policy says which channels may go and which move together (``plan_channels``); the
-threshold picks the channels (``select_channels``); the surgery cuts a copy of the model with
-β compensation (``prune_model``); the result is saved with its channel plan (``save_pruned``)
-and reloads with :func:`forecastprune.engine.load_pruned`.
+The work is :func:`forecastprune.pipeline.offline.prune_from_store` (the library's prediction
+path, threshold rule and surgery); this command resolves the model and its weights, calls it,
+and saves the result with its channel plan (it reloads with
+:func:`forecastprune.engine.load_pruned`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,27 @@ import click
 
 from ..errors import ConfigError
 
+#: the largest example input accepted for tracing (elements): 1×3×2048×2048
+MAX_INPUT_ELEMENTS = 3 * 2048 * 2048
+
 
 def _shape(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
-        shape = tuple(int(part) for part in text.split(","))
+        shape = tuple(int(part) for part in text.split(",") if len(part.strip()) < 10)
     except ValueError:
         shape = ()
-    if len(shape) < 2 or min(shape) < 1:
+    if len(shape) < 2 or len(shape) != len(text.split(",")) or min(shape) < 1:
         raise click.BadParameter(
             f"expected comma-separated positive sizes like 1,3,416,416; got {text!r}",
+            param_hint="--input-shape",
+        )
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise click.BadParameter(
+            f"{text} is {math.prod(shape):,} elements; tracing needs one small batch (at most "
+            f"{MAX_INPUT_ELEMENTS:,} elements, e.g. 1,3,640,640) since the structure does not "
+            "depend on the input size",
             param_hint="--input-shape",
         )
     return shape
@@ -38,7 +47,11 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--model", "model_name", default=None,
               help="Zoo model to build (default: the model named in the store's metadata).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="State dict to load into the model first (e.g. a run's model.pt).")
+              help="State dict to load into the model (default: the model.pt `forecastprune "
+                   "record` left beside the store).")
+@click.option("--random-init", is_flag=True,
+              help="Prune a freshly initialised model when there is no checkpoint (a dry run "
+                   "of the channel plan: the weights are untrained).")
 @click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
               help="γ trajectory store recorded on this model (default: the bundled store).")
 @click.option("--forecaster", "spec", required=True,
@@ -49,8 +62,9 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
               show_default=True,
               help="seed: only channels tied to no other layer; grouped: coupled channels "
                    "pruned together.")
-@click.option("--cutoff", type=float, default=1.0, show_default=True,
-              help="Fraction of training the forecaster sees (1.0: the whole recording).")
+@click.option("--cutoff", default="1.0", show_default=True,
+              help="History the forecaster sees: a fraction of the run in (0, 1] (1.0: the "
+                   "whole recording) or step:N.")
 @click.option("--min-keep", type=click.IntRange(min=1), default=1, show_default=True,
               help="Channels every layer keeps at least.")
 @click.option("--input-shape", default=None,
@@ -61,9 +75,10 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--plugins", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
               help="A forecaster plugin .py file or folder to load first (repeatable).")
-def prune(model_name: str | None, checkpoint: Path | None, store_path: Path | None, spec: str,
-          ratio: float, policy: str, cutoff: float, min_keep: int, input_shape: str | None,
-          out_path: Path, overwrite: bool, plugin_paths: Sequence[Path]) -> None:
+def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
+          store_path: Path | None, spec: str, ratio: float, policy: str, cutoff: str,
+          min_keep: int, input_shape: str | None, out_path: Path, overwrite: bool,
+          plugin_paths: Sequence[Path]) -> None:
     """Prune a model early from forecasts of its BN γ, and save the smaller model.
 
     Fits the forecaster on the |γ| history up to --cutoff, predicts every channel's final γ,
@@ -78,73 +93,77 @@ def prune(model_name: str | None, checkpoint: Path | None, store_path: Path | No
     if out_path.exists() and not overwrite:
         raise click.BadParameter(f"{out_path} exists; pass --overwrite to replace it",
                                  param_hint="--out")
-    import torch  # heavy imports only once the command runs
+    shape = _shape(input_shape)
+    import torch  # heavy imports only once the arguments are sound
 
-    from ..engine.coupling import check_layout, plan_channels
     from ..engine.persist import save_pruned
+    from ..engine.rule import MaskRule
     from ..engine.stats import compare_stats, model_stats
-    from ..engine.surgery import prune_model
-    from ..engine.threshold import select_channels
-    from ..forecasters import get_forecaster, load_plugins
-    from ..replay import example_input_shape
+    from ..forecasters import load_plugins
+    from ..pipeline.offline import prune_from_store
+    from ..predict import build_forecaster
     from ..store import GammaTrajectoryStore, bundled_store_path
-    from .forecast_cmd import forecast_store
+    from ..zoo.from_store import example_input_shape, model_spec
 
     for path in plugin_paths:
         load_plugins(path)
-    forecaster = get_forecaster(spec)
+    forecaster = build_forecaster(spec)
+    rule = MaskRule(ratio=ratio, min_keep=min_keep)
     with GammaTrajectoryStore.open(store_path or bundled_store_path()) as store:
-        name, kwargs = _model_spec(model_name, store.metadata)
-        model = _build(name, kwargs, checkpoint)
-        check_layout(model, store.layout)
-        example = torch.zeros(_shape(input_shape) or example_input_shape(store.metadata))
-        forecast = forecast_store(store, forecaster, cutoff=cutoff)
-        layout = store.layout
-    model.eval()
-    plan = plan_channels(model, example, layout, policy)
-    decision = select_channels(forecast["prediction"], layout, ratio=ratio,
-                               prunable=plan.prunable, groups=plan.groups, min_keep=min_keep)
-    pruned = prune_model(model, decision, example, plan)
-    save_pruned(pruned, out_path, builder=name, kwargs=kwargs, overwrite=overwrite)
-    click.echo(
-        f"{name}: {forecast['forecaster']} fitted on {forecast['n_history']} snapshots up to "
-        f"step {forecast['cutoff_step']}, predicting step {forecast['target_step']}; policy "
-        f"{policy}: pruned {decision.n_pruned} of {plan.prunable_channels} prunable channels "
-        f"({layout.total} recorded)"
-    )
-    if decision.collapsed:
-        click.echo(f"kept by --min-keep (would have been emptied): {', '.join(decision.collapsed)}")
-    click.echo(compare_stats(model_stats(model, example), model_stats(pruned, example)))
+        name, kwargs = model_spec(store.metadata, model_name)
+        model = _model(name, kwargs, store.layout, lambda: _weights(checkpoint, store.path,
+                                                                    random_init))
+        example = torch.zeros(shape or example_input_shape(store.metadata))
+        done = prune_from_store(model, store, forecaster, cutoff=cutoff, rule=rule,
+                                policy=policy, example_inputs=example)
+        total = store.layout.total
+    save_pruned(done.model, out_path, builder=name, kwargs=kwargs, overwrite=overwrite)
+    _report(name, done, policy, total)
+    click.echo(compare_stats(model_stats(model, example), model_stats(done.model, example)))
     click.echo(f"wrote {out_path}")
 
 
-def _model_spec(model_name: str | None, metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The zoo name and builder kwargs: --model, else the store's metadata."""
-    recorded = metadata.get("model")
-    name = model_name or recorded
-    if not name:
-        raise ConfigError(
-            "the store's metadata names no model; pass --model NAME (one of the zoo's models, "
-            "see forecastprune.zoo.list_models())"
-        )
-    kwargs = dict(metadata.get("model_kwargs") or {}) if name == recorded else {}
-    return str(name), kwargs
+def _weights(checkpoint: Path | None, store_path: Path, random_init: bool) -> Path | None:
+    """The checkpoint to load: --checkpoint, else the run's model.pt, else none if allowed."""
+    from ..zoo.from_store import run_checkpoint
+
+    if checkpoint is not None:
+        return checkpoint
+    found = run_checkpoint(store_path)
+    if found is not None:
+        click.echo(f"using the run's weights {found} (pass --checkpoint to choose others)")
+        return found
+    if random_init:
+        click.echo("no checkpoint: pruning a freshly initialised model (--random-init)")
+        return None
+    raise ConfigError(
+        f"no weights to prune: no --checkpoint was given and there is no model.pt beside "
+        f"{store_path}; pass --checkpoint PATH (e.g. runs/NAME/model.pt), or --random-init to "
+        "prune an untrained model"
+    )
 
 
-def _build(name: str, kwargs: dict[str, Any], checkpoint: Path | None) -> Any:
-    """Build the zoo model and load the checkpoint's weights into it."""
-    from ..store.interchange import load_checkpoint
+def _model(name: str, kwargs: dict[str, Any], layout: Any, weights: Any) -> Any:
+    """The zoo model, checked against the store's layout before any weights are looked for."""
+    from ..engine.coupling import check_layout
     from ..zoo import build_model
+    from ..zoo.from_store import load_weights
 
     model = build_model(name, **kwargs)
+    check_layout(model, layout)
+    checkpoint = weights()
     if checkpoint is not None:
-        state, _ = load_checkpoint(checkpoint)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ConfigError(
-                f"checkpoint {checkpoint} does not fit model {name!r} built with {kwargs}: "
-                f"{str(exc).splitlines()[0]}; pass the --model (and store) it was trained as"
-            ) from exc
-    return model
+        load_weights(model, checkpoint)
+    return model.eval()
 
+
+def _report(name: str, done: Any, policy: str, total: int) -> None:
+    prediction, decision = done.prediction, done.decision
+    click.echo(
+        f"{name}: {prediction.forecaster} fitted on {prediction.n_history} snapshots up to "
+        f"step {prediction.cutoff_step}, predicting step {prediction.target_step}; policy "
+        f"{policy}: pruned {decision.n_pruned} of {done.plan.prunable_channels} prunable "
+        f"channels ({total} recorded)"
+    )
+    if decision.collapsed:
+        click.echo(f"kept by --min-keep (would have been emptied): {', '.join(decision.collapsed)}")

@@ -94,6 +94,32 @@ def export_cmd(store_path: Path, out: Path, overwrite: bool) -> None:
     click.echo(f"wrote {written}")
 
 
+@store.command("thin")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--every", type=click.IntRange(min=1), default=None,
+              help="Keep every K-th snapshot (and the last).")
+@click.option("--count", type=click.IntRange(min=2), default=None,
+              help="Keep N snapshots spread evenly (first and last included).")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default=None,
+              help="Value dtype of the copy (default: the source's; float16 halves the size).")
+@_overwrite
+def thin_cmd(source: Path, out: Path, every: int | None, count: int | None, dtype: str | None,
+             overwrite: bool) -> None:
+    """Copy SOURCE into a new store OUT with fewer snapshots and/or float16 values.
+
+    \b
+    Example:
+      forecastprune store thin runs/yolo/gammas.fpstore runs/yolo/thin.fpstore \\
+          --count 2000 --dtype float16
+    """
+    from ..store.thin import thin_store
+
+    with thin_store(source, out, every=every, count=count, dtype=dtype,
+                    overwrite=overwrite) as made:
+        click.echo(_written(made))
+
+
 @store.command("from-checkpoints")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))

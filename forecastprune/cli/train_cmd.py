@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,8 @@ def train(config_path: Path, seed: int | None, epochs: int | None, forecaster: s
       torchrun --nproc_per_node=2 $(which forecastprune) train \\
           --config configs/forecast-sma.yaml --out runs/sma-ddp
     """
-    from ..pipeline.early_pruner import is_rank_zero
-    from ..pipeline.run import init_distributed_from_env, run_config
+    from .._util import is_rank_zero
+    from ..pipeline.run import init_distributed_from_env, run_config, save_run
     from ..pipeline.train_config import TrainConfig
 
     init_distributed_from_env()
@@ -56,7 +55,7 @@ def train(config_path: Path, seed: int | None, epochs: int | None, forecaster: s
     if is_rank_zero():
         click.echo(format_summary(summary))
         if out is not None:
-            save_outputs(out, summary, run.model, config)
+            save_run(out, summary, run.model, config)
             click.echo(f"summary and model written to {out}")
 
 
@@ -78,44 +77,3 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"wall time       {summary['wall_seconds']:.1f} s",
     ]
     return "\n".join(lines)
-
-
-def save_outputs(out: Path, summary: dict[str, Any], model: Any, config: Any) -> None:
-    """``summary.json`` and ``model.pt`` (reloadable without unpickling), written atomically.
-
-    A pruned model is saved with its channel plan (:func:`~forecastprune.engine.persist.
-    save_pruned`, reloaded with ``load_pruned``); a dense one as a plain state dict.
-    """
-    import io
-
-    import torch
-
-    from ..engine.persist import save_pruned
-    from ..engine.surgery import surgery_record
-    from ..store.format import atomic_write_bytes
-
-    text = json.dumps(summary, indent=2, default=_jsonable) + "\n"
-    atomic_write_bytes(out / "summary.json", text.encode("utf-8"))
-    if surgery_record(model) is not None:
-        save_pruned(model, out / "model.pt", builder=config.model,
-                    kwargs={**config.model_kwargs(), "num_classes": model_classes(model)},
-                    overwrite=True)
-        return
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    atomic_write_bytes(out / "model.pt", buffer.getvalue())
-
-
-def model_classes(model: Any) -> int:
-    """Output classes of a zoo model (its last linear layer's width)."""
-    from torch import nn
-
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return int(linears[-1].out_features)
-
-
-def _jsonable(value: Any) -> Any:
-    """numpy scalars/arrays → plain Python for json.dumps."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

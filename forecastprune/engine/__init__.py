@@ -3,7 +3,8 @@
 * :func:`select_channels` (``threshold``, pure numpy) turns per-channel scores into a
   :class:`PruneDecision`;
 * :func:`plan_channels` (``coupling``) says which channels may be pruned and which move
-  together under the ``seed`` or ``grouped`` policy;
+  together under the ``seed`` or ``grouped`` policy, from the channel flow that
+  :func:`trace_flow` (``flow``) follows through one forward pass;
 * :func:`prune_model` (``surgery``) cuts a copy of the model, folding β into the next layers;
 * :func:`rebuild_optimizer` (``optim``) carries an optimizer over to the pruned model;
 * :func:`save_pruned` / :func:`load_pruned` (``persist``) store a pruned model without pickles;
@@ -24,7 +25,10 @@ _LAZY = {
     "LayerReport": "threshold",
     "plan_channels": "coupling",
     "ChannelPlan": "coupling",
-    "POLICIES": "coupling",
+    "POLICIES": "rule",
+    "MaskRule": "rule",
+    "trace_flow": "flow",
+    "ChannelFlow": "flow",
     "prune_model": "surgery",
     "surgery_record": "surgery",
     "SurgeryRecord": "surgery",

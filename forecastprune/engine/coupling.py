@@ -9,7 +9,7 @@ raises on channel shuffles; see :mod:`~forecastprune.engine.flow`.
 
 A coupled set is **prunable** (both policies) unless the flow blocked it, i.e. unless some
 channel of it reaches a model output, an operation the tracer cannot follow (a reshape across
-the channel axis, matmul, ...), a grouped non-depthwise conv, a BN outside the layout, or comes
+the channel axis, matmul, ...), a BN outside the layout, or comes
 from a conv/linear layer whose output does not go through its own BN (a zero γ would not make
 it constant, and β compensation would be wrong). The reason lands in :attr:`ChannelPlan.reasons`.
 
@@ -18,11 +18,11 @@ The two policies:
 * ``grouped`` — every prunable coupled set is one unit (:attr:`ChannelPlan.groups`); the
   threshold scores it by the max (or mean) of its members.
 * ``seed`` — the YOLOv3 write-up's rule, derived from the same sets: a BN is prunable iff none
-  of its channels is blocked, none is coupled with another BN channel (no shortcut add or
-  depthwise conv ties it to another layer) and none passes through a concat/split (a route:
-  this is what excludes the CBL right before an upsample that feeds a route). On the standard
-  yolov3.cfg this leaves the 42 layers / 13,376 channels the write-up quotes. No groups: every
-  channel is its own unit.
+  of its channels is blocked, none is coupled with another BN channel (no shortcut add,
+  depthwise or grouped conv ties it to another layer) and none passes through a concat/split
+  (a route: this is what excludes the CBL right before an upsample that feeds a route). On the
+  standard yolov3.cfg this leaves the 42 layers / 13,376 channels the write-up quotes. No
+  groups: every channel is its own unit.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import LayoutError, PruningError
-from ..layout import ChannelLayout
-from ..selection import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
+from ..record.bn_layers import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
+from ..store.layout import ChannelLayout
 from .flow import ChannelFlow, trace_flow
+from .rule import POLICIES, check_policy
 
-POLICIES = ("seed", "grouped")
 
 #: layers the engine cuts and compensates (transposed convs are not among them)
 WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -136,10 +136,16 @@ def traced_flow(model: nn.Module, example_inputs: Any, layout: ChannelLayout) ->
     try:
         return trace_flow(model, as_args(example_inputs), layout)
     except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        where = f" in layer {exc.layer!r}" if hasattr(exc, "layer") else ""
         raise PruningError(
-            f"tracing the model on the example inputs failed ({type(exc).__name__}: {exc}); "
-            "pass inputs the model accepts, e.g. a tensor of shape (1, channels, height, width)"
+            f"tracing the model on the example inputs failed{where} ({type(exc).__name__}: "
+            f"{_first_line(exc)}); pass inputs the model accepts, e.g. a tensor of shape "
+            "(1, channels, height, width)"
         ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def plan_channels(
@@ -164,8 +170,7 @@ def plan_channels(
         PruningError: on an unknown policy or inputs the model does not accept.
         LayoutError: if the layout names layers the model does not have (or other widths).
     """
-    if policy not in POLICIES:
-        raise PruningError(f"policy must be one of {POLICIES}; got {policy!r}")
+    check_policy(policy)
     model = unwrap_model(model)
     layout = default_layout(model) if layout is None else layout
     check_layout(model, layout)
@@ -212,7 +217,7 @@ def _layer_reason(flow: ChannelFlow, name: str, policy: str) -> str | None:
     if others or len(roots) < width:
         tied = others[:3] or [name]
         return (f"seed rule: tied to {tied}{'...' if len(others) > 3 else ''} by a shortcut add "
-                "or a depthwise conv")
+                "or a depthwise or grouped conv")
     if roots & flow.routed:
         return "seed rule: its channels reach a route (concat/split)"
     return None

@@ -11,7 +11,9 @@ channels, conv/linear output channels and anything the tracer cannot follow get 
 own; operations that only move channels pass labels on (activations, pooling, upsampling,
 ``cat``/``chunk``/``split``/slices along dim 1, flattening before a linear layer), and
 operations that combine tensors channel by channel (``+``, ``*``, ...) *unite* the atoms they
-align, in a union-find. Each atom collects the *sites* that must be cut with it: a BN's or
+align, in a union-find. A depthwise conv unites each input channel with its output channel; a
+grouped conv unites all input and output channels of one group, so that only whole groups go
+and the groups stay equal. Each atom collects the *sites* that must be cut with it: a BN's or
 conv's output index, or a conv/linear input index where a channel is read. A united set of atoms
 is one *coupled set*: it is pruned whole or not at all.
 
@@ -20,8 +22,6 @@ A set is **blocked** (never prunable), with the first reason recorded, when any 
 * reaches a model output (every tensor of the output structure: tuples, lists, dicts),
 * reaches an operation the tracer cannot follow channel by channel (a reshape that moves the
   channel axis, as attention heads and channel shuffles do; matmul, softmax over channels, ...),
-* is read or written by a grouped, non-depthwise conv (removing one channel would leave its
-  groups unequal),
 * comes from a conv/linear output that is used other than through its BatchNorm (a zero γ
   would not silence it), from a BN outside the layout, or from outside the traced layers.
 
@@ -31,7 +31,9 @@ hang: the pass costs one forward at the example input's size.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +43,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.overrides import TorchFunctionMode
 
-from ..layout import ChannelLayout
+from ..store.layout import ChannelLayout
 
 #: channel-wise operations: one tensor in, same channels out
 _UNARY = frozenset({
@@ -131,13 +133,42 @@ def trace_flow(model: nn.Module, example_inputs: tuple[Any, ...], layout: Channe
     tracer = _Tracer(model, layout)
     try:
         model.eval()
-        with torch.no_grad(), tracer:
+        with torch.no_grad(), tracer, running_layer(model):
             out = model(*example_inputs)
         tracer.finish(out)
     finally:
         for module, flag in flags.items():
             module.training = flag
     return tracer.result()
+
+
+@contextmanager
+def running_layer(model: nn.Module) -> Iterator[None]:
+    """Inside the block, an exception escaping a forward pass names the layer it came from.
+
+    The qualified name of the innermost module whose forward was running is set as
+    ``exc.layer``, so callers can say *where* a model failed.
+    """
+    stack: list[str] = []
+
+    def enter(name: str) -> Any:
+        return lambda module, inputs: stack.append(name)
+
+    def leave(module: nn.Module, inputs: Any, output: Any) -> None:
+        stack.pop()
+
+    handles = [h for name, module in model.named_modules() if name
+               for h in (module.register_forward_pre_hook(enter(name)),
+                         module.register_forward_hook(leave))]
+    try:
+        yield
+    except Exception as exc:
+        if stack and not hasattr(exc, "layer"):
+            exc.layer = stack[-1]  # type: ignore[attr-defined]
+        raise
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class _Atoms:
@@ -184,16 +215,18 @@ class _Tracer(TorchFunctionMode):
         self.layout = layout
         self.atoms = _Atoms()
         self.labels: dict[int, np.ndarray] = {}
-        self.keep_alive: list[torch.Tensor] = []  # ids stay unique while the pass runs
+        # per live tensor (by id; forgotten when the tensor dies, before its id can be reused)
         self.uses: dict[int, int] = {}
-        self.pending: dict[int, tuple[str, np.ndarray]] = {}  # conv output id -> (name, atoms)
-        self.readers: dict[int, list[str]] = {}  # conv output id -> BNs reading it
+        self.pending: dict[int, tuple[str, np.ndarray]] = {}  # conv output -> (layer, atoms)
+        self.readers: dict[int, list[str]] = {}  # conv output -> BNs reading it
+        self.bn_after: dict[str, str] = {}
         self.owner: dict[int, tuple[str, nn.Module]] = {}
         for name, module in model.named_modules():
             for param in (*module.parameters(recurse=False), *module.buffers(recurse=False)):
                 self.owner.setdefault(id(param), (name, module))
         self.layout_atoms: dict[str, np.ndarray] = {}
         self.produced: dict[str, np.ndarray] = {}
+        self.grouped: dict[str, int] = {}
 
     # -- the hook ---------------------------------------------------------------------------
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None):
@@ -206,12 +239,18 @@ class _Tracer(TorchFunctionMode):
         if next(tensors_in(out), None) is None or name in _CREATE:
             return out  # metadata reads (shape, dtype) and tensors built from a shape only
         for tensor in tensors_in((args[:1], kwargs) if name == "type_as" else (args, kwargs)):
-            self.uses[id(tensor)] = self.uses.get(id(tensor), 0) + 1
+            if id(tensor) in self.labels:
+                self.uses[id(tensor)] = self.uses.get(id(tensor), 0) + 1
         try:
             self._dispatch(name, args, kwargs, out)
         except _Unfollowable as exc:
             self._block_inputs((args, kwargs), exc.reason)
             self._fresh(out, exc.reason)
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+            # an unusual signature of a known operation: refuse to follow it, never crash
+            reason = f"its channels reach {name} called in a way the flow does not follow ({exc})"
+            self._block_inputs((args, kwargs), reason)
+            self._fresh(out, reason)
         return out
 
     def _dispatch(self, name: str, args: Any, kwargs: Any, out: Any) -> None:
@@ -265,8 +304,27 @@ class _Tracer(TorchFunctionMode):
         return self.labels[key]
 
     def _set(self, tensor: torch.Tensor, atoms: np.ndarray) -> None:
-        self.labels[id(tensor)] = atoms
-        self.keep_alive.append(tensor)
+        key = id(tensor)
+        if key not in self.labels:  # labels live as long as the tensor: memory stays that of
+            weakref.finalize(tensor, self._forget, key)  # a plain forward pass
+        self.labels[key] = atoms
+
+    def _forget(self, key: int) -> None:
+        if key in self.pending:
+            self._settle(key)
+        self.labels.pop(key, None)
+        self.uses.pop(key, None)
+        self.readers.pop(key, None)
+
+    def _settle(self, key: int) -> None:
+        """A conv output is done: its BN covers it only if the BN was its one and only reader."""
+        name, atoms = self.pending.pop(key)
+        readers = self.readers.get(key, [])
+        if len(readers) == 1 and self.uses.get(key, 0) == 1:
+            self.bn_after[name] = readers[0]
+        else:
+            self.atoms.block(atoms.tolist(), f"coupled with {name!r}, whose output has no "
+                                             "BatchNorm of its own to zero")
 
     def _fresh(self, out: Any, reason: str) -> None:
         for tensor in tensors_in(out):
@@ -294,14 +352,15 @@ class _Tracer(TorchFunctionMode):
         if groups == 1:
             self._read(labels, name)
             self._produce(out, name)
-        elif groups == conv.in_channels == conv.out_channels:
-            produced = self._produce(out, name)
-            self.atoms.unite(labels, produced)  # depthwise: channel k in is channel k out
-        else:
-            reason = (f"it meets the grouped conv {name!r} (groups={groups}), whose groups "
-                      "would become unequal")
-            self.atoms.block(labels.tolist(), reason)
-            self._fresh(out, reason)
+            return
+        produced = self._produce(out, name)
+        # a grouped conv keeps equal groups only if whole groups go: the group's input and output
+        # channels form one unit (depthwise: one channel in, one out)
+        for inputs, outputs in zip(np.split(labels, groups), np.split(produced, groups),
+                                   strict=True):
+            unit = np.concatenate([inputs, outputs])
+            self.atoms.unite(np.repeat(unit[:1], unit.size - 1), unit[1:])
+        self.grouped[name] = groups
 
     def _linear(self, args: Any, out: torch.Tensor) -> None:
         x, weight = args[0], args[1]
@@ -478,11 +537,8 @@ class _Tracer(TorchFunctionMode):
         """Block what reaches the output and conv outputs that their BN does not cover."""
         for tensor in tensors_in(out):
             self.atoms.block(self.label(tensor).tolist(), "its channels reach the model's output")
-        for key, (name, atoms) in self.pending.items():
-            readers = self.readers.get(key, [])
-            if len(readers) != 1 or self.uses.get(key, 0) != 1:
-                self.atoms.block(atoms.tolist(), f"coupled with {name!r}, whose output has no "
-                                                  "BatchNorm of its own to zero")
+        for key in list(self.pending):
+            self._settle(key)
 
     def result(self) -> ChannelFlow:
         find = self.atoms.find
@@ -509,12 +565,10 @@ class _Tracer(TorchFunctionMode):
             root[self.layout.slice(name)] = mine
             for r in set(mine.tolist()):
                 bns.setdefault(r, []).append(name)
-        bn_after = {name: self.readers[key][0] for key, (name, atoms) in self.pending.items()
-                    if len(self.readers.get(key, [])) == 1 and self.uses.get(key, 0) == 1}
         used = set(root.tolist())
         return ChannelFlow(self.layout, root, {r: blocked[r] for r in used if r in blocked},
                            set_routed & used, bns, {r: set_sites[r] for r in used if r >= 0},
-                           bn_after, unreached)
+                           dict(self.bn_after), unreached)
 
 
 class _Unfollowable(Exception):

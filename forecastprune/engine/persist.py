@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from ..errors import PruningError
-from ..selection import unwrap_model
-from ..store.format import atomic_write_bytes
+from ..record.bn_layers import unwrap_model
+from .._util import atomic_write_bytes
 from .surgery import keep_masks, prune_model, surgery_record
 
 FORMAT_TAG = "forecastprune.pruned-model"
@@ -107,12 +107,7 @@ def load_pruned(path: str | Path) -> nn.Module:
     from ..zoo import build_model  # the zoo imports model modules lazily
 
     model = build_model(plan["builder"], **plan["kwargs"])
-    sizes, kept = plan["sizes"], plan["keep"]
-    masks = {}
-    for name, size in sizes.items():
-        mask = np.zeros(int(size), dtype=bool)
-        mask[np.asarray(kept[name], dtype=np.int64)] = True
-        masks[name] = mask
+    masks = kept_masks(plan["keep"], plan["sizes"])
     example = torch.zeros(plan["input_shape"])
     pruned = prune_model(model, masks, example, compensate=plan["compensated"])
     try:
@@ -123,6 +118,24 @@ def load_pruned(path: str | Path) -> nn.Module:
             f"({str(exc).splitlines()[0]}); was the zoo model {plan['builder']!r} changed?"
         ) from exc
     return pruned
+
+
+def kept_masks(keep: Mapping[str, Any], sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """Keep masks from a channel plan's kept indices and layer widths.
+
+    Args:
+        keep: BN layer -> indices of the channels kept (relative to the model as built).
+        sizes: BN layer -> its width as built.
+
+    Returns:
+        BN layer -> (width,) bool mask, True for kept channels.
+    """
+    masks = {}
+    for name, size in sizes.items():
+        mask = np.zeros(int(size), dtype=bool)
+        mask[np.asarray(keep[name], dtype=np.int64)] = True
+        masks[name] = mask
+    return masks
 
 
 def _plan(model: nn.Module, builder: str, kwargs: Mapping[str, Any] | None,

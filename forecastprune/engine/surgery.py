@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -34,11 +34,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import PruningError
-from ..layout import ChannelLayout
-from ..selection import unwrap_model
+from ..record.bn_layers import unwrap_model
+from ..store.layout import ChannelLayout
 from .compensation import fold_constants, recorded_inputs
 from .coupling import WEIGHTED, ChannelPlan, as_args, check_layout, plan_channels, traced_flow
-from .flow import output_signature
+from .flow import output_signature, running_layer
 
 #: attribute of a pruned model holding its SurgeryRecord
 RECORD_ATTR = "forecastprune_surgery"
@@ -66,6 +66,17 @@ class SurgeryRecord:
     compensated: bool
     sources: dict[str, weakref.ref[nn.Parameter]]
     kept: dict[str, tuple[np.ndarray | None, ...]]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # frameworks pickle whole models into checkpoints (ultralytics does); weak references
+        # cannot be pickled and would point nowhere in another process anyway
+        return {**self.__dict__, "sources": {}}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SurgeryRecord:
+        # a deep copy (e.g. an EMA model) still descends from the same input parameters
+        return SurgeryRecord(**{
+            f.name: getattr(self, f.name) if f.name == "sources"
+            else copy.deepcopy(getattr(self, f.name), memo) for f in fields(self)})
 
 
 def surgery_record(model: nn.Module) -> SurgeryRecord | None:
@@ -244,13 +255,16 @@ def _cut(model: nn.Module, layout: ChannelLayout, pruned: np.ndarray, example_in
         module = modules[name]
         gone = set(indices)
         tracker.alive[(module, side)] = [i for i in range(_width(module, side)) if i not in gone]
-        _prune_side(module, side, indices)
+        _prune_side(name, module, side, indices)
     try:
-        after = _output_signature(model, example_inputs)
+        with running_layer(model):
+            after = _output_signature(model, example_inputs)
     except RuntimeError as exc:
-        raise PruningError(f"the pruned model no longer runs ({exc}); an operation with a "
-                           "fixed channel count reads a pruned layer — exclude that layer from "
-                           "the layout") from exc
+        where = getattr(exc, "layer", "?")
+        raise PruningError(
+            f"the pruned model no longer runs: layer {where!r} failed ("
+            f"{(str(exc).splitlines() or [''])[0]}); an operation with a fixed channel count "
+            "reads a pruned layer — exclude the layers feeding it from the layout") from exc
     if after != before:
         raise PruningError("the cut changed the structure or shapes of the model's outputs; "
                            "exclude the layers feeding the changed output from the layout")
@@ -280,18 +294,41 @@ def _sites_to_cut(flow: Any, pruned: np.ndarray, modules: dict[str, nn.Module],
     return checked
 
 
-def _prune_side(module: nn.Module, side: str, indices: list[int]) -> None:
+def _prune_side(name: str, module: nn.Module, side: str, indices: list[int]) -> None:
     """Remove ``indices`` from one side of one layer with torch-pruning's layer pruners."""
     if isinstance(module, _BatchNorm):
         tp.prune_batchnorm_out_channels(module, indices)
     elif isinstance(module, nn.Linear):
         prune = tp.prune_linear_out_channels if side == "out" else tp.prune_linear_in_channels
         prune(module, indices)
-    elif side == "out" and module.groups > 1:  # the flow only lets depthwise convs through
-        tp.prune_depthwise_conv_out_channels(module, indices)
+    elif side == "out" and module.groups > 1:
+        _prune_groups(name, module, indices)
     else:
         prune = tp.prune_conv_out_channels if side == "out" else tp.prune_conv_in_channels
         prune(module, indices)
+
+
+@torch.no_grad()
+def _prune_groups(name: str, conv: nn.Module, indices: list[int]) -> None:
+    """Remove whole groups of a grouped (or depthwise) conv, given their output channels.
+
+    The channel flow couples each group's inputs and outputs, so ``indices`` covers whole
+    groups; the inputs go with them (the previous layer loses the matching output channels).
+    """
+    per_out, per_in = conv.out_channels // conv.groups, conv.in_channels // conv.groups
+    gone = sorted({i // per_out for i in indices})
+    if len(indices) != len(gone) * per_out:
+        raise PruningError(f"layer {name!r}: only whole groups of {per_out} output channels can "
+                           f"be pruned; got {len(indices)} channels over {len(gone)} groups")
+    keep = [g for g in range(conv.groups) if g not in set(gone)]
+    out_idx = torch.tensor([g * per_out + k for g in keep for k in range(per_out)])
+    conv.weight = nn.Parameter(conv.weight.detach()[out_idx].clone(),
+                               requires_grad=conv.weight.requires_grad)
+    if conv.bias is not None:
+        conv.bias = nn.Parameter(conv.bias.detach()[out_idx].clone(),
+                                 requires_grad=conv.bias.requires_grad)
+    conv.groups = len(keep)
+    conv.out_channels, conv.in_channels = len(keep) * per_out, len(keep) * per_in
 
 
 @torch.no_grad()

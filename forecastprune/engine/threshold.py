@@ -31,12 +31,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import LayoutError, PruningError
-from ..layout import ChannelLayout
+from ..store.layout import ChannelLayout
+
+if TYPE_CHECKING:  # coupling imports torch; the threshold stays numpy-only
+    from .coupling import ChannelPlan
 
 GROUP_REDUCES = ("max", "mean")
 
@@ -104,12 +107,10 @@ class PruneDecision:
 
 def select_channels(
     scores: np.ndarray,
-    layout: ChannelLayout,
+    plan: ChannelPlan | ChannelLayout,
     *,
     ratio: float | None = None,
     threshold: float | None = None,
-    prunable: np.ndarray | None = None,
-    groups: Sequence[np.ndarray] | None = None,
     group_reduce: str = "max",
     min_keep: int = 1,
     min_keep_fraction: float = 0.0,
@@ -120,12 +121,11 @@ def select_channels(
 
     Args:
         scores: (C,) finite scores in layout order (|γ| or a forecast of it).
-        layout: the channel layout the scores follow.
+        plan: the :class:`~forecastprune.engine.coupling.ChannelPlan` saying which channels
+            may go and which go together; a bare :class:`ChannelLayout` means every channel
+            is prunable on its own.
         ratio: fraction in [0, 1] of the *prunable* channels to prune (global ranking).
         threshold: prune every unit scoring strictly below this value instead of a ratio.
-        prunable: (C,) bool; False marks channels that are never pruned. Default: all True.
-        groups: lists of global channel indices pruned together; disjoint. Channels in no
-            group are their own unit.
         group_reduce: how a group's score is formed from its members' — "max" or "mean".
         min_keep: each layer keeps at least this many channels (≥ 1).
         min_keep_fraction: each layer keeps at least this fraction of its channels.
@@ -137,8 +137,9 @@ def select_channels(
 
     Raises:
         PruningError: on a missing or doubled rule (ratio vs threshold), out-of-range
-            parameters, non-finite scores, or malformed ``prunable``/``groups``/``upper``.
+            parameters, non-finite scores, or a malformed plan.
     """
+    layout, prunable, groups = _constraints(plan)
     scores = _check_vector(scores, layout, "scores")
     _check_rule(ratio, threshold)
     _check_floors(min_keep, min_keep_fraction, round_to, group_reduce)
@@ -160,6 +161,32 @@ def select_channels(
     candidate = chosen[units.of]
     final = _apply_floors(chosen, units, layout, min_keep, min_keep_fraction, round_to)
     return _decision(layout, final[units.of], candidate, cut, requested)
+
+
+def unit_scores(
+    scores: np.ndarray, plan: ChannelPlan | ChannelLayout, group_reduce: str = "max"
+) -> np.ndarray:
+    """Each channel's score as the engine ranks it: its group's max or mean, else its own."""
+    layout, prunable, groups = _constraints(plan)
+    values = _check_vector(scores, layout, "scores")
+    _check_floors(1, 0.0, 1, group_reduce)
+    units = _Units.build(groups, _check_prunable(prunable, layout), values, group_reduce)
+    return units.score[units.of]
+
+
+def _constraints(
+    plan: ChannelPlan | ChannelLayout,
+) -> tuple[ChannelLayout, np.ndarray | None, Sequence[np.ndarray] | None]:
+    """(layout, prunable, groups) of a plan; a bare layout constrains nothing."""
+    if isinstance(plan, ChannelLayout):
+        return plan, None, None
+    try:
+        return plan.layout, plan.prunable, plan.groups
+    except AttributeError:
+        raise PruningError(
+            "select_channels needs a ChannelPlan (from plan_channels) or a ChannelLayout; got "
+            f"{type(plan).__name__}"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,14 @@ Importing this package registers the built-ins. Look forecasters up by name or s
 
 from __future__ import annotations
 
-from .base import Clock, Forecaster
+from .base import Forecaster, TimeMap
+from .plugin_loading import PluginWarning, load_plugins
 from .registry import (
     ForecasterInfo,
-    PluginWarning,
     broken_plugins,
     get_forecaster,
     get_forecaster_class,
     list_forecasters,
-    load_plugins,
     register_forecaster,
     register_prefix,
 )
@@ -27,10 +26,10 @@ from .spec import format_spec, parse_spec
 from . import adapters, arima, ema, linear, naive, sma  # noqa: F401  isort: skip
 
 __all__ = [
-    "Clock",
     "Forecaster",
     "ForecasterInfo",
     "PluginWarning",
+    "TimeMap",
     "broken_plugins",
     "format_spec",
     "get_forecaster",

@@ -1,7 +1,7 @@
 """Adapters: ``sktime:<EstimatorName>`` and ``statsforecast:<Model>`` as forecasters.
 
 Both run a foreign library on every channel at once: the history is resampled onto an even grid
-(:mod:`._evengrid`, the same mapping ARIMA uses), handed over in one table, and forecast
+(:mod:`.evengrid`, the same mapping ARIMA uses), handed over in one table, and forecast
 ``H`` grid intervals ahead, fractional ``H`` interpolated between ``⌊H⌋`` and ``⌊H⌋ + 1``.
 
 * sktime gets one wide ``DataFrame`` (T rows × C columns, integer index) and ``fh=[H]``; it
@@ -11,8 +11,8 @@ Both run a foreign library on every channel at once: the history is resampled on
 * statsforecast gets one long frame (``unique_id``, ``ds``, ``y``) and ``h = H``; the model
   class comes from ``statsforecast.models`` by name. statsforecast is an optional extra.
 
-Both libraries loop over channels in Python (milliseconds per channel), so the adapters declare
-``vectorized = False`` and are meant for comparisons on modest layouts, not 100,000 channels.
+Both libraries loop over channels in Python (milliseconds per channel), so the adapters carry
+the tag ``vectorized=False`` and are meant for comparisons on modest layouts, not 100,000 channels.
 What they assume about γ is whatever the chosen model assumes.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ForecasterError, UnknownForecasterError
-from ._evengrid import at_horizon, resample_even
+from .evengrid import at_horizon, resample_even
 from .base import Forecaster
 from .registry import register_prefix
 from .validate import check_choice
@@ -81,27 +81,14 @@ def _construct(library: str, cls: type, params: Mapping[str, Any]) -> Any:
         ) from exc
 
 
-class _IntervalSupport:
-    """``supports_interval`` for adapters, which depends on the chosen model.
-
-    On the class it answers True (some members give intervals); on an instance it asks the
-    model, so the conformance suite and the engine only request intervals that exist.
-    """
-
-    def __get__(self, instance: Any, owner: type) -> Any:
-        if instance is None:
-            return lambda: True
-        return instance._model_gives_intervals
-
-
 class _GridAdapter(Forecaster):
     """Shared plumbing: even grid, horizon mapping, interpolation, last value at H = 0."""
 
     library: str = ""
-    uses_time_axis = True
-    vectorized = False
-    min_history = 3
-    supports_interval = _IntervalSupport()  # type: ignore[assignment]
+    # supports_interval on the class: some members give intervals; each instance asks its
+    # model in __init__, so callers only request intervals that exist.
+    _tags = {"time_axis_param": True, "vectorized": False, "supports_interval": True,
+             "min_history": 3}
 
     def __init__(self, estimator: str, params: dict[str, Any] | None = None,
                  time_axis: str = "step") -> None:
@@ -115,6 +102,8 @@ class _GridAdapter(Forecaster):
                 f"{params!r}"
             )
         self._make()  # a bad name or parameter fails here, at get_forecaster
+        self.set_tags(needs_clock=time_axis == "lr",
+                      supports_interval=self._model_gives_intervals())
 
     def _catalogue(self) -> Mapping[str, type]:
         raise NotImplementedError
@@ -176,6 +165,9 @@ class SktimeForecaster(_GridAdapter):
 
     def _catalogue(self) -> Mapping[str, type]:
         return sktime_forecasters()
+
+    def _make(self) -> Any:
+        return self._quiet(super()._make)
 
     def _model_gives_intervals(self) -> bool:
         return bool(self._make().get_tag("capability:pred_int"))

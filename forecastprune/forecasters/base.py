@@ -3,13 +3,14 @@
 A forecaster turns a γ history — ``steps`` (T,) and ``values`` (T, C), one column per channel —
 into each channel's predicted value at a target step. The split follows sktime: the public
 ``fit``/``predict`` validate and then call the private ``_fit``/``_predict`` that subclasses
-implement; hyper-parameters are only stored in ``__init__``; fitted attributes end in ``_``.
+implement; hyper-parameters are only stored in ``__init__``; fitted attributes end in ``_``;
+capabilities are *tags* (:mod:`.tags`).
 
 Subclasses never see raw steps. They see a float time coordinate ``t``: the step itself
 (``time_axis="step"``) or the cumulative learning rate at that step (``time_axis="lr"``), mapped
-through a *clock* passed to :meth:`Forecaster.fit`. Under step-decay schedules most of γ's
-movement happens before the LR drops, so extrapolating over cumulative LR is far closer to
-reality than extrapolating over steps.
+through the ``clock`` (a :data:`TimeMap`) passed to :meth:`Forecaster.fit`. Under step-decay
+schedules most of γ's movement happens before the LR drops, so extrapolating over cumulative LR
+is far closer to reality than extrapolating over steps.
 """
 
 from __future__ import annotations
@@ -21,30 +22,76 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ForecasterError
+from .tags import TAGS, check_tag_names
 
-#: Maps an array of steps to an array of time coordinates (e.g. cumulative learning rate).
-Clock = Callable[[np.ndarray], np.ndarray]
+#: Any callable mapping an array of steps to an array of time coordinates (e.g. cumulative
+#: learning rate); :class:`forecastprune.record.lr_clock.Clock` is one.
+TimeMap = Callable[[np.ndarray], np.ndarray]
 
-TIME_AXES = ("step", "lr")
+_RAISE = object()  # get_tag's "no default given"
 
 
 class Forecaster:
     """Base class of every forecaster.
 
-    Subclasses set :attr:`min_history` (the fewest snapshots they can fit; may be a property
-    that depends on the hyper-parameters), :attr:`description`
-    (one line for ``forecastprune list``) and implement ``_fit(t, values)`` and
-    ``_predict(target_t) -> (C,)``. Forecasters that can give prediction intervals implement
-    ``_predict_interval(target_t, coverage) -> (lower, upper)``. Extrapolating forecasters take a
-    ``time_axis`` hyper-parameter and set :attr:`uses_time_axis`.
+    Subclasses set :attr:`description` (one line for ``forecastprune list``), declare their
+    capabilities in ``_tags`` (see :mod:`.tags`; ``self.set_tags(...)`` in ``__init__`` for tags
+    that depend on hyper-parameters) and implement ``_fit(t, values)`` and
+    ``_predict(target_t) -> (C,)``. Forecasters with ``supports_interval`` implement
+    ``_predict_interval(target_t, coverage) -> (lower, upper)``.
     """
 
-    min_history: ClassVar[int] = 1
     description: ClassVar[str] = ""
-    uses_time_axis: ClassVar[bool] = False
-    #: True when fit/predict are batched over channels (no per-channel Python loop); the
-    #: conformance suite only runs its 100,000-channel check on vectorized forecasters.
-    vectorized: ClassVar[bool] = True
+    _tags: ClassVar[dict[str, Any]] = {
+        "needs_clock": False,
+        "time_axis_param": False,
+        "vectorized": True,
+        "supports_interval": False,
+        "min_history": 1,
+        "history_window": None,
+        "history_grid": None,
+    }
+
+    # ---------------------------------------------------------------- tags
+    @classmethod
+    def get_class_tags(cls) -> dict[str, Any]:
+        """The class's tags: every ``_tags`` along the MRO merged, the subclass winning."""
+        tags: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            tags.update(klass.__dict__.get("_tags", {}))
+        return tags
+
+    @classmethod
+    def get_class_tag(cls, name: str, default: Any = _RAISE) -> Any:
+        """One class tag; see :meth:`get_tag`."""
+        return _lookup(cls.get_class_tags(), name, default, cls.__name__)
+
+    def get_tags(self) -> dict[str, Any]:
+        """The class tags overridden by the ones this instance set in ``__init__``."""
+        return {**self.get_class_tags(), **self.__dict__.get("_tags_dynamic", {})}
+
+    def get_tag(self, name: str, default: Any = _RAISE) -> Any:
+        """One tag of this instance.
+
+        Args:
+            name: a tag name (see :mod:`.tags`).
+            default: returned for a name this forecaster does not have; without it, such a
+                name raises.
+
+        Raises:
+            ForecasterError: an unknown tag name and no default (lists the valid tags).
+        """
+        return _lookup(self.get_tags(), name, default, type(self).__name__)
+
+    def set_tags(self, **tags: Any) -> Forecaster:
+        """Override class tags on this instance (call in ``__init__``); returns self.
+
+        Raises:
+            ForecasterError: an unknown tag name (lists the valid tags).
+        """
+        check_tag_names(tags, type(self).__name__)
+        self.__dict__.setdefault("_tags_dynamic", {}).update(tags)
+        return self
 
     # ---------------------------------------------------------------- parameters
     @classmethod
@@ -71,26 +118,31 @@ class Forecaster:
         return f"{type(self).__name__}({args})"
 
     # ---------------------------------------------------------------- public API
-    def fit(self, steps: np.ndarray, values: np.ndarray, clock: Clock | None = None) -> Forecaster:
-        """Fit on a history.
+    def fit(
+        self, steps: np.ndarray, values: np.ndarray, clock: TimeMap | None = None
+    ) -> Forecaster:
+        """Fit on a history, replacing whatever an earlier ``fit`` learned.
 
         Args:
             steps: (T,) strictly increasing integer steps.
             values: (T, C) finite values, one column per channel (|γ| in practice).
-            clock: maps steps to the time coordinate when ``time_axis="lr"``; ignored otherwise.
+            clock: maps steps to the time coordinate; required when the ``needs_clock`` tag is
+                true, ignored otherwise.
 
         Returns:
             self.
 
         Raises:
             ForecasterError: on bad shapes, non-finite values, non-increasing steps, a history
-                shorter than :attr:`min_history`, or ``time_axis="lr"`` without a clock.
+                shorter than the ``min_history`` tag, or a missing clock.
         """
+        self._reset_fitted_state()
         steps, values = self._validate_history(steps, values)
         self.clock_ = self._resolve_clock(clock)
         self.n_channels_ = values.shape[1]
         self.last_step_ = int(steps[-1])
         self._fit(self._to_time(steps), values)
+        self.is_fitted_ = True  # last: a fit that raised leaves the forecaster unfitted
         return self
 
     def predict(self, target_step: int | float) -> np.ndarray:
@@ -102,10 +154,15 @@ class Forecaster:
     def predict_interval(
         self, target_step: int | float, coverage: float = 0.9
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds, each (C,), of a central ``coverage`` prediction interval."""
+        """Lower and upper bounds, each (C,), of a central ``coverage`` prediction interval.
+
+        Raises:
+            ForecasterError: the ``supports_interval`` tag is false, ``coverage`` is outside
+                (0, 1), or the forecaster is not fitted.
+        """
         if not 0.0 < coverage < 1.0:
             raise ForecasterError(f"coverage must lie strictly between 0 and 1; got {coverage}")
-        if not self.supports_interval():
+        if not self.get_tag("supports_interval"):
             raise ForecasterError(
                 f"{type(self).__name__} gives point forecasts only; use a forecaster with "
                 "intervals (linear, arima) for uncertainty-aware pruning"
@@ -117,10 +174,6 @@ class Forecaster:
             self._check_output(np.asarray(upper, dtype=np.float64), "interval upper bound"),
         )
 
-    @classmethod
-    def supports_interval(cls) -> bool:
-        return cls._predict_interval is not Forecaster._predict_interval
-
     # ---------------------------------------------------------------- to implement
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
         raise NotImplementedError
@@ -129,7 +182,9 @@ class Forecaster:
         raise NotImplementedError
 
     def _predict_interval(self, target_t: float, coverage: float) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} has the supports_interval tag but no _predict_interval"
+        )
 
     # ---------------------------------------------------------------- helpers
     def _validate_history(self, steps: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -143,9 +198,10 @@ class Forecaster:
             )
         if values.shape[1] == 0:
             raise ForecasterError(f"{name}.fit got values with zero channels")
-        if steps.shape[0] < self.min_history:
+        minimum = self.get_tag("min_history")
+        if steps.shape[0] < minimum:
             raise ForecasterError(
-                f"{name} needs at least min_history={self.min_history} snapshots; got "
+                f"{name} needs at least min_history={minimum} snapshots; got "
                 f"{steps.shape[0]}. Use a later cutoff or a forecaster with a shorter window"
             )
         if not np.all(np.isfinite(steps)) or np.any(np.diff(steps) <= 0):
@@ -157,16 +213,22 @@ class Forecaster:
             )
         return steps.astype(np.float64), values
 
-    def _resolve_clock(self, clock: Clock | None) -> Clock | None:
-        axis = getattr(self, "time_axis", "step")
-        if axis not in TIME_AXES:
-            raise ForecasterError(f"time_axis must be one of {TIME_AXES}; got {axis!r}")
-        if axis == "lr" and clock is None:
+    def _reset_fitted_state(self) -> None:
+        """Forget an earlier fit: every attribute ending in ``_`` (dunders excepted)."""
+        params = self.param_defaults()
+        for name in [n for n in vars(self)
+                     if n.endswith("_") and not n.endswith("__") and n not in params]:
+            delattr(self, name)
+
+    def _resolve_clock(self, clock: TimeMap | None) -> TimeMap | None:
+        if not self.get_tag("needs_clock"):
+            return None
+        if clock is None:
             raise ForecasterError(
-                f"{type(self).__name__}(time_axis='lr') needs a clock mapping steps to "
-                "cumulative learning rate; pass clock=... (see forecastprune.timeaxis)"
+                f"{self!r} needs a clock mapping steps to cumulative learning rate; pass "
+                "clock=... (see forecastprune.record.lr_clock)"
             )
-        return clock if axis == "lr" else None
+        return clock
 
     def _to_time(self, steps: np.ndarray) -> np.ndarray:
         if self.clock_ is None:
@@ -174,7 +236,7 @@ class Forecaster:
         return np.asarray(self.clock_(np.asarray(steps)), dtype=np.float64)
 
     def _target_time(self, target_step: int | float) -> float:
-        if not hasattr(self, "n_channels_"):
+        if not getattr(self, "is_fitted_", False):
             raise ForecasterError(
                 f"{type(self).__name__} is not fitted yet; call fit(steps, values) first"
             )
@@ -189,3 +251,11 @@ class Forecaster:
                 f"expected ({self.n_channels_},)"
             )
         return output
+
+
+def _lookup(tags: dict[str, Any], name: str, default: Any, owner: str) -> Any:
+    if name in tags:
+        return tags[name]
+    if default is not _RAISE:
+        return default
+    raise ForecasterError(f"{owner} has no tag {name!r}; valid tags: {sorted(TAGS)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ForecasterError
@@ -11,6 +13,15 @@ from .validate import check_real
 
 #: span used when neither ``alpha`` nor ``span`` is given
 DEFAULT_SPAN = 10.0
+#: relative weight below which old snapshots are dropped from the average
+NEGLIGIBLE = 1e-14
+
+
+def ema_window(alpha: float) -> int:
+    """Snapshots that carry more than :data:`NEGLIGIBLE` weight at smoothing ``alpha``."""
+    if alpha >= 1.0:
+        return 1
+    return max(1, math.ceil(math.log(NEGLIGIBLE) / math.log1p(-alpha)))
 
 
 @register_forecaster("ema")
@@ -28,7 +39,6 @@ class EMAForecaster(Forecaster):
             Give at most one of the two; with neither, span = 10.
     """
 
-    min_history = 1
     description = "exponentially weighted mean (alpha or span; default span=10)"
 
     def __init__(self, alpha: float | None = None, span: float | None = None) -> None:
@@ -38,7 +48,9 @@ class EMAForecaster(Forecaster):
             raise ForecasterError(
                 f"ema takes alpha or span, not both; got alpha={alpha!r}, span={span!r}"
             )
-        self._smoothing()  # validates whichever was given
+        # Snapshots older than N carry weight (1 − α)^N ≤ 1e-14 of the newest: reading only the
+        # last N changes nothing at float precision (α = 1, naive, reads one row).
+        self.set_tags(history_window=ema_window(self._smoothing()))
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, float]]:

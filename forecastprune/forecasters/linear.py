@@ -42,7 +42,7 @@ class LinearForecaster(Forecaster):
     """
 
     description = "least-squares line over the window, extrapolated (damped, clipped at 0)"
-    uses_time_axis = True
+    _tags = {"time_axis_param": True, "supports_interval": True}
 
     def __init__(
         self,
@@ -60,10 +60,8 @@ class LinearForecaster(Forecaster):
         if damped is not None:
             check_real("linear", "damped", damped, 0.0, 1.0)
         check_choice("linear", "time_axis", time_axis, ("step", "lr"))
-
-    @property
-    def min_history(self) -> int:  # type: ignore[override]
-        return int(self.window)
+        self.set_tags(needs_clock=time_axis == "lr", min_history=int(window),
+                      history_window=int(window))
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, object]]:

@@ -18,8 +18,8 @@ class NaiveForecaster(Forecaster):
     so a forecaster is only worth its cost where it beats this one.
     """
 
-    min_history = 1
     description = "last recorded value (control: plain slimming at the cutoff)"
+    _tags = {"min_history": 1, "history_window": 1}
 
     def __init__(self) -> None:
         pass

@@ -1,14 +1,14 @@
-"""The forecaster registry: names → classes, plugins, prefix families.
+"""The forecaster registry: names → classes, prefix families, lookups.
 
 Three ways in, one table:
 
 * ``@register_forecaster("name")`` on a :class:`Forecaster` subclass (built-ins, user code);
 * installed distributions exposing an entry point in the group ``forecastprune.forecasters``
   (``name = module:Class``), discovered lazily on the first lookup;
-* ``.py`` files (or a folder of them) loaded with :func:`load_plugins`.
+* ``.py`` files (or a folder of them) loaded with ``load_plugins``.
 
-A plugin that fails to import or register is recorded in :func:`broken_plugins` and announced
-with a :class:`PluginWarning`; the other forecasters keep working. Families of forecasters that
+The last two live in :mod:`.plugin_loading`; a plugin that fails to load is listed by
+:func:`broken_plugins` and the other forecasters keep working. Families of forecasters that
 live in another library (``sktime:NaiveForecaster``) are resolved by a *prefix factory* added
 with :func:`register_prefix`, so the registry never has to enumerate a foreign catalogue.
 """
@@ -17,32 +17,20 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
-import importlib.metadata
-import importlib.util
 import inspect
-import sys
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ForecasterError, UnknownForecasterError
 from .base import Forecaster
 from .spec import parse_spec
 
-ENTRY_POINT_GROUP = "forecastprune.forecasters"
-
 #: Builds a forecaster of a prefix family from the name after the prefix and the parameters.
 PrefixFactory = Callable[[str, dict[str, Any]], Forecaster]
 
 F = TypeVar("F", bound=type[Forecaster])
-
-
-class PluginWarning(UserWarning):
-    """A plugin could not be loaded; the rest of the registry still works."""
 
 
 @dataclass(frozen=True)
@@ -254,100 +242,10 @@ def broken_plugins() -> dict[str, str]:
     return {name: error for name, (_, error) in _STATE.broken.items()}
 
 
-# -------------------------------------------------------------------- plugins
-def load_plugins(path: str | Path) -> list[str]:
-    """Import a plugin ``.py`` file, or every ``.py`` file in a folder (not recursive).
-
-    Each file is imported under a unique module name, so two plugins called ``plugin.py`` in
-    different folders do not collide; loading the same file twice is a no-op. Forecasters the
-    files register get the source ``"file: <path>"``. A file that fails to import is reported
-    (warning + :func:`broken_plugins`) and the others still load.
-
-    Args:
-        path: a ``.py`` file or a folder.
-
-    Returns:
-        Names registered by the files loaded in this call (in load order).
-
-    Raises:
-        ForecasterError: the path does not exist or is not a ``.py`` file or folder.
-    """
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise ForecasterError(f"plugin path {str(path)!r} does not exist; pass a plugin .py "
-                              "file or a folder of them")
-    if root.is_dir():
-        files = sorted(p for p in root.glob("*.py") if not p.name.startswith("_"))
-    elif root.is_file() and root.suffix == ".py":
-        files = [root]
-    else:
-        raise ForecasterError(
-            f"plugin path {str(path)!r} is neither a .py file nor a folder; pass a plugin "
-            "file or a folder of them"
-        )
-    added: list[str] = []
-    for file in files:
-        added += _load_file(file.resolve())
-    return added
-
-
-def _load_file(file: Path) -> list[str]:
-    key = str(file)
-    if key in _STATE.loaded_files:
-        return []
-    before = set(_STATE.classes)
-    module_name = f"forecastprune_plugin_{file.stem}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
-    try:
-        with _loading(f"file: {file}"):
-            spec = importlib.util.spec_from_file_location(module_name, file)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot build an import spec for {file}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module  # pickling classes needs the module findable
-            spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - a plugin may fail in any way; report, go on
-        sys.modules.pop(module_name, None)
-        _report_broken(key, f"file: {file}", exc)
-        return []
-    added = [name for name in _STATE.classes if name not in before]
-    _STATE.loaded_files[key] = added
-    return added
-
-
-def _discover_entry_points(force: bool = False) -> None:
-    """Load the entry points of group ``forecastprune.forecasters`` (once, unless forced)."""
-    if _STATE.entry_points_done and not force:
-        return
-    _STATE.entry_points_done = True
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(entry_point.dist, "name", None) or "unknown distribution"
-        source = f"entry point: {dist}"
-        try:
-            with _loading(source):
-                _register_entry_point(entry_point.name, entry_point.load())
-        except Exception as exc:  # noqa: BLE001 - report the plugin, keep the others
-            _report_broken(entry_point.name, source, exc)
-
-
-def _register_entry_point(name: str, target: Any) -> None:
-    if inspect.isclass(target) and issubclass(target, Forecaster):
-        register_forecaster(name)(target)
-    elif not inspect.ismodule(target):  # a module registers its classes on import
-        raise ForecasterError(
-            f"entry point {name!r} must name a Forecaster subclass or a module; got {target!r}"
-        )
-
-
-def _report_broken(name: str, source: str, exc: BaseException) -> None:
-    error = f"{type(exc).__name__}: {exc}"
-    _STATE.broken[name] = (source, error)
-    warnings.warn(f"forecaster plugin {name!r} ({source}) failed to load: {error}",
-                  PluginWarning, stacklevel=3)
-
-
 # -------------------------------------------------------------------- helpers
 @contextlib.contextmanager
-def _loading(source: str) -> Iterator[None]:
+def loading(source: str) -> Iterator[None]:
+    """Record ``source`` for every registration made inside the block (a plugin importing)."""
     token = _LOADING.set(source)
     try:
         yield
@@ -366,9 +264,14 @@ def _source_of(cls: type) -> str:
 
 
 def _check_name(name: Any) -> None:
+    # Specs ("name(key=value)") come from the command line and configs, and the spec grammar
+    # reads a name as an identifier; a name it cannot parse could never be looked up.
     if not isinstance(name, str) or not name.isidentifier():
+        fixed = name.replace("-", "_") if isinstance(name, str) else ""
+        hint = f"; e.g. {fixed!r}" if fixed.isidentifier() else ""
         raise ForecasterError(
-            f"forecaster names must be identifiers (letters, digits, underscores); got {name!r}"
+            "forecaster names must be identifiers (letters, digits, underscores) so that specs "
+            f"can name them; got {name!r}{hint}"
         )
 
 
@@ -378,7 +281,7 @@ def _info(name: str, cls: type[Forecaster]) -> ForecasterInfo:
         params=cls.param_defaults(),
         description=cls.description or (inspect.getdoc(cls) or "").split("\n")[0],
         source=_STATE.sources[name],
-        supports_interval=cls.supports_interval(),
+        supports_interval=cls.get_class_tag("supports_interval"),
     )
 
 
@@ -436,6 +339,12 @@ def _unknown(name: str) -> UnknownForecasterError:
     if _STATE.broken:
         message += f". Plugins that failed to load: {sorted(_STATE.broken)}"
     return UnknownForecasterError(message)
+
+
+def _discover_entry_points() -> None:
+    from .plugin_loading import discover_entry_points  # it builds on this module
+
+    discover_entry_points()
 
 
 def _qualname(cls: type) -> str:

@@ -27,10 +27,7 @@ class SMAForecaster(Forecaster):
     def __init__(self, window: int = 5) -> None:
         self.window = window
         check_int("sma", "window", window, 1)
-
-    @property
-    def min_history(self) -> int:  # type: ignore[override]
-        return int(self.window)
+        self.set_tags(min_history=int(window), history_window=int(window))
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, int]]:

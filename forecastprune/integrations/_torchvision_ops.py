@@ -105,9 +105,9 @@ def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: floa
     while order.numel() > 0:
         best, rest = order[0], order[1:]
         keep.append(best)
-        width = (torch.minimum(x2[best], x2[rest]) - torch.maximum(x1[best], x1[rest])).clamp(min=0)
-        height = (torch.minimum(y2[best], y2[rest]) - torch.maximum(y1[best], y1[rest])).clamp(min=0)
-        inter = width * height
+        width = torch.minimum(x2[best], x2[rest]) - torch.maximum(x1[best], x1[rest])
+        height = torch.minimum(y2[best], y2[rest]) - torch.maximum(y1[best], y1[rest])
+        inter = width.clamp(min=0) * height.clamp(min=0)
         iou = inter / (areas[best] + areas[rest] - inter)
         order = rest[~(iou > iou_threshold)]  # NaN IoU (empty boxes) suppresses nothing, as in C++
     if not keep:
@@ -171,6 +171,7 @@ def _allow_box_ops() -> None:
     ``torchvision.ops.boxes`` refuses to call any compiled op while the extension is missing. Its
     guard is replaced by a no-op in that module only; every op it guards is defined above.
     """
-    import torchvision.ops.boxes as boxes  # noqa: PLC0415 - torchvision imports only after the schemas exist
+    # imported here: torchvision can be imported only once the schemas exist
+    import torchvision.ops.boxes as boxes
 
     boxes._assert_has_ops = lambda: None

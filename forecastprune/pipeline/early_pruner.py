@@ -23,6 +23,16 @@ then on the run is plain training: :meth:`regularize` and :meth:`step` do nothin
 one (``scheduler.optimizer = optimizer``; the rebuilt optimizer keeps every group's ``lr`` and
 ``initial_lr``, so the schedule continues where it was — the Trainer does this in ``swap``).
 
+**Stopping and resuming.** ``with EarlyPruner(...) as pruner:`` closes the γ store on every
+exit of the block and turns SIGTERM/SIGINT into an exception that unwinds the loop, so a
+preempted run keeps every snapshot it took (:mod:`~forecastprune.record.signals`).
+:meth:`EarlyPruner.state_dict` holds everything a resumed run needs — counters, the timing
+rule's remembered masks, the recorder's position before the prune, the kept channels after it —
+as plain containers that load with ``torch.load(..., weights_only=True)``. A fresh pruner, built
+as the first one was, takes it with :meth:`EarlyPruner.load_state_dict`: before the prune it
+keeps recording into the same store; after it, it rebuilds the smaller model from the kept
+channels and an optimizer over it, into which the saved model and optimizer states then load.
+
 **Distributed runs.** Under ``torch.distributed`` every rank calls both methods. Only rank 0
 records and forecasts; it broadcasts the prune decision, every rank performs the same surgery,
 and a model given as ``DistributedDataParallel`` is re-wrapped in a new DDP (same device ids,
@@ -32,17 +42,21 @@ exist when it is built, so the old wrapper cannot train the new, smaller paramet
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..selection import unwrap_model as unwrap
-from ..timeaxis import positive_int
+from ..record.bn_layers import unwrap_model as unwrap
+from ..record.signals import flush_on_signals
+from .._util import is_rank_zero, positive_int
 from .decision import ForecastMask, MaskRule, forecast_mask
+from .distributed import broadcast_object, rewrap
 from .timing import (
     FixedTiming,
     PruneTiming,
@@ -52,6 +66,10 @@ from .timing import (
 )
 
 Timing = float | int | str | PruneTiming
+
+#: tags the dict of :meth:`EarlyPruner.state_dict`; bumped when an older reader would misread it
+STATE_FORMAT = "forecastprune.early-pruner"
+STATE_VERSION = 1
 
 
 class EarlyPruner:
@@ -119,7 +137,7 @@ class EarlyPruner:
     ) -> None:
         from ..engine.coupling import plan_channels
         from ..forecasters import get_forecaster
-        from ..sparsity import BNSparsity
+        from ..record.sparsity import BNSparsity
 
         positive_int(total_steps, "total_steps")
         positive_int(record_every, "record_every")
@@ -137,6 +155,9 @@ class EarlyPruner:
         self.fired_by: str | None = None
         self.last_mask: ForecastMask | None = None
         self.prune_info: dict[str, Any] = {}
+        self._recorder_state: dict[str, Any] | None = None  # kept when the recorder closes
+        self._recorder_closed = False
+        self._signals: Any = None
         inner = unwrap(model)
         self.sparsity = BNSparsity(inner, sparsity) if sparsity else None
         self.recorder = self._make_recorder(inner, store_path, overwrite, lr_schedule, {
@@ -146,7 +167,7 @@ class EarlyPruner:
     def _make_recorder(self, inner: nn.Module, store_path: str | Path | None, overwrite: bool,
                        lr_schedule: Any, metadata: dict[str, Any]) -> Any:
         """The γ recorder, writing to ``store_path`` or to a store in a private temp dir."""
-        from ..recorder import GammaRecorder
+        from ..record.recorder import GammaRecorder
 
         # the temporary directory lives (and is removed) with the pruner
         self._tmp = None if store_path is not None else tempfile.TemporaryDirectory(
@@ -226,33 +247,38 @@ class EarlyPruner:
 
     def _forecast(self, step: int) -> ForecastMask | None:
         """The forecast mask from the history so far (None while it is too short)."""
-        from ..forecasters import get_forecaster
-        from ..timeaxis import clock_for_store
+        from ..predict import build_forecaster, store_clock
 
         self.recorder.flush()
         store = self.recorder.store
-        steps, gammas = store.history()
-        model = get_forecaster(self.forecaster)
-        if len(steps) < model.min_history:
+        model = build_forecaster(self.forecaster)
+        if len(store) < model.get_tag("min_history"):
             return None
-        clock = clock_for_store(store) if getattr(model, "time_axis", "step") == "lr" else None
+        steps, gammas = store.steps, store.view()  # the forecaster reads only what it needs
+        clock = store_clock(store) if model.get_tag("needs_clock") else None
         return forecast_mask(model, steps, gammas, self.total_steps, self.plan, self.rule, clock)
 
     # ---------------------------------------------------------------- pruning (every rank)
     def _prune(self, step: int, decision: Any) -> None:
+        self._cut(decision)
+        self.pruned_at = step
+        self.fired_by = getattr(self.timing, "fired_by", None) or "fixed"
+        # through JSON: plain Python types only, so checkpoints load with weights_only=True
+        self.prune_info = json.loads(json.dumps(
+            {"step": step, "decision": decision.to_json(), "fired_by": self.fired_by},
+            default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+        self._close_recorder(keep_state=False)
+
+    def _cut(self, keep: Any) -> None:
+        """Swap in the smaller model without the channels ``keep`` drops, and its optimizer."""
         from ..engine.optim import rebuild_optimizer
         from ..engine.surgery import prune_model
 
         inner = unwrap(self.model)
-        smaller = prune_model(inner, decision, self.example_inputs, plan=self.plan)
+        smaller = prune_model(inner, keep, self.example_inputs, plan=self.plan)
         smaller.train(inner.training)
         self.optimizer = rebuild_optimizer(self.optimizer, smaller)
         self.model = rewrap(self.model, smaller)
-        self.pruned_at = step
-        self.fired_by = getattr(self.timing, "fired_by", None) or "fixed"
-        self.prune_info = {"step": step, "decision": decision.to_json(),
-                           "fired_by": self.fired_by}
-        self.recorder.close()
 
     def _make_timing(self, prune_at: Timing, auto: dict[str, Any]) -> PruneTiming:
         if isinstance(prune_at, PruneTiming):
@@ -274,7 +300,7 @@ class EarlyPruner:
         return FixedTiming(resolve_step(prune_at, self.total_steps))
 
     # ---------------------------------------------------------------- state
-    def state_dict(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         """A JSON-ready record of what the pruner did: timing, prune step and decision."""
         return {
             "forecaster": str(self.forecaster),
@@ -283,39 +309,119 @@ class EarlyPruner:
             "store_path": str(self.store_path),
             "pruned_at": self.pruned_at,
             "fired_by": self.fired_by,
-            "timing": self.timing.state_dict(),
+            "timing": self.timing.summary(),
             "prune": self.prune_info,
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs, as plain containers (``weights_only``-loadable).
 
-# -------------------------------------------------------------------- distributed helpers
-def rewrap(old: nn.Module, new_inner: nn.Module) -> nn.Module:
-    """Wrap ``new_inner`` the way ``old`` was wrapped (a new DDP with the same settings)."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
+        Flushes the recorder first, so the store on disk holds every snapshot the state counts.
+        The model's and optimizer's own states are not included: save those next to it
+        (the :class:`~forecastprune.pipeline.trainer.Trainer` does).
+        """
+        state: dict[str, Any] = {
+            "format": STATE_FORMAT, "version": STATE_VERSION, **self.summary(),
+            "steps_seen": self._steps_seen, "timing": self.timing.state_dict(),
+        }
+        if self.pruned:
+            from ..engine.surgery import surgery_record
 
-    if isinstance(old, DDP):
-        return DDP(new_inner, device_ids=old.device_ids, output_device=old.output_device,
-                   process_group=old.process_group)
-    return new_inner
+            record = surgery_record(self.model)
+            assert record is not None  # every pruned model comes from prune_model
+            state["keep"] = {name: [int(i) for i in kept] for name, kept in record.keep.items()}
+            state["sizes"] = {name: int(size) for name, size in record.sizes.items()}
+        else:
+            state["recorder"] = self._recorder_state_now()
+        return state
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue a run from :meth:`state_dict` output, in a pruner built like the first.
 
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
+        Call it before the first :meth:`step`. Before the prune, recording continues in the
+        store at this pruner's ``store_path`` (the same store, or a copy of it). After the prune,
+        :attr:`model` and :attr:`optimizer` become the smaller model rebuilt from the kept
+        channels and a new optimizer over it, with the structure the first run's had; load the
+        saved model and optimizer states into *those*.
 
+        Args:
+            state: a dict from :meth:`state_dict` (e.g. ``torch.load(path, weights_only=True)``).
 
-def is_rank_zero() -> bool:
-    """True outside distributed runs and on rank 0 inside them."""
-    return not _distributed() or torch.distributed.get_rank() == 0
+        Raises:
+            ConfigError: on a state of another format, from another forecaster or plan length,
+                or after this pruner has started; or a state from before the prune when this
+                pruner records into a temporary store.
+            LayoutError: if the saved kept channels name other BN layers than the model has.
+        """
+        self._check_state(state)
+        self.timing.load_state_dict(state["timing"])
+        self._steps_seen = int(state["steps_seen"])
+        self.fired_by, self.prune_info = state["fired_by"], dict(state["prune"])
+        if state["pruned_at"] is None:
+            self.recorder.load_state_dict(state["recorder"])
+            return
+        from ..engine.persist import kept_masks
 
+        self._close_recorder(keep_state=False)  # the store is complete; nothing more to record
+        self._cut(kept_masks(state["keep"], state["sizes"]))
+        self.pruned_at = int(state["pruned_at"])
 
-def broadcast_object(obj: Any) -> Any:
-    """Rank 0's object on every rank (the object itself outside distributed runs).
+    def _check_state(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ConfigError("not an EarlyPruner state (missing format tag "
+                              f"{STATE_FORMAT!r}); pass the dict EarlyPruner.state_dict() made")
+        if int(state.get("version", 0)) > STATE_VERSION:
+            raise ConfigError(f"the EarlyPruner state has version {state['version']}; this "
+                              f"forecastprune reads up to {STATE_VERSION}: upgrade it")
+        if self._steps_seen or self.pruned or self.recorder.last_step is not None:
+            raise ConfigError("call load_state_dict() on a fresh EarlyPruner, before its "
+                              "first step()")
+        saved = (state["forecaster"], int(state["total_steps"]))
+        if saved != (str(self.forecaster), self.total_steps):
+            raise ConfigError(
+                f"the saved state comes from forecaster {saved[0]!r} over {saved[1]} steps; "
+                f"this pruner has {self.forecaster!r} over {self.total_steps}: build it with "
+                "the same settings to resume"
+            )
+        if state["pruned_at"] is None and self._tmp is not None:
+            raise ConfigError(
+                "this pruner records into a temporary store, so the γ history of the run "
+                "being resumed is gone; pass store_path= (in both runs) to resume before the "
+                "prune"
+            )
 
-    The objects are the pruner's own decisions, produced in-process on rank 0, so the pickling
-    ``broadcast_object_list`` does internally never sees outside data.
-    """
-    if not _distributed():
-        return obj
-    box = [obj]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
+    # ---------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Flush the recorded γ to disk and close the store; safe to call twice."""
+        self._close_recorder(keep_state=True)
+
+    def __enter__(self) -> EarlyPruner:
+        """Close on exit, and stop on SIGTERM/SIGINT with the store flushed (see the module)."""
+        self._signals = flush_on_signals(self)
+        self._signals.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        guard, self._signals = self._signals, None
+        if guard is None:
+            self.close()
+        else:
+            guard.__exit__(exc_type, exc, tb)
+
+    def _close_recorder(self, keep_state: bool) -> None:
+        if self._recorder_closed:
+            return
+        try:
+            if keep_state:  # a closed recorder cannot report its position any more
+                self._recorder_state = self.recorder.state_dict()
+        finally:
+            self._recorder_closed = True
+            self.recorder.close()
+
+    def _recorder_state_now(self) -> dict[str, Any]:
+        if not self._recorder_closed:
+            return self.recorder.state_dict()
+        if self._recorder_state is None:
+            raise ConfigError("the recorder was closed without saving its state")
+        return self._recorder_state

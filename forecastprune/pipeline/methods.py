@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..selection import unwrap_model
-from ..trainer import Callback, ModelAndOptimizer, Trainer
+from ..record.bn_layers import unwrap_model
+from ..record.signals import flush_on_signals
+from .trainer import Callback, ModelAndOptimizer, Trainer
 from .compute import ComputeMeter
 from .early_pruner import EarlyPruner
 
@@ -123,6 +124,12 @@ class PrunerCallback(Callback):
     def state_dict(self) -> dict[str, Any]:
         return self.pruner.state_dict()
 
+    def on_load_checkpoint(self, trainer: Trainer, state: dict[str, Any]
+                           ) -> ModelAndOptimizer | None:
+        self.pruner.load_state_dict(state)
+        # resumed after the prune: the trainer continues with the rebuilt, smaller model
+        return (self.pruner.model, self.pruner.optimizer) if self.pruner.pruned else None
+
 
 class ComputeCallback(Callback):
     """Charges every step's training compute to a :class:`ComputeMeter`.
@@ -191,7 +198,7 @@ def run_method(
         spec: the method and its options.
         model: a freshly built model (possibly DDP-wrapped).
         optimizer: its optimizer.
-        trainer_kwargs: the remaining :class:`~forecastprune.trainer.Trainer` arguments
+        trainer_kwargs: the remaining :class:`~forecastprune.pipeline.trainer.Trainer` arguments
             (loaders, epochs, scheduler, progress, ...).
         example_inputs: an input batch for tracing (coupling, surgery, MAC counts).
         samples_per_step: samples per optimizer step over all processes (compute accounting).
@@ -216,7 +223,9 @@ def run_method(
         )
         callbacks.append(PrunerCallback(pruner))
     trainer.callbacks.extend(callbacks)
-    result = trainer.fit()
+    # SIGTERM/SIGINT stop the run with the γ store flushed and closed
+    with flush_on_signals(*([pruner] if pruner is not None else [])):
+        result = trainer.fit()
     final = unwrap_model(trainer.model)
     return MethodRun(
         method=spec.method,
@@ -229,5 +238,5 @@ def run_method(
         train_macs=meter.total_macs,
         wall_seconds=time.perf_counter() - start,
         epochs=[vars(e) for e in result.epochs],
-        pruner=None if pruner is None else pruner.state_dict(),
+        pruner=None if pruner is None else pruner.summary(),
     )

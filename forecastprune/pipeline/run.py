@@ -8,6 +8,8 @@ each epoch (``DistributedSampler``); only rank 0 records γ and writes outputs.
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from ..trainer import Callback, Trainer
+from .. import _util
+from .._util import atomic_write_bytes
+from .trainer import Callback, Trainer
 from .methods import MethodRun, run_method
 from .train_config import TrainConfig
 
@@ -43,7 +47,7 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
     split = load_digits_split(seed=0, upscale=config.upscale)
     train_loader, test_loader = make_loaders(
         split, config.batch_size, augment=config.augment, seed=config.seed)
-    world, rank = _world()
+    world, rank = _util.world()
     if config.train_subset is not None or world > 1:
         train_loader = _reshard(train_loader, config, world, rank)
     model: nn.Module = build_model(config.model, num_classes=split.num_classes,
@@ -84,13 +88,6 @@ def init_distributed_from_env() -> bool:
     return True
 
 
-def _world() -> tuple[int, int]:
-    """(world size, rank): (1, 0) outside distributed runs."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size(), torch.distributed.get_rank()
-    return 1, 0
-
-
 def _reshard(loader: DataLoader, config: TrainConfig, world: int, rank: int) -> DataLoader:
     """The training loader restricted to ``train_subset`` and/or this rank's shard."""
     dataset: Any = loader.dataset
@@ -121,3 +118,39 @@ def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
     if schedule == "constant":
         return None
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+
+
+def save_run(out: Path, summary: dict[str, Any], model: Any, config: Any) -> None:
+    """``summary.json`` and ``model.pt`` (reloadable without unpickling), written atomically.
+
+    A pruned model is saved with its channel plan (:func:`~forecastprune.engine.persist.
+    save_pruned`, reloaded with ``load_pruned``); a dense one as a plain state dict.
+    """
+    from ..engine.persist import save_pruned
+    from ..engine.surgery import surgery_record
+
+    text = json.dumps(summary, indent=2, default=_jsonable) + "\n"
+    atomic_write_bytes(out / "summary.json", text.encode("utf-8"))
+    if surgery_record(model) is not None:
+        save_pruned(model, out / "model.pt", builder=config.model,
+                    kwargs={**config.model_kwargs(), "num_classes": model_classes(model)},
+                    overwrite=True)
+        return
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    atomic_write_bytes(out / "model.pt", buffer.getvalue())
+
+
+def model_classes(model: Any) -> int:
+    """Output classes of a zoo model (its last linear layer's width)."""
+    from torch import nn
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return int(linears[-1].out_features)
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars/arrays → plain Python for json.dumps."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

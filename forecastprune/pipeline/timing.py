@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..metrics import early_bird_step, mask_distance
+from ..compare.metrics import early_bird_step, mask_distance
 
 
 class PruneTiming:
@@ -70,9 +70,16 @@ class PruneTiming:
         """
         raise NotImplementedError
 
-    def state_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary of what the timing has seen (for logs and resumption)."""
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary of the rule and what it has seen (for logs and reports)."""
         return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs: :meth:`summary` plus any remembered masks."""
+        return self.summary()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` output (nothing to restore by default)."""
 
     def describe(self) -> str:
         """One line saying what the rule is."""
@@ -95,7 +102,7 @@ class FixedTiming(PruneTiming):
     def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None) -> bool:
         return step >= self.at_step
 
-    def state_dict(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         return {"kind": "fixed", "at_step": self.at_step}
 
     def describe(self) -> str:
@@ -168,7 +175,7 @@ class MaskStabilityTiming(PruneTiming):
             return True
         return False
 
-    def state_dict(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         return {
             "kind": self.name,
             "check_every": self.check_every,
@@ -180,6 +187,33 @@ class MaskStabilityTiming(PruneTiming):
             "fired_by": self.fired_by,
             "distances": [[s, None if math.isnan(d) else d] for s, d in self.distances],
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        # the masks as pruned-channel indices: compact when few channels are cut, and plain
+        # lists load with torch.load(weights_only=True)
+        history = [[step, np.flatnonzero(mask).tolist(), int(mask.size)]
+                   for step, mask in self.history]
+        return {**self.summary(), "history": history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the remembered masks, distances and firing reason.
+
+        Raises:
+            ConfigError: if ``state`` comes from a rule of another kind.
+        """
+        if state.get("kind") != self.name or "history" not in state:
+            raise ConfigError(
+                f"the saved timing state is of kind {state.get('kind')!r} but this pruner's "
+                f"rule is {self.name!r}; resume with the same prune_at"
+            )
+        self.history.clear()
+        for step, pruned, size in state["history"]:
+            mask = np.zeros(int(size), dtype=bool)
+            mask[np.asarray(pruned, dtype=np.int64)] = True
+            self.history.append((int(step), mask))
+        self.distances = [(int(s), math.nan if d is None else float(d))
+                          for s, d in state["distances"]]
+        self.fired_by = state["fired_by"]
 
     def describe(self) -> str:
         rule = (

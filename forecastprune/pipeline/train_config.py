@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import from_mapping, read_yaml
+from ..engine.rule import check_policy
 from ..errors import ConfigError
 from .methods import METHODS, MethodSpec
 
 SCHEDULES = ("cosine", "constant")
-POLICIES = ("seed", "grouped")
 #: model keys passed on to the zoo builder when set
 MODEL_KEYS = ("widths", "blocks", "width", "gamma_init")
 
@@ -128,7 +128,7 @@ class TrainConfig:
         """
         _choice(self.method, METHODS, "method")
         _choice(self.schedule, SCHEDULES, "schedule")
-        _choice(self.policy, POLICIES, "policy")
+        check_policy(self.policy)
         for key in ("epochs", "batch_size", "upscale", "min_keep", "record_every",
                     "auto_window", "train_subset", "check_every"):
             value = getattr(self, key)

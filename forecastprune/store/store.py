@@ -10,9 +10,8 @@ make bundled stores compact (about 3 significant digits, |γ| <= 65504). Reads a
 float32.
 
 Bad snapshots are rejected with :class:`~forecastprune.errors.StoreError` *before* anything is
-buffered: a step that does not increase, the wrong width, or any NaN/Inf. The store stays intact
-and usable afterwards, so a diverging run cannot silently poison the record, and the caller
-decides whether to stop or skip.
+buffered: a step that does not increase, the wrong width, or any NaN/Inf
+(:mod:`.snapshot_checks`). The store stays intact and usable afterwards.
 
 Writes are buffered in memory (at most ``flush_every`` snapshots) and committed as one segment
 per flush; see :mod:`forecastprune.store.format` for why a crash loses at most the snapshots since
@@ -20,7 +19,7 @@ the last flush. Reads include the writer's own unflushed buffer, so ``len(store)
 accepted snapshot; a reader sees what was committed when it opened the store.
 
 Opening reads the manifest and the time axis (steps and LRs, 16 bytes per snapshot); the values
-are memory-mapped segment by segment only when a read needs them.
+are memory-mapped segment by segment only when a read needs them (:mod:`.segments`).
 """
 
 from __future__ import annotations
@@ -34,9 +33,13 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import LayoutError, StoreError
-from ..layout import ChannelLayout
 from . import format as fmt
+from .layout import ChannelLayout
 from .lock import WriterLock
+from .rows import HistoryView
+from .segments import CommittedSegments
+from .snapshot_checks import check_batch, check_lr, check_step, check_values, fill_row
+from .staging import check_destination
 
 PathLike = str | Path
 Mode = Literal["r", "a"]
@@ -55,8 +58,8 @@ class GammaTrajectoryStore:
         self._mode = mode
         self._lock = lock
         self._closed = False
-        self._values_maps: dict[int, np.ndarray] = {}  # segment index -> memory map
-        self._committed_steps, self._committed_lrs = self._read_time_axis()
+        self._segments = CommittedSegments(root, manifest)
+        self._committed_steps, self._committed_lrs = self._segments.time_axis()
         width, dtype = manifest.layout.total, np.dtype(manifest.dtype)
         self._buf_values = np.empty((manifest.flush_every, width), dtype=dtype) if lock else None
         self._buf_steps = np.empty(manifest.flush_every, dtype=np.int64)
@@ -168,18 +171,44 @@ class GammaTrajectoryStore:
                 store is left unchanged.
         """
         self._check_writable()
-        step = self._check_step(step)
-        row = self._check_values(values, step)
-        lr_value = self._check_lr(lr, step)
+        step = check_step(step, self._last_step() if len(self) else None, self._root)
+        lr_value = check_lr(lr, step)
         if self._buffered == self._manifest.flush_every:
             self.flush()
         assert self._buf_values is not None  # guaranteed by _check_writable
-        self._buf_values[self._buffered] = row
+        slot = self._buf_values[self._buffered]  # scratch until the counter moves on
+        if not fill_row(slot, values, self.layout.total):
+            slot[:] = check_values(values, step, self.layout, self.dtype)  # raises if bad
         self._buf_steps[self._buffered] = step
         self._buf_lrs[self._buffered] = lr_value
         self._buffered += 1
         if self._buffered == self._manifest.flush_every:
             self.flush()
+
+    def append_many(self, steps: Any, values: Any, lrs: Any = None) -> None:
+        """Add many snapshots at once (imports, thinning), committed ``flush_every`` at a time.
+
+        All rows are checked before anything is written, so a bad row leaves the store as it
+        was; a process killed midway keeps every segment committed before it (at most one
+        flush interval is lost, as with :meth:`append`).
+
+        Args:
+            steps: (n,) increasing integer steps, above every step already stored.
+            values: (n, C) raw signed γ.
+            lrs: (n,) learning rates (NaN where unknown), or None when none is known.
+
+        Raises:
+            StoreError: if the store is read-only or closed, or any row is invalid.
+        """
+        self._check_writable()
+        last = self._last_step() if len(self) else None
+        steps, values, lrs = check_batch(steps, values, lrs, last, self.layout, self.dtype,
+                                         self._root)
+        self.flush()
+        chunk = self._manifest.flush_every
+        for first in range(0, len(steps), chunk):
+            part = slice(first, first + chunk)
+            self._commit(steps[part], lrs[part], values[part])
 
     def flush(self) -> None:
         """Commit buffered snapshots as a new segment (no-op when nothing is buffered)."""
@@ -187,10 +216,14 @@ class GammaTrajectoryStore:
             return
         n = self._buffered
         steps, lrs = self._buf_steps[:n].copy(), self._buf_lrs[:n].copy()
+        self._commit(steps, lrs, self._buf_values[:n])
+        self._buffered = 0
+
+    def _commit(self, steps: np.ndarray, lrs: np.ndarray, values: np.ndarray) -> None:
+        """Write one segment and the manifest that lists it (the data first, then the list)."""
+        n = len(steps)
         try:
-            segment = fmt.write_segment(
-                self._root, self._manifest.next_index, steps, lrs, self._buf_values[:n]
-            )
+            segment = fmt.write_segment(self._root, self._manifest.next_index, steps, lrs, values)
             self._manifest.segments.append(segment)
             try:
                 fmt.write_manifest(self._root, self._manifest)
@@ -204,7 +237,6 @@ class GammaTrajectoryStore:
             ) from exc
         self._committed_steps = np.concatenate([self._committed_steps, steps])
         self._committed_lrs = np.concatenate([self._committed_lrs, lrs])
-        self._buffered = 0
 
     def update_metadata(self, **items: Any) -> None:
         """Add or replace metadata entries (e.g. the final accuracy) and commit them now.
@@ -311,12 +343,7 @@ class GammaTrajectoryStore:
         """
         columns, width = self._columns(layers)
         end = len(self) if until_step is None else self._rows_until(until_step)
-        parts = []
-        for seg, offset in self._segments_with_offsets():
-            if offset >= end:
-                break
-            rows = min(seg.rows, end - offset)
-            parts.append(self._segment_values(seg)[:rows, columns])
+        parts = self._segments.rows(end, columns)
         buffered = end - len(self._committed_steps)
         if buffered > 0:
             assert self._buf_values is not None  # only writers buffer
@@ -325,6 +352,27 @@ class GammaTrajectoryStore:
         if parts:
             np.concatenate(parts, axis=0, out=values, casting="same_kind")
         return self.steps[:end].copy(), values
+
+    def view(self, until_step: int | None = None) -> HistoryView:
+        """The values up to ``until_step`` as a lazy (T', C) view that reads rows on demand.
+
+        Unlike :meth:`history` nothing is copied until rows are indexed, so a store of 10⁵
+        snapshots can be replayed by reading only what each forecaster needs.
+        """
+        end = len(self) if until_step is None else self._rows_until(until_step)
+        return HistoryView(self._take, end, self.layout.total)
+
+    def _take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows by index (sorted, unique), committed or still buffered, as float32."""
+        committed = len(self._committed_steps)
+        old, new = rows[rows < committed], rows[rows >= committed] - committed
+        parts = [self._segments.take(old, slice(None))] if len(old) else []
+        if len(new):
+            assert self._buf_values is not None  # only writers buffer
+            parts.append(self._buf_values[new].astype(np.float32))
+        if not parts:
+            return np.empty((0, self.layout.total), dtype=np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def final(self) -> tuple[int, np.ndarray]:
         """The last snapshot: ``(step, values (C,) float32)``.
@@ -337,7 +385,7 @@ class GammaTrajectoryStore:
         if self._buffered:
             row = self._buf_values[self._buffered - 1]
         else:
-            row = self._segment_values(self._manifest.segments[-1])[-1]
+            row = self._segments.values(self._manifest.segments[-1])[-1]
         return int(self.steps[-1]), np.asarray(row, dtype=np.float32).copy()
 
     def layer(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -365,36 +413,6 @@ class GammaTrajectoryStore:
             raise StoreError(f"until_step must be a number or None, got {until_step!r}")
         return int(np.searchsorted(self.steps, until_step, side="right"))
 
-    def _read_time_axis(self) -> tuple[np.ndarray, np.ndarray]:
-        steps, lrs = [np.zeros(0, np.int64)], [np.zeros(0, np.float64)]
-        for seg in self._manifest.segments:
-            seg_steps = np.array(self._load(seg, "steps"))
-            if seg_steps[0] != seg.first_step or seg_steps[-1] != seg.last_step or (
-                seg.rows > 1 and np.any(np.diff(seg_steps) <= 0)
-            ):
-                raise StoreError(
-                    f"store segment file {seg.file(self._root, 'steps')} disagrees with the "
-                    f"manifest (steps {seg.first_step}..{seg.last_step}, strictly increasing); "
-                    "the store is damaged"
-                )
-            steps.append(seg_steps)
-            lrs.append(np.array(self._load(seg, "lrs")))
-        return np.concatenate(steps), np.concatenate(lrs)
-
-    def _load(self, seg: fmt.Segment, array: str) -> np.ndarray:
-        return fmt.load_segment_array(
-            self._root, seg, array, self.layout.total, self._manifest.dtype
-        )
-
-    def _segment_values(self, seg: fmt.Segment) -> np.ndarray:
-        if seg.index not in self._values_maps:
-            self._values_maps[seg.index] = self._load(seg, "values")
-        return self._values_maps[seg.index]
-
-    def _segments_with_offsets(self) -> list[tuple[fmt.Segment, int]]:
-        offsets = np.cumsum([0] + [s.rows for s in self._manifest.segments])
-        return list(zip(self._manifest.segments, (int(o) for o in offsets)))
-
     def _columns(self, layers: Sequence[str] | None) -> tuple[slice | np.ndarray, int]:
         if layers is None:
             return slice(None), self.layout.total
@@ -417,82 +435,17 @@ class GammaTrajectoryStore:
                 f"store {self._root} is open read-only; open it with mode='a' to append"
             )
 
-    def _check_step(self, step: Any) -> int:
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-            raise StoreError(f"step must be an integer, got {step!r} ({type(step).__name__})")
-        step = int(step)
-        if not -(2**63) <= step < 2**63:
-            raise StoreError(f"step {step} does not fit in int64")
-        if len(self) and step <= int(self._last_step()):
-            raise StoreError(
-                f"steps must increase: got step {step} after step {self._last_step()} in store "
-                f"{self._root}; snapshot rejected"
-            )
-        return step
-
     def _last_step(self) -> int:
         if self._buffered:
             return int(self._buf_steps[self._buffered - 1])
         return int(self._committed_steps[-1])
-
-    def _check_values(self, values: Any, step: int) -> np.ndarray:
-        try:
-            row = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"snapshot at step {step} is not numeric: {exc}") from exc
-        if row.ndim != 1:
-            raise StoreError(
-                f"snapshot at step {step} must be one (C,) vector, got shape {row.shape}"
-            )
-        try:
-            self.layout.check_width(row, what=f"snapshot at step {step}")
-        except LayoutError as exc:
-            raise StoreError(str(exc)) from exc
-        bad = ~np.isfinite(row)
-        if self.dtype == "float16":
-            bad |= np.abs(row) > np.finfo(np.float16).max
-        if bad.any():
-            raise StoreError(
-                f"snapshot at step {step} has {int(bad.sum())} non-finite (or, for a float16 "
-                f"store, out-of-range) values, first in {self._describe(np.flatnonzero(bad))}; "
-                "snapshot rejected, the store is unchanged (did training diverge?)"
-            )
-        return row
-
-    def _describe(self, channels: np.ndarray) -> str:
-        offsets = np.asarray(self.layout.offsets)
-        first = int(channels[0])
-        layer = int(np.searchsorted(offsets, first, side="right") - 1)
-        return f"layer {self.layout.names[layer]!r} channel {first - offsets[layer]}"
-
-    def _check_lr(self, lr: Any, step: int) -> float:
-        if lr is None:
-            return float("nan")
-        try:
-            value = float(lr)
-        except (TypeError, ValueError):
-            raise StoreError(f"lr at step {step} must be a number or None, got {lr!r}") from None
-        if not np.isfinite(value):
-            raise StoreError(f"lr at step {step} must be finite, got {value}; snapshot rejected")
-        return value
 
 
 def _prepare_directory(root: Path, overwrite: bool) -> None:
     """Make ``root`` an empty directory, deleting an old *store* there only if ``overwrite``."""
     if root.exists() and not root.is_dir():
         raise StoreError(f"cannot create a store at {root}: it is a file, not a directory")
+    check_destination(root, overwrite)  # never deletes what is not an idle store
     if root.is_dir() and any(root.iterdir()):
-        if not overwrite:
-            raise StoreError(
-                f"cannot create a store at {root}: the directory exists and is not empty; "
-                "pass overwrite=True (CLI: --overwrite) or choose another path"
-            )
-        if not (root / fmt.MANIFEST_NAME).is_file():
-            raise StoreError(
-                f"refusing to overwrite {root}: it is not a γ trajectory store (no "
-                f"{fmt.MANIFEST_NAME}); remove it yourself or choose another path"
-            )
-        lock = WriterLock.acquire(root)  # never delete a store another process is writing
-        lock.release()
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ class ExpDecayForecaster(Forecaster):
     """
 
     description = "exponential approach a*exp(-b*t)+c per channel (plugin example)"
-    uses_time_axis = True
+    _tags = {"time_axis_param": True}
 
     def __init__(
         self, window: int | None = None, clip_at_zero: bool = True, time_axis: str = "step"
@@ -45,10 +45,11 @@ class ExpDecayForecaster(Forecaster):
             check_int("expdecay", "window", window, 4)
         check_bool("expdecay", "clip_at_zero", clip_at_zero)
         check_choice("expdecay", "time_axis", time_axis, ("step", "lr"))
-
-    @property
-    def min_history(self) -> int:  # type: ignore[override]
-        return 4 if self.window is None else int(self.window)
+        self.set_tags(
+            needs_clock=time_axis == "lr",
+            min_history=4 if window is None else int(window),
+            history_window=None if window is None else int(window),  # None: all of it
+        )
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, object]]:

@@ -47,10 +47,10 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from ...pipeline.decision import MaskRule
+from ...engine.rule import MaskRule
 from ...pipeline.timing import PruneTiming
 from .plan import UpdatePlan, plan_updates, planned_lr_schedule, warmup_iterations
-from .fixups import finish_pruned
+from .fixups import saveable, sync_split_widths
 
 
 class UltralyticsPruner:
@@ -131,13 +131,13 @@ class UltralyticsPruner:
                 "on_train_batch_end": self.on_train_batch_end,
                 "on_train_end": self.on_train_end}
 
-    def state_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary: settings, planned updates, the prune and the param counts."""
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready record: updates made and planned, param counts, what the pruner did."""
         return {
             "updates": self.updates,
             "planned_updates": None if self.update_plan is None else self.update_plan.total,
             "params": None if self.params is None else list(self.params),
-            "pruner": None if self.pruner is None else self.pruner.state_dict(),
+            "pruner": None if self.pruner is None else self.pruner.summary(),
         }
 
     # ---------------------------------------------------------------- ultralytics events
@@ -173,9 +173,9 @@ class UltralyticsPruner:
             self._swap(trainer, before, model, optimizer)
 
     def on_train_end(self, trainer: Any) -> None:
-        """Close the γ store of a run that ended before its prune point."""
-        if self.pruner is not None and not self.pruned:
-            self.pruner.recorder.close()
+        """Flush and close the γ store (already closed when the model was pruned)."""
+        if self.pruner is not None:
+            self.pruner.close()
 
     # ---------------------------------------------------------------- internals
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -193,13 +193,15 @@ class UltralyticsPruner:
             hook.remove()
         # keep counting updates (no more L1): ``updates`` then says how long the run really was
         self._hooks = [optimizer.register_step_post_hook(self._after_step)]
-        ema_model = finish_pruned(trainer.ema.ema, prune_model(
+        ema_model = saveable(trainer.ema.ema, prune_model(
             trainer.ema.ema, self.pruner.last_mask.decision, self.pruner.example_inputs,
             plan=self.pruner.plan))
         # ModelEMA copies the model it is given, freezes it and puts it in eval mode
         ema = type(trainer.ema)(ema_model, updates=trainer.ema.updates)
         ema.enabled = trainer.ema.enabled
-        trainer.model = finish_pruned(before, model)
+        # the training model keeps its surgery record (the pruner's state reads it); only the
+        # EMA model is pickled into checkpoints
+        trainer.model = sync_split_widths(before, model)
         trainer.optimizer = optimizer
         trainer.scheduler.optimizer = optimizer
         trainer.ema = ema
@@ -215,7 +217,7 @@ class RecordOnly(PruneTiming):
     def observe(self, step: int, pruned: Any, ambiguous: float | None) -> bool:
         return False
 
-    def state_dict(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         return {"kind": "record-only"}
 
     def describe(self) -> str:

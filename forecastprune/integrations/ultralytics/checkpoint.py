@@ -8,7 +8,9 @@
 
 The forecaster sees the γ history up to ``cutoff`` and predicts every channel's |γ| at the
 run's planned last step; the engine picks the channels to cut and physically removes them from
-the checkpoint's model (EMA weights when present, as ultralytics itself prefers). The output is
+the checkpoint's model (EMA weights when present, as ultralytics itself prefers). It is the
+library's offline prune (:func:`~forecastprune.pipeline.offline.prune_from_store`, what
+``forecastprune prune`` runs) with ultralytics' checkpoint format around it. The output is
 an ordinary ultralytics checkpoint (``YOLO("best-pruned.pt")`` loads, validates and exports it)
 written atomically; the input file is only read.
 
@@ -28,7 +30,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ._deps import import_ultralytics
-from .fixups import finish_pruned
+from .fixups import saveable
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def prune_ultralytics_checkpoint(
     out: str | Path,
     *,
     forecaster: str = "sma",
-    cutoff: float | int = 0.3,
+    cutoff: float | str = 0.3,
     ratio: float = 0.5,
     policy: str = "grouped",
     min_keep: int = 1,
@@ -71,9 +73,10 @@ def prune_ultralytics_checkpoint(
         checkpoint: an ultralytics ``.pt`` checkpoint (not modified).
         store: the γ store recorded while training it (same BatchNorm layers).
         out: the pruned checkpoint to write (must differ from ``checkpoint``).
-        forecaster: a forecaster spec (``"sma"``, ``"arima(p=2,d=1,q=1)"``, ...).
-        cutoff: the history the forecaster sees: a fraction in (0, 1) of the store's last
-            step, or a step.
+        forecaster: a forecaster spec (``"sma"``, ``"arima(p=2,d=1,q=1)"``, ...); ``"naive"``
+            with ``cutoff=1.0`` is network slimming's prune by the final |γ|.
+        cutoff: the history the forecaster sees: a fraction in (0, 1] of the run or
+            ``"step:N"`` (as everywhere in forecastprune).
         ratio: fraction of the prunable channels to prune.
         policy: ``"seed"`` or ``"grouped"``.
         min_keep: channels each BN layer keeps at least.
@@ -85,15 +88,12 @@ def prune_ultralytics_checkpoint(
         A :class:`PrunedCheckpoint`.
 
     Raises:
-        ConfigError: on missing files, ``out`` equal to ``checkpoint`` or already present, or
-            a history too short for the forecaster.
+        ConfigError: on missing files, or ``out`` equal to ``checkpoint`` or already present.
         LayoutError: if the store's layers do not match the checkpoint's model.
-        PruningError: if the cut is impossible.
+        ForecastPruneError: on a bad cutoff, forecaster, ratio or policy, or an impossible cut.
     """
-    from ...engine.coupling import check_layout, plan_channels
-    from ...engine.surgery import prune_model
-    from ...pipeline.decision import MaskRule, forecast_mask
-    from ...pipeline.timing import resolve_step
+    from ...engine.rule import MaskRule
+    from ...pipeline.offline import prune_from_store
     from ...store import GammaTrajectoryStore
 
     source, target = _check_paths(checkpoint, out, overwrite)
@@ -101,26 +101,19 @@ def prune_ultralytics_checkpoint(
     ckpt = _load(source)
     model = _model_of(ckpt, source)
     with GammaTrajectoryStore.open(store) as gammas:
-        check_layout(model, gammas.layout)
-        final_step = int(gammas.steps[-1]) if len(gammas) else 0
-        if final_step < 1:
-            raise ConfigError(f"the γ store {store} holds no snapshots after step 0")
-        cut = resolve_step(cutoff, final_step, "cutoff")
-        steps, values = gammas.history(until_step=cut)
-        total = int(gammas.metadata.get("total_steps") or final_step)
         size = imgsz or _input_size(gammas.metadata, ckpt)
-        example = torch.zeros(1, 3, size, size)
-        plan = plan_channels(model, example, gammas.layout, policy=policy)
-        mask = forecast_mask(_forecaster(forecaster, len(steps)), steps, values, total, plan,
-                             rule, _clock(forecaster, gammas))
-    pruned = finish_pruned(model, prune_model(model, mask.decision, example, plan=plan))
-    summary = {"store": str(store), "forecaster": str(forecaster), "cutoff_step": int(steps[-1]),
-               "target_step": total, "policy": policy, "decision": mask.decision.to_json()}
+        done = prune_from_store(model, gammas, forecaster, cutoff=cutoff, rule=rule,
+                                policy=policy, example_inputs=torch.zeros(1, 3, size, size))
+    pruned = saveable(model, done.model)
+    prediction = done.prediction
+    summary = {"store": str(store), "forecaster": prediction.forecaster,
+               "cutoff_step": prediction.cutoff_step, "target_step": prediction.target_step,
+               "policy": policy, "decision": done.decision.to_json()}
     # stored as ultralytics stores a finished model: half precision, frozen, no optimizer
     _save({**ckpt, "model": pruned.half().requires_grad_(False), "ema": None, "optimizer": None,
            "updates": None, "forecastprune": summary}, target)
-    return PrunedCheckpoint(target, _count(model), _count(pruned), int(steps[-1]), total,
-                            summary["decision"])
+    return PrunedCheckpoint(target, _count(model), _count(pruned), prediction.cutoff_step,
+                            prediction.target_step, summary["decision"])
 
 
 def _check_paths(checkpoint: str | Path, out: str | Path, overwrite: bool) -> tuple[Path, Path]:
@@ -164,28 +157,8 @@ def _input_size(metadata: dict[str, Any], ckpt: dict[str, Any]) -> int:
     return int((ckpt.get("train_args") or {}).get("imgsz") or 640)
 
 
-def _forecaster(spec: str, n_history: int) -> Any:
-    from ...forecasters import get_forecaster
-
-    model = get_forecaster(spec)
-    if n_history < model.min_history:
-        raise ConfigError(
-            f"forecaster {spec!r} needs at least {model.min_history} snapshots; the cutoff "
-            f"leaves {n_history}. Choose a later cutoff or a forecaster with a shorter history"
-        )
-    return model
-
-
-def _clock(spec: str, store: Any) -> Any:
-    from ...forecasters import get_forecaster
-    from ...timeaxis import clock_for_store
-
-    on_lr = getattr(get_forecaster(spec), "time_axis", "step") == "lr"
-    return clock_for_store(store) if on_lr else None
-
-
 def _save(ckpt: dict[str, Any], path: Path) -> None:
-    from ...store.format import atomic_write
+    from ..._util import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda handle: torch.save(ckpt, handle))

@@ -18,8 +18,8 @@ from torch import nn
 from ...errors import PruningError
 
 
-def finish_pruned(original: nn.Module, pruned: nn.Module) -> nn.Module:
-    """Update the split widths of ``pruned`` and drop its surgery record, in place.
+def sync_split_widths(original: nn.Module, pruned: nn.Module) -> nn.Module:
+    """Set the cached split width ``c`` of each CSP block of ``pruned``, in place.
 
     Args:
         original: the model before the cut (read only).
@@ -41,7 +41,12 @@ def finish_pruned(original: nn.Module, pruned: nn.Module) -> nn.Module:
                     "splits it into two equal halves, so the two halves must be pruned alike"
                 )
             cut.c = width // 2
-    return strip_surgery_record(pruned)
+    return pruned
+
+
+def saveable(original: nn.Module, pruned: nn.Module) -> nn.Module:
+    """:func:`sync_split_widths`, then drop the surgery record: ready for a checkpoint."""
+    return strip_surgery_record(sync_split_widths(original, pruned))
 
 
 def strip_surgery_record(model: nn.Module) -> nn.Module:

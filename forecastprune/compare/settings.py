@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..engine.rule import POLICIES as COUPLING_POLICIES
+from ..engine.rule import check_policy
+from ..errors import ConfigError, PruningError
 
-POLICIES = ("none", "seed", "grouped")
+#: ``none`` replays without the model: every recorded channel is prunable on its own
+POLICIES = ("none", *COUPLING_POLICIES)
 DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3, 0.5)
-#: how each forecaster run is isolated (see :mod:`forecastprune.isolation`)
+#: how each forecaster run is isolated (see :mod:`forecastprune.compare.worker`)
 ISOLATIONS = ("process", "thread")
 
 
@@ -21,7 +24,8 @@ class ReplaySettings:
     """How a replay cuts, thresholds and judges.
 
     Attributes:
-        cutoffs: values below 1 are fractions of the run, whole numbers ≥ 1 are steps.
+        cutoffs: fractions of the run in (0, 1), or explicit steps written ``"step:N"``
+            (see :mod:`forecastprune.predict`).
         ratios: fractions of the prunable channels to prune; one set of metrics per ratio.
         policy: ``none`` (every recorded channel prunable on its own), ``seed`` or ``grouped``
             (see :mod:`forecastprune.engine.coupling`; needs the store's model in the zoo).
@@ -34,7 +38,7 @@ class ReplaySettings:
         isolation: ``process`` or ``thread`` (None: process where fork exists).
     """
 
-    cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS
+    cutoffs: tuple[float | str, ...] = DEFAULT_CUTOFFS
     ratios: tuple[float, ...] = (0.5,)
     policy: str = "none"
     min_keep: int = 1
@@ -53,8 +57,10 @@ class ReplaySettings:
         problems = []
         if not self.ratios or not all(0.0 <= r <= 1.0 for r in self.ratios):
             problems.append(f"ratios must be one or more fractions in [0, 1]; got {self.ratios}")
-        if self.policy not in POLICIES:
-            problems.append(f"policy must be one of {', '.join(POLICIES)}; got {self.policy!r}")
+        try:
+            check_policy(self.policy, POLICIES)
+        except PruningError as exc:
+            problems.append(str(exc))
         if self.group_reduce not in ("max", "mean"):
             problems.append(f"group_reduce must be max or mean; got {self.group_reduce!r}")
         if self.min_keep < 1:

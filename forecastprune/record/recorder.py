@@ -11,16 +11,13 @@ Two plain calls join a user's loop (scoring apart from cutting, as in Torch-Prun
     recorder.close()
 
 ``it`` counts completed optimizer updates, so the LR read at a snapshot is the one that update
-used (see :mod:`forecastprune.timeaxis` for the time axis built on it). Call ``recorder.step(0)``
+used (see :mod:`forecastprune.record.lr_clock` for the time axis built on it). Call ``recorder.step(0)``
 before the loop to also record the initial γ.
 
-Recording is cheap: each snapshot is one ``torch.cat`` of the γ tensors into a preallocated
-buffer on the model's device, and the buffer goes to the host only every ``host_every``
-snapshots, so on an accelerator there is no host synchronisation per step. Host batches are
-appended to the store by a background thread: the store's flushes (segment writes, fsync) would
-otherwise stall the training loop for milliseconds each, and fsync releases the GIL, so the disk
-work overlaps training. Read :attr:`GammaRecorder.store` only after :meth:`~GammaRecorder.flush`
-or :meth:`~GammaRecorder.close`. The store is opened
+Recording is cheap: snapshots stay on the model's device and go to the host every
+``host_every`` snapshots, where a background thread appends them to the store
+(:mod:`.snapshot_buffer`). Read :attr:`GammaRecorder.store` only after
+:meth:`~GammaRecorder.flush` or :meth:`~GammaRecorder.close`. The store is opened
 lazily on the first :meth:`GammaRecorder.step`, which is what lets a resumed run call
 :meth:`GammaRecorder.load_state_dict` first and keep appending to the same store. Under
 ``torch.distributed`` only rank 0 writes; the other ranks' recorders do nothing, since DDP keeps
@@ -29,8 +26,6 @@ every rank's γ identical.
 
 from __future__ import annotations
 
-import queue
-import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,11 +33,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConfigError, StoreError
-from .layout import ChannelLayout
-from .selection import Selection, layout_of, model_fingerprint, select_bn_layers, unwrap_model
-from .store import GammaTrajectoryStore
-from .timeaxis import check_lr_schedule, check_step, planned_lr_schedule, positive_int
+from .._util import check_step, is_rank_zero, positive_int
+from ..errors import ConfigError, StoreError
+from ..store import GammaTrajectoryStore
+from ..store.layout import ChannelLayout
+from .bn_layers import Selection, layout_of, model_fingerprint, select_bn_layers, unwrap_model
+from .lr_clock import check_lr_schedule, planned_lr_schedule
+from .snapshot_buffer import DeviceSnapshotBuffer, StoreWriter
 
 STATE_FORMAT = 1
 
@@ -67,7 +64,7 @@ class GammaRecorder:
         lr_schedule: the planned schedule as ``[[step, lr], ...]``, or a torch LR scheduler
             stepped once per iteration (needs ``total_steps``). For a scheduler stepped per
             epoch, pass ``planned_lr_schedule(scheduler, total_steps, steps_per_epoch)`` from
-            :mod:`forecastprune.timeaxis`.
+            :mod:`forecastprune.record.lr_clock`.
         host_every: snapshots kept on the device between host transfers (default:
             ``flush_every``, so each transfer fills one store segment). A NaN/Inf γ is
             rejected by the store; the :class:`~forecastprune.errors.StoreError` (snapshots
@@ -108,15 +105,13 @@ class GammaRecorder:
         self._overwrite = overwrite
         self._store, self._path = self._resolve_store(store_or_path)
         self._owns_store = self._store is None
-        self._writer: _StoreWriter | None = None
+        self._writer: StoreWriter | None = None
+        self._pending: DeviceSnapshotBuffer | None = None  # created with the writer
         self._started = self._closed = self._resumed = False
         self._active = True
         self._last_step: int | None = None
         self._resume_floor = -1
         self._count = 0
-        self._buffer: torch.Tensor | None = None
-        self._pending_steps: list[int] = []
-        self._pending_lrs: list[Any] = []
 
     # ---------------------------------------------------------------- the two loop calls
     def step(self, iteration: int) -> bool:
@@ -161,7 +156,10 @@ class GammaRecorder:
                 f"snapshot steps must increase; got step {step} after step {self._last_step}. "
                 "Pass the global iteration count, not the index within an epoch"
             )
-        self._capture(step)
+        assert self._pending is not None  # created with the writer
+        self._pending.capture(step, self._current_lr())
+        self._last_step = step
+        self._count += 1
         return True
 
     # ---------------------------------------------------------------- persistence
@@ -171,7 +169,8 @@ class GammaRecorder:
         Raises:
             StoreError: if the store rejected a snapshot (e.g. NaN/Inf γ) since the last call.
         """
-        self._to_host()
+        if self._pending is not None:
+            self._pending.to_host()
         if self._writer is not None:
             self._writer.sync()
 
@@ -245,7 +244,7 @@ class GammaRecorder:
     @property
     def num_pending(self) -> int:
         """Snapshots still in the device buffer, not yet handed to the store."""
-        return len(self._pending_steps)
+        return 0 if self._pending is None else len(self._pending)
 
     @property
     def last_step(self) -> int | None:
@@ -275,21 +274,6 @@ class GammaRecorder:
         )
 
     # ---------------------------------------------------------------- internals
-    def _capture(self, step: int) -> None:
-        """Copy γ into the device buffer: one cat, no host sync."""
-        weights = [bn.weight for bn in self._bns]
-        if self._buffer is None or self._buffer.device != weights[0].device:
-            self._to_host()
-            self._buffer = self._allocate(weights[0].device)
-        with torch.no_grad():  # no graph, so no per-tensor detach() calls either
-            torch.cat(weights, out=self._buffer[len(self._pending_steps)])
-        self._pending_steps.append(step)
-        self._pending_lrs.append(self._current_lr())
-        self._last_step = step
-        self._count += 1
-        if len(self._pending_steps) == len(self._buffer):
-            self._to_host()
-
     def _current_lr(self) -> Any:
         if self._optimizer is None:
             return None
@@ -297,30 +281,9 @@ class GammaRecorder:
         # a tensor LR is updated in place by schedulers and read on the host only in batches
         return lr.detach().clone() if isinstance(lr, torch.Tensor) else float(lr)
 
-    def _allocate(self, device: torch.device) -> torch.Tensor:
-        devices = {bn.weight.device for bn in self._bns}
-        if len(devices) > 1:
-            raise ConfigError(
-                f"the selected BN layers live on several devices {sorted(map(str, devices))}; "
-                "record them with one GammaRecorder per device (layers=...)"
-            )
-        rows = self.host_every or self.flush_every
-        return torch.empty((rows, self.layout.total), dtype=torch.float32, device=device)
-
-    def _to_host(self) -> None:
-        """One device-to-host copy of every pending snapshot, handed to the writer thread."""
-        n = len(self._pending_steps)
-        if n == 0 or self._buffer is None or self._writer is None:
-            return
-        # a copy even on CPU: the buffer is reused while the writer still reads the rows
-        rows = self._buffer[:n].to("cpu", copy=True).numpy()
-        steps, lrs = self._pending_steps, self._pending_lrs
-        self._pending_steps, self._pending_lrs = [], []
-        self._writer.submit(steps, lrs, rows)
-
     def _start(self) -> None:
         """Open the store and the writer on rank 0; other ranks become inert."""
-        if not _is_writer_rank():
+        if not is_rank_zero():
             self._started, self._active = True, False
             return
         if self._store is None:
@@ -329,7 +292,10 @@ class GammaRecorder:
             floor = int(self._store.steps[-1])
             self._resume_floor = max(self._resume_floor, floor)
             self._last_step = max(self._last_step or -1, floor)
-        self._writer = _StoreWriter(self._store)
+        self._writer = StoreWriter(self._store)
+        self._pending = DeviceSnapshotBuffer(
+            self._bns, self.host_every or self.flush_every, self._writer
+        )
         self._started = True
 
     def _open_path(self) -> GammaTrajectoryStore:
@@ -394,59 +360,6 @@ class GammaRecorder:
         return meta
 
 
-class _StoreWriter:
-    """Appends host batches to a store on a daemon thread, in submission order.
-
-    The queue is bounded, so a disk slower than training applies back-pressure instead of
-    growing memory. An error (a snapshot the store rejects) is kept and raised in the training
-    thread by the next :meth:`raise_error`; the rest of that batch is dropped.
-    """
-
-    def __init__(self, store: GammaTrajectoryStore, max_batches: int = 8) -> None:
-        self._store = store
-        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=max_batches)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="gamma-recorder", daemon=True)
-        self._thread.start()
-
-    def submit(self, steps: list[int], lrs: list[Any], rows: Any) -> None:
-        self.raise_error()
-        self._queue.put(("append", (steps, lrs, rows)))
-
-    def sync(self) -> None:
-        """Wait until everything submitted is appended and flushed to disk."""
-        self._queue.put(("flush", None))
-        self._queue.join()
-        self.raise_error()
-
-    def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-    def raise_error(self) -> None:
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            try:
-                self._handle(*item)
-            except BaseException as exc:  # handed to the training thread, never lost
-                self._error = exc
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()
-
-    def _handle(self, kind: str, payload: Any) -> None:
-        if kind == "flush":
-            self._store.flush()
-            return
-        for step, lr, row in zip(*payload):
-            # float() of a tensor LR syncs its device: done here, off the training thread
-            self._store.append(step, row, None if lr is None else float(lr))
-
-
 def _schedule_list(lr_schedule: Any, total_steps: int | None) -> list[list[float]]:
     """A planned ``[[step, lr], ...]`` list from a list or a torch LR scheduler."""
     if isinstance(lr_schedule, torch.optim.lr_scheduler.LRScheduler):
@@ -457,8 +370,3 @@ def _schedule_list(lr_schedule: Any, total_steps: int | None) -> list[list[float
         return planned_lr_schedule(lr_schedule, total_steps)
     return check_lr_schedule(lr_schedule)
 
-
-def _is_writer_rank() -> bool:
-    """True unless this process is a torch.distributed rank other than 0."""
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

@@ -3,10 +3,10 @@
 For a recorded store, every forecaster sees only the |γ| history up to each cutoff and predicts
 |γ| at the store's final step. The oracle is the actual final |γ|. One threshold engine call
 turns the prediction and the oracle into pruned sets under the same policy, and
-:mod:`forecastprune.metrics` compares them. ``naive`` (the last value) always runs as the
+:mod:`forecastprune.compare.metrics` compares them. ``naive`` (the last value) always runs as the
 control, and the Early-Bird point of the naive masks is reported for reference.
 
-Each forecaster runs isolated (:mod:`forecastprune.isolation`): one that raises, times out or
+Each forecaster runs isolated (:mod:`forecastprune.compare.worker`): one that raises, times out or
 returns garbage fails its cells with a message while the others complete.
 """
 
@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, ForecastPruneError, StoreError
-from .forecasters import Forecaster, get_forecaster, list_forecasters
-from .isolation import CellOutcome, run_forecaster
-from .judge import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_spacing
-from .replay_settings import POLICIES, ReplaySettings
-from .timeaxis import clock_for_store
+from ..errors import ConfigError, ForecastPruneError, StoreError
+from ..forecasters import Forecaster, get_forecaster, list_forecasters
+from .worker import CellOutcome, run_forecaster
+from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_spacing
+from ..engine.rule import check_policy
+from .settings import POLICIES, ReplaySettings
+from ..predict import STEP_PREFIX, cutoff_step, run_length, store_clock
 
 CONTROL = "naive"
 
@@ -35,7 +36,7 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class ReplayResult:
-    """Everything a replay found; :mod:`forecastprune.report` renders it.
+    """Everything a replay found; :mod:`forecastprune.compare.report` renders it.
 
     Attributes:
         store: the store's path.
@@ -46,7 +47,7 @@ class ReplayResult:
         cutoffs: the resolved cutoffs, in order.
         forecasters: labels of every forecaster run, the control first; ``requested``: the
             ones the user asked for.
-        rows: one :class:`~forecastprune.judge.Row` per (forecaster, cutoff, ratio).
+        rows: one :class:`~forecastprune.compare.scoring.Row` per (forecaster, cutoff, ratio).
         oracle: per ratio, the oracle's decision summary.
         early_bird: per ratio, the Early-Bird point of the naive masks.
         eps: the absolute collapsed-set threshold; ``collapsed_fraction``: the share of
@@ -72,6 +73,7 @@ class ReplayResult:
     collapsed_fraction: float
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    judge: Judge | None = field(default=None, repr=False)
 
     def rows_for(self, ratio: float, cutoff: Cutoff | None = None) -> list[Row]:
         return [r for r in self.rows
@@ -85,6 +87,12 @@ class ReplayResult:
             return None
         return max(rows, key=lambda r: (getattr(r, key), -r.mae)).forecaster
 
+    def pruned_set(self, forecaster: str, cutoff_step: int, ratio: float) -> np.ndarray:
+        """(C,) bool: the channels ``forecaster``'s prediction at a cutoff pruned."""
+        if self.judge is None:
+            raise ConfigError("this result carries no pruned sets (it was not made by replay)")
+        return self.judge.pruned_set(forecaster, cutoff_step, ratio)
+
     def failure(self, forecaster: str) -> str | None:
         """The first error of a forecaster that failed at every cutoff, else None."""
         rows = [r for r in self.rows if r.forecaster == forecaster]
@@ -97,29 +105,29 @@ class ReplayResult:
 
 
 # ------------------------------------------------------------------------------ inputs
-def resolve_cutoffs(values: Sequence[float], final_step: int) -> list[Cutoff]:
-    """Turn cutoff values into steps strictly before the final step, sorted, deduplicated.
+def resolve_cutoffs(values: Sequence[float | str], length: int, final_step: int) -> list[Cutoff]:
+    """Turn cutoffs into steps strictly before the oracle's step, sorted, deduplicated.
+
+    Args:
+        values: fractions of the run in (0, 1) or ``"step:N"`` (see :mod:`forecastprune.predict`).
+        length: the run's length (:func:`forecastprune.predict.run_length`).
+        final_step: the store's last snapshot, the oracle.
 
     Raises:
-        ConfigError: on non-positive values, non-integer steps, or cutoffs at/after the end.
+        ConfigError: on malformed cutoffs or cutoffs at/after the oracle's step.
     """
     if not values:
         raise ConfigError("give at least one cutoff (e.g. --cutoffs 0.1,0.3)")
     cutoffs: dict[int, Cutoff] = {}
     for value in values:
-        value = float(value)
-        if not value > 0 or (value >= 1 and not value.is_integer()):
-            raise ConfigError(
-                f"cutoff {value:g} is neither a fraction in (0, 1) nor a whole step ≥ 1; write "
-                "fractions of the run like 0.1 or steps like 500"
-            )
-        step = int(round(value * final_step)) if value < 1 else int(value)
+        step = cutoff_step(value, length)
         if step >= final_step:
             raise ConfigError(
-                f"cutoff {value:g} (step {step}) is not before the store's final step "
+                f"cutoff {value} (step {step}) is not before the store's final step "
                 f"{final_step}; cutoffs must leave something to forecast"
             )
-        label = f"{value * 100:g}%" if value < 1 else f"step {step}"
+        text = str(value).strip()
+        label = f"step {step}" if text.startswith(STEP_PREFIX) else f"{float(text) * 100:g}%"
         cutoffs.setdefault(step, Cutoff(step, step / final_step, label))
     return [cutoffs[s] for s in sorted(cutoffs)]
 
@@ -164,46 +172,23 @@ def _all_specs() -> tuple[list[str], list[str]]:
     return specs, notes
 
 
-def channel_plan(store: Any, policy: str) -> tuple[np.ndarray | None, list[np.ndarray] | None]:
-    """``(prunable, groups)`` for a policy; ``(None, None)`` for ``none``.
+def channel_plan(store: Any, policy: str) -> Any:
+    """The store's channel plan under ``policy``; the bare layout under ``none``.
 
     Raises:
         ConfigError: on an unknown policy, or a store whose model is unknown or not in the zoo.
     """
-    if policy not in POLICIES:
-        raise ConfigError(f"policy must be one of {', '.join(POLICIES)}; got {policy!r}")
+    check_policy(policy, POLICIES)
     if policy == "none":
-        return None, None
-    meta = store.metadata
-    name = meta.get("model")
-    if not name:
-        raise ConfigError(
-            f"policy {policy!r} traces the model the store was recorded from, but the store's "
-            "metadata names no 'model'; use --policy none, or record the store with "
-            "`forecastprune record`"
-        )
+        return store.layout
     import torch  # only policies that trace the model need torch
 
-    from .engine.coupling import plan_channels
-    from .zoo import build_model, list_models
+    from ..engine.coupling import plan_channels
+    from ..zoo.from_store import example_input_shape, model_from_metadata
 
-    if name not in list_models():
-        raise ConfigError(
-            f"policy {policy!r} traces the model the store was recorded from, but its metadata "
-            f"names model={name!r}, which is not in the zoo ({', '.join(list_models())}); use "
-            "--policy none, or record the store from a zoo model"
-        )
-    model = build_model(name, **dict(meta.get("model_kwargs") or {}))
-    plan = plan_channels(model, torch.zeros(example_input_shape(meta)), store.layout, policy)
-    return plan.prunable, list(plan.groups)
-
-
-def example_input_shape(meta: dict[str, Any]) -> tuple[int, ...]:
-    """The example input: metadata ``input_shape``, else one 8×8 digits image."""
-    if meta.get("input_shape"):
-        return tuple(int(n) for n in meta["input_shape"])
-    side = 8 * int(meta.get("upscale") or 1)
-    return (1, int((meta.get("model_kwargs") or {}).get("in_channels", 1)), side, side)
+    model = model_from_metadata(store.metadata)
+    example = torch.zeros(example_input_shape(store.metadata))
+    return plan_channels(model, example, store.layout, policy)
 
 
 # ------------------------------------------------------------------------------ replay
@@ -232,25 +217,25 @@ def replay(
     settings.validate()
     settings = replace(settings, ratios=tuple(dict.fromkeys(settings.ratios)))
     forecasters, requested, notes = resolve_forecasters(specs)
-    steps, values = store.history()
+    # a lazy view: each forecaster reads only the rows its window or grid needs, per cutoff
+    steps, gammas = store.steps, store.view()
     if len(steps) < 2:
         raise StoreError(f"store {store.path} has {len(steps)} snapshot(s); replay needs ≥ 2")
-    history = np.abs(values)  # forecasters and the engine see |γ| (see docs/architecture.md)
-    final_step, oracle_scores = int(steps[-1]), history[-1].astype(np.float64)
-    cutoffs = resolve_cutoffs(settings.cutoffs, final_step)
-    judge = Judge.build(store.layout, oracle_scores, settings,
-                        *channel_plan(store, settings.policy))
+    final_step = int(steps[-1])
+    oracle_scores = np.abs(np.asarray(gammas[-1], dtype=np.float64))
+    cutoffs = resolve_cutoffs(settings.cutoffs, run_length(store), final_step)
+    judge = Judge.build(channel_plan(store, settings.policy), oracle_scores, settings)
     clock, clock_note = _clock(store, forecasters)
-    rows = _run_all(forecasters, steps, history, cutoffs, judge, clock, progress)
+    rows = _run_all(forecasters, steps, gammas, cutoffs, judge, clock, progress)
     result = ReplayResult(
         store=str(store.path), layout_layers=store.layout.names, channels=store.layout.total,
         prunable=int(judge.prunable.sum()), final_step=final_step, snapshots=len(steps),
         settings=settings, cutoffs=cutoffs, forecasters=[label for label, _ in forecasters],
         requested=requested, rows=rows, oracle=judge.oracle,
         early_bird=judge.early_birds(
-            steps, history, eb_spacing(settings.eb_spacing, store.metadata, steps)
+            steps, gammas, eb_spacing(settings.eb_spacing, store.metadata, steps)
         ),
-        eps=judge.eps, collapsed_fraction=judge.collapsed_fraction,
+        eps=judge.eps, collapsed_fraction=judge.collapsed_fraction, judge=judge,
     )
     result.warnings = notes + ([clock_note] if clock_note else []) + _warnings(result, store.metadata)
     result.seconds = time.perf_counter() - start
@@ -260,7 +245,7 @@ def replay(
 def _run_all(
     forecasters: list[tuple[str, Forecaster]],
     steps: np.ndarray,
-    history: np.ndarray,
+    gammas: np.ndarray,
     cutoffs: list[Cutoff],
     judge: Judge,
     clock: Any,
@@ -277,7 +262,7 @@ def _run_all(
                 progress(label, done, total)
 
         outcomes = run_forecaster(
-            forecaster, steps, history, [c.step for c in cutoffs], int(steps[-1]),
+            forecaster, steps, gammas, [c.step for c in cutoffs], int(steps[-1]),
             clock=clock, timeout=judge.settings.timeout, isolation=judge.settings.isolation,
             on_cell=tick,
         )
@@ -288,10 +273,10 @@ def _run_all(
 
 def _clock(store: Any, forecasters: list[tuple[str, Forecaster]]) -> tuple[Any, str | None]:
     """The store's cumulative-LR clock when some forecaster uses it, else None."""
-    if not any(getattr(f, "time_axis", "step") == "lr" for _, f in forecasters):
+    if not any(f.get_tag("needs_clock") for _, f in forecasters):
         return None, None
     try:
-        return clock_for_store(store), None
+        return store_clock(store), None
     except ForecastPruneError as exc:
         return None, f"no cumulative-LR clock for time_axis=lr forecasters: {exc}"
 

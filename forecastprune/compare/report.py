@@ -1,4 +1,4 @@
-"""Render a :class:`~forecastprune.replay.ReplayResult`: terminal table, JSON, CSV and HTML.
+"""Render a :class:`~forecastprune.compare.replay.ReplayResult`: terminal table, JSON, CSV and HTML.
 
 The terminal table has one block per ratio: a header line with the oracle's cut and how clearly
 it separates pruned from kept channels, the Early-Bird point, then one line per (cutoff,
@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .judge import Row
+from ..errors import ConfigError
+from .scoring import Row
 from .replay import ReplayResult
-from .store.format import atomic_write_bytes
+from .._util import atomic_write_bytes
 
 #: (header, Row attribute, format) of the metric columns, in table order
 COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -13,19 +13,20 @@ report, but a timed-out thread cannot be killed and finishes in the background.
 
 from __future__ import annotations
 
-import copy
 import math
 import multiprocessing as mp
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from multiprocessing.connection import Connection
 
 import numpy as np
 
-from .forecasters import Clock, Forecaster
-from .replay_settings import ISOLATIONS
+from ..forecasters import Forecaster
+from ..predict import predict_history
+from .settings import ISOLATIONS
 
 
 
@@ -52,11 +53,11 @@ def default_isolation() -> str:
 def run_forecaster(
     forecaster: Forecaster,
     steps: np.ndarray,
-    values: np.ndarray,
+    gammas: np.ndarray,
     cutoffs: Sequence[int],
     target_step: int,
     *,
-    clock: Clock | None = None,
+    clock: Any = None,
     timeout: float | None = None,
     isolation: str | None = None,
     on_cell: Callable[[CellOutcome], None] | None = None,
@@ -66,7 +67,7 @@ def run_forecaster(
     Args:
         forecaster: an unfitted forecaster (copied per cutoff, never fitted in place).
         steps: (T,) record steps.
-        values: (T, C) |γ| history.
+        gammas: (T, C) signed γ history (read, never copied whole: see ``predict``).
         cutoffs: steps; the fit at cutoff ``c`` sees the rows with ``steps <= c``.
         target_step: the step every fit predicts.
         clock: the store's clock for ``time_axis="lr"`` forecasters.
@@ -83,7 +84,7 @@ def run_forecaster(
     if isolation not in ISOLATIONS:
         raise ValueError(f"isolation must be one of {ISOLATIONS}; got {isolation!r}")
     receiver, sender = mp.Pipe(duplex=False)
-    args = (sender, forecaster, steps, values, list(cutoffs), target_step, clock)
+    args = (sender, forecaster, steps, gammas, list(cutoffs), target_step, clock)
     stop = _start(isolation, args)
     if isolation == "process":
         sender.close()  # only the child holds the write end now, so its death reads as EOF
@@ -92,7 +93,7 @@ def run_forecaster(
     try:
         while len(outcomes) < len(cutoffs):
             outcome, fatal = _next(receiver, deadline, timeout, len(outcomes), len(cutoffs))
-            outcome = _checked(outcome, values.shape[1])
+            outcome = _checked(outcome, gammas.shape[1])
             outcomes.append(outcome)
             if on_cell is not None:
                 on_cell(outcome)
@@ -152,15 +153,15 @@ def _work(
     sender: Connection,
     forecaster: Forecaster,
     steps: np.ndarray,
-    values: np.ndarray,
+    gammas: np.ndarray,
     cutoffs: list[int],
     target_step: int,
-    clock: Clock | None,
+    clock: Any,
 ) -> None:
     """Worker body: one message per cutoff, whatever happens inside the forecaster."""
     try:
         for cutoff in cutoffs:
-            sender.send(_fit_predict(forecaster, steps, values, cutoff, target_step, clock))
+            sender.send(_fit_predict(forecaster, steps, gammas, cutoff, target_step, clock))
     except OSError:  # the parent stopped listening (deadline passed): nothing left to do
         pass
     finally:
@@ -170,16 +171,16 @@ def _work(
 def _fit_predict(
     forecaster: Forecaster,
     steps: np.ndarray,
-    values: np.ndarray,
+    gammas: np.ndarray,
     cutoff: int,
     target_step: int,
-    clock: Clock | None,
+    clock: Any,
 ) -> CellOutcome:
     end = int(np.searchsorted(steps, cutoff, side="right"))
     start = time.perf_counter()
     try:
-        fitted = copy.deepcopy(forecaster).fit(steps[:end], values[:end], clock=clock)
-        prediction = np.asarray(fitted.predict(target_step), dtype=np.float64)
+        prediction = predict_history(forecaster, steps[:end], gammas[:end], target_step,
+                                     clock=clock)
     except Exception as exc:  # any forecaster failure is a reported cell, by design
         return CellOutcome(None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
-    return CellOutcome(prediction, time.perf_counter() - start)
+    return CellOutcome(prediction.scores, prediction.seconds)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LayoutError
+from ..errors import LayoutError
 
 
 @dataclass(frozen=True)

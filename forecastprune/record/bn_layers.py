@@ -1,6 +1,6 @@
 """Which BatchNorm layers are recorded and sparsified.
 
-:class:`~forecastprune.recorder.GammaRecorder` and :class:`~forecastprune.sparsity.BNSparsity`
+:class:`~forecastprune.record.recorder.GammaRecorder` and :class:`~forecastprune.record.sparsity.BNSparsity`
 must agree on the layer set, and both must name layers the way the plain model does: a model
 wrapped in ``DistributedDataParallel`` or ``DataParallel`` names its layers ``module.xxx``, but a
 store recorded under DDP has to line up with the same model loaded alone for pruning. Both
@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .errors import LayoutError
-from .layout import ChannelLayout
+from ..errors import LayoutError
+from ..store.layout import ChannelLayout
 
 #: A layer selection: one name or fnmatch pattern, or several.
 Selection = str | Sequence[str] | None

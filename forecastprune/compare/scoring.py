@@ -15,17 +15,18 @@ group's score — so a cut is "inside the collapsed set" only if whole groups ar
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import metrics
-from .engine.threshold import PruneDecision, select_channels
-from .isolation import CellOutcome
+from ..engine.rule import MaskRule
+from ..engine.threshold import PruneDecision, unit_scores
+from .worker import CellOutcome
 
 if TYPE_CHECKING:
-    from .replay_settings import ReplaySettings
+    from .settings import ReplaySettings
 
 
 @dataclass(frozen=True)
@@ -90,53 +91,51 @@ class EarlyBird:
     tie_iou: float | None
 
 
-def effective_scores(
-    scores: np.ndarray, groups: list[np.ndarray] | None, reduce: str
-) -> np.ndarray:
-    """Each channel's score as the engine sees it: its group's max or mean, else its own."""
-    out = np.asarray(scores, dtype=np.float64).copy()
-    for members in groups or ():
-        out[members] = out[members].max() if reduce == "max" else out[members].mean()
-    return out
-
-
 @dataclass
 class Judge:
-    """Turns scores into decisions under one policy and compares them with the oracle's."""
+    """Turns scores into decisions under one plan and compares them with the oracle's.
+
+    Attributes:
+        settings: the replay's settings (ratios, floors, ε).
+        plan: the channel plan (a bare layout under policy ``none``).
+        prunable: (C,) bool, the channels the plan lets go.
+        oracle_scores: (C,) final |γ|.
+        effective: (C,) final |γ| as the engine ranks it (each channel carrying its group's
+            score).
+        eps: the absolute collapsed-set threshold on the effective scores.
+        collapsed: (C,) bool, effective final |γ| below ``eps``.
+        oracle: per ratio, the oracle's decision summary; ``oracle_masks``: its pruned sets.
+        masks: per (forecaster, cutoff step, ratio), the pruned set each cell was scored on
+            (bit-packed), so callers can check it against what ``prune`` cuts.
+    """
 
     settings: ReplaySettings
-    layout: Any
+    plan: Any
     prunable: np.ndarray
-    groups: list[np.ndarray] | None
     oracle_scores: np.ndarray
+    effective: np.ndarray
     eps: float
     collapsed: np.ndarray
-    oracle: dict[float, OracleSummary]
-    oracle_masks: dict[float, np.ndarray]
+    oracle: dict[float, OracleSummary] = field(default_factory=dict)
+    oracle_masks: dict[float, np.ndarray] = field(default_factory=dict)
+    masks: dict[tuple[str, int, float], np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def build(
-        cls,
-        layout: Any,
-        oracle_scores: np.ndarray,
-        settings: ReplaySettings,
-        prunable: np.ndarray | None,
-        groups: list[np.ndarray] | None,
-    ) -> Judge:
+    def build(cls, plan: Any, oracle_scores: np.ndarray, settings: ReplaySettings) -> Judge:
         """Decide the oracle's sets for every ratio.
 
         Args:
-            layout: the store's channel layout.
+            plan: a :class:`~forecastprune.engine.coupling.ChannelPlan`, or the store's
+                layout when every channel is prunable on its own (policy ``none``).
             oracle_scores: (C,) final |γ|.
             settings: ratios, floors, ε.
-            prunable: (C,) bool from the channel plan (None: every channel).
-            groups: coupled channel groups from the plan (None: none).
         """
-        prunable = np.ones(layout.total, bool) if prunable is None else prunable
-        effective = effective_scores(oracle_scores, groups, settings.group_reduce)
-        eps = settings.eps * float(oracle_scores.max(initial=0.0))
-        judge = cls(settings, layout, prunable, groups, oracle_scores, eps,
-                    effective < eps, {}, {})
+        layout = getattr(plan, "layout", plan)
+        prunable = np.asarray(getattr(plan, "prunable", np.ones(layout.total, dtype=bool)))
+        effective = unit_scores(oracle_scores, plan, settings.group_reduce)
+        collapsed = metrics.collapsed_set(effective, settings.eps)
+        eps = settings.eps * float(effective.max(initial=0.0))
+        judge = cls(settings, plan, prunable, oracle_scores, effective, eps, collapsed)
         for ratio in settings.ratios:
             decision = judge.decide(oracle_scores, ratio)
             judge.oracle_masks[ratio] = decision.pruned
@@ -152,26 +151,32 @@ class Judge:
         """Share of the prunable channels in the collapsed set."""
         return float(self.collapsed[self.prunable].mean()) if self.prunable.any() else 0.0
 
+    def rule(self, ratio: float) -> MaskRule:
+        """The shared threshold rule at one ratio (the same one ``prune`` applies)."""
+        return MaskRule(ratio=ratio, min_keep=self.settings.min_keep,
+                        group_reduce=self.settings.group_reduce)
+
     def decide(self, scores: np.ndarray, ratio: float) -> PruneDecision:
-        return select_channels(
-            scores, self.layout, ratio=ratio, prunable=self.prunable, groups=self.groups,
-            group_reduce=self.settings.group_reduce, min_keep=self.settings.min_keep,
-        )
+        return self.rule(ratio).decide(scores, self.plan)
+
+    def pruned_set(self, forecaster: str, cutoff_step: int, ratio: float) -> np.ndarray:
+        """(C,) bool: the channels a cell's prediction pruned."""
+        packed = self.masks[(forecaster, cutoff_step, ratio)]
+        return np.unpackbits(packed, count=self.prunable.size).astype(bool)
 
     def rows(self, label: str, cutoff: Cutoff, outcome: CellOutcome) -> list[Row]:
         """One :class:`Row` per ratio for one forecaster at one cutoff."""
         if outcome.prediction is None:
             return [Row(label, cutoff, r, seconds=outcome.seconds, error=outcome.error)
                     for r in self.settings.ratios]
-        # |γ| cannot be negative; clipping as the training pipeline does keeps compare's
-        # pruned sets identical to what pruning with this forecaster would cut.
-        pred = np.clip(outcome.prediction, 0.0, None)
+        pred = outcome.prediction  # already clipped at 0 by the prediction path
         live = self.prunable
         rho = metrics.spearman(pred[live], self.oracle_scores[live])
         error = metrics.mae(pred[live], self.oracle_scores[live])
         rows = []
         for ratio in self.settings.ratios:
             decision, oracle = self.decide(pred, ratio), self.oracle_masks[ratio]
+            self.masks[(label, cutoff.step, ratio)] = np.packbits(decision.pruned)
             precision, recall = metrics.precision_recall(decision.pruned, oracle)
             rows.append(Row(
                 label, cutoff, ratio,
@@ -186,20 +191,20 @@ class Judge:
         return rows
 
     def early_birds(
-        self, steps: np.ndarray, history: np.ndarray, spacing: int
+        self, steps: np.ndarray, gammas: np.ndarray, spacing: int
     ) -> dict[float, EarlyBird]:
         """Early-Bird's point per ratio on masks of the current |γ| every ``spacing`` steps.
 
         Args:
             steps: (T,) record steps.
-            history: (T, C) |γ|.
+            gammas: (T, C) signed γ (only the grid's rows are read).
             spacing: steps between masks (the latest snapshot at or before each grid step).
         """
         grid = np.arange(int(steps[0]), int(steps[-1]) + 1, spacing)
         rows = np.unique(np.searchsorted(steps, grid, side="right") - 1)
         found = {}
         for ratio in self.settings.ratios:
-            masks = np.array([self.decide(history[i].astype(np.float64), ratio).pruned
+            masks = np.array([self.decide(np.abs(gammas[i].astype(np.float64)), ratio).pruned
                               for i in rows])
             step = metrics.early_bird_step(steps[rows], masks[:, self.prunable])
             if step is None:

@@ -3,24 +3,38 @@
 Used by ``forecastprune record`` and by the early-prune pipeline. Callbacks hook into every step:
 
 - ``on_after_backward(trainer, step)``: gradients exist, the update has not happened yet — where
-  :class:`~forecastprune.sparsity.BNSparsity` adds its L1 term;
+  :class:`~forecastprune.record.sparsity.BNSparsity` adds its L1 term;
 - ``on_after_step(trainer, step)``: the update is done — where a recorder snapshots γ and where
   the pipeline prunes. It may return a replacement ``(model, optimizer)``; the trainer then uses
   those from the next step on (the scheduler is re-bound to the new optimizer);
-- ``on_epoch_end(trainer, epoch)`` and ``on_train_end(trainer)``.
+- ``on_step_end(trainer, step)``: the iteration is complete, scheduler included — where a
+  checkpoint (:meth:`Trainer.state_dict`) resumes exactly;
+- ``on_epoch_end(trainer, epoch)`` and ``on_train_end(trainer)``;
+- ``on_load_checkpoint(trainer, state)``: restores the callback's part of a checkpoint; it may
+  return a replacement ``(model, optimizer)`` (a pruner resumed after its prune does) into which
+  the trainer then loads the saved weights and optimizer state.
 
 ``step`` is always the global, 0-based index of the current iteration; in ``on_after_step``,
 ``trainer.step`` (completed optimizer updates) already equals ``step + 1``. The LR scheduler, if
 any, is stepped once per *iteration* (milestones are given in steps), after the callbacks: in
 ``on_after_step`` the optimizer still reports the LR the update just used, which is what
-:mod:`forecastprune.timeaxis` expects a recorder to store.
+:mod:`forecastprune.record.lr_clock` expects a recorder to store.
+
+**Resuming mid-epoch.** A checkpoint holds, besides the weights and counters, the RNG states at
+the start of the current epoch and now: the global torch generators and every
+``torch.Generator`` the training loader holds (its own, its sampler's, its ``collate_fn``'s and
+its dataset's ``generator`` attribute). A resumed epoch restores the epoch-start states,
+re-draws the same shuffle, loads and discards the batches already trained on (so per-batch
+augmentation draws are replayed too) and then restores the RNG states of the moment the
+checkpoint was taken: the run continues bitwise as the uninterrupted one. Randomness outside
+those (numpy, Python's ``random``, worker processes seeded elsewhere) is not restored.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -30,7 +44,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, ForecastPruneError
+from ..errors import ConfigError, ForecastPruneError
 
 ModelAndOptimizer = tuple[nn.Module, Optimizer]
 
@@ -53,6 +67,9 @@ class Callback:
         """
         return None
 
+    def on_step_end(self, trainer: Trainer, step: int) -> None:
+        """Iteration ``step`` is complete, LR scheduler included (checkpoint here)."""
+
     def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
         """Epoch ``epoch`` (0-based) finished and was evaluated."""
 
@@ -65,6 +82,17 @@ class Callback:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+    def on_load_checkpoint(self, trainer: Trainer, state: dict[str, Any]
+                           ) -> ModelAndOptimizer | None:
+        """Restore this callback's saved state (by default :meth:`load_state_dict`).
+
+        Returns:
+            ``None``, or a replacement ``(model, optimizer)`` the saved weights and optimizer
+            state are then loaded into.
+        """
+        self.load_state_dict(state)
+        return None
 
 
 @dataclass
@@ -139,6 +167,11 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.history: list[EpochRecord] = []
+        # where the current epoch is: RNG states at its start (None between epochs), batches
+        # trained and their summed loss; and a checkpoint's position still to be resumed
+        self._epoch_start: dict[str, Any] | None = None
+        self._batch, self._loss_total = 0, 0.0
+        self._resume: dict[str, Any] | None = None
         if self.steps_per_epoch < 1:
             raise ConfigError("the training loader yields no batches; use a smaller batch size")
 
@@ -177,6 +210,7 @@ class Trainer:
                 self.history.append(EpochRecord(epoch, self.step, loss, accuracy, self.lr))
                 bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.3f}", lr=f"{self.lr:.3g}")
                 self.epoch = epoch + 1
+                self._epoch_start, self._batch, self._loss_total = None, 0, 0.0
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, epoch)
         finally:
@@ -188,14 +222,29 @@ class Trainer:
 
     def _train_epoch(self, bar: tqdm) -> float:
         self.model.train()
-        total, count = 0.0, 0
-        for i, (inputs, labels) in enumerate(self.train_loader):
+        resume, self._resume = self._resume, None
+        if resume is not None and resume["epoch_start"] is not None:
+            _set_rng(resume["epoch_start"], self.train_loader)
+        elif resume is not None:
+            _set_rng(resume["now"], self.train_loader)
+        self._epoch_start = _get_rng(self.train_loader)
+        batches = iter(self.train_loader)
+        if resume is not None and resume["epoch_start"] is not None:
+            # replay the batches already trained on (same order, same augmentation draws),
+            # then continue from the RNG state the checkpoint was taken in
+            for _ in range(resume["batch"]):
+                next(batches)
+            _set_rng({**resume["now"], "loader": []}, self.train_loader)
+            self._batch, self._loss_total = resume["batch"], resume["loss_total"]
+        for i, (inputs, labels) in enumerate(batches, start=self._batch):
             if self.limit_batches is not None and i >= self.limit_batches:
                 break
-            total += self._train_step(inputs.to(self.device), labels.to(self.device))
-            count += 1
+            self._loss_total += self._train_step(inputs.to(self.device), labels.to(self.device))
+            self._batch = i + 1
             bar.update(1)
-        return total / max(count, 1)
+            for callback in self.callbacks:
+                callback.on_step_end(self, self.step - 1)
+        return self._loss_total / max(self._batch, 1)
 
     def _train_step(self, inputs: torch.Tensor, labels: torch.Tensor) -> float:
         step = self.step
@@ -246,20 +295,30 @@ class Trainer:
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: model, optimizer, scheduler, counters, callbacks."""
+        """Everything needed to resume: model, optimizer, scheduler, counters, RNG, callbacks.
+
+        Plain containers and tensors only (loads with ``torch.load(..., weights_only=True)``).
+        Take it between iterations — in ``on_step_end`` or ``on_epoch_end``, or after
+        :meth:`fit` — to resume exactly.
+        """
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
+            "history": [asdict(record) for record in self.history],
+            "position": {"epoch_start": self._epoch_start, "batch": self._batch,
+                         "loss_total": self._loss_total, "now": _get_rng(self.train_loader)},
             "callbacks": [callback.state_dict() for callback in self.callbacks],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output into a trainer built with the same setup.
 
-        Save states at epoch ends: :meth:`fit` resumes at the start of ``trainer.epoch``.
+        Callbacks restore first: one may swap in another model and optimizer (a pruner resumed
+        after its prune rebuilds the smaller model), which then receive the saved states.
+        :meth:`fit` continues from the saved step, mid-epoch included.
 
         Raises:
             ConfigError: if the saved callback count differs from this trainer's.
@@ -269,10 +328,45 @@ class Trainer:
                 f"the saved state has {len(state['callbacks'])} callbacks but this trainer has "
                 f"{len(self.callbacks)}; resume with the same callbacks"
             )
+        for callback, saved in zip(self.callbacks, state["callbacks"]):
+            replacement = callback.on_load_checkpoint(self, saved)
+            if replacement is not None:
+                self.swap(*replacement)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        for callback, saved in zip(self.callbacks, state["callbacks"]):
-            callback.load_state_dict(saved)
+        self.history = [EpochRecord(**record) for record in state.get("history", [])]
+        self._resume = state.get("position")
+
+
+def _loader_generators(loader: Any) -> list[torch.Generator]:
+    """The torch generators a loader draws from: its own, its sampler's, collate's, dataset's."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    owners = [loader, getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None),
+              getattr(loader, "collate_fn", None), getattr(loader, "dataset", None)]
+    found: dict[int, torch.Generator] = {}
+    for owner in owners:
+        generator = getattr(owner, "generator", None)
+        if isinstance(generator, torch.Generator):
+            found.setdefault(id(generator), generator)
+    return list(found.values())
+
+
+def _get_rng(loader: Any) -> dict[str, Any]:
+    """The global torch RNG states and those of the loader's generators."""
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "loader": [g.get_state() for g in _loader_generators(loader)],
+    }
+
+
+def _set_rng(state: dict[str, Any], loader: Any) -> None:
+    """Restore :func:`_get_rng` output (an empty ``loader`` list leaves the loader's alone)."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for generator, saved in zip(_loader_generators(loader), state["loader"]):
+        generator.set_state(saved)

@@ -4,7 +4,7 @@ Under a step-decay schedule γ moves fast while the learning rate is high and al
 each drop, so a line fitted over *steps* overshoots wildly. Over cumulative learning rate
 ``Σ lr`` the same trajectory is close to straight. This module maps steps to that axis.
 
-Conventions (shared with :class:`~forecastprune.recorder.GammaRecorder`):
+Conventions (shared with :class:`~forecastprune.record.recorder.GammaRecorder`):
 
 - Step ``s`` is the number of optimizer updates done so far; the recorder snapshots after update
   ``s`` and stores the LR the optimizer reports then, i.e. the LR update ``s`` used (when the
@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, StoreError
+from .._util import positive_int
+from ..errors import ConfigError, StoreError
 
 #: A planned LR schedule: ``[[step, lr], ...]``, the LR being ``lr`` from ``step`` on.
 LRSchedule = Sequence[Sequence[float]]
@@ -334,28 +335,6 @@ def _planned_knots(
         new_y.append(y)
         slope = lr
     return np.concatenate([xs, new_x]), np.concatenate([ys, new_y]), slope
-
-
-def positive_int(value: Any, what: str) -> int:
-    """Validate a count of steps/snapshots (an ``int`` ≥ 1; shared by recorder and sparsity).
-
-    Raises:
-        ConfigError: naming ``what`` and the value received.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{what} must be a positive integer; got {value!r}")
-    return int(value)
-
-
-def check_step(value: Any, what: str = "step") -> int:
-    """Validate a training step (an ``int`` ≥ 0: completed optimizer updates).
-
-    Raises:
-        ConfigError: naming ``what`` and the value received.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"{what} must be an integer >= 0 (optimizer updates done); got {value!r}")
-    return int(value)
 
 
 def _is_number(value: Any) -> bool:

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from .judge import Cutoff
+from .scoring import Cutoff
 from .replay import CONTROL, ReplayResult
 
 PNG_NAMES = ("iou_vs_cutoff.png", "gamma_evolution.png", "layer_pruned.png")

@@ -1,0 +1,33 @@
+"""What the pruner needs under ``torch.distributed``: the same wrapper, rank 0's decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._util import is_distributed
+
+
+def rewrap(old: nn.Module, new_inner: nn.Module) -> nn.Module:
+    """Wrap ``new_inner`` the way ``old`` was wrapped (a new DDP with the same settings)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if isinstance(old, DDP):
+        return DDP(new_inner, device_ids=old.device_ids, output_device=old.output_device,
+                   process_group=old.process_group)
+    return new_inner
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's object on every rank (the object itself outside distributed runs).
+
+    The objects are the pruner's own decisions, produced in-process on rank 0, so the pickling
+    ``broadcast_object_list`` does internally never sees outside data.
+    """
+    if not is_distributed():
+        return obj
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]

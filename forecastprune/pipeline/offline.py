@@ -1,0 +1,70 @@
+"""Prune a model once from a recorded store: predict, threshold, cut (what ``prune`` runs).
+
+The same three steps the training pipeline takes at its prune point, started from a store on
+disk instead of a live run: the prediction path (:func:`forecastprune.predict.predict_store`),
+the shared :class:`~forecastprune.engine.rule.MaskRule`, and the surgery on a copy of the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..engine.coupling import ChannelPlan, check_layout, plan_channels
+from ..engine.rule import MaskRule
+from ..engine.surgery import prune_model
+from ..engine.threshold import PruneDecision
+from ..predict import Prediction, predict_store
+
+
+@dataclass(frozen=True)
+class OfflinePrune:
+    """What :func:`prune_from_store` did.
+
+    Attributes:
+        model: the pruned copy (the input model is untouched).
+        plan: the channel plan the cut followed.
+        decision: the engine's decision.
+        prediction: the forecast the decision was made on.
+    """
+
+    model: nn.Module
+    plan: ChannelPlan
+    decision: PruneDecision
+    prediction: Prediction
+
+
+def prune_from_store(
+    model: nn.Module,
+    store: Any,
+    forecaster: Any,
+    *,
+    cutoff: float | str,
+    rule: MaskRule,
+    policy: str,
+    example_inputs: torch.Tensor,
+) -> OfflinePrune:
+    """Forecast final |γ| from a store's history up to ``cutoff`` and prune a copy of ``model``.
+
+    Args:
+        model: the model the store was recorded on (its BN layers must match the layout).
+        store: an open :class:`~forecastprune.store.GammaTrajectoryStore`.
+        forecaster: a registry spec or an instance.
+        cutoff: a fraction of the run in (0, 1] or ``"step:N"``.
+        rule: ratio, floors and uncertainty policy.
+        policy: ``"seed"`` or ``"grouped"``.
+        example_inputs: an input batch to trace the model with.
+
+    Raises:
+        LayoutError: when the model's BN layers differ from the store's.
+        ForecastPruneError: on a bad cutoff, forecaster, rule or policy.
+    """
+    check_layout(model, store.layout)
+    prediction = predict_store(store, forecaster, cutoff, coverage=rule.coverage)
+    plan = plan_channels(model, example_inputs, store.layout, policy)
+    decision = rule.decide(prediction.scores, plan, prediction.upper)
+    return OfflinePrune(prune_model(model, decision, example_inputs, plan), plan, decision,
+                        prediction)
