@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from forecastprune.compare import ReplaySettings, replay
+from forecastprune.compare import ReplaySettings
+from forecastprune.compare.replay import replay
 from forecastprune.compare.report import format_table
 from forecastprune.engine.stats import count_macs, count_params
 from forecastprune.integrations.ultralytics import (
