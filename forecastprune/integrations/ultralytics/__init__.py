@@ -1,0 +1,36 @@
+"""forecastprune for ultralytics detectors (extra: ``pip install "forecastprune[ultralytics]"``).
+
+* :func:`attach` / :class:`UltralyticsPruner` — sparse-train, record γ, prune once early and
+  keep training, inside ``YOLO("yolov8n.yaml").train(...)`` (see :mod:`.callbacks`);
+* :func:`prune_ultralytics_checkpoint` — prune a trained checkpoint from its recorded γ store;
+  :class:`PrunedDetectionTrainer` fine-tunes the result as it is (``train(trainer=...)``);
+* :func:`make_shapes_dataset` — a small YOLO-format detection dataset drawn on the spot;
+* :func:`offline` — run ultralytics without any network access attempt.
+
+ultralytics is licensed AGPL-3.0; it is imported only when one of these needs it, so
+``import forecastprune`` never requires it. Names are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "attach": "callbacks",
+    "UltralyticsPruner": "callbacks",
+    "prune_ultralytics_checkpoint": "checkpoint",
+    "PrunedCheckpoint": "checkpoint",
+    "PrunedDetectionTrainer": "finetune",
+    "make_shapes_dataset": "shapes",
+    "offline": "_deps",
+    "import_ultralytics": "_deps",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
