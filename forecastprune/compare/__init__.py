@@ -15,12 +15,7 @@ from __future__ import annotations
 
 from .settings import ReplaySettings
 
-__all__ = ["ReplaySettings", "replay"]
+__all__ = ["ReplaySettings"]
 
-
-def __getattr__(name: str) -> object:
-    if name == "replay":  # heavy (forecasters, torch for policies): imported on first use
-        from .replay import replay
-
-        return replay
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The replay itself is ``forecastprune.compare.replay.replay``: the package does not re-export
+# it, since importing the ``replay`` submodule would shadow a function of the same name here.
