@@ -260,3 +260,25 @@ def test_prune_checkpoint_from_the_store(run, tmp_path):
         prune_ultralytics_checkpoint(source, run["pruner"].store_path, out)
     with pytest.raises(ConfigError, match="differ"):
         prune_ultralytics_checkpoint(source, run["pruner"].store_path, source, overwrite=True)
+
+
+@needs_ultralytics
+def test_prune_command_takes_an_ultralytics_checkpoint(run, tmp_path):
+    from click.testing import CliRunner
+
+    from forecastprune.cli import cli
+
+    source = run["root"] / "runs" / "train" / "weights" / "epoch0.pt"
+    out = tmp_path / "cli-pruned.pt"
+    args = ["prune", "--ultralytics", str(source), "--store", str(run["pruner"].store_path),
+            "--forecaster", "sma", "--cutoff", "0.2", "--ratio", "0.3", "--policy", "grouped",
+            "--out", str(out)]
+    with offline():
+        done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    assert f"wrote {out}" in done.output and "params" in done.output and out.exists()
+    mixed = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "x.pt"), "--random-init"])
+    assert mixed.exit_code == 2 and "apply to zoo models" in mixed.output
+    no_store = CliRunner().invoke(cli, ["prune", "--ultralytics", str(source),
+                                        "--out", str(tmp_path / "y.pt")])
+    assert no_store.exit_code == 2 and "pass --store" in no_store.output

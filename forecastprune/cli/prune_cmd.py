@@ -71,6 +71,11 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--input-shape", default=None,
               help="Example input shape N,C,H,W for tracing (default: from the store's "
                    "metadata, else one 8x8 digits image).")
+@click.option("--ultralytics", "ultralytics_ckpt", type=click.Path(path_type=Path),
+              default=None,
+              help="Prune this ultralytics checkpoint (e.g. runs/detect/train/weights/best.pt) "
+                   "instead of a zoo model; --out is then an ultralytics checkpoint too "
+                   "(needs the ultralytics extra).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True,
               help="Output file for the pruned model (.pt).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
@@ -78,8 +83,8 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
               help="A forecaster plugin .py file or folder to load first (repeatable).")
 def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
           store_path: Path | None, spec: str, ratio: float, policy: str, cutoff: str,
-          min_keep: int, input_shape: str | None, out_path: Path, overwrite: bool,
-          plugin_paths: Sequence[Path]) -> None:
+          min_keep: int, input_shape: str | None, ultralytics_ckpt: Path | None,
+          out_path: Path, overwrite: bool, plugin_paths: Sequence[Path]) -> None:
     """Prune a model early from forecasts of its BN γ, and save the smaller model.
 
     Fits the forecaster on the |γ| history up to --cutoff, predicts every channel's final γ,
@@ -90,10 +95,17 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
     Example:
       forecastprune prune --store runs/dk/gammas.fpstore --checkpoint runs/dk/model.pt \\
           --forecaster sma --cutoff 0.3 --ratio 0.5 --policy grouped --out pruned.pt
+      forecastprune prune --ultralytics runs/detect/train/weights/best.pt \\
+          --store runs/yolo-gammas.fpstore --cutoff 0.3 --policy grouped --out best-pruned.pt
     """
     if out_path.exists() and not overwrite:
         raise click.BadParameter(f"{out_path} exists; pass --overwrite to replace it",
                                  param_hint="--out")
+    if ultralytics_ckpt is not None:
+        _refuse_zoo_options(model_name, checkpoint, random_init, input_shape)
+        _prune_ultralytics(ultralytics_ckpt, store_path, spec, ratio, policy, cutoff, min_keep,
+                           out_path, overwrite, plugin_paths)
+        return
     shape = _shape(input_shape)
     import torch  # heavy imports only once the arguments are sound
 
@@ -122,6 +134,39 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
     _report(name, done, policy, total)
     click.echo(compare_stats(model_stats(model, example), model_stats(done.model, example)))
     click.echo(f"wrote {out_path}")
+
+
+def _refuse_zoo_options(model_name: str | None, checkpoint: Path | None, random_init: bool,
+                        input_shape: str | None) -> None:
+    """--ultralytics names the model and its weights itself; zoo options would be ignored."""
+    given = [flag for flag, value in (("--model", model_name), ("--checkpoint", checkpoint),
+                                      ("--random-init", random_init),
+                                      ("--input-shape", input_shape)) if value]
+    if given:
+        raise click.BadParameter(f"{', '.join(given)} apply to zoo models; the ultralytics "
+                                 "checkpoint brings its own model and weights — drop them",
+                                 param_hint="--ultralytics")
+
+
+def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str, ratio: float,
+                       policy: str, cutoff: str, min_keep: int, out_path: Path,
+                       overwrite: bool, plugin_paths: Sequence[Path]) -> None:
+    """The same prune on an ultralytics checkpoint, written as an ultralytics checkpoint."""
+    from ..forecasters import load_plugins
+    from ..integrations.ultralytics import prune_ultralytics_checkpoint
+
+    if store_path is None:
+        raise click.BadParameter("an ultralytics checkpoint needs the store recorded while "
+                                 "training it; pass --store", param_hint="--store")
+    for path in plugin_paths:
+        load_plugins(path)
+    done = prune_ultralytics_checkpoint(checkpoint, store_path, out_path, forecaster=spec,
+                                        cutoff=cutoff, ratio=ratio, policy=policy,
+                                        min_keep=min_keep, overwrite=overwrite)
+    click.echo(f"{checkpoint}: fitted on the history up to step {done.cutoff_step}, predicting "
+               f"step {done.target_step}; policy {policy}: params {done.params_before:,} → "
+               f"{done.params_after:,}")
+    click.echo(f"wrote {done.path}")
 
 
 def _weights(checkpoint: Path | None, store_path: Path, random_init: bool) -> Path | None:
