@@ -24,6 +24,7 @@ from torch import nn
 
 from .._util import atomic_write_bytes
 from ..errors import ConfigError
+from ..store.format import DEFAULT_FLUSH_EVERY
 from ..record.signals import flush_on_signals
 from ..zoo.from_store import RUN_MODEL_NAME
 from .trainer import Callback, EpochRecord, Trainer
@@ -66,7 +67,7 @@ class RecordSettings:
     augment: bool = True
     noise: float = 0.3
     dtype: str = "float32"
-    flush_every: int = 50
+    flush_every: int = DEFAULT_FLUSH_EVERY
     limit_batches: int | None = None
     progress: bool = True
     overwrite: bool = False

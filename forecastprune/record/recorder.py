@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..store.format import DEFAULT_FLUSH_EVERY
 from .._util import check_step, is_rank_zero, positive_int
 from ..errors import ConfigError, StoreError
 from ..store import GammaTrajectoryStore
@@ -87,7 +88,7 @@ class GammaRecorder:
         layers: Selection = None,
         exclude: Selection = None,
         metadata: dict[str, Any] | None = None,
-        flush_every: int = 50,
+        flush_every: int = DEFAULT_FLUSH_EVERY,
         total_steps: int | None = None,
         lr_schedule: Any = None,
         host_every: int | None = None,

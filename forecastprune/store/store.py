@@ -73,7 +73,7 @@ class GammaTrajectoryStore:
         layout: ChannelLayout,
         metadata: dict[str, Any] | None = None,
         fingerprint: str | None = None,
-        flush_every: int = 50,
+        flush_every: int = fmt.DEFAULT_FLUSH_EVERY,
         overwrite: bool = False,
         dtype: str = "float32",
     ) -> GammaTrajectoryStore:
