@@ -7,6 +7,7 @@ the CLI and the numpy-only engine can all use it.
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -122,3 +123,18 @@ def closest(name: str, valid: Iterable[str], cutoff: float = 0.6) -> str:
     """``"; did you mean 'x'?"`` for the closest valid name, or ``""`` when none is close."""
     match = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=cutoff)
     return f"; did you mean {match[0]!r}?" if match else ""
+
+
+# ------------------------------------------------------------------------ lazy exports
+def lazy_attributes(package: str, table: dict[str, str]) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` that imports ``package.<table[name]>`` on first use.
+
+    Packages export their heavy names this way, so importing the package stays cheap.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in table:
+            return getattr(importlib.import_module(f"{package}.{table[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

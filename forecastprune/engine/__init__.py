@@ -16,8 +16,7 @@ Names are imported on first use, so the numpy-only threshold never pulls in torc
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._util import lazy_attributes
 
 _LAZY = {
     "select_channels": "threshold",
@@ -46,7 +45,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

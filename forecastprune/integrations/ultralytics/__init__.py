@@ -13,8 +13,7 @@ ultralytics is licensed AGPL-3.0; it is imported only when one of these needs it
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..._util import lazy_attributes
 
 _LAZY = {
     "attach": "callbacks",
@@ -30,7 +29,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
