@@ -5,12 +5,11 @@ The heavy parts (torch models, sktime) are imported lazily so ``import forecastp
 
 from __future__ import annotations
 
-
 from ._util import lazy_attributes
 from .errors import ForecastPruneError
 from .store.layout import ChannelLayout
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: public name -> module that defines it (imported on first attribute access)
 _LAZY = {
