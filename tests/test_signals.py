@@ -33,7 +33,10 @@ from forecastprune.record.signals import Preempted, flush_on_signals
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.zoo import build_model, load_digits_split, make_loaders
 
+#: where the imported package lives (a checkout, or site-packages when installed)
 ROOT = Path(forecastprune.__file__).resolve().parent.parent
+#: the checkout the tests belong to: its configs/ are not part of the installed package
+REPO = Path(__file__).resolve().parents[1]
 CLI = "import sys; from forecastprune.cli import main; sys.argv[0] = 'forecastprune'; main()"
 
 
@@ -43,7 +46,7 @@ class _Run:
     def __init__(self, args: list[str], min_steps: int) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen([sys.executable, "-c", CLI, *args], stderr=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
+                                     stdout=subprocess.DEVNULL, env=env, cwd=REPO)
         self.min_steps, self.seen, self.text = min_steps, 0, []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -110,7 +113,7 @@ class SignalAt(Callback):
 
 def test_sigterm_during_a_train_method_keeps_every_snapshot(tmp_path) -> None:
     # what `forecastprune train` runs, minus the interpreter start-up (see the record test)
-    config = TrainConfig.load(ROOT / "configs" / "forecast-sma.yaml").replace(prune_at=0.9)
+    config = TrainConfig.load(REPO / "configs" / "forecast-sma.yaml").replace(prune_at=0.9)
     split = load_digits_split(seed=0)
     train_loader, test_loader = make_loaders(split, 64)
     torch.manual_seed(0)
