@@ -182,15 +182,16 @@ def predict_store(
         raise ConfigError(
             f"the target step {target} lies before the cutoff step {end}; forecast a later step"
         )
-    steps, gammas = store.history(until_step=end)
+    gammas = store.view(until_step=end)  # lazy: only the rows the forecaster needs are read
+    steps = store.steps[: len(gammas)]
     if len(steps) == 0:
         raise ConfigError(
             f"cutoff {cutoff!r} (step {end}) lies before the store's first snapshot at step "
             f"{int(store.steps[0])}; use a later cutoff"
         )
-    check_finite(store.path, steps, gammas, store.layout)
     model = build_forecaster(forecaster)
     clock = forecaster_clock(store, model)
+    check_finite(store.path, steps, gammas, store.layout, rows_to_read(model, steps, clock))
     return predict_history(model, steps, gammas, target, clock=clock, coverage=coverage)
 
 
@@ -282,7 +283,8 @@ def rows_to_read(model: Forecaster, steps: np.ndarray, clock: Any = None) -> np.
         return np.arange(max(0, n - int(window)), n)
     if grid is None or n <= grid:
         return np.arange(n)
-    time_of = np.asarray(clock(steps) if model.get_tag("needs_clock") else steps, np.float64)
+    on_clock = clock is not None and model.get_tag("needs_clock")
+    time_of = np.asarray(clock(steps) if on_clock else steps, np.float64)
     targets = np.linspace(time_of[0], time_of[-1], int(grid))
     nearest = np.clip(np.searchsorted(time_of, targets), 0, n - 1)
     return np.unique(np.concatenate([nearest, [n - 1]]))

@@ -145,3 +145,26 @@ def test_store_thin_command_and_its_errors(tmp_path: Path) -> None:
     taken = CliRunner().invoke(cli, ["store", "thin", str(tmp_path / "s"), str(tmp_path / "t"),
                                      "--count", "3"])
     assert taken.exit_code == 2 and "Traceback" not in taken.output
+
+
+def test_the_nan_check_reads_only_the_rows_the_forecasts_read(tmp_path: Path) -> None:
+    _store(tmp_path / "s", n=40, flush_every=8)
+    first = sorted((tmp_path / "s").glob("seg-*-values.npy"))[0]
+    values = np.load(first, mmap_mode="r+")
+    values[2, 3] = np.nan  # step 20: far before any window of naive/sma at these cutoffs
+    values.flush()
+    del values
+    with GammaTrajectoryStore.open(tmp_path / "s") as store:
+        # Early-Bird's masks every 300 steps read rows 0 and 30 only
+        sparse_eb = ReplaySettings(cutoffs=(0.5,), isolation="thread", eb_spacing=300)
+        result = replay(store, ["sma"], sparse_eb)
+        assert all(row.ok for row in result.rows)
+        assert predict_store_scores(store, "naive", 0.5).min() >= 0
+        with pytest.raises(StoreError, match="first at step 20, layer 'b' channel 0"):
+            replay(store, ["arima"], sparse_eb)  # reads the whole (short) history
+
+
+def predict_store_scores(store: GammaTrajectoryStore, spec: str, cutoff: float) -> np.ndarray:
+    from forecastprune.predict import predict_store
+
+    return predict_store(store, spec, cutoff).scores

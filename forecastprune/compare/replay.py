@@ -23,11 +23,11 @@ import numpy as np
 from ..errors import ConfigError, ForecastPruneError, StoreError
 from ..forecasters import Forecaster, get_forecaster, list_forecasters
 from .worker import CellOutcome, run_forecaster
-from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_spacing
+from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_rows, eb_spacing
 from ..engine.rule import check_policy
 from .settings import POLICIES, ReplaySettings
 from ..store.verify import check_finite
-from ..predict import STEP_PREFIX, cutoff_step, run_length, store_clock
+from ..predict import STEP_PREFIX, cutoff_step, rows_to_read, run_length, store_clock
 
 CONTROL = "naive"
 
@@ -224,22 +224,25 @@ def replay(
     steps, gammas = store.steps, store.view()
     if len(steps) < 2:
         raise StoreError(f"store {store.path} has {len(steps)} snapshot(s); replay needs ≥ 2")
-    check_finite(store.path, steps, gammas, store.layout)  # name where, not fail in a fit
     final_step = int(steps[-1])
-    oracle_scores = np.abs(np.asarray(gammas[-1], dtype=np.float64))
     cutoffs = resolve_cutoffs(settings.cutoffs, run_length(store), final_step)
+    clock, clock_note = _clock(store, forecasters)
+    # name the step and layer of a NaN here rather than fail inside a fit: check the rows the
+    # forecasts (and the oracle) will read, not the whole run
+    spacing = eb_spacing(settings.eb_spacing, store.metadata, steps)
+    read = _rows_read(forecasters, steps, cutoffs, clock)
+    check_finite(store.path, steps, gammas, store.layout,
+                 np.union1d(read, eb_rows(steps, spacing)))
+    oracle_scores = np.abs(np.asarray(gammas[-1], dtype=np.float64))
     judge = Judge.build(channel_plan(store, settings.policy), oracle_scores, settings)
     _check_oracle_prunes(judge)
-    clock, clock_note = _clock(store, forecasters)
     rows = _run_all(forecasters, steps, gammas, cutoffs, judge, clock, progress)
     result = ReplayResult(
         store=str(store.path), layout_layers=store.layout.names, channels=store.layout.total,
         prunable=int(judge.prunable.sum()), final_step=final_step, snapshots=len(steps),
         settings=settings, cutoffs=cutoffs, forecasters=[label for label, _ in forecasters],
         requested=requested, rows=rows, oracle=judge.oracle,
-        early_bird=judge.early_birds(
-            steps, gammas, eb_spacing(settings.eb_spacing, store.metadata, steps)
-        ),
+        early_bird=judge.early_birds(steps, gammas, spacing),
         eps=judge.eps, collapsed_fraction=judge.collapsed_fraction, judge=judge,
     )
     result.warnings = notes + ([clock_note] if clock_note else []) + _warnings(result, store.metadata)
@@ -311,6 +314,17 @@ def _run_all(
         for cutoff, outcome in zip(cutoffs, outcomes, strict=True):
             rows += judge.rows(label, cutoff, outcome)
     return rows
+
+
+def _rows_read(forecasters: list[tuple[str, Forecaster]], steps: np.ndarray,
+               cutoffs: list[Cutoff], clock: Any) -> np.ndarray:
+    """Every row some forecaster reads at some cutoff, and the oracle's (sorted, unique)."""
+    parts = [np.array([len(steps) - 1])]
+    for _, forecaster in forecasters:
+        for cutoff in cutoffs:
+            end = int(np.searchsorted(steps, cutoff.step, side="right"))
+            parts.append(rows_to_read(forecaster, steps[:end], clock))
+    return np.unique(np.concatenate(parts))
 
 
 def _clock(store: Any, forecasters: list[tuple[str, Forecaster]]) -> tuple[Any, str | None]:

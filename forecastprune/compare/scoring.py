@@ -202,8 +202,7 @@ class Judge:
             gammas: (T, C) signed γ (only the grid's rows are read).
             spacing: steps between masks (the latest snapshot at or before each grid step).
         """
-        grid = np.arange(int(steps[0]), int(steps[-1]) + 1, spacing)
-        rows = np.unique(np.searchsorted(steps, grid, side="right") - 1)
+        rows = eb_rows(steps, spacing)
         found = {}
         for ratio in self.settings.ratios:
             masks = np.array([self.decide(np.abs(gammas[i].astype(np.float64)), ratio).pruned
@@ -217,6 +216,12 @@ class Judge:
                                      metrics.iou(mask, oracle),
                                      metrics.tie_aware_iou(mask, oracle, self.collapsed))
         return found
+
+
+def eb_rows(steps: np.ndarray, spacing: int) -> np.ndarray:
+    """The snapshots Early-Bird's masks are made from: the latest at or before each grid step."""
+    grid = np.arange(int(steps[0]), int(steps[-1]) + 1, spacing)
+    return np.unique(np.searchsorted(steps, grid, side="right") - 1)
 
 
 def eb_spacing(spacing: int | None, metadata: dict[str, Any], steps: np.ndarray) -> int:

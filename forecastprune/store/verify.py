@@ -84,20 +84,27 @@ class StoreCheck:
 
 
 def scan(
-    steps: np.ndarray, values: Any, layout: ChannelLayout
+    steps: np.ndarray, values: Any, layout: ChannelLayout, rows: np.ndarray | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(row, bad channel indices)`` for every row of ``values`` with a NaN/Inf.
 
     Args:
         steps: (T,) the rows' steps (only their count is used here).
-        values: (T, C) array or memory map; read a block of rows at a time.
+        values: (T, C) array, memory map or store view; read a block of rows at a time.
         layout: the store's layout (C channels).
+        rows: sorted row indices to examine (None: every row), e.g. only the rows the
+            forecasters will read, so a check costs what the forecasts cost.
     """
     block = max(1, BLOCK_VALUES // max(layout.total, 1))
-    for start in range(0, len(steps), block):
-        bad = ~np.isfinite(values[start:start + block])
+    if rows is None:
+        blocks = ((start, slice(start, start + block)) for start in range(0, len(steps), block))
+    else:
+        blocks = ((start, rows[start:start + block]) for start in range(0, len(rows), block))
+    for start, part in blocks:
+        bad = ~np.isfinite(values[part])
         for row in np.flatnonzero(bad.any(axis=1)):
-            yield start + int(row), np.flatnonzero(bad[row])
+            index = start + int(row)
+            yield (index if rows is None else int(rows[index])), np.flatnonzero(bad[row])
 
 
 def locate(layout: ChannelLayout, channel: int) -> tuple[str, int]:
@@ -108,29 +115,31 @@ def locate(layout: ChannelLayout, channel: int) -> tuple[str, int]:
 
 
 def check_finite(path: Path | str, steps: np.ndarray, values: Any,
-                 layout: ChannelLayout) -> None:
-    """Raise if the rows a reader took from a store hold any NaN/Inf.
+                 layout: ChannelLayout, rows: np.ndarray | None = None) -> None:
+    """Raise if the rows a reader takes from a store hold any NaN/Inf.
 
     Args:
         path: the store (for the message).
-        steps: (T,) steps of the rows read.
-        values: (T, C) the rows read.
+        steps: (T,) steps of the history.
+        values: (T, C) the history (an array or a store view).
         layout: the store's layout.
+        rows: the sorted rows that will be read (None: all of them).
 
     Raises:
         StoreError: naming the store, the step, layer and channel of the first bad value, how
             many rows are affected, and ``store verify``.
     """
-    found = list(islice(scan(steps, values, layout), 1))
+    found = list(islice(scan(steps, values, layout, rows), 1))
     if not found:
         return
     row, channels = found[0]
     layer, channel = locate(layout, int(channels[0]))
-    rows = sum(1 for _ in scan(steps, values, layout))
+    affected = sum(1 for _ in scan(steps, values, layout, rows))
+    read = len(steps) if rows is None else len(rows)
     raise StoreError(
-        f"store {path} holds NaN/Inf γ: {rows} of the {len(steps)} snapshots read have some, "
+        f"store {path} holds NaN/Inf γ: {affected} of the {read} snapshots read have some, "
         f"first at step {int(steps[row])}, layer {layer!r} channel {channel} "
-        f"({values[row, channels[0]]}); run `forecastprune store verify {path}` to list them, "
+        f"({values[[row]][0, channels[0]]}); run `forecastprune store verify {path}` to list them, "
         "and re-record or re-import the run"
     )
 
