@@ -25,9 +25,10 @@ def two_runs(tmp_path_factory):
     return folder
 
 
-def test_bundled_suite_has_ten_runs_with_lr_schedules_and_three_held_out():
+def test_bundled_suite_has_fourteen_runs_with_lr_schedules_and_one_held_out_per_family():
     runs = load_suite()
-    assert len(runs) >= 8 and sum(r.held_out for r in runs) == 3
+    held_out = {r.name.split("-")[0] for r in runs if r.held_out}
+    assert len(runs) == 14 and held_out == {"vgg", "resnet", "darknet", "mobilenet"}
     from forecastprune.store import GammaTrajectoryStore
 
     models, schedulers = set(), set()
