@@ -51,9 +51,11 @@ SCORED = {
     "trend_lr_all": True,         # the same over the whole history
     "ar1_lr": True,               # AR(1)-on-increments forecast − last, minus the cut's
     "off_ema": True,              # last − EMA(span 4): recent acceleration
-    "volatility": False,          # std of recent increments × √horizon
+    "volatility": False,          # std of recent increments × √horizon / scale
+    "volatility_up": True,        # the same, read as "a lively channel rises"
     "layer_percentile": True,     # rank of |γ| within its layer
     "layer_mean": True,           # the layer's mean |γ| / run scale
+    "shallowness": True,          # 1 − the layer's position in the layout / (layers − 1)
     "projected_lr": False,        # trend_lr_all toward the cut − |γ − cut| / scale
 }
 #: trends whose common drift (the cut's) is removed so runs pool on one scale
@@ -73,6 +75,7 @@ class Cell:
     below: np.ndarray                # (C,) True where pruned at the cutoff
     distance: np.ndarray             # (C,) signed rank distance from the cut at the cutoff
     rescued: int                     # below the cut but kept by the per-layer floor (min-keep)
+    spread: float                    # interquartile range / median of |γ| at the cutoff
 
 
 def analyse_run(run: SuiteRun, cutoffs: tuple[str, ...]) -> list[Cell]:
@@ -97,8 +100,14 @@ def analyse_run(run: SuiteRun, cutoffs: tuple[str, ...]) -> list[Cell]:
                   for name, f in features.items()}
         cells.append(Cell(run, cutoff, side_changes(now.pruned, pruned_end),
                           bin_changers(distance, changed), signed, changed, now.pruned,
-                          distance, int(np.count_nonzero((distance < 0) & ~now.pruned))))
+                          distance, int(np.count_nonzero((distance < 0) & ~now.pruned)),
+                          _spread(values[end - 1])))
     return cells
+
+
+def _spread(x: np.ndarray) -> float:
+    q1, q2, q3 = np.percentile(x, [25, 50, 75])
+    return float((q3 - q1) / q2) if q2 > 0 else float("nan")
 
 
 def channel_features_here(
@@ -131,8 +140,11 @@ def channel_features_here(
         "ar1_lr": learned["ar1_lr"],
         "off_ema": learned["off_ema"],
         "volatility": learned["volatility"],
+        "volatility_up": learned["volatility"],
         "layer_percentile": per_layer_pct,
         "layer_mean": per_layer_mean,
+        "shallowness": 1.0 - np.repeat(np.arange(len(layout.sizes)), layout.sizes)
+        / max(len(layout.sizes) - 1, 1),
         "projected_lr": toward_cut(learned["trend_lr_all"], pruned)
         - np.abs(last - cut_level) / scale,
     }
@@ -162,8 +174,9 @@ def _bin_label(i: int) -> str:
 def summary_table(cells: list[Cell], cutoffs: tuple[str, ...]) -> str:
     """Per cutoff, pooled over runs: crossers and where they sat."""
     near = [i for i in range(len(BIN_EDGES) - 1) if BIN_EDGES[i + 1] <= NEAR]
-    lines = ["| cutoff | naive IoU (mean) | crossers / channels | end-pruned missed by naive "
-             "| crossers within 2 % / 5 % / 10 % of the cut |", "|---|---|---|---|---|"]
+    lines = ["| cutoff | naive IoU (mean) | |γ| IQR / median (mean) | crossers / channels "
+             "| end-pruned missed by naive | crossers within 2 % / 5 % / 10 % of the cut |",
+             "|---|---|---|---|---|---|"]
     for cutoff in cutoffs:
         group = _cells(cells, cutoff)
         changed = sum(c.changes.changed for c in group)
@@ -172,7 +185,8 @@ def summary_table(cells: list[Cell], cutoffs: tuple[str, ...]) -> str:
         shares = np.cumsum(_bins(group).share_of_changers)
         within = " / ".join(_pct(shares[i]) for i in near)
         lines.append(f"| {float(cutoff):.0%} | {np.mean([c.changes.iou for c in group]):.3f} | "
-                     f"{_pct(changed / channels)} | {_pct(missed)} | {within} |")
+                     f"{np.mean([c.spread for c in group]):.3f} | {_pct(changed / channels)} | "
+                     f"{_pct(missed)} | {within} |")
     return "\n".join(lines)
 
 
