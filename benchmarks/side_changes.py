@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from forecastprune.compare.sides import (BIN_EDGES, BinCounts, SideChanges, auc,
-                                         bin_changers, cut_distance, side_changes, toward_cut)
+                                         bin_changers, cut_distance, side_changes,
+                                         tied_across_cut, toward_cut)
 from forecastprune.compare.suite import SuiteRun, load_suite
 from forecastprune.engine.rule import MaskRule
 from forecastprune.forecasters.candidates import Window
@@ -76,6 +77,7 @@ class Cell:
     distance: np.ndarray             # (C,) signed rank distance from the cut at the cutoff
     rescued: int                     # below the cut but kept by the per-layer floor (min-keep)
     spread: float                    # interquartile range / median of |γ| at the cutoff
+    tied: np.ndarray                 # (C,) True where only the tie-break set the side
 
 
 def analyse_run(run: SuiteRun, cutoffs: tuple[str, ...]) -> list[Cell]:
@@ -101,7 +103,8 @@ def analyse_run(run: SuiteRun, cutoffs: tuple[str, ...]) -> list[Cell]:
         cells.append(Cell(run, cutoff, side_changes(now.pruned, pruned_end),
                           bin_changers(distance, changed), signed, changed, now.pruned,
                           distance, int(np.count_nonzero((distance < 0) & ~now.pruned)),
-                          _spread(values[end - 1])))
+                          _spread(values[end - 1]),
+                          tied_across_cut(values[end - 1], now.requested)))
     return cells
 
 
@@ -174,9 +177,9 @@ def _bin_label(i: int) -> str:
 def summary_table(cells: list[Cell], cutoffs: tuple[str, ...]) -> str:
     """Per cutoff, pooled over runs: crossers and where they sat."""
     near = [i for i in range(len(BIN_EDGES) - 1) if BIN_EDGES[i + 1] <= NEAR]
-    lines = ["| cutoff | naive IoU (mean) | |γ| IQR / median (mean) | crossers / channels "
-             "| end-pruned missed by naive | crossers within 2 % / 5 % / 10 % of the cut |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| cutoff | naive IoU (mean) | |γ| IQR / median (mean) | channels tied across "
+             "the cut | crossers / channels | end-pruned missed by naive | crossers within "
+             "2 % / 5 % / 10 % of the cut |", "|---|---|---|---|---|---|---|"]
     for cutoff in cutoffs:
         group = _cells(cells, cutoff)
         changed = sum(c.changes.changed for c in group)
@@ -185,7 +188,8 @@ def summary_table(cells: list[Cell], cutoffs: tuple[str, ...]) -> str:
         shares = np.cumsum(_bins(group).share_of_changers)
         within = " / ".join(_pct(shares[i]) for i in near)
         lines.append(f"| {float(cutoff):.0%} | {np.mean([c.changes.iou for c in group]):.3f} | "
-                     f"{np.mean([c.spread for c in group]):.3f} | {_pct(changed / channels)} | "
+                     f"{np.mean([c.spread for c in group]):.3f} | "
+                     f"{sum(int(c.tied.sum()) for c in group)} | {_pct(changed / channels)} | "
                      f"{_pct(missed)} | {within} |")
     return "\n".join(lines)
 
@@ -193,12 +197,14 @@ def summary_table(cells: list[Cell], cutoffs: tuple[str, ...]) -> str:
 def run_table(cells: list[Cell], cutoffs: tuple[str, ...]) -> str:
     """Per run: naive IoU and the crossers' share of the channels at each cutoff."""
     head = " | ".join(f"{float(c):.0%}" for c in cutoffs)
-    lines = [f"| run (naive IoU · crossers) | {head} |", "|---" * (len(cutoffs) + 1) + "|"]
+    lines = [f"| run (naive IoU · crossers · tied across the cut) | {head} |",
+             "|---" * (len(cutoffs) + 1) + "|"]
     for run in dict.fromkeys(c.run for c in cells):
         row = []
         for cutoff in cutoffs:
-            ch = next(c for c in cells if c.run == run and c.cutoff == cutoff).changes
-            row.append(f"{ch.iou:.2f} · {_pct(ch.share_of_channels)}")
+            cell = next(c for c in cells if c.run == run and c.cutoff == cutoff)
+            row.append(f"{cell.changes.iou:.2f} · {_pct(cell.changes.share_of_channels)} · "
+                       f"{int(cell.tied.sum())}")
         label = f"{run.name} (held out)" if run.held_out else run.name
         lines.append(f"| {label} | " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -228,12 +234,24 @@ class Pooled:
 
     @classmethod
     def of(cls, cells: list[Cell], band: float) -> Pooled:
-        keeps = [np.abs(c.distance) < band for c in cells]
+        """The channels within ``band`` of the cut, less those the tie-break put on a side."""
+        keeps = [(np.abs(c.distance) < band) & ~c.tied for c in cells]
         cat = lambda arrays: np.concatenate([a[k] for a, k in zip(arrays, keeps)])  # noqa: E731
         below = cat([c.below for c in cells])
         run = np.concatenate([np.full(int(k.sum()), i) for i, k in enumerate(keeps)])
         return cls({name: cat([c.features[name] for c in cells]) for name in SCORED},
                    cat([c.crossed for c in cells]), below, 2 * run + below)
+
+    def null_se(self) -> float:
+        """Standard error of a stratified AUC when the feature carries no information: the
+        U statistic's null variance, stratum by stratum, over the pairs compared."""
+        variance = pairs = 0.0
+        for label in np.unique(self.strata):
+            y = self.crossed[self.strata == label]
+            n1, n0 = int(y.sum()), int((~y).sum())
+            variance += n1 * n0 * (n1 + n0 + 1) / 12.0
+            pairs += n1 * n0
+        return float(np.sqrt(variance) / pairs) if pairs else float("nan")
 
     def auc(self, name: str, side: bool | None = None) -> float:
         """AUC within (run, side) strata; ``side``: only below (True) or above (False)."""
@@ -250,6 +268,8 @@ def auc_table(cells: list[Cell], cutoffs: tuple[str, ...], held_out: bool | None
              "| *crossers / channels (above → down, below → up)* | " + " | ".join(
                  f"{int(p.crossed[~p.below].sum())}/{int((~p.below).sum())}, "
                  f"{int(p.crossed[p.below].sum())}/{int(p.below.sum())}" for p in pools) + " |"]
+    lines.append("| *s.e. of an uninformative AUC (Mann–Whitney null)* | " + " | ".join(
+        f"{p.null_se():.3f}" for p in pools) + " |")
     for name in SCORED:
         lines.append(f"| {name} | " + " | ".join(f"{p.auc(name):.2f}" for p in pools) + " |")
     return "\n".join(lines)

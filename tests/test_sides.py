@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from forecastprune.compare.sides import (BinCounts, auc, bin_changers, cut_distance,
-                                         side_changes, toward_cut)
+                                         side_changes, tied_across_cut, toward_cut)
 from forecastprune.engine.rule import MaskRule
 from forecastprune.store.layout import ChannelLayout
 
@@ -42,6 +42,13 @@ def test_below_the_cut_is_what_the_engine_prunes(seed: int) -> None:
     layout = ChannelLayout.from_pairs([("a.bn", 20), ("b.bn", 20)])
     decision = MaskRule(ratio=0.4).decide(scores, layout)
     np.testing.assert_array_equal(cut_distance(scores, decision.requested) < 0, decision.pruned)
+
+
+def test_tied_across_cut_marks_only_the_block_the_tie_break_splits() -> None:
+    scores = np.array([0.1, 0.5, 0.5, 0.5, 0.9, 0.1])
+    np.testing.assert_array_equal(tied_across_cut(scores, 3), [0, 1, 1, 1, 0, 0])
+    assert not tied_across_cut(scores, 2).any()  # 0.1, 0.1 | 0.5 ...: a tie, but on one side
+    assert not tied_across_cut(scores, 0).any() and not tied_across_cut(scores, 6).any()
 
 
 def test_bin_changers_counts_per_bin_of_absolute_distance() -> None:

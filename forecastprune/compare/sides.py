@@ -7,6 +7,7 @@ and ask whether a channel's history says in advance that it will cross:
 - :func:`side_changes` — how many channels cross, each way, and naive's IoU;
 - :func:`cut_distance` — each channel's signed rank distance from the cut, as a share of the
   channels, in the threshold engine's own order (lowest score first, ties by lowest index);
+- :func:`tied_across_cut` — channels whose side only the tie-break decides;
 - :func:`bin_changers` — channels and crossers per distance bin;
 - :func:`toward_cut` — a feature signed so that a high value pushes a channel across the cut;
 - :func:`auc` — the rank-based (Mann–Whitney) area under the ROC curve of one feature,
@@ -105,6 +106,22 @@ def cut_distance(scores: np.ndarray, n_pruned: int) -> np.ndarray:
     if not 0 <= n_pruned <= scores.size:
         raise ValueError(f"n_pruned must lie in [0, {scores.size}]; got {n_pruned}")
     return (engine_rank(scores) + 0.5 - n_pruned) / max(scores.size, 1)
+
+
+def tied_across_cut(scores: np.ndarray, n_pruned: int) -> np.ndarray:
+    """(C,) bool: channels whose score equals a score on the other side of the cut.
+
+    When the last pruned and the first kept channel score the same, every channel with that
+    score sits on a side chosen by the engine's tie-break (lowest index first), not by its
+    value; such a block can be large when γ is stored at low precision early in training.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if not 0 < n_pruned < scores.size:
+        return np.zeros(scores.shape, dtype=bool)
+    ordered = np.sort(scores)
+    if ordered[n_pruned - 1] != ordered[n_pruned]:
+        return np.zeros(scores.shape, dtype=bool)
+    return scores == ordered[n_pruned]
 
 
 @dataclass(frozen=True)
