@@ -158,11 +158,13 @@ def _pct(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{100 * x:.1f} %"
 
 
-def _cells(cells: list[Cell], cutoff: str, held_out: bool | None = None) -> list[Cell]:
+def cells_at(cells: list[Cell], cutoff: str, held_out: bool | None = None) -> list[Cell]:
+    """The cells of one cutoff (``held_out=True``: of the held-out runs only)."""
     return [c for c in cells if c.cutoff == cutoff and (held_out is None or c.run.held_out)]
 
 
-def _bins(cells: list[Cell]) -> BinCounts:
+def pooled_bins(cells: list[Cell]) -> BinCounts:
+    """The distance bins of several cells, added."""
     total = cells[0].bins
     for c in cells[1:]:
         total = total + c.bins
@@ -181,11 +183,11 @@ def summary_table(cells: list[Cell], cutoffs: tuple[str, ...]) -> str:
              "the cut | crossers / channels | end-pruned missed by naive | crossers within "
              "2 % / 5 % / 10 % of the cut |", "|---|---|---|---|---|---|---|"]
     for cutoff in cutoffs:
-        group = _cells(cells, cutoff)
+        group = cells_at(cells, cutoff)
         changed = sum(c.changes.changed for c in group)
         channels = sum(c.changes.channels for c in group)
         missed = sum(c.changes.down for c in group) / sum(c.changes.pruned_end for c in group)
-        shares = np.cumsum(_bins(group).share_of_changers)
+        shares = np.cumsum(pooled_bins(group).share_of_changers)
         within = " / ".join(_pct(shares[i]) for i in near)
         lines.append(f"| {float(cutoff):.0%} | {np.mean([c.changes.iou for c in group]):.3f} | "
                      f"{np.mean([c.spread for c in group]):.3f} | "
@@ -216,7 +218,7 @@ def bin_table(cells: list[Cell], cutoffs: tuple[str, ...]) -> str:
     lines = ["| cutoff | " + " | ".join(_bin_label(i) for i in range(n)) + " |",
              "|---" * (n + 1) + "|"]
     for cutoff in cutoffs:
-        b = _bins(_cells(cells, cutoff))
+        b = pooled_bins(cells_at(cells, cutoff))
         lines.append(f"| {float(cutoff):.0%} | " + " | ".join(
             f"{_pct(b.share_changed[i])} ({_pct(b.share_of_changers[i])})" for i in range(n))
             + " |")
@@ -236,11 +238,14 @@ class Pooled:
     def of(cls, cells: list[Cell], band: float) -> Pooled:
         """The channels within ``band`` of the cut, less those the tie-break put on a side."""
         keeps = [(np.abs(c.distance) < band) & ~c.tied for c in cells]
-        cat = lambda arrays: np.concatenate([a[k] for a, k in zip(arrays, keeps)])  # noqa: E731
-        below = cat([c.below for c in cells])
+
+        def kept(arrays: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate([a[k] for a, k in zip(arrays, keeps)])
+
+        below = kept([c.below for c in cells])
         run = np.concatenate([np.full(int(k.sum()), i) for i, k in enumerate(keeps)])
-        return cls({name: cat([c.features[name] for c in cells]) for name in SCORED},
-                   cat([c.crossed for c in cells]), below, 2 * run + below)
+        return cls({name: kept([c.features[name] for c in cells]) for name in SCORED},
+                   kept([c.crossed for c in cells]), below, 2 * run + below)
 
     def null_se(self) -> float:
         """Standard error of a stratified AUC when the feature carries no information: the
@@ -263,7 +268,7 @@ def auc_table(cells: list[Cell], cutoffs: tuple[str, ...], held_out: bool | None
               band: float) -> str:
     """Per feature and cutoff: AUC for "crosses the cut", within (run, side) strata."""
     head = " | ".join(f"{float(c):.0%}" for c in cutoffs)
-    pools = [Pooled.of(_cells(cells, c, held_out), band) for c in cutoffs]
+    pools = [Pooled.of(cells_at(cells, c, held_out), band) for c in cutoffs]
     lines = [f"| feature | {head} |", "|---" * (len(cutoffs) + 1) + "|",
              "| *crossers / channels (above → down, below → up)* | " + " | ".join(
                  f"{int(p.crossed[~p.below].sum())}/{int((~p.below).sum())}, "
@@ -278,7 +283,7 @@ def auc_table(cells: list[Cell], cutoffs: tuple[str, ...], held_out: bool | None
 def side_table(cells: list[Cell], cutoffs: tuple[str, ...], band: float) -> str:
     """AUC per direction: above the cut → ends pruned (down), below → ends kept (up)."""
     head = " | ".join(f"{float(c):.0%} down / up" for c in cutoffs)
-    pools = [Pooled.of(_cells(cells, c), band) for c in cutoffs]
+    pools = [Pooled.of(cells_at(cells, c), band) for c in cutoffs]
     lines = [f"| feature | {head} |", "|---" * (len(cutoffs) + 1) + "|"]
     for name in SCORED:
         lines.append(f"| {name} | " + " | ".join(
@@ -296,7 +301,7 @@ def plot(cells: list[Cell], cutoffs: tuple[str, ...], path: Path) -> None:
     n = len(BIN_EDGES) - 1
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for cutoff in cutoffs:
-        ax.plot(range(n), 100 * _bins(_cells(cells, cutoff)).share_changed, marker="o",
+        ax.plot(range(n), 100 * pooled_bins(cells_at(cells, cutoff)).share_changed, marker="o",
                 label=f"cutoff {float(cutoff):.0%}")
     ax.set_xticks(range(n), [_bin_label(i) for i in range(n)])
     ax.set_xlabel("|rank distance from the cut| at the cutoff (share of channels)")
@@ -327,6 +332,8 @@ def main() -> None:
     }
     for name, table in tables.items():
         print(f"\n## {name}\n\n{table}")
+    print(f"\nchannels below the cut that a per-layer floor kept: "
+          f"{sum(c.rescued for c in cells)} in all cells")
     if args.plot is not None:
         plot(cells, CUTOFFS, args.plot)
     if args.doc is not None:

@@ -33,7 +33,7 @@ def _near_rates(cells: list) -> tuple[float, float]:
 
 def headline(cells: list) -> str:
     """The numbers a reader needs first, as sentences."""
-    by = {c: sc._cells(cells, c) for c in sc.CUTOFFS}
+    by = {c: sc.cells_at(cells, c) for c in sc.CUTOFFS}
     lines = []
     for cutoff in ("0.1", "0.2"):
         group = by[cutoff]
@@ -65,7 +65,7 @@ def headline(cells: list) -> str:
             f"side: it prunes {now} of them; the end prunes {end}.")
     lines.append("- Near the cut, the single features that best say *which* channels cross "
                  "(AUC within run and side of the cut; all runs / held-out runs):")
-    pools = {(c, h): sc.Pooled.of(sc._cells(cells, c, h), sc.NEAR)
+    pools = {(c, h): sc.Pooled.of(sc.cells_at(cells, c, h), sc.NEAR)
              for c in sc.CUTOFFS for h in (None, True)}
     mean_auc = {name: np.mean([pools[(c, None)].auc(name) for c in sc.CUTOFFS])
                 for name in sc.SCORED}
@@ -156,7 +156,8 @@ Regenerate this page (a few seconds on one core):
 ```
 
 **Protocol.** Same threshold rule as `benchmark`: ratio {sc.RATIO:g}, policy `none` (all
-channels compete globally), min-keep 1; the cutoff's history is every snapshot at or before
+channels compete globally), min-keep 1 (the floor kept {sum(c.rescued for c in cells)} channel(s) below the cut in all the
+cells); the cutoff's history is every snapshot at or before
 `round(fraction × run length)`. A channel *crosses* when the |γ| at the cutoff and the final
 |γ| put it on different sides of the cut. Its *distance* from the cut is its rank distance in
 the engine's order, as a share of the run's channels. Feature AUCs are for "crosses", scored
