@@ -28,6 +28,7 @@ import numpy as np
 from forecastprune.compare.sides import (BIN_EDGES, BinCounts, SideChanges, auc,
                                          bin_changers, cut_distance, side_changes,
                                          tied_across_cut, toward_cut)
+from forecastprune.compare import metrics
 from forecastprune.compare.suite import SuiteRun, load_suite
 from forecastprune.engine.rule import MaskRule
 from forecastprune.forecasters.candidates import Window
@@ -78,6 +79,7 @@ class Cell:
     rescued: int                     # below the cut but kept by the per-layer floor (min-keep)
     spread: float                    # interquartile range / median of |γ| at the cutoff
     tied: np.ndarray                 # (C,) True where only the tie-break set the side
+    tie_breaks: dict[str, float]     # naive's IoU under each tie-break of TIE_BREAKS
 
 
 def analyse_run(run: SuiteRun, cutoffs: tuple[str, ...]) -> list[Cell]:
@@ -104,8 +106,26 @@ def analyse_run(run: SuiteRun, cutoffs: tuple[str, ...]) -> list[Cell]:
                           bin_changers(distance, changed), signed, changed, now.pruned,
                           distance, int(np.count_nonzero((distance < 0) & ~now.pruned)),
                           _spread(values[end - 1]),
-                          tied_across_cut(values[end - 1], now.requested)))
+                          tied_across_cut(values[end - 1], now.requested),
+                          tie_break_ious(values[:end], now.requested, pruned_end)))
     return cells
+
+
+#: ways to order channels of equal |γ| at the cutoff (the engine: lowest index first)
+TIE_BREAKS = ("lowest index (engine)", "highest index", "lower history mean")
+
+
+def tie_break_ious(history: np.ndarray, n_pruned: int, pruned_end: np.ndarray) -> dict[str, float]:
+    """Naive's IoU with the end's pruned set when ties at the cutoff are broken each way."""
+    last, index = history[-1], np.arange(history.shape[1])
+    orders = (np.lexsort((index, last)), np.lexsort((-index, last)),
+              np.lexsort((index, history.mean(axis=0), last)))
+    ious = {}
+    for name, order in zip(TIE_BREAKS, orders):
+        pruned = np.zeros(last.size, dtype=bool)
+        pruned[order[:n_pruned]] = True
+        ious[name] = metrics.iou(pruned, pruned_end)
+    return ious
 
 
 def _spread(x: np.ndarray) -> float:
@@ -291,6 +311,23 @@ def side_table(cells: list[Cell], cutoffs: tuple[str, ...], band: float) -> str:
     return "\n".join(lines)
 
 
+def tie_table(cells: list[Cell], cutoffs: tuple[str, ...]) -> str:
+    """Naive's mean IoU under each tie-break (a plain cut, no floors), and the largest change
+    of any run from the engine's."""
+    lines = ["| cutoff | " + " | ".join(TIE_BREAKS) + " | largest change in one run |",
+             "|---" * (len(TIE_BREAKS) + 2) + "|"]
+    for cutoff in cutoffs:
+        group = cells_at(cells, cutoff)
+        means = [np.mean([c.tie_breaks[name] for c in group]) for name in TIE_BREAKS]
+        change = max((c.tie_breaks[name] - c.tie_breaks[TIE_BREAKS[0]] for c in group
+                      for name in TIE_BREAKS[1:]), key=abs)
+        worst = next(c.run.name for c in group for name in TIE_BREAKS[1:]
+                     if c.tie_breaks[name] - c.tie_breaks[TIE_BREAKS[0]] == change)
+        lines.append(f"| {float(cutoff):.0%} | " + " | ".join(f"{m:.3f}" for m in means)
+                     + f" | {change:+.3f} ({worst}) |")
+    return "\n".join(lines)
+
+
 def plot(cells: list[Cell], cutoffs: tuple[str, ...], path: Path) -> None:
     """Crossers' share of each distance bin, one line per cutoff."""
     import matplotlib
@@ -329,6 +366,7 @@ def main() -> None:
         "auc_near_held": auc_table(cells, CUTOFFS, True, NEAR),
         "auc_every": auc_table(cells, CUTOFFS, None, np.inf),
         "sides_near": side_table(cells, CUTOFFS, NEAR),
+        "ties": tie_table(cells, CUTOFFS),
     }
     for name, table in tables.items():
         print(f"\n## {name}\n\n{table}")

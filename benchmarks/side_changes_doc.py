@@ -126,8 +126,10 @@ channels, not layers). Next steps this points to:
 - use liveliness for the intervals the engine already honours: a quiet channel below the cut
   is safe to prune early, a lively one is not; an interval rule may gain more than a better
   point forecast;
-- break exact ties at the cutoff with the history (e.g. by the recent slope) instead of the
-  index: a free fix for the early cutoffs of runs stored at low precision;
+- break exact ties at the cutoff by something other than the channel index (the history, or
+  the layer: later layers first, as the `shallowness` signal suggests) — the tie-break table
+  below shows what is at stake: little on average, more on the run with the largest tie block
+  (the tied channels' recent histories are mostly identical too, so a slope breaks no ties);
 - do not expect much from settling only the channels beside the cut at 5–10 %: most crossers
   are further away in rank (though close in |γ|).
 
@@ -205,6 +207,14 @@ Per direction (all runs; "down": above the cut at the cutoff, pruned at the end;
 reverse), AUC within runs:
 
 {tables['sides_near']}
+
+## Ties at the cutoff
+
+Naive's mean IoU over the runs when channels of equal |γ| at the cutoff are ordered by the
+engine's rule (lowest index pruned first), the other way round (later layers first), or by
+their mean |γ| over the history (a plain cut at the ratio, no per-layer floor):
+
+{tables['ties']}
 
 ## The same over every channel
 
