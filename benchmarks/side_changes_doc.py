@@ -112,6 +112,9 @@ below):
    and the recent one is neutral to reversed (channels that just fell faster than the cut tend
    slightly to come back). A trend with one fixed window is right at some cutoffs and wrong at
    others, consistent with `linear` losing to naive at every cutoff in [suite.md](suite.md).
+   Slopes over steps and over cumulative LR agree at these cutoffs: before the first LR drop
+   (at 50 % of the step schedules) the two clocks differ by a constant factor, and under the
+   cosine schedules nearly so, so the LR clock cannot help before a drop.
 
 **What it means for the forecasters.** A per-channel forecaster that sees one channel's level
 and trend (naive, sma, ema, linear, arima) cannot use the first two signals: both are relative
@@ -189,7 +192,7 @@ Share of each distance bin that crosses (and, in brackets, the bin's share of al
 
 {tables['bins']}
 {figure}
-Per run (naive IoU · share of channels that cross):
+Per run (naive IoU · share of channels that cross · channels tied across the cut):
 
 {tables['runs']}
 
