@@ -146,12 +146,13 @@ def render(cells: list, tables: dict[str, str], plot: Path | None) -> str:
     """The whole markdown document."""
     figure = (f"\n![Crossers by distance from the cut]({plot.name})\n" if plot is not None
               else "")
+    runs = len({cell.run.name for cell in cells})
     return f"""# Where is the signal? Channels that change side after the cutoff
 
 `forecastprune benchmark` finds the best forecasters only modestly ahead of `naive` (prune by
-the |γ| at the cutoff), and none ahead on every run. A forecaster can only win on the channels that are on the other side of the cut at the
-end of training than at the cutoff, so this page measures that set on the trajectory suite
-(`forecastprune/data/suite`, 10 runs, see [suite.md](suite.md)): how big it is, where its
+the |γ| at the cutoff), and none ahead on every run. A forecaster can only win on the channels
+that are on the other side of the cut at the end of training than at the cutoff, so this page measures that set on the trajectory suite
+(`forecastprune/data/suite`, {runs} runs, see [suite.md](suite.md)): how big it is, where its
 channels sat at the cutoff, and which history features single them out.
 
 Regenerate this page (a few seconds on one core):
@@ -184,7 +185,7 @@ too). Held-out runs are those of `suite.json`.
 {READING}
 ## How many cross, and where they sat
 
-Pooled over the 10 runs:
+Pooled over the {runs} runs:
 
 {tables['summary']}
 
