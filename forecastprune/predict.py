@@ -189,10 +189,20 @@ def predict_store(
             f"cutoff {cutoff!r} (step {end}) lies before the store's first snapshot at step "
             f"{int(store.steps[0])}; use a later cutoff"
         )
-    model = build_forecaster(forecaster)
+    model = attach_layout(build_forecaster(forecaster), store.layout)
     clock = forecaster_clock(store, model)
     check_finite(store.path, steps, gammas, store.layout, rows_to_read(model, steps, clock))
     return predict_history(model, steps, gammas, target, clock=clock, coverage=coverage)
+
+
+def attach_layout(model: Forecaster, layout: Any) -> Forecaster:
+    """Hand the run's BN layout to a forecaster that reads it (tag ``uses_layout``); others
+    are returned untouched. ``layout`` is a :class:`~forecastprune.store.layout.ChannelLayout`,
+    a channel plan (its ``layout``), or None (nothing known: the forecaster will say so)."""
+    layout = getattr(layout, "layout", layout)
+    if layout is not None and model.get_tag("uses_layout"):
+        model.set_layout(layout.sizes)
+    return model
 
 
 def forecaster_clock(store: Any, model: Forecaster) -> Any:

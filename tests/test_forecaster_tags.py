@@ -12,20 +12,21 @@ from forecastprune.forecasters import Forecaster, get_forecaster
 from forecastprune.forecasters.tags import TAGS
 
 # spec -> (needs_clock, uses_clock, time_axis_param, vectorized, supports_interval,
-#          min_history, history_window, history_grid)
+#          min_history, history_window, history_grid, uses_layout)
 BUILT_IN_TAGS: dict[str, tuple[Any, ...]] = {
-    "naive": (False, False, False, True, False, 1, 1, None),
-    "sma": (False, False, False, True, False, 5, 5, None),
-    "sma(window=12)": (False, False, False, True, False, 12, 12, None),
-    "ema": (False, False, False, True, False, 1, 161, None),  # (9/11)^161 < 1e-14
-    "ema(alpha=1.0)": (False, False, False, True, False, 1, 1, None),
-    "linear": (False, False, True, True, True, 10, 10, None),
-    "linear(window=4, time_axis=lr)": (True, False, True, True, True, 4, 4, None),
-    "arima": (False, False, True, True, True, 6, None, 1024),
-    "arima(p=2, q=1, time_axis=lr)": (True, False, True, True, True, 10, None, 1024),
-    "arima(backend=statsmodels)": (False, False, True, False, True, 6, None, 1024),
-    "sktime:NaiveForecaster": (False, False, True, False, True, 3, None, None),
-    "statsforecast:WindowAverage(window_size=3)": (False, False, True, False, False, 3, None, None),
+    "naive": (False, False, False, True, False, 1, 1, None, False),
+    "sma": (False, False, False, True, False, 5, 5, None, False),
+    "sma(window=12)": (False, False, False, True, False, 12, 12, None, False),
+    "ema": (False, False, False, True, False, 1, 161, None, False),  # (9/11)^161 < 1e-14
+    "ema(alpha=1.0)": (False, False, False, True, False, 1, 1, None, False),
+    "linear": (False, False, True, True, True, 10, 10, None, False),
+    "linear(window=4, time_axis=lr)": (True, False, True, True, True, 4, 4, None, False),
+    "arima": (False, False, True, True, True, 6, None, 1024, False),
+    "arima(p=2, q=1, time_axis=lr)": (True, False, True, True, True, 10, None, 1024, False),
+    "arima(backend=statsmodels)": (False, False, True, False, True, 6, None, 1024, False),
+    "sktime:NaiveForecaster": (False, False, True, False, True, 3, None, None, False),
+    "statsforecast:WindowAverage(window_size=3)": (False, False, True, False, False, 3, None,
+                                                   None, False),
 }
 
 

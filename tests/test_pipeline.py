@@ -250,3 +250,15 @@ def test_unknown_forecaster_fails_before_training(digits) -> None:
     with pytest.raises(UnknownForecasterError, match="smaa"):
         EarlyPruner(model, optimizer, forecaster="smaa", total_steps=10,
                     example_inputs=digits[0][:2])
+
+
+def test_forecast_mask_hands_the_plan_layout_to_layer_aware_forecasters(digits) -> None:
+    """EarlyPruner's decision path: learned_gbr reads the traced plan's BN layers."""
+    plan = plan_channels(_model(), digits[0][:2])
+    rng = np.random.default_rng(2)
+    steps = np.arange(1, 21)
+    gammas = 0.5 + steps[:, None] * rng.uniform(-0.02, 0.0, plan.layout.total)
+    mask = forecast_mask("learned_gbr", steps, gammas, 40, plan, MaskRule(ratio=0.5))
+    assert mask.decision.n_pruned == round(0.5 * plan.prunable_channels)
+    # the forecast reorders the current values, it does not invent new ones
+    np.testing.assert_allclose(np.sort(mask.prediction.scores), np.sort(np.abs(gammas[-1])))

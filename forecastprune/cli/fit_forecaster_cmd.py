@@ -1,4 +1,4 @@
-"""``forecastprune fit-forecaster``: fit the ``learned`` forecaster on recorded runs."""
+"""``forecastprune fit-forecaster``: fit the ``learned`` or ``learned_gbr`` model on recorded runs."""
 
 from __future__ import annotations
 
@@ -14,19 +14,25 @@ from ..config import split_list
               type=click.Path(path_type=Path, exists=True),
               help="A recorded store to learn from; repeatable.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="Where to write the model (JSON).")
+              help="Where to write the model (JSON for ridge, a skops file for gbr).")
+@click.option("--kind", type=click.Choice(["ridge", "gbr"]), default="ridge", show_default=True,
+              help="ridge: the `learned` regression; gbr: the `learned_gbr` ranking model "
+                   "(gradient boosting over channel and layer features).")
 @click.option("--cutoffs", default="0.05,0.1,0.2,0.3", show_default=True,
               help="Comma-separated cutoffs at which training examples are taken.")
 @click.option("--alpha", type=click.FloatRange(min=0.0), default=0.01, show_default=True,
               help="Ridge penalty (per example, standardized features).")
 @click.option("--use-clock/--no-clock", default=True, show_default=True,
               help="Measure slopes and horizons in cumulative LR where the store has LRs.")
-def fit_forecaster(stores: tuple[Path, ...], out: Path, cutoffs: str, alpha: float,
+def fit_forecaster(stores: tuple[Path, ...], out: Path, kind: str, cutoffs: str, alpha: float,
                    use_clock: bool) -> None:
-    """Fit the cross-channel ``learned`` forecaster on other recorded runs.
+    """Fit a cross-channel forecaster's model on other recorded runs.
 
-    The model is plain JSON (coefficients and standardization; no pickle). Use it with
-    ``--forecaster "learned(model='MODEL.json')"`` in forecast, prune, compare or benchmark.
+    ``--kind ridge`` writes plain JSON (coefficients and standardization) for
+    ``--forecaster "learned(model='MODEL.json')"``; ``--kind gbr`` writes a skops file (loaded
+    without pickle, trusting only the fitted trees' type) for
+    ``--forecaster "learned_gbr(model='MODEL.skops')"``. Use them in forecast, prune, compare,
+    benchmark or train.
 
     \b
     Example:
@@ -34,13 +40,19 @@ def fit_forecaster(stores: tuple[Path, ...], out: Path, cutoffs: str, alpha: flo
           --out model.json
       forecastprune compare --store runs/c/gammas.fpstore --forecasters "learned(model='model.json')"
     """
-    from ..forecasters.training import fit_learned
+    from ..forecasters.training import fit_learned, fit_learned_gbr
 
     items = split_list(cutoffs)
     if not items:
         raise click.BadParameter(f"got {cutoffs!r}, which names no cutoff", param_hint="--cutoffs")
-    model = fit_learned(list(stores), items, alpha, use_clock,
-                        progress=lambda p: click.echo(f"reading {p}", err=True))
+    progress = lambda p: click.echo(f"reading {p}", err=True)  # noqa: E731 - one-line callback
+    if kind == "gbr":
+        booster = fit_learned_gbr(list(stores), items, use_clock, progress=progress)
+        booster.save(out)
+        click.echo(f"fitted on {booster.info['examples']} channel examples from {len(stores)} "
+                   f"runs; wrote {out}")
+        return
+    model = fit_learned(list(stores), items, alpha, use_clock, progress=progress)
     path = model.save(out)
     click.echo(f"fitted on {model.info['examples']} channel examples from {len(stores)} runs; "
                f"wrote {path}")

@@ -27,7 +27,14 @@ from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_rows, eb_s
 from ..engine.rule import check_policy
 from .settings import POLICIES, ReplaySettings
 from ..store.verify import check_finite
-from ..predict import STEP_PREFIX, cutoff_step, rows_to_read, run_length, store_clock
+from ..predict import (
+    STEP_PREFIX,
+    attach_layout,
+    cutoff_step,
+    rows_to_read,
+    run_length,
+    store_clock,
+)
 
 CONTROL = "naive"
 
@@ -307,7 +314,7 @@ def _run_all(
                 progress(label, done, total)
 
         outcomes = run_forecaster(
-            forecaster, steps, gammas, [c.step for c in cutoffs], int(steps[-1]),
+            attach_layout(forecaster, judge.plan), steps, gammas, [c.step for c in cutoffs], int(steps[-1]),
             clock=clock, timeout=judge.settings.timeout, isolation=judge.settings.isolation,
             on_cell=tick,
         )

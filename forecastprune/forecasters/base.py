@@ -16,7 +16,7 @@ is far closer to reality than extrapolating over steps.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -51,6 +51,7 @@ class Forecaster:
         "min_history": 1,
         "history_window": None,
         "history_grid": None,
+        "uses_layout": False,
     }
 
     # ---------------------------------------------------------------- tags
@@ -119,6 +120,39 @@ class Forecaster:
         return f"{type(self).__name__}({args})"
 
     # ---------------------------------------------------------------- public API
+    def set_layout(self, layer_sizes: Sequence[int]) -> Forecaster:
+        """Tell a ``uses_layout`` forecaster how many channels each BN layer has, in network
+        order (the columns of the history are the layers' channels, one layer after another).
+        Kept across ``fit`` calls: the layout is the run's, not something fitted.
+
+        Raises:
+            ForecasterError: on an empty layout or a layer with no channels.
+        """
+        sizes = tuple(int(n) for n in layer_sizes)
+        if not sizes or min(sizes) < 1:
+            raise ForecasterError(
+                f"{type(self).__name__}.set_layout needs one positive channel count per BN "
+                f"layer; got {list(layer_sizes)}"
+            )
+        self._layer_sizes = sizes
+        return self
+
+    def layer_of_channel(self, n_channels: int) -> np.ndarray | None:
+        """(C,) each channel's layer number from :meth:`set_layout`; None without a layout.
+
+        Raises:
+            ForecasterError: when the layout's channels do not add up to ``n_channels``.
+        """
+        sizes = self.__dict__.get("_layer_sizes")
+        if sizes is None:
+            return None
+        if sum(sizes) != n_channels:
+            raise ForecasterError(
+                f"{type(self).__name__}: the layout has {sum(sizes)} channels in {len(sizes)} "
+                f"layers but the history has {n_channels}; pass the layout of the recorded run"
+            )
+        return np.repeat(np.arange(len(sizes)), sizes)
+
     def fit(
         self, steps: np.ndarray, values: np.ndarray, clock: TimeMap | None = None
     ) -> Forecaster:

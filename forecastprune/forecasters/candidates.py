@@ -48,6 +48,8 @@ class Window:
             when there is no clock.
         values: (T, C) |γ|.
         target_step, target_t: the target on each axis.
+        layers: (C,) each channel's BN layer, numbered in network order, when the forecaster
+            was given the run's layout (see :func:`forecastprune.predict.attach_layout`).
     """
 
     steps: np.ndarray
@@ -55,11 +57,12 @@ class Window:
     values: np.ndarray
     target_step: float
     target_t: float
+    layers: np.ndarray | None = None
 
     def head(self, end: int, target: int) -> Window:
         """The first ``end + 1`` snapshots, predicting the seen snapshot ``target``."""
         return Window(self.steps[: end + 1], self.t[: end + 1], self.values[: end + 1],
-                      float(self.steps[target]), float(self.t[target]))
+                      float(self.steps[target]), float(self.t[target]), self.layers)
 
     def axis(self, name: str) -> tuple[np.ndarray, float]:
         """(times, target time) on ``"step"`` or ``"lr"`` (the clock's axis)."""

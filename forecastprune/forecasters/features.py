@@ -7,8 +7,12 @@ is the same way scale-free: ``(γ_target − γ_last) / scale``; a prediction is
 by :func:`from_change`, so learned forecasts are |γ| values and thresholds work on them exactly
 as on any other forecaster's.
 
-The forecaster interface sees the channels, not the layers, so layer statistics are not among
-the features.
+:func:`layered_features` adds four layer columns for forecasters given the run's layout (tag
+``uses_layout``): where a channel's layer stands, where the channel stands inside it, how deep
+the layer is, and recent volatility signed by the side of the median the channel is on. The
+side-change analysis (``docs/side-changes.md``) found these relative signals to be what says
+which channels still cross the cut — signals a per-channel forecaster cannot see. Ranking
+models predict :func:`rank_target` and turn it back into |γ| with :func:`from_ranks`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,13 @@ FEATURES = (
     "volatility",        # std of recent increments × √(horizon in snapshot spacings)
     "off_ema",           # last value minus its exponentially weighted mean
     "horizon_ratio",     # horizon / history length (cumulative LR); the same for every channel
+)
+#: the layer columns :func:`layered_features` appends, in order
+LAYER_FEATURES = (
+    "layer_level",       # the channel's layer's mean last |γ| / scale
+    "layer_percentile",  # rank of the last |γ| within its layer, in [0, 1]
+    "depth",             # the layer's position in the network, 0 (first) to 1 (last)
+    "volatility_side",   # volatility × (percentile − ½): lively channels below the median rise
 )
 RECENT = 0.25
 #: below this share of the run's scale, predictions are squashed instead of clipped
@@ -53,6 +64,46 @@ def channel_features(w: Window) -> np.ndarray:
         np.full(len(last), horizon / span if span > 0 else 0.0),
     ]
     return np.column_stack(columns)
+
+
+def layered_features(w: Window) -> np.ndarray:
+    """(C, len(FEATURES) + len(LAYER_FEATURES)): :func:`channel_features` and the layer columns.
+
+    Raises:
+        ValueError: when the window carries no layer numbers (``w.layers`` is None).
+    """
+    if w.layers is None:
+        raise ValueError("layered_features needs each channel's layer (Window.layers)")
+    base = channel_features(w)
+    last, layers = w.values[-1], w.layers
+    count = int(layers.max()) + 1
+    per_layer = np.bincount(layers, weights=last, minlength=count) / np.maximum(
+        np.bincount(layers, minlength=count), 1)
+    within = np.empty(len(last))
+    for layer in range(count):
+        members = np.flatnonzero(layers == layer)
+        within[members] = _percentile(last[members])
+    volatility, percentile = base[:, FEATURES.index("volatility")], base[:, 1]
+    columns = [per_layer[layers] / run_scale(w.values), within,
+               layers / max(count - 1, 1), volatility * (percentile - 0.5)]
+    return np.column_stack([base, *columns])
+
+
+def rank_target(future: np.ndarray) -> np.ndarray:
+    """A ranking model's target: each channel's percentile among the future |γ|, in [0, 1]."""
+    return _percentile(future)
+
+
+def from_ranks(w: Window, scores: np.ndarray) -> np.ndarray:
+    """Predicted ranking scores back to |γ|: the channels take the current |γ| values in the
+    predicted order (lowest score, smallest value). The forecast keeps the run's own spread of
+    |γ|, so ε-collapse and thresholds read it as they read any forecast; only the order
+    changes. As in :func:`from_change`, channels whose history never moved keep their value
+    (and take no part in the reordering)."""
+    out = w.values[-1].copy()
+    moved = np.flatnonzero(np.ptp(w.values, axis=0) > 0)
+    out[moved[np.argsort(scores[moved], kind="stable")]] = np.sort(out[moved])
+    return out
 
 
 def run_scale(values: np.ndarray) -> float:

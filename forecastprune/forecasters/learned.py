@@ -10,11 +10,17 @@ of :mod:`forecastprune.forecasters.features` with a ridge regression
 - ``learned`` applies a regression fitted on *other* recorded runs
   (``forecastprune fit-forecaster``, :func:`forecastprune.forecasters.training.fit_learned`),
   read from a JSON model file; by default the one fitted on the bundled suite's tuning runs.
+- ``learned_gbr`` applies a gradient-boosted *ranking* model fitted on other runs, over the
+  same features plus the channel's layer (:func:`.features.layered_features`; it needs the
+  run's layout, which every store-based command and :class:`EarlyPruner` hand over). It
+  predicts each channel's final percentile; the forecast gives the channels the current |γ|
+  values in that order (:func:`.features.from_ranks`), so ratio thresholds cut exactly the
+  predicted bottom share.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,17 @@ import numpy as np
 
 from .auto import backtest_pairs
 from .candidates import Candidate, Window
-from .features import FEATURES, change_target, channel_features, from_change
+from ..errors import ForecasterError
+from .boosted import BoostedModel
+from .features import (
+    FEATURES,
+    LAYER_FEATURES,
+    change_target,
+    channel_features,
+    from_change,
+    from_ranks,
+    layered_features,
+)
 from .registry import register_forecaster
 from .ridge import RidgeModel
 from .validate import check_bool, check_real
@@ -31,11 +47,15 @@ from .windowed import WindowForecaster
 
 #: the model ``learned`` uses when none is named (fitted on the suite's tuning runs)
 BUNDLED_MODEL = "learned-suite.json"
+#: the model ``learned_gbr`` uses when none is named (fitted on the suite's tuning runs)
+BUNDLED_GBR_MODEL = "learned-gbr-suite.skops"
+#: the columns ``learned_gbr`` reads
+LAYERED = FEATURES + LAYER_FEATURES
 
 
-def bundled_model_path() -> Path:
-    """Where the bundled model lives inside the package."""
-    return Path(str(resources.files("forecastprune") / "data" / BUNDLED_MODEL))
+def bundled_model_path(name: str = BUNDLED_MODEL) -> Path:
+    """Where a bundled model lives inside the package."""
+    return Path(str(resources.files("forecastprune") / "data" / name))
 
 
 def learned_candidate(model: str | None = None) -> Candidate:
@@ -111,3 +131,43 @@ class GlobalRidgeForecaster(WindowForecaster):
         self.regression_ = RidgeModel.fit(x, y, FEATURES, self.alpha)
         self.fitted_on_ = len(pairs)
         return from_change(window, self.regression_.predict(channel_features(window)))
+
+
+@lru_cache(maxsize=4)
+def _booster(path: str) -> BoostedModel:
+    """Each model file is read once per process (forecasters are copied per prediction)."""
+    return BoostedModel.load(path, LAYERED)
+
+
+@register_forecaster("learned_gbr")
+class LearnedBoostedForecaster(WindowForecaster):
+    """Gradient-boosted ranking over channel and layer features, fitted on other runs.
+
+    Args:
+        model: path of a model written by ``forecastprune fit-forecaster --kind gbr`` (None:
+            the bundled model, fitted on the suite's tuning runs).
+        use_clock: measure slopes and horizons in cumulative LR when the clock is known.
+    """
+
+    description = "gradient-boosted ranking over channel + layer features, fitted on other runs"
+    _tags = {"min_history": 1, "uses_layout": True}
+
+    def __init__(self, model: str | None = None, use_clock: bool = True) -> None:
+        self.model = model
+        self.use_clock = use_clock
+        check_bool("learned_gbr", "use_clock", use_clock)
+        _booster(str(self.model_path))  # a bad file fails here, not at the first forecast
+
+    @property
+    def model_path(self) -> Path:
+        return bundled_model_path(BUNDLED_GBR_MODEL) if self.model is None else Path(self.model)
+
+    def _forecast(self, window: Window) -> np.ndarray:
+        if window.layers is None:
+            raise ForecasterError(
+                "learned_gbr reads each channel's BN layer but was given no layout; forecast "
+                "through a store (compare, prune, forecast, benchmark) or EarlyPruner, or call "
+                "set_layout(layer_sizes) first"
+            )
+        scores = _booster(str(self.model_path)).predict(layered_features(window))
+        return from_ranks(window, scores)

@@ -22,6 +22,9 @@ tag                    type          meaning
 ``history_grid``       int or None   a long history may be resampled evenly (in the
                                      forecaster's time coordinate) to at most N snapshots
                                      before ``fit``; None: every snapshot is needed
+``uses_layout``        bool          the forecaster reads which BN layer each channel
+                                     belongs to; callers that know the run's layout hand it
+                                     over with :func:`forecastprune.predict.attach_layout`
 =====================  ============  ====================================================
 
 ``history_window`` and ``history_grid`` let the prediction path read a long store without
@@ -44,6 +47,7 @@ TAGS: dict[str, tuple[tuple[type, ...], str]] = {
     "min_history": ((int,), "the fewest snapshots fit accepts (>= 1)"),
     "history_window": ((int, type(None)), "fit reads only the last N snapshots; None: all"),
     "history_grid": ((int, type(None)), "a long history may be resampled evenly to N rows"),
+    "uses_layout": ((bool,), "the forecaster reads each channel's BN layer (attach_layout)"),
 }
 
 

@@ -17,7 +17,15 @@ import numpy as np
 
 from ..errors import ConfigError
 from .candidates import Window
-from .features import FEATURES, change_target, channel_features
+from .boosted import BoostedModel
+from .features import (
+    FEATURES,
+    LAYER_FEATURES,
+    change_target,
+    channel_features,
+    layered_features,
+    rank_target,
+)
 from .ridge import RidgeModel
 
 DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3)
@@ -25,9 +33,13 @@ DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3)
 DEFAULT_ALPHA = 0.01
 
 
-def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = True
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = True,
+                 ranking: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(N, F) features and (N,) targets of one open store, all cutoffs stacked.
+
+    With ``ranking`` the features include the layer columns (from the store's layout) and the
+    target is the final percentile, as ``learned_gbr`` reads and predicts them; otherwise they
+    are ``learned``'s channel features and scale-free change.
 
     Raises:
         ConfigError: on a malformed cutoff or one that leaves nothing to forecast.
@@ -43,6 +55,7 @@ def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = T
     values = np.abs(np.asarray(gammas, dtype=np.float64))
     t = _time_axis(store, steps, use_clock)
     steps = steps.astype(np.float64)
+    layers = np.repeat(np.arange(len(store.layout.sizes)), store.layout.sizes)
     xs, ys = [], []
     for cutoff in cutoffs:
         end = int(np.searchsorted(steps, cutoff_step(cutoff, run_length(store)), side="right"))
@@ -53,9 +66,13 @@ def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = T
             )
         for target in _targets(end, len(steps)):
             window = Window(steps[:end], t[:end], values[:end], float(steps[target]),
-                            float(t[target]))
-            xs.append(channel_features(window))
-            ys.append(change_target(window, values[target]))
+                            float(t[target]), layers)
+            if ranking:
+                xs.append(layered_features(window))
+                ys.append(rank_target(values[target]))
+            else:
+                xs.append(channel_features(window))
+                ys.append(change_target(window, values[target]))
     return np.vstack(xs), np.concatenate(ys)
 
 
@@ -101,6 +118,34 @@ def fit_learned(
     Raises:
         ConfigError: without stores, or on bad cutoffs.
     """
+    x, y, info = _examples(store_paths, cutoffs, use_clock, False, progress)
+    return RidgeModel.fit(x, y, FEATURES, alpha, info)
+
+
+def fit_learned_gbr(
+    store_paths: Sequence[str | Path],
+    cutoffs: Sequence[float | str] = DEFAULT_CUTOFFS,
+    use_clock: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> BoostedModel:
+    """Fit the ``learned_gbr`` ranking model on recorded runs (arguments as
+    :func:`fit_learned`; the model's settings are :data:`.boosted.DEFAULT_PARAMS`).
+
+    Raises:
+        ConfigError: without stores, or on bad cutoffs.
+    """
+    x, y, info = _examples(store_paths, cutoffs, use_clock, True, progress)
+    return BoostedModel.fit(x, y, FEATURES + LAYER_FEATURES, info)
+
+
+def _examples(
+    store_paths: Sequence[str | Path],
+    cutoffs: Sequence[float | str],
+    use_clock: bool,
+    ranking: bool,
+    progress: Callable[[str], None] | None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Every store's examples stacked, and the provenance to save with the model."""
     from ..store import GammaTrajectoryStore
 
     if not store_paths:
@@ -110,10 +155,10 @@ def fit_learned(
         if progress is not None:
             progress(str(path))
         with GammaTrajectoryStore.open(path) as store:
-            x, y = run_examples(store, cutoffs, use_clock)
+            x, y = run_examples(store, cutoffs, use_clock, ranking)
         xs.append(x)
         ys.append(y)
     info = {"trained_on": [Path(p).name for p in store_paths],
             "cutoffs": [str(c) for c in cutoffs], "use_clock": use_clock,
             "examples": int(sum(len(y) for y in ys))}
-    return RidgeModel.fit(np.vstack(xs), np.concatenate(ys), FEATURES, alpha, info)
+    return np.vstack(xs), np.concatenate(ys), info

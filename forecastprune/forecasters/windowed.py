@@ -45,8 +45,9 @@ class WindowForecaster(Forecaster):
         self.values_ = values
 
     def _predict(self, target_t: float) -> np.ndarray:
+        layers = self.layer_of_channel(self.values_.shape[1])
         return self._forecast(Window(self.steps_, self.t_, self.values_, self.target_step_,
-                                     target_t))
+                                     target_t, layers))
 
     def _forecast(self, window: Window) -> np.ndarray:
         raise NotImplementedError

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..engine.rule import MaskRule, ambiguous_share
 from ..engine.threshold import PruneDecision
-from ..predict import Prediction, predict_history
+from ..predict import Prediction, attach_layout, build_forecaster, predict_history
 
 __all__ = ["ForecastMask", "MaskRule", "forecast_mask"]
 
@@ -68,7 +68,8 @@ def forecast_mask(
     Returns:
         The :class:`ForecastMask`.
     """
-    prediction = predict_history(forecaster, steps, gammas, target_step, clock=clock,
+    model = attach_layout(build_forecaster(forecaster), plan)
+    prediction = predict_history(model, steps, gammas, target_step, clock=clock,
                                  coverage=rule.coverage)
     decision = rule.decide(prediction.scores, plan, prediction.upper)
     ambiguous = ambiguous_share(prediction.lower, prediction.upper, decision.threshold,
