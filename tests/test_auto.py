@@ -7,7 +7,13 @@ import pytest
 
 from forecastprune.errors import ForecasterError
 from forecastprune.forecasters import get_forecaster
-from forecastprune.forecasters.auto import MIN_ORIGIN_SHARE, AutoForecaster, backtest_pairs
+from forecastprune.forecasters.auto import (
+    MIN_ORIGIN_SHARE,
+    SETTLED_HORIZON,
+    AutoForecaster,
+    backtest_pairs,
+    horizon_ratio,
+)
 from forecastprune.forecasters.candidates import (
     Window,
     ar1_increments,
@@ -147,3 +153,25 @@ def test_compare_reports_what_auto_chose():
     assert all(row.note == "" for row in result.rows if row.forecaster == "naive")
     assert "chosen by self-selecting forecasters:\n  auto at 5%: " in format_table(result)
     assert to_json(result)["rows"][-1]["note"] == notes[-1]
+
+
+def test_a_settled_run_stays_naive_even_when_a_trend_would_win():
+    """With less than SETTLED_HORIZON × the history ahead, auto does not backtest at all."""
+    values = linear_decay(0)
+    model = AutoForecaster(learned=False).fit(STEPS[:60], values[:60])
+    np.testing.assert_array_equal(model.predict(int(STEPS[-1])), values[59])
+    assert "settled" in model.describe_choice()
+    assert horizon_ratio(model.t_, float(STEPS[-1])) < SETTLED_HORIZON
+
+
+def test_the_margin_grows_with_the_extrapolation_past_the_backtests():
+    values = linear_decay(1)
+    near = fit_auto(values, margin=0.01)  # 30 of 100 snapshots: horizon ≈ 2.4× the history
+    early = AutoForecaster(learned=False, margin=0.01).fit(STEPS[:12], values[:12])
+    early.predict(int(STEPS[-1]))  # 12 snapshots: horizon ≈ 8× the history
+    assert 0.01 < near.required_ < early.required_
+    tested = max(horizon_ratio(early.t_[: o + 1], early.t_[p])
+                 for o, p in backtest_pairs(early.t_, float(STEPS[-1]), 3))
+    reach = horizon_ratio(early.t_, float(STEPS[-1]))
+    assert early.required_ == pytest.approx(0.01 * reach / tested)
+    assert f"needed +{near.required_:.3f}" in near.describe_choice()
