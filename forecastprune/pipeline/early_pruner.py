@@ -299,6 +299,8 @@ class EarlyPruner:
             return prune_at
         if prune_at == "auto":
             options = dict(auto)
+            if options.get("min_step") is None:  # auto_min_fraction 0: check from the start
+                options.pop("min_step", None)
             for key in ("min_step", "deadline"):
                 if options.get(key) is not None:
                     options[key] = resolve_step(options[key], self.total_steps, f"auto.{key}")
