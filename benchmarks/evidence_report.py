@@ -110,11 +110,11 @@ def claims(meta: dict[str, Any], reference: str, verdict: Any, what: str) -> lis
             test = es.paired(a, b)
             v = verdict(test)
             counts[v] += 1
-            second = (f"{100 * test.compute_ratio:.0f} %" if what == "compute" else
-                      f"Δstep {100 * test.step_gap.mean:+.0f} %, p {_p(test.earlier_p)}"
-                      if test.step_gap else "—")
-            cells.append(f"**{v}**: {test.accuracy_gap.mean:+.2f} pts, {second}, "
-                         f"p {_p(test.noninferior_p)}")
+            second = (f"{100 * test.compute_ratio:.0f} % compute" if what == "compute" else
+                      f"{-100 * test.step_gap.mean:.0f} % of the run earlier "
+                      f"(p {_p(test.earlier_p)})" if test.step_gap else "—")
+            cells.append(f"**{v}**: {test.accuracy_gap.mean:+.2f} pts "
+                         f"(p {_p(test.noninferior_p)}), {second}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Verdicts over all cells: {counts['holds']} hold, {counts['not shown']} not "
               f"shown, {counts['fails']} fail."]
@@ -197,8 +197,9 @@ def plot_task(meta: dict[str, Any], task: str, x_of: str, path: Path) -> None:
             ax.grid(alpha=0.3)
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=6, fontsize=7,
                frameon=False)
-    fig.suptitle(f"{task}: accuracy vs {'training compute (line: Pareto front; dashed: normal)' if x_of == 'compute' else 'prune point (dashed: normal)'}"
-                 f", mean ± 95 % CI over seeds", fontsize=10)
+    what = ("training compute (line: Pareto front" if x_of == "compute" else
+            "prune point (") + "; dashed: normal), mean ± 95 % CI over seeds"
+    fig.suptitle(f"{task}: accuracy vs {what}", fontsize=10)
     fig.tight_layout(rect=(0, 0.09, 1, 0.96))
     atomic_write(path, lambda handle: fig.savefig(handle, dpi=90, format="png"))
     plt.close(fig)
@@ -286,17 +287,17 @@ def write_report(meta: dict[str, Any], out: Path) -> None:
         "",
         *claims(meta, "slimming", es.claim_one, "compute"),
         "",
-        "Each cell: verdict, mean paired accuracy gap to slimming, training compute as a share "
-        "of slimming's, p-value of non-inferiority (margin 0.5 points).",
+        "Each cell: verdict, mean paired accuracy gap to slimming (p-value of "
+        "non-inferiority with a 0.5-point margin), training compute as a share of slimming's.",
         "",
         "## Claim 2: prunes earlier than Early-Bird at equal accuracy",
         "",
         *claims(meta, "early-bird", es.claim_two, "step"),
         "",
-        "Each cell: verdict, mean paired accuracy gap to Early-Bird, mean paired prune-step "
-        "gap (share of the run) with the p-value of pruning earlier, p-value of "
-        "non-inferiority (margin 0.5 points). A run in which Early-Bird never fired counts as "
-        "pruned at the end.",
+        "Each cell: verdict, mean paired accuracy gap to Early-Bird (p-value of "
+        "non-inferiority with a 0.5-point margin), how much earlier it pruned on average as a "
+        "share of the run (p-value of pruning earlier). A run in which Early-Bird never fired "
+        "counts as pruned at the end.",
         "",
         "## Automatic timing: when each rule fires and what it buys",
         "",

@@ -119,7 +119,7 @@ def aggregate(runs: list[Run], task: str, ratio: float, policy: str,
         pruned = [r for r in group if r["prune_step"] is not None]
         fired: dict[str, int] = {}
         for r in group:
-            key = r.get("fired_by") or "—"
+            key = r.get("fired_by") or ("—" if r["family"] == "normal" else "never")
             fired[key] = fired.get(key, 0) + 1
         rows.append(Row(
             variant=variant, family=family,
