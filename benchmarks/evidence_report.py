@@ -91,6 +91,49 @@ def headline(meta: dict[str, Any]) -> list[str]:
     return lines
 
 
+def verdicts(meta: dict[str, Any], reference: str, verdict: Any
+             ) -> list[tuple[str, tuple[str, float, str], str]]:
+    """(variant, group, verdict) of every forecast variant in every group against
+    ``reference``."""
+    out = []
+    for variant, family in variant_order(meta):
+        if not family.startswith("forecast"):
+            continue
+        for key in groups(meta):
+            a = es.runs_of(meta["results"], *key, variant)
+            b = es.runs_of(meta["results"], *key, reference)
+            if a and b:
+                out.append((variant, key, verdict(es.paired(a, b))))
+    return out
+
+
+def summary(meta: dict[str, Any]) -> list[str]:
+    """Computed one-line answers: each claim, each timing rule."""
+    lines = []
+    for name, reference, verdict in (
+            ("Claim 1 (within 0.5 points of slimming at ≤ 60 % of its compute)", "slimming",
+             es.claim_one),
+            ("Claim 2 (prunes earlier than Early-Bird at equal accuracy)", "early-bird",
+             es.claim_two)):
+        cells = verdicts(meta, reference, verdict)
+        held = [f"{v} ({t} {r} {p})" for v, (t, r, p), x in cells if x == "holds"]
+        shown = sum(x == "not shown" for *_, x in cells)
+        lines.append(f"- **{name}** holds, with significance, in {len(held)} of {len(cells)} "
+                     f"(forecast variant, task, ratio, policy) cells"
+                     + (f": {', '.join(held)}" if held else "")
+                     + f"; {shown} more meet it on the means without a significant test.")
+    for rule in ("stability", "confidence"):
+        runs = [r for r in meta["results"] if r["variant"] == f"forecast auto @{rule}"]
+        if not runs:
+            continue
+        by_rule = [r for r in runs if r["fired_by"] not in (None, "deadline")]
+        fraction = es.t_interval([r["prune_step"] / r["total_steps"] for r in runs])
+        lines.append(f"- The **{rule}** rule fired by its own test in {len(by_rule)} of "
+                     f"{len(runs)} runs (the rest at the 60 % deadline), at "
+                     f"{100 * fraction.mean:.0f} % of the run on average.")
+    return lines
+
+
 def claims(meta: dict[str, Any], reference: str, verdict: Any, what: str) -> list[str]:
     """One row per forecast variant, one cell per group: verdict, gap, compute or step, p."""
     keys = groups(meta)
@@ -124,7 +167,8 @@ def claims(meta: dict[str, Any], reference: str, verdict: Any, what: str) -> lis
 def timing_rules(meta: dict[str, Any]) -> list[str]:
     """When each automatic rule fired and what it bought, against the fixed cutoffs."""
     lines = ["| task | ratio | policy | rule | fired by | prune point | accuracy (%) | vs auto "
-             "@0.3 (points) | vs auto @0.1 (points) |", "|---|---|---|---|---|---|---|---|---|"]
+             "@0.3 (points) | vs auto @0.1 (points) | vs @stability (points) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for task, ratio, policy in groups(meta):
         rows = {r.variant: r for r in es.aggregate(meta["results"], task, ratio, policy,
                                                    variant_order(meta))}
@@ -133,13 +177,13 @@ def timing_rules(meta: dict[str, Any]) -> list[str]:
             if row is None:
                 continue
             gaps = []
-            for fixed in ("forecast auto @0.3", "forecast auto @0.1"):
+            for fixed in ("forecast auto @0.3", "forecast auto @0.1",
+                          "forecast auto @stability"):
                 ref = rows.get(fixed)
                 gaps.append(str(es.paired(row.runs, ref.runs).accuracy_gap) if ref else "—")
             fired = ", ".join(f"{k} {v}" for k, v in sorted(row.fired_by.items()))
             lines.append(f"| {task} | {ratio} | {policy} | {name.split()[-1].lstrip('@')} | "
-                         f"{fired} | {_fraction(row)} | {row.accuracy} | {gaps[0]} | "
-                         f"{gaps[1]} |")
+                         f"{fired} | {_fraction(row)} | {row.accuracy} | {' | '.join(gaps)} |")
     return lines
 
 
@@ -274,6 +318,10 @@ def write_report(meta: dict[str, Any], out: Path) -> None:
         f"`{out.stem}-runs.json` (re-render with `--render-only`). Do not edit by hand.",
         "",
         *_setup(meta),
+        "",
+        "## Summary",
+        "",
+        *summary(meta),
         "",
         "## Headline: the cheapest method within 0.5 points of slimming",
         "",

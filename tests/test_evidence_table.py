@@ -147,6 +147,10 @@ def test_report_renders_tables_claims_and_plots(tmp_path: Path) -> None:
     assert "| forecast bad @0.1 | **fails**: -3.00 pts" in text
     assert "**holds**: +0.14 pts (p 0.000), 51 % of the run earlier (p 0.000) |" in text
     assert "| confidence | deadline 1, stability+confidence 4 | 31 ± " in text
+    assert ("**Claim 1 (within 0.5 points of slimming at ≤ 60 % of its compute)** holds, with "
+            "significance, in 1 of 3 (forecast variant, task, ratio, policy) cells: forecast "
+            "good @0.1 (digits-hard 0.5 seed)") in text
+    assert "The **confidence** rule fired by its own test in 4 of 5 runs" in text
     for kind in ("compute", "prune"):
         png = tmp_path / f"results-digits-hard-{kind}.png"
         assert png.read_bytes()[:4] == b"\x89PNG"
