@@ -59,12 +59,13 @@ def group_table(rows: list[es.Row]) -> list[str]:
     """Every variant of one group: accuracy, size, prune point, compute, firing reasons."""
     slim = next((r for r in rows if r.variant == "slimming"), None)
     lines = ["| method | accuracy (%) | MACs/sample | prune point | training compute (G) | "
-             "vs slimming | fired by |", "|---|---|---|---|---|---|---|"]
+             "vs slimming | fired by | wall (s) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r.train_macs.mean / slim.train_macs.mean:.2f}" if slim else "—"
         fired = ", ".join(f"{k} {v}" for k, v in sorted(r.fired_by.items()) if k != "—")
+        wall = es.t_interval([run["wall_seconds"] for run in r.runs.values()])
         lines.append(f"| {r.variant} | {r.accuracy} | {r.macs / 1e3:.0f} k | {_fraction(r)} | "
-                     f"{r.train_macs} | {ratio} | {fired or '—'} |")
+                     f"{r.train_macs} | {ratio} | {fired or '—'} | {wall.mean:.1f} |")
     return lines
 
 
@@ -287,7 +288,8 @@ def _setup(meta: dict[str, Any]) -> list[str]:
         "60 %). `auto` is the forecaster that backtests candidates (naive, ema, trends, AR(1), "
         "learned) inside the history; `learned` is the bundled cross-channel regression.",
         "",
-        "**Measures.** Test accuracy after the full budget; training compute = Σ over steps of "
+        "**Measures.** Test accuracy after the full budget (only the last epoch is evaluated); "
+        "training compute = Σ over steps of "
         "3 × MACs/sample × batch, charged at the pruned model's MACs after the prune. Means "
         "± half-width of the 95 % Student-t interval over seeds. Runs with the same seed share "
         "init, data order and sparse training up to their prune, so claims are tested on "
@@ -295,7 +297,8 @@ def _setup(meta: dict[str, Any]) -> list[str]:
         "margin; prune step earlier), with the exact sign-flip test when the differences have "
         "no spread. A claim **holds** when its conditions hold on the means and the tests are "
         "significant at 0.05, is **not shown** when the means satisfy it but a test is not "
-        "significant, and **fails** otherwise.",
+        "significant, and **fails** otherwise. Wall times are per run with two runs sharing "
+        "a CPU machine that other work also used: compare them only within a table.",
     ]
 
 

@@ -19,9 +19,9 @@ do. :func:`backtest_confidence` measures the second part:
    backtest says little about a long forecast, so each IoU is discounted to the real horizon
    as ``IoU ** (real / backtest)`` (never raised: a backtest longer than needed counts as is).
    The exponent assumes the agreement decays geometrically with the horizon — each stretch of
-   the run reshuffles about the same share of the cut — which is what the bundled suite's
-   IoU-vs-cutoff curves look like; it makes a 0.95 backtest over a third of the real horizon
-   count as 0.86.
+   the run reshuffles about the same share of the cut. That is an assumption, not a fit; it
+   errs on the side of waiting (a 0.95 backtest over a third of the real horizon counts as
+   0.86), which is the safe side for a rule whose mistake is pruning too early.
 4. **Confidence** is the *smallest* discounted IoU over the backtests: the forecast must have
    held at every origin, as ``auto`` requires of a trend before it trusts one.
 """
