@@ -75,9 +75,9 @@ def _p(value: float) -> str:
 
 def headline(meta: dict[str, Any]) -> list[str]:
     """The cheapest method within the margin of slimming, per group."""
-    lines = ["| task | ratio | policy | slimming (%) | cheapest within 0.5 points | its accuracy "
-             "(%) | compute vs slimming | paired gap (points, 95 % CI) | p (non-inferior) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | ratio | policy | normal (%) | slimming 2× (%) | slimming (%) | cheapest "
+             "within 0.5 points | its accuracy (%) | compute vs slimming | paired gap (points, "
+             "95 % CI) | p (non-inferior) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for task, ratio, policy in groups(meta):
         rows = es.aggregate(meta["results"], task, ratio, policy, variant_order(meta))
         found = es.cheapest_within(rows)
@@ -85,8 +85,10 @@ def headline(meta: dict[str, Any]) -> list[str]:
         if found is None or slim is None:
             continue
         best, test = found
+        named = {r.variant: str(r.accuracy) for r in rows}
         lines.append(
-            f"| {task} | {ratio} | {policy} | {slim.accuracy} | **{best.variant}** | "
+            f"| {task} | {ratio} | {policy} | {named.get('normal', '—')} | "
+            f"{named.get('slimming 2×', '—')} | {slim.accuracy} | **{best.variant}** | "
             f"{best.accuracy} | {test.compute_ratio:.2f} | {test.accuracy_gap} | "
             f"{_p(test.noninferior_p) if best.variant != 'slimming' else '—'} |")
     return lines
@@ -123,6 +125,15 @@ def summary(meta: dict[str, Any]) -> list[str]:
                      f"(forecast variant, task, ratio, policy) cells"
                      + (f": {', '.join(held)}" if held else "")
                      + f"; {shown} more meet it on the means without a significant test.")
+    best = []
+    for key in groups(meta):
+        rows = es.aggregate(meta["results"], *key, variant_order(meta))
+        pruned = [r for r in rows if r.family != "normal"]
+        if pruned:
+            best.append(max(pruned, key=lambda r: r.accuracy.mean).variant)
+    for variant in dict.fromkeys(best):
+        lines.append(f"- The most accurate pruned method is **{variant}** in "
+                     f"{best.count(variant)} of {len(best)} (task, ratio, policy) groups.")
     for rule in ("stability", "confidence"):
         runs = [r for r in meta["results"] if r["variant"] == f"forecast auto @{rule}"]
         if not runs:

@@ -141,8 +141,10 @@ def test_report_renders_tables_claims_and_plots(tmp_path: Path) -> None:
     er.write_report(meta, out)
     text = out.read_text(encoding="utf-8")
     assert "30 training runs in 10.0 min" in text
-    assert "| digits-hard | 0.5 | seed | 82.00 ± " in text
-    assert "**forecast good @0.1**" in text
+    # normal, slimming 2× (not run here), slimming, then the cheapest within the margin
+    assert ("| digits-hard | 0.5 | seed | 87.00 ± 1.96 | — | 82.00 ± 1.96 | "
+            "**forecast good @0.1** | 82.14 ± ") in text
+    assert "most accurate pruned method is **forecast good @0.1** in 1 of 1" in text
     assert "| forecast good @0.1 | **holds**: +0.14 pts (p 0.000), 50 % compute |" in text
     assert "| forecast bad @0.1 | **fails**: -3.00 pts" in text
     assert "**holds**: +0.14 pts (p 0.000), 51 % of the run earlier (p 0.000) |" in text
