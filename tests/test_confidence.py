@@ -118,7 +118,9 @@ def test_the_rule_fires_only_when_stable_and_confident() -> None:
 
 
 def test_the_rule_needs_a_confidence_and_a_sane_threshold() -> None:
+    assert not auto_timing(1).needs_confidence  # the stability rule runs no backtest
     timing = auto_timing(1, window=1, min_confidence=0.9)
+    assert timing.needs_confidence
     mask = np.zeros(4, dtype=bool)
     timing.observe(1, mask, None)
     with pytest.raises(ConfigError, match="backtested confidence"):
@@ -167,3 +169,36 @@ def test_a_run_prunes_at_the_first_check_its_backtest_allows() -> None:
     last = confidences[-1][1]
     assert 0.0 <= last["value"] <= 1.0 and last["backtests"]
     assert all(origin < target <= run.prune_step for origin, target, *_ in last["backtests"])
+
+
+def test_a_timing_written_before_confidence_existed_still_works() -> None:
+    import torch
+
+    from forecastprune.pipeline import EarlyPruner
+    from forecastprune.pipeline.timing import PruneTiming
+    from forecastprune.zoo import build_model
+
+    class OldTiming(PruneTiming):
+        """observe() without the confidence argument, as third-party timings have it."""
+
+        needs_masks = True
+
+        def is_check(self, step: int) -> bool:
+            return True
+
+        def observe(self, step, pruned, ambiguous):
+            return step >= 3
+
+    torch.manual_seed(0)
+    model = build_model("vgg", width=0.25)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    pruner = EarlyPruner(model, optimizer, forecaster="naive", prune_at=OldTiming(),
+                         total_steps=6, example_inputs=x[:2])
+    for step in range(1, 4):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        model, optimizer = pruner.step(step)
+    assert pruner.pruned_at == 3
+    pruner.close()

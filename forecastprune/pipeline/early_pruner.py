@@ -244,8 +244,9 @@ class EarlyPruner:
         # masks are compared on the prunable channels only: the others never change, and
         # counting them would dilute the distance by the share of non-prunable channels
         candidates = mask.decision.pruned[self.plan.prunable]
-        fire = self.timing.observe(step, candidates, mask.ambiguous,
-                                   confidence=lambda: self._confidence(step))
+        extra = {"confidence": lambda: self._confidence(step)} if (
+            self.timing.needs_confidence) else {}
+        fire = self.timing.observe(step, candidates, mask.ambiguous, **extra)
         return mask.decision if fire else None
 
     def _confidence(self, step: int) -> Any:

@@ -56,12 +56,15 @@ ConfidenceFn = Callable[[], Any]
 class PruneTiming:
     """Interface every timing implements.
 
-    ``needs_masks`` tells the pruner whether it must build a mask at each check; ``is_check``
+    ``needs_masks`` tells the pruner whether it must build a mask at each check,
+    ``needs_confidence`` whether it must pass ``observe`` a way to compute the backtested
+    confidence (timings written before it existed keep working without); ``is_check``
     whether ``step`` is such a check; ``observe`` feeds one check's mask and says whether to
     prune now; ``fires_without_masks`` answers for timings that need no masks.
     """
 
     needs_masks: bool = False
+    needs_confidence: bool = False
 
     def is_check(self, step: int) -> bool:
         """Whether the pruner must evaluate this step."""
@@ -172,6 +175,7 @@ class MaskStabilityTiming(PruneTiming):
         self.history = deque(maxlen=self.window + 1)
         self.distances = []
         self.confidences = []
+        self.needs_confidence = self.min_confidence is not None
 
     def is_check(self, step: int) -> bool:
         if self.deadline is not None and step >= self.deadline:
