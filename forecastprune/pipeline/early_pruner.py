@@ -97,8 +97,10 @@ class EarlyPruner:
             ``steps_per_epoch`` when given, else 2 % of the run).
         steps_per_epoch: the loop's steps per epoch, written to the store's metadata.
         auto_options: keyword arguments for :func:`~forecastprune.pipeline.timing.auto_timing`
-            (``window``, ``tolerance``, ``max_ambiguous``, ``min_step``, ``deadline`` — the
-            last two may be fractions of the run).
+            (``window``, ``tolerance``, ``max_ambiguous``, ``min_step``, ``deadline`` — these
+            two may be fractions of the run — and ``min_confidence``, which turns on the
+            ``confidence`` rule: stability plus the forecaster's backtest, see
+            :mod:`~forecastprune.pipeline.confidence`).
         uncertainty: prune only channels whose forecast upper bound is below the cut too.
         lr_schedule: the planned LR schedule (``[[step, lr], ...]`` or a torch scheduler
             stepped per iteration), stored for forecasters on the cumulative-LR time axis.
@@ -242,8 +244,21 @@ class EarlyPruner:
         # masks are compared on the prunable channels only: the others never change, and
         # counting them would dilute the distance by the share of non-prunable channels
         candidates = mask.decision.pruned[self.plan.prunable]
-        fire = self.timing.observe(step, candidates, mask.ambiguous)
+        extra = {"confidence": lambda: self._confidence(step)} if (
+            self.timing.needs_confidence) else {}
+        fire = self.timing.observe(step, candidates, mask.ambiguous, **extra)
         return mask.decision if fire else None
+
+    def _confidence(self, step: int) -> Any:
+        """The forecaster's backtested confidence on the history so far (see
+        :func:`~forecastprune.pipeline.confidence.backtest_confidence`)."""
+        from ..predict import build_forecaster, forecaster_clock
+        from .confidence import backtest_confidence
+
+        store = self.recorder.store  # flushed by _forecast at this same check
+        clock = forecaster_clock(store, build_forecaster(self.forecaster))
+        return backtest_confidence(self.forecaster, store.steps, store.view(), self.total_steps,
+                                   self.plan, self.rule, clock)
 
     def _forecast(self, step: int) -> ForecastMask | None:
         """The forecast mask from the history so far (None while it is too short)."""
@@ -285,6 +300,8 @@ class EarlyPruner:
             return prune_at
         if prune_at == "auto":
             options = dict(auto)
+            if options.get("min_step") is None:  # auto_min_fraction 0: check from the start
+                options.pop("min_step", None)
             for key in ("min_step", "deadline"):
                 if options.get(key) is not None:
                     options[key] = resolve_step(options[key], self.total_steps, f"auto.{key}")

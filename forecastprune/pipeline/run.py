@@ -38,15 +38,18 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
         The :class:`~forecastprune.pipeline.methods.MethodRun`.
     """
     from ..forecasters import load_plugins
-    from ..zoo import build_model, load_digits_split, make_loaders
+    from ..zoo import build_model, make_loaders
+    from ..zoo.data import get_task
 
     for path in config.plugins:
         load_plugins(path)
     torch.manual_seed(config.seed)
+    task = get_task(config.task)
     # the split stays fixed across seeds so every run is scored on the same test images
-    split = load_digits_split(seed=0, upscale=config.upscale)
+    split = task.split(upscale=config.upscale)
     train_loader, test_loader = make_loaders(
-        split, config.batch_size, augment=config.augment, seed=config.seed)
+        split, config.batch_size, augment=config.augment, max_shift=task.max_shift,
+        noise_std=task.noise_std, seed=config.seed)
     world, rank = _util.world()
     if config.train_subset is not None or world > 1:
         train_loader = _reshard(train_loader, config, world, rank)
@@ -63,6 +66,7 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
     trainer_kwargs = {
         "train_loader": train_loader, "test_loader": test_loader, "epochs": config.epochs,
         "scheduler": scheduler, "callbacks": callbacks, "progress": progress and rank == 0,
+        "eval_every": config.eval_every,
     }
     metadata = {"model": config.model, "seed": config.seed, "method": config.method}
     return run_method(

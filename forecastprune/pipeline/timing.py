@@ -20,6 +20,13 @@ branches on which one it holds:
   linear forecaster's are narrow from the start, so neither says when to prune.) A
   ``deadline`` (fraction of the run) makes the rule fire eventually even when the masks never
   settle, so a run always ends pruned.
+- ``auto_timing(..., min_confidence=c)`` is the ``confidence`` rule: stability as above *and*
+  the forecaster's own backtest inside the history (:mod:`~forecastprune.pipeline.confidence`:
+  the IoU of its predicted pruned set at the real ratio and horizon, discounted where the
+  backtest horizon falls short of the real one) at least ``c``. Stability alone says the
+  forecast stopped moving, not that it is right; the backtest says whether this forecaster,
+  on this run, got the cut right over a horizon like the one ahead. The backtest costs a few
+  forecaster fits, so it runs only at checks where the masks are already stable.
 
 Masks arrive as bool arrays of *pruned* channels. The pruner passes only the *prunable*
 channels (in layout order): channels the coupling policy never prunes would always agree and
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,21 +49,29 @@ from ..errors import ConfigError
 from ..compare.metrics import early_bird_step, mask_distance
 
 
+#: computes the backtested confidence at the current check (None: history too short)
+ConfidenceFn = Callable[[], Any]
+
+
 class PruneTiming:
     """Interface every timing implements.
 
-    ``needs_masks`` tells the pruner whether it must build a mask at each check; ``is_check``
+    ``needs_masks`` tells the pruner whether it must build a mask at each check,
+    ``needs_confidence`` whether it must pass ``observe`` a way to compute the backtested
+    confidence (timings written before it existed keep working without); ``is_check``
     whether ``step`` is such a check; ``observe`` feeds one check's mask and says whether to
     prune now; ``fires_without_masks`` answers for timings that need no masks.
     """
 
     needs_masks: bool = False
+    needs_confidence: bool = False
 
     def is_check(self, step: int) -> bool:
         """Whether the pruner must evaluate this step."""
         raise NotImplementedError
 
-    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None) -> bool:
+    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None,
+                confidence: ConfidenceFn | None = None) -> bool:
         """Record one check and return True when pruning should happen at ``step``.
 
         Args:
@@ -64,6 +80,8 @@ class PruneTiming:
                 timings that need no masks).
             ambiguous: fraction of prunable channels whose forecast interval straddles the
                 threshold, or None when the forecaster gives no intervals.
+            confidence: computes the forecast's backtested confidence now (called only by
+                rules that need it, and only when they do: it costs forecaster fits).
 
         Returns:
             True to prune now.
@@ -99,7 +117,8 @@ class FixedTiming(PruneTiming):
     def is_check(self, step: int) -> bool:
         return step >= self.at_step
 
-    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None) -> bool:
+    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None,
+                confidence: ConfidenceFn | None = None) -> bool:
         return step >= self.at_step
 
     def summary(self) -> dict[str, Any]:
@@ -121,7 +140,9 @@ class MaskStabilityTiming(PruneTiming):
         deadline: fire at this step whatever the masks say (None: never force).
         max_ambiguous: when the forecaster gives intervals, also require that at most this
             fraction of prunable channels straddle the threshold (None: ignore intervals).
-        name: ``"early-bird"`` or ``"auto"``, for reports.
+        min_confidence: also require the forecast's backtested confidence (see
+            :mod:`~forecastprune.pipeline.confidence`) to reach this (None: no backtest).
+        name: ``"early-bird"``, ``"auto"`` or ``"confidence"``, for reports.
     """
 
     check_every: int
@@ -130,10 +151,12 @@ class MaskStabilityTiming(PruneTiming):
     min_step: int = 0
     deadline: int | None = None
     max_ambiguous: float | None = None
+    min_confidence: float | None = None
     name: str = "mask-stability"
     needs_masks: bool = True
     history: deque = field(init=False, repr=False)
     distances: list[tuple[int, float]] = field(init=False, repr=False)
+    confidences: list[tuple[int, dict[str, Any] | None]] = field(init=False, repr=False)
     fired_by: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -144,15 +167,23 @@ class MaskStabilityTiming(PruneTiming):
             )
         if not 0.0 <= self.tolerance <= 1.0:
             raise ConfigError(f"{self.name} tolerance must lie in [0, 1]; got {self.tolerance}")
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(
+                f"{self.name} min_confidence is a backtested IoU and must lie in [0, 1]; got "
+                f"{self.min_confidence}"
+            )
         self.history = deque(maxlen=self.window + 1)
         self.distances = []
+        self.confidences = []
+        self.needs_confidence = self.min_confidence is not None
 
     def is_check(self, step: int) -> bool:
         if self.deadline is not None and step >= self.deadline:
             return True
         return step >= self.min_step and step % self.check_every == 0
 
-    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None) -> bool:
+    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None,
+                confidence: ConfidenceFn | None = None) -> bool:
         if pruned is None:
             raise ConfigError(f"{self.name} timing needs a prune mask at every check")
         pruned = np.asarray(pruned, dtype=bool)
@@ -167,13 +198,26 @@ class MaskStabilityTiming(PruneTiming):
         separated = self.max_ambiguous is None or ambiguous is None or (
             ambiguous <= self.max_ambiguous
         )
-        if stable and separated:
+        if stable and separated and self._confident(step, confidence):
             self.fired_by = "stability" if ambiguous is None else "stability+intervals"
+            if self.min_confidence is not None:
+                self.fired_by += "+confidence"
             return True
         if self.deadline is not None and step >= self.deadline:
             self.fired_by = "deadline"
             return True
         return False
+
+    def _confident(self, step: int, confidence: ConfidenceFn | None) -> bool:
+        """Whether the backtested confidence reaches ``min_confidence`` (True without one)."""
+        if self.min_confidence is None:
+            return True
+        if confidence is None:
+            raise ConfigError(f"the {self.name} timing needs the forecast's backtested "
+                              "confidence at every check; the caller passed none")
+        result = confidence()
+        self.confidences.append((int(step), None if result is None else result.to_json()))
+        return result is not None and result.value >= self.min_confidence
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -184,6 +228,8 @@ class MaskStabilityTiming(PruneTiming):
             "min_step": self.min_step,
             "deadline": self.deadline,
             "max_ambiguous": self.max_ambiguous,
+            "min_confidence": self.min_confidence,
+            "confidences": [[s, c] for s, c in self.confidences],
             "fired_by": self.fired_by,
             "distances": [[s, None if math.isnan(d) else d] for s, d in self.distances],
         }
@@ -213,6 +259,7 @@ class MaskStabilityTiming(PruneTiming):
             self.history.append((int(step), mask))
         self.distances = [(int(s), math.nan if d is None else float(d))
                           for s, d in state["distances"]]
+        self.confidences = [(int(s), c) for s, c in state.get("confidences", [])]
         self.fired_by = state["fired_by"]
 
     def describe(self) -> str:
@@ -223,6 +270,9 @@ class MaskStabilityTiming(PruneTiming):
         )
         if self.max_ambiguous is not None:
             rule += f" and at most {self.max_ambiguous:.0%} of channels straddle the threshold"
+        if self.min_confidence is not None:
+            rule += (f" and the forecaster's backtested pruned-set IoU (discounted to the real "
+                     f"horizon) is at least {self.min_confidence}")
         if self.deadline is not None:
             rule += f"; forced at step {self.deadline}"
         return rule
@@ -248,8 +298,10 @@ def early_bird_timing(check_every: int, min_step: int = 0, deadline: int | None 
 
 def auto_timing(check_every: int, *, window: int = 3, tolerance: float = 0.1,
                 max_ambiguous: float | None = None, min_step: int = 0,
-                deadline: int | None = None) -> MaskStabilityTiming:
-    """Our rule: forecast masks stable over ``window`` checks, intervals separated.
+                deadline: int | None = None, min_confidence: float | None = None
+                ) -> MaskStabilityTiming:
+    """Our rules: forecast masks stable over ``window`` checks, intervals separated, and (the
+    ``confidence`` rule) the forecaster's backtest at least ``min_confidence``.
 
     Args:
         check_every: steps between checks.
@@ -259,13 +311,17 @@ def auto_timing(check_every: int, *, window: int = 3, tolerance: float = 0.1,
             straddle the threshold (applies only to forecasters with intervals; None: ignore).
         min_step: no firing before this step.
         deadline: force pruning at this step (None: never).
+        min_confidence: the backtested confidence the forecast must reach (None: the
+            ``stability`` rule, no backtest).
 
     Returns:
-        The timing; feed it masks of the *forecast* end-of-training |γ|.
+        The timing; feed it masks of the *forecast* end-of-training |γ| (and, with
+        ``min_confidence``, a way to compute the confidence).
     """
     return MaskStabilityTiming(
         check_every=check_every, window=window, tolerance=tolerance, min_step=min_step,
-        deadline=deadline, max_ambiguous=max_ambiguous, name="auto",
+        deadline=deadline, max_ambiguous=max_ambiguous, min_confidence=min_confidence,
+        name="auto" if min_confidence is None else "confidence",
     )
 
 

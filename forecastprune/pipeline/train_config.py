@@ -16,9 +16,11 @@ from typing import Any
 from ..config import from_mapping, read_yaml
 from ..engine.rule import check_policy
 from ..errors import ConfigError
+from ..zoo.data import TASKS
 from .methods import METHODS, MethodSpec
 
 SCHEDULES = ("cosine", "constant")
+AUTO_RULES = ("stability", "confidence")
 #: model keys passed on to the zoo builder when set
 MODEL_KEYS = ("widths", "blocks", "width", "gamma_init")
 
@@ -42,8 +44,11 @@ class TrainConfig:
         schedule: ``cosine`` (annealed to 0 over the budget, per iteration) or ``constant``.
         seed: seeds the model init, the shuffling and the augmentation (the split is fixed).
         augment: random shifts + Gaussian noise on training batches.
+        task: ``digits`` (1,437 training / 360 test images) or ``digits-hard`` (359 training /
+            1,438 test images, stronger shifts and noise; see :mod:`forecastprune.zoo.data`).
         upscale: digits upscaling factor (1 keeps 8×8).
         train_subset: train on the first N training images only (quick runs and tests).
+        eval_every: epochs between test evaluations (the last epoch is always evaluated).
         forecaster: ``forecast``'s forecaster spec.
         ratio: fraction of prunable channels to prune.
         prune_at: ``forecast``'s prune point: a fraction (``0.3``), a step (``120``) or
@@ -60,6 +65,10 @@ class TrainConfig:
             straddle the cut (forecasters with intervals only; None: ignore intervals).
         auto_min_fraction: ``auto``: never fire before this fraction of the run.
         auto_deadline: ``auto``: fire at this fraction of the run whatever the masks say.
+        auto_rule: ``auto``: ``stability`` (the forecast mask has settled) or ``confidence``
+            (settled *and* the forecaster's in-history backtest of its pruned set at the real
+            ratio and horizon reaches ``auto_min_confidence``).
+        auto_min_confidence: ``auto_rule: confidence``: the backtested IoU to reach.
         uncertainty: prune only channels whose forecast upper bound is below the cut too.
         plugins: forecaster plugin files or folders to load before the run (so ``forecaster``
             may name a plugin).
@@ -79,8 +88,10 @@ class TrainConfig:
     schedule: str = "cosine"
     seed: int = 0
     augment: bool = True
+    task: str = "digits"
     upscale: int = 1
     train_subset: int | None = None
+    eval_every: int = 1
     forecaster: str = "auto"
     ratio: float = 0.5
     prune_at: str = "0.3"
@@ -95,6 +106,8 @@ class TrainConfig:
     auto_max_ambiguous: float | None = None
     auto_min_fraction: float = 0.05
     auto_deadline: float = 0.6
+    auto_rule: str = "stability"
+    auto_min_confidence: float = 0.9
     uncertainty: bool = False
     plugins: tuple[str, ...] = ()
 
@@ -128,9 +141,11 @@ class TrainConfig:
         """
         _choice(self.method, METHODS, "method")
         _choice(self.schedule, SCHEDULES, "schedule")
+        _choice(self.task, tuple(TASKS), "task")
+        _choice(self.auto_rule, AUTO_RULES, "auto_rule")
         check_policy(self.policy)
         for key in ("epochs", "batch_size", "upscale", "min_keep", "record_every",
-                    "auto_window", "train_subset", "check_every"):
+                    "auto_window", "train_subset", "check_every", "eval_every"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1; got {value}")
@@ -141,7 +156,8 @@ class TrainConfig:
             if not 0.0 < getattr(self, key) < 1.0:
                 raise ConfigError(f"{key} must lie strictly between 0 and 1; got "
                                   f"{getattr(self, key)}")
-        for key in ("auto_tolerance", "auto_max_ambiguous", "auto_min_fraction"):
+        for key in ("auto_tolerance", "auto_max_ambiguous", "auto_min_fraction",
+                    "auto_min_confidence"):
             value = getattr(self, key)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{key} must lie in [0, 1]; got {value}")
@@ -185,7 +201,9 @@ class TrainConfig:
             record_every=self.record_every, check_every=self.check_every,
             auto={"window": self.auto_window, "tolerance": self.auto_tolerance,
                   "max_ambiguous": self.auto_max_ambiguous,
-                  "min_step": self.auto_min_fraction or None, "deadline": self.auto_deadline},
+                  "min_step": self.auto_min_fraction or None, "deadline": self.auto_deadline,
+                  "min_confidence": (self.auto_min_confidence
+                                     if self.auto_rule == "confidence" else None)},
             uncertainty=self.uncertainty, store_path=store_path, overwrite=overwrite,
         )
 
