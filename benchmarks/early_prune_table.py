@@ -9,7 +9,7 @@ coupling policies and seeds, and writes ``docs/results.md`` with its plots
   twice as many steps, and at 0.5 it cannot tell methods apart);
 - ratios 0.5, 0.7, 0.85 of the prunable channels, policies ``seed`` and ``grouped``;
 - methods: normal, slimming, slimming 2×, Early-Bird, forecast with naive / sma / arima / auto
-  / learned at fixed cutoffs 0.1 and 0.3, and forecast ``auto`` with automatic timing by the
+  / learned / learned_gbr at fixed cutoffs 0.1 and 0.3, and forecast ``auto`` with automatic timing by the
   mask-``stability`` rule and by the backtest-``confidence`` rule;
 - ≥ 5 seeds; means with 95 % t-intervals and paired tests (see ``evidence_stats.py``).
 
@@ -41,7 +41,7 @@ from evidence_report import write_report  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
-FORECASTERS = ("naive", "sma", "arima", "auto", "learned")
+FORECASTERS = ("naive", "sma", "arima", "auto", "learned", "learned_gbr")
 CUTOFFS = ("0.1", "0.3")
 
 

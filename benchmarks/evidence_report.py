@@ -20,7 +20,8 @@ TASK_TEXT = {
 #: colour per method (forecasters share one per forecaster), marker per timing
 COLOURS = {"slimming": "black", "slimming 2×": "dimgray", "early-bird": "tab:red",
            "normal": "tab:gray", "naive": "tab:blue", "sma": "tab:orange",
-           "arima": "tab:green", "auto": "tab:purple", "learned": "tab:brown"}
+           "arima": "tab:green", "auto": "tab:purple", "learned": "tab:brown",
+           "learned_gbr": "tab:olive"}
 MARKERS = {"0.1": "v", "0.3": "^", "stability": "*", "confidence": "P"}
 
 
@@ -297,7 +298,9 @@ def _setup(meta: dict[str, Any]) -> list[str]:
         "in-history backtest — IoU of its predicted pruned set at the real ratio, horizon "
         "matched, discounted where the backtest horizon falls short — at least 0.9; forced at "
         "60 %). `auto` is the forecaster that backtests candidates (naive, ema, trends, AR(1), "
-        "learned) inside the history; `learned` is the bundled cross-channel regression.",
+        "learned) inside the history; `learned` is the bundled cross-channel regression and "
+        "`learned_gbr` the bundled gradient-boosted ranking model over channel and layer "
+        "features (the strongest on the trajectory suite, docs/suite.md).",
         "",
         "**Measures.** Test accuracy after the full budget (only the last epoch is evaluated); "
         "training compute = Σ over steps of "

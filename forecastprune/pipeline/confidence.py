@@ -37,7 +37,7 @@ from ..compare.metrics import iou
 from ..engine.rule import MaskRule
 from ..errors import ForecasterError
 from ..forecasters.auto import backtest_pairs
-from ..predict import build_forecaster, predict_history
+from ..predict import attach_layout, build_forecaster, predict_history
 
 #: backtest origins (the most :func:`backtest_pairs` gives)
 ORIGINS = 3
@@ -138,7 +138,8 @@ def _backtest(forecaster: Any, steps: np.ndarray, gammas: np.ndarray, origin: in
               clock: Any) -> Backtest:
     """Fit up to ``origin``, predict ``target``, score the pruned sets, discount the score."""
     try:
-        prediction = predict_history(forecaster, steps[: origin + 1], gammas[: origin + 1],
+        model = attach_layout(build_forecaster(forecaster), plan)
+        prediction = predict_history(model, steps[: origin + 1], gammas[: origin + 1],
                                      int(steps[target]), clock=clock)
     except ForecasterError as exc:
         raise ForecasterError(
