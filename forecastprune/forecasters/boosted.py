@@ -20,6 +20,7 @@ import numpy as np
 
 from .._util import atomic_write_bytes
 from ..errors import ForecasterError
+from .validate import check_model_header
 
 FORMAT = "forecastprune-gbr"
 VERSION = 1
@@ -105,13 +106,7 @@ class BoostedModel:
 
     @classmethod
     def _checked(cls, payload: Any, path: Path, expected: tuple[str, ...]) -> BoostedModel:
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ForecasterError(f"{path} is not a forecastprune gradient-boosting model")
-        if payload.get("version") != VERSION:
-            raise ForecasterError(
-                f"{path} has model version {payload.get('version')!r}; this forecastprune "
-                f"reads version {VERSION}. Refit it with `forecastprune fit-forecaster`"
-            )
+        check_model_header(payload, str(path), FORMAT, VERSION)
         features = tuple(payload.get("features", ()))
         if features != tuple(expected):
             raise ForecasterError(

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ForecasterError
+from .validate import check_model_header
 
 FORMAT = "forecastprune-ridge"
 VERSION = 1
@@ -111,13 +112,7 @@ class RidgeModel:
     @classmethod
     def from_json(cls, data: Any, source: str = "model",
                   expected: tuple[str, ...] | None = None) -> RidgeModel:
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ForecasterError(f"{source} is not a {FORMAT} model file (format field)")
-        if data.get("version") != VERSION:
-            raise ForecasterError(
-                f"{source} has model version {data.get('version')!r}; this release reads "
-                f"version {VERSION}. Refit it with `forecastprune fit-forecaster`"
-            )
+        check_model_header(data, source, FORMAT, VERSION)
         features = tuple(str(f) for f in data.get("features", []))
         arrays = [_vector(data, key, len(features), source) for key in ("mean", "std", "coef")]
         if expected is not None and features != tuple(expected):

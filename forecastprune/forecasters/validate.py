@@ -66,3 +66,18 @@ def check_bool(owner: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ForecasterError(f"{owner}: {name} must be True or False; got {value!r}")
     return value
+
+
+def check_model_header(data: Any, source: str, model_format: str, version: int) -> None:
+    """Check a saved model's ``format`` and ``version`` fields (the learned forecasters' files).
+
+    Raises:
+        ForecasterError: naming the field that does not match and how to get a good file.
+    """
+    if not isinstance(data, dict) or data.get("format") != model_format:
+        raise ForecasterError(f"{source} is not a {model_format} model file (format field)")
+    if data.get("version") != version:
+        raise ForecasterError(
+            f"{source} has model version {data.get('version')!r}; this release reads version "
+            f"{version}. Refit it with `forecastprune fit-forecaster`"
+        )
