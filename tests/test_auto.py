@@ -175,3 +175,12 @@ def test_the_margin_grows_with_the_extrapolation_past_the_backtests():
     reach = horizon_ratio(early.t_, float(STEPS[-1]))
     assert early.required_ == pytest.approx(0.01 * reach / tested)
     assert f"needed +{near.required_:.3f}" in near.describe_choice()
+
+
+def test_a_clock_that_stands_still_ahead_leaves_auto_at_naive():
+    """LR 0 from step 40 on: no cumulative LR lies ahead, so nothing is left to move."""
+    values = linear_decay(2)[:CUTOFF]
+    frozen = lambda s: np.minimum(np.asarray(s, dtype=float), 40.0)  # noqa: E731 - LR 0 after 40
+    model = AutoForecaster(learned=False).fit(STEPS[:CUTOFF], values, clock=frozen)
+    np.testing.assert_array_equal(model.predict(int(STEPS[-1])), values[-1])
+    assert "settled (0.00×" in model.describe_choice()

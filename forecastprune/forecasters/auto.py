@@ -136,7 +136,8 @@ class AutoForecaster(WindowForecaster):
         scores = {c.name: float(m) for c, m in zip(self.candidates_, means)}
         gains = table - table[0]
         tested = max(horizon_ratio(self.t_[: o + 1], self.t_[p]) for o, p in pairs)
-        self.required_ = self.margin * max(1.0, reach / tested)
+        # no backtest spans any time (a stretch of zero LR): nothing can earn its place
+        self.required_ = self.margin * max(1.0, reach / tested) if tested > 0 else float("inf")
         # strictly better on average: a candidate that only ties naive is not worth its risk
         mean_gain = gains.mean(axis=1)
         eligible = ((mean_gain >= self.required_) & (mean_gain > 0.0)
