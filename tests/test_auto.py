@@ -183,4 +183,4 @@ def test_a_clock_that_stands_still_ahead_leaves_auto_at_naive():
     frozen = lambda s: np.minimum(np.asarray(s, dtype=float), 40.0)  # noqa: E731 - LR 0 after 40
     model = AutoForecaster(learned=False).fit(STEPS[:CUTOFF], values, clock=frozen)
     np.testing.assert_array_equal(model.predict(int(STEPS[-1])), values[-1])
-    assert "settled (0.00×" in model.describe_choice()
+    assert model.chosen_.name == "naive" and not model.scores_  # nothing was backtested
