@@ -104,6 +104,9 @@ def test_bad_model_files_are_refused_with_a_reason(tmp_path, edit, message):
         BoostedModel.load(tmp_path / "bad.skops", LAYERED)
     with pytest.raises(ForecasterError, match="cannot read"):
         BoostedModel.load(tmp_path / "missing.skops", LAYERED)
+    (tmp_path / "junk.skops").write_bytes(b"not a zip archive")
+    with pytest.raises(ForecasterError, match="cannot read"):
+        BoostedModel.load(tmp_path / "junk.skops", LAYERED)
 
 
 def test_learned_gbr_needs_the_layout_and_says_how_to_give_it():
@@ -133,7 +136,7 @@ def test_learned_gbr_reorders_the_current_values_through_a_store():
 
 def test_fit_forecaster_gbr_writes_a_model_learned_gbr_loads(tmp_path):
     other = bundled_suite() / "resnet-s3e-3-cos.fpstore"
-    out = tmp_path / "m.skops"
+    out = tmp_path / "new-folder" / "m.skops"  # the folder is created, as for ridge models
     result = CliRunner().invoke(cli, ["fit-forecaster", "--kind", "gbr", "--stores", str(other),
                                       "--out", str(out), "--cutoffs", "0.1,0.2"])
     assert result.exit_code == 0, result.output

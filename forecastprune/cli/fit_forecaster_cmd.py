@@ -48,9 +48,9 @@ def fit_forecaster(stores: tuple[Path, ...], out: Path, kind: str, cutoffs: str,
     progress = lambda p: click.echo(f"reading {p}", err=True)  # noqa: E731 - one-line callback
     if kind == "gbr":
         booster = fit_learned_gbr(list(stores), items, use_clock, progress=progress)
-        booster.save(out)
+        written = booster.save(out)
         click.echo(f"fitted on {booster.info['examples']} channel examples from {len(stores)} "
-                   f"runs; wrote {out}")
+                   f"runs; wrote {written}")
         return
     model = fit_learned(list(stores), items, alpha, use_clock, progress=progress)
     path = model.save(out)

@@ -12,6 +12,7 @@ type is refused before anything in it is built.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,16 @@ class BoostedModel:
         with threadpool_limits(1):
             return np.asarray(self.estimator.predict(np.asarray(x, dtype=np.float64)))
 
-    def save(self, path: str | Path) -> None:
-        """Write the model atomically as a skops file."""
+    def save(self, path: str | Path) -> Path:
+        """Write the model atomically as a skops file (creating its folder, as ridge models)."""
         import skops.io as sio
 
         payload = {"format": FORMAT, "version": VERSION, "features": list(self.features),
                    "info": self.info, "estimator": self.estimator}
-        atomic_write_bytes(Path(path), sio.dumps(payload))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, sio.dumps(payload))
+        return path
 
     @classmethod
     def load(cls, path: str | Path, expected: tuple[str, ...]) -> BoostedModel:
@@ -92,7 +96,7 @@ class BoostedModel:
         try:
             data = path.read_bytes()
             untrusted = sio.get_untrusted_types(data=data)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # not a skops file
             raise ForecasterError(f"cannot read gradient-boosting model {path}: {exc}") from exc
         refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
         if refused:
