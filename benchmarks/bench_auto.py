@@ -9,21 +9,29 @@ candidate at three origins, the final forecast, clipping) on synthetic sparse-tr
 trajectories (benchmarks/_synthetic.py), best of ``--repeat`` runs, and prints what ``auto``
 chose. Twice: with the cumulative-LR clock (this run's LR drops leave little LR-time ahead, so
 ``auto`` finds the run settled and skips its backtests) and on the step axis (four histories
-ahead: every candidate is backtested — the worst case). Target (issue 10): ≤ 2 s.
+ahead: every candidate is backtested — the worst case). Then ``learned_gbr`` on the same run
+with a 75-layer layout (YOLOv3 has 75 BN layers). Beside each time: the prediction's peak
+traced allocation (``tracemalloc``: what one forecast adds) and the process's peak RSS so far.
+Target (issue 10): ≤ 2 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
+import tracemalloc
 
 import numpy as np
 
 from _synthetic import YOLOV3_CHANNELS, make_run
-from forecastprune.predict import predict_history
+from forecastprune.predict import attach_layout, build_forecaster, predict_history
+from forecastprune.store.layout import ChannelLayout
 from forecastprune.record.lr_clock import cumulative_lr_clock
 
 TARGET_SECONDS = 2.0
+#: BN layers of YOLOv3, for the layer-aware forecaster's layout
+YOLOV3_LAYERS = 75
 
 
 def main() -> None:
@@ -35,17 +43,26 @@ def main() -> None:
     run = make_run(args.channels, args.snapshots)
     total = int(run.steps[-1]) * 5  # the history is the first fifth of the run
     clock = cumulative_lr_clock(run.steps, run.lrs, run.lr_schedule, total)
-    for spec in ("auto", "auto(learned=False)"):
-        for axis, run_clock in (("LR clock", clock), ("steps", None)):
-            best, prediction = np.inf, None
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                prediction = predict_history(spec, run.steps, run.values, total, clock=run_clock)
-                best = min(best, time.perf_counter() - start)
-            verdict = "ok" if best <= TARGET_SECONDS else "TOO SLOW"
-            print(f"{spec:20s} {axis:8s} C={args.channels} T={args.snapshots}: {best:.3f} s "
-                  f"(target ≤ {TARGET_SECONDS:g} s: {verdict}); chose {prediction.note}")
-
+    layers = [len(a) for a in np.array_split(np.arange(args.channels), YOLOV3_LAYERS)]
+    cases = [(spec, axis, run_clock) for spec in ("auto", "auto(learned=False)")
+             for axis, run_clock in (("LR clock", clock), ("steps", None))]
+    cases.append(("learned_gbr", "LR clock", clock))
+    for spec, axis, run_clock in cases:
+        model = attach_layout(build_forecaster(spec), ChannelLayout.from_pairs(
+            [(f"bn{i}", n) for i, n in enumerate(layers)]))
+        best, traced, prediction = np.inf, 0, None
+        for _ in range(args.repeat):
+            tracemalloc.start()
+            start = time.perf_counter()
+            prediction = predict_history(model, run.steps, run.values, total, clock=run_clock)
+            best = min(best, time.perf_counter() - start)
+            traced = max(traced, tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        verdict = "ok" if best <= TARGET_SECONDS else "TOO SLOW"
+        print(f"{spec:20s} {axis:8s} C={args.channels} T={args.snapshots}: {best:.3f} s "
+              f"(target ≤ {TARGET_SECONDS:g} s: {verdict}), +{traced / 2**20:.0f} MiB traced, "
+              f"peak RSS {rss:.0f} MiB; chose {prediction.note or spec}")
 
 if __name__ == "__main__":
     main()
