@@ -72,6 +72,7 @@ import torch
 from torch import nn
 
 from forecastprune.engine import (
+from forecastprune.engine.spec import PruneSpec
     count_macs,
     measure_latencies,
     plan_channels,
@@ -99,7 +100,7 @@ def prune_half(model: nn.Module, trace: torch.Tensor, policy: str, round_to: int
     """Half of the prunable channels pruned under ``policy`` (random, seeded scores)."""
     plan = plan_channels(model, trace, policy=policy)
     scores = np.random.default_rng(0).random(plan.layout.total)
-    decision = select_channels(scores, plan, ratio=0.5, round_to=round_to)
+    decision = select_channels(scores, plan, PruneSpec(ratio=0.5, round_to=round_to))
     return prune_model(model, decision, trace, plan).eval()
 
 

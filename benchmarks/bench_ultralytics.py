@@ -70,6 +70,7 @@ from forecastprune.engine.coupling import plan_channels  # noqa: E402
 from forecastprune.engine.stats import count_macs, count_params, measure_latencies  # noqa: E402
 from forecastprune.engine.surgery import prune_model  # noqa: E402
 from forecastprune.engine.threshold import select_channels  # noqa: E402
+from forecastprune.engine.spec import PruneSpec
 
 SIZE = 640
 BAR = 0.8
@@ -103,7 +104,7 @@ def engine_rows(name: str, repeats: int) -> list[dict]:
         plan_s = time.perf_counter() - start
         scores = np.random.default_rng(0).random(plan.layout.total)
         for round_to in (8, 1):
-            decision = select_channels(scores, plan, ratio=0.5, round_to=round_to)
+            decision = select_channels(scores, plan, PruneSpec(ratio=0.5, round_to=round_to))
             start = time.perf_counter()
             cut = prune_model(model, decision, x, plan)
             rows.append({

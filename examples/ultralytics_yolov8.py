@@ -27,6 +27,7 @@ import torch
 from forecastprune.compare import ReplaySettings
 from forecastprune.compare.replay import replay
 from forecastprune.compare.report import format_table
+from forecastprune.engine import PruneSpec
 from forecastprune.engine.stats import count_macs, count_params
 from forecastprune.integrations.ultralytics import (
     attach,
@@ -91,6 +92,8 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=0.3)
     parser.add_argument("--sparsity", type=float, default=1e-3)
     args = parser.parse_args()
+    # one spec for the replay, the end-of-run prune and the early prune: the same set each way
+    spec = PruneSpec(ratio=args.ratio, policy="grouped")
     torch.set_num_threads(2)
     out = args.out.resolve()
     data = out / "data" / "data.yaml"
@@ -104,8 +107,7 @@ def main() -> None:
             store_path=store_path, overwrite=True)
 
         with GammaTrajectoryStore.open(store_path) as store:
-            result = replay(store, FORECASTERS, ReplaySettings(cutoffs=CUTOFFS,
-                                                                ratios=(args.ratio,)))
+            result = replay(store, FORECASTERS, ReplaySettings(cutoffs=CUTOFFS, spec=spec))
         print(format_table(result))
         forecaster, cutoff = choose(result, args.ratio, good_iou=0.8)
         print(f"\nchosen: {forecaster} at {cutoff:.0%} of the run")
@@ -113,7 +115,7 @@ def main() -> None:
         # network slimming's way: prune the finished run by its final |γ| (naive at the end)
         final = prune_ultralytics_checkpoint(
             dense / "weights" / "last.pt", store_path, out / "dense-pruned.pt",
-            forecaster="naive", cutoff=1.0, ratio=args.ratio, overwrite=True)
+            forecaster="naive", cutoff=1.0, spec=spec, overwrite=True)
         from ultralytics import YOLO
 
         cut_map = YOLO(str(final.path)).val(data=str(data), imgsz=64, batch=32, device="cpu",
@@ -123,7 +125,7 @@ def main() -> None:
 
         early, early_run, early_maps, early_s = train(
             data, out, "early", args.epochs, forecaster=forecaster, prune_at=cutoff,
-            ratio=args.ratio, sparsity=args.sparsity, store_path=out / "early.fpstore",
+            spec=spec, sparsity=args.sparsity, store_path=out / "early.fpstore",
             overwrite=True)
         rows = [
             (f"dense, sparse-trained {args.epochs} epochs", dense / "weights" / "last.pt",

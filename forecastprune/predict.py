@@ -40,10 +40,8 @@ import numpy as np
 
 from .errors import ConfigError, ForecasterError, StoreError
 from .forecasters import Forecaster, get_forecaster
+from .runpoint import RunPoint
 from .store.verify import check_finite
-
-#: how an explicit step is written wherever a cutoff is accepted
-STEP_PREFIX = "step:"
 
 
 @dataclass(frozen=True)
@@ -233,40 +231,17 @@ def run_length(store: Any) -> int:
     return int(store.steps[-1])
 
 
-def cutoff_step(cutoff: float | str, length: int) -> int:
-    """The last step a forecaster may see: ``round(fraction × length)`` or the explicit step.
+def cutoff_step(cutoff: Any, length: int) -> int:
+    """The last step a forecaster may see (a :class:`~forecastprune.runpoint.RunPoint`).
 
     Args:
-        cutoff: a fraction in (0, 1] (a number or a string such as ``"0.2"``), or
-            ``"step:N"`` with a whole ``N ≥ 0``.
+        cutoff: a fraction of the run in (0, 1] (1.0: all of it), or ``"step:N"``.
         length: the run's length (:func:`run_length`).
 
     Raises:
         ConfigError: on anything else, saying what is accepted.
     """
-    text = str(cutoff).strip()
-    if text.startswith(STEP_PREFIX):
-        number = text[len(STEP_PREFIX):].strip()
-        if not number.isdigit() or len(number) > 18:
-            raise ConfigError(
-                f"cutoff {text!r}: after 'step:' comes a whole step number ≥ 0, e.g. step:1000"
-            )
-        return int(number)
-    fraction = _fraction(text)
-    return int(round(fraction * length))
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value <= 1.0:  # also rejects NaN
-        raise ConfigError(
-            f"cutoff {text!r} is not a fraction of the run in (0, 1]; write fractions like 0.2 "
-            "and explicit steps like step:1000"
-        )
-    return value
+    return RunPoint.parse(cutoff, rules=False, what="cutoff").resolve(length, "cutoff")
 
 
 def _choice(model: Forecaster) -> str:

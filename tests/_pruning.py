@@ -12,6 +12,7 @@ from forecastprune.engine.coupling import ChannelPlan, plan_channels
 from forecastprune.engine.flow import output_signature, tensors_in
 from forecastprune.engine.surgery import prune_model
 from forecastprune.engine.threshold import PruneDecision, select_channels
+from forecastprune.engine.spec import PruneSpec
 
 
 def decide(model: nn.Module, x: torch.Tensor, policy: str, ratio: float = 0.5,
@@ -19,7 +20,7 @@ def decide(model: nn.Module, x: torch.Tensor, policy: str, ratio: float = 0.5,
     """Plan under ``policy`` and prune ``ratio`` of the prunable channels by random scores."""
     plan = plan_channels(model, x, policy=policy)
     scores = np.random.default_rng(seed).random(plan.layout.total)
-    decision = select_channels(scores, plan, ratio=ratio)
+    decision = select_channels(scores, plan, PruneSpec(ratio=ratio))
     return plan, decision
 
 

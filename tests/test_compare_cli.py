@@ -66,7 +66,7 @@ def test_full_report_json_csv_plots_html(store, tmp_path):
                  "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"),
                  "--out", str(out), "--html")
     assert result.exit_code == 0, result.output
-    assert "ratio 0.5: the oracle prunes 4 of 8" in result.output
+    assert "ratio 0.5, policy none: the oracle prunes 4 of 8" in result.output
     assert "1.000*" in result.output  # linear extrapolates the straight lines exactly
 
     data = json.loads((tmp_path / "r.json").read_text())
@@ -158,22 +158,33 @@ def test_unknown_forecaster_lists_valid_ones(store):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--cutoffs", "0.5,abc"], "not a fraction of the run"),
-    (["--cutoffs", "1.5"], "not a fraction of the run"),
+    (["--cutoffs", "0.5,abc"], "expected a fraction of the run"),
+    (["--cutoffs", "1.5"], "expected a fraction of the run"),
     (["--cutoffs", "1"], "not before the store's final step"),
     (["--cutoffs", ""], "names nothing"),
     (["--cutoffs", ",,,"], "names nothing"),
     (["--forecasters", ""], "names nothing"),
     (["--forecasters", ",,,"], "names nothing"),
     (["--forecasters", f"sma(window={'9' * 5000})"], "has 5000 digits"),
-    (["--ratio", "2"], "ratios must be"),
+    (["--ratio", "2"], "must lie in [0, 1]; got 2"),
     (["--html"], "--out DIR"),
-    (["--policy", "seed"], "names no model"),
+    (["--policy", "loose"], "'loose' is not one of 'none', 'seed', 'grouped'"),
 ])
 def test_bad_arguments_exit_2(store, args, message):
     result = run("--store", store, *args)
     assert result.exit_code == 2 and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_store_without_its_model_is_scored_under_none_and_says_why(store, tmp_path):
+    out = tmp_path / "r.json"
+    result = run("--store", store, "--forecasters", "sma", "--cutoffs", "0.5", "--json",
+                 str(out))  # no --policy: the default, seed, needs the model to plan with
+    assert result.exit_code == 0, result.output
+    assert "scored under policy none, not seed" in result.output
+    data = json.loads(out.read_text())
+    assert data["settings"]["spec"]["policy"] == "none"
+    assert any("policy none, not seed" in w for w in data["warnings"])
 
 
 def test_config_file_with_flag_overrides(store, tmp_path):
@@ -207,8 +218,9 @@ def test_bundled_configs_compare_yaml_is_valid():
 
     defaults = ReplaySettings()
     assert config.timeout == defaults.timeout == 300
+    spec = defaults.spec
     assert (config.eps, config.min_keep, config.policy, config.group_reduce) == (
-        defaults.eps, defaults.min_keep, defaults.policy, defaults.group_reduce)
+        defaults.eps, spec.min_keep, spec.policy, spec.group_reduce)
     assert tuple(float(c) for c in config.cutoffs) == defaults.cutoffs
 
 

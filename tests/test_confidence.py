@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from forecastprune.engine.coupling import ChannelPlan
-from forecastprune.engine.rule import MaskRule
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import ConfigError
 from forecastprune.pipeline.confidence import backtest_confidence
 from forecastprune.pipeline.timing import auto_timing
@@ -37,7 +37,7 @@ def _reshuffling(steps: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 def test_confidence_is_high_when_the_ranking_has_settled() -> None:
     steps, gammas = _settled()
-    conf = backtest_confidence("naive", steps, gammas, 80, _plan(), MaskRule(ratio=0.5))
+    conf = backtest_confidence("naive", steps, gammas, 80, _plan(), PruneSpec(ratio=0.5))
     assert conf is not None and len(conf.backtests) >= 2
     assert conf.value == pytest.approx(1.0)
     assert all(b.origin_step < b.target_step <= 60 for b in conf.backtests)
@@ -45,7 +45,7 @@ def test_confidence_is_high_when_the_ranking_has_settled() -> None:
 
 def test_confidence_is_low_when_the_ranking_reshuffles() -> None:
     steps, gammas = _reshuffling()
-    conf = backtest_confidence("naive", steps, gammas, 80, _plan(), MaskRule(ratio=0.5))
+    conf = backtest_confidence("naive", steps, gammas, 80, _plan(), PruneSpec(ratio=0.5))
     assert conf is not None
     # a random half against another random half: IoU ≈ 1/3
     assert conf.value < 0.6
@@ -54,8 +54,8 @@ def test_confidence_is_low_when_the_ranking_reshuffles() -> None:
 
 def test_a_short_backtest_is_discounted_to_the_real_horizon() -> None:
     steps, gammas = _reshuffling(seed=3)
-    near = backtest_confidence("naive", steps, gammas, 61, _plan(), MaskRule(ratio=0.5))
-    far = backtest_confidence("naive", steps, gammas, 600, _plan(), MaskRule(ratio=0.5))
+    near = backtest_confidence("naive", steps, gammas, 61, _plan(), PruneSpec(ratio=0.5))
+    far = backtest_confidence("naive", steps, gammas, 600, _plan(), PruneSpec(ratio=0.5))
     assert near is not None and far is not None
     # 540 steps ahead from 60 of history: a ratio of 9; origins are clamped to half the
     # history, so no backtest reaches it and each IoU counts for less
@@ -75,8 +75,8 @@ def test_the_cut_is_scored_at_the_real_ratio() -> None:
     steps = np.arange(1, 61, dtype=np.float64)
     gammas = np.tile(np.linspace(1.0, 2.0, C), (60, 1))
     gammas[49:, 30:] = np.linspace(0.1, 0.2, 10)
-    quarter = backtest_confidence("naive", steps, gammas, 80, _plan(), MaskRule(ratio=0.25))
-    most = backtest_confidence("naive", steps, gammas, 80, _plan(), MaskRule(ratio=0.75))
+    quarter = backtest_confidence("naive", steps, gammas, 80, _plan(), PruneSpec(ratio=0.25))
+    most = backtest_confidence("naive", steps, gammas, 80, _plan(), PruneSpec(ratio=0.75))
     assert quarter is not None and most is not None
     assert (quarter.backtests[0].origin_step, quarter.backtests[0].target_step) == (45, 60)
     assert quarter.value == 0.0
@@ -85,7 +85,7 @@ def test_the_cut_is_scored_at_the_real_ratio() -> None:
 
 def test_too_short_a_history_gives_no_confidence() -> None:
     steps, gammas = _settled(steps=3)
-    assert backtest_confidence("naive", steps, gammas, 80, _plan(), MaskRule()) is None
+    assert backtest_confidence("naive", steps, gammas, 80, _plan(), PruneSpec()) is None
 
 
 class _Conf:
@@ -139,12 +139,12 @@ def test_the_deadline_still_fires_without_confidence() -> None:
 
 
 def test_config_turns_the_rule_on() -> None:
-    config = TrainConfig(method="forecast", prune_at="auto", auto_rule="confidence",
-                         auto_min_confidence=0.8)
+    config = TrainConfig(method="forecast", prune_at="confidence", auto_min_confidence=0.8)
+    assert config.prune_point().rule == "confidence"
     assert config.method_spec().auto["min_confidence"] == 0.8
-    assert TrainConfig(method="forecast").method_spec().auto["min_confidence"] is None
-    with pytest.raises(ConfigError, match="auto_rule must be one of stability, confidence"):
-        TrainConfig(auto_rule="backtest")
+    assert TrainConfig(method="forecast", prune_at="auto").prune_point().rule == "stability"
+    with pytest.raises(ConfigError, match="timing rule"):
+        TrainConfig(prune_at="backtest")
     with pytest.raises(ConfigError, match="auto_min_confidence"):
         TrainConfig(auto_min_confidence=2.0)
 
@@ -155,8 +155,8 @@ def test_a_run_prunes_at_the_first_check_its_backtest_allows() -> None:
     # every mask counts as stable (tolerance 1) and any backtest as confident (threshold 0):
     # the rule must fire at the first check where a backtest could run at all
     config = TrainConfig(method="forecast", model="vgg", width=0.25, task="digits-hard",
-                         epochs=6, batch_size=64, forecaster="sma", prune_at="auto",
-                         auto_rule="confidence", auto_min_confidence=0.0, auto_window=1,
+                         epochs=6, batch_size=64, forecaster="sma", prune_at="confidence",
+                         auto_min_confidence=0.0, auto_window=1,
                          auto_tolerance=1.0, auto_min_fraction=0.0, auto_deadline=0.9,
                          eval_every=6)
     run = run_config(config, progress=False)

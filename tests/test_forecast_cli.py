@@ -114,7 +114,7 @@ def test_forecast_with_a_plugin(store_path: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["--forecaster", "sma", "--at", "5", "--cutoff", "0.5"], "got both"),
-    (["--forecaster", "sma", "--cutoff", "1.5"], "not a fraction of the run in (0, 1]"),
+    (["--forecaster", "sma", "--cutoff", "1.5"], "expected a fraction of the run in (0, 1]"),
     (["--forecaster", "sma", "--cutoff", "step:x"], "after 'step:' comes a whole step"),
     (["--forecaster", "smaa", "--at", "100"], "Did you mean 'sma'?"),
     (["--forecaster", "__import__('os').system('x')", "--at", "100"], "cannot parse"),

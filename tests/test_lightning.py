@@ -57,7 +57,7 @@ def _fit(data, store: Path, epochs: int, root: Path, ckpt: Path | None = None
          ) -> tuple[Digits, EarlyPruneCallback, pl.Trainer]:
     loader, example = data
     module = Digits()
-    callback = EarlyPruneCallback("net", example, forecaster="sma", prune_at=PRUNE_AT,
+    callback = EarlyPruneCallback("net", example, forecaster="sma", prune_at=f"step:{PRUNE_AT}",
                                   total_steps=STEPS_PER_EPOCH * EPOCHS, store_path=store)
     trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
@@ -133,7 +133,7 @@ def test_an_exception_mid_fit_leaves_the_store_flushed_and_closed(data, tmp_path
             return super().training_step(batch, batch_idx)
 
     loader, example = data
-    callback = EarlyPruneCallback("net", example, forecaster="sma", prune_at=PRUNE_AT,
+    callback = EarlyPruneCallback("net", example, forecaster="sma", prune_at=f"step:{PRUNE_AT}",
                                   store_path=tmp_path / "g.fpstore")
     trainer = pl.Trainer(max_epochs=EPOCHS, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,

@@ -12,6 +12,7 @@ from forecastprune.engine.persist import FORMAT_TAG, load_pruned, save_pruned
 from forecastprune.engine.stats import compare_stats, count_macs, measure_latencies, model_stats
 from forecastprune.engine.surgery import prune_model, surgery_record
 from forecastprune.engine.threshold import select_channels
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import LayoutError, PruningError
 from forecastprune.zoo import build_model
 
@@ -22,7 +23,7 @@ def _pruned(name: str, policy: str, ratio: float = 0.5, **kwargs):
     model = randomize_bn(build_model(name, **kwargs), 1).eval()
     plan = plan_channels(model, X8, policy=policy)
     scores = np.random.default_rng(1).random(plan.layout.total)
-    decision = select_channels(scores, plan, ratio=ratio)
+    decision = select_channels(scores, plan, PruneSpec(ratio=ratio))
     return model, prune_model(model, decision, X8, plan)
 
 
@@ -44,8 +45,7 @@ def test_round_trip_gives_identical_outputs(tmp_path, name, policy):
 def test_repeated_cuts_compose_into_one_replayable_plan(tmp_path):
     _, once = _pruned("darknet", "seed", ratio=0.3)
     plan = plan_channels(once, X8, policy="seed")
-    decision = select_channels(np.random.default_rng(2).random(plan.layout.total), plan,
-                               ratio=0.3)
+    decision = select_channels(np.random.default_rng(2).random(plan.layout.total), plan, PruneSpec(ratio=0.3))
     twice = prune_model(once, decision, X8, plan)
     record = surgery_record(twice)
     assert record.sizes["head.bn"] == 32 and len(record.keep["head.bn"]) < 32

@@ -16,12 +16,12 @@ from forecastprune.errors import ConfigError, ForecastPruneError
 from forecastprune.compare.metrics import early_bird_step
 from forecastprune.pipeline import EarlyPruner
 from forecastprune.pipeline.compute import TRAIN_MAC_FACTOR, ComputeMeter, per_sample_macs
-from forecastprune.pipeline.decision import MaskRule, forecast_mask
+from forecastprune.engine.spec import PruneSpec
+from forecastprune.pipeline.decision import forecast_mask
 from forecastprune.pipeline.timing import (
     FixedTiming,
     auto_timing,
     early_bird_timing,
-    resolve_step,
 )
 from forecastprune.zoo import build_model, load_digits_split
 
@@ -68,7 +68,7 @@ def test_prunes_at_the_fixed_step_and_training_continues(digits, tmp_path) -> No
     model = _model()
     dense_params = _params(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    pruner = EarlyPruner(model, optimizer, forecaster="sma", ratio=0.5, prune_at=6,
+    pruner = EarlyPruner(model, optimizer, forecaster="sma", prune_at="step:6",
                          total_steps=12, example_inputs=digits[0][:2],
                          store_path=tmp_path / "g.fpstore")
     new_model, new_opt, losses = _train(pruner, model, optimizer, digits, 6)
@@ -95,7 +95,7 @@ def test_regularize_adds_l1_before_pruning_and_nothing_after(digits) -> None:
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     s = 1e-2
-    pruner = EarlyPruner(model, optimizer, forecaster="naive", sparsity=s, prune_at=2,
+    pruner = EarlyPruner(model, optimizer, forecaster="naive", sparsity=s, prune_at="step:2",
                          total_steps=10, example_inputs=digits[0][:2])
     bn = model.stem.bn
     x, y = _batches(digits, 0)
@@ -115,7 +115,7 @@ def test_regularize_adds_l1_before_pruning_and_nothing_after(digits) -> None:
 def test_auto_prunes_when_forecast_masks_settle(digits) -> None:
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    pruner = EarlyPruner(model, optimizer, forecaster="naive", prune_at="auto", sparsity=0.0,
+    pruner = EarlyPruner(model, optimizer, forecaster="naive", prune_at="stability", sparsity=0.0,
                          check_every=1, total_steps=40, example_inputs=digits[0][:2],
                          auto_options={"window": 2, "tolerance": 0.0, "deadline": 0.9})
     # lr=0 after the first steps: γ freezes, so the forecast masks stop changing at once
@@ -169,19 +169,19 @@ def test_forecast_mask_counts_channels_straddling_the_cut(digits) -> None:
     steps = np.arange(1, 21)
     slopes = rng.uniform(-0.02, 0.0, plan.layout.total)
     gammas = 0.5 + steps[:, None] * slopes + rng.normal(0, 1e-3, (20, plan.layout.total))
-    mask = forecast_mask("linear", steps, gammas, 40, plan, MaskRule(ratio=0.5))
+    mask = forecast_mask("linear", steps, gammas, 40, plan, PruneSpec(ratio=0.5))
     assert mask.decision.n_pruned == round(0.5 * plan.prunable_channels)
     assert mask.ambiguous is not None and 0.0 <= mask.ambiguous < 0.5
     # the channels with the steepest decline are predicted lowest and pruned
     prunable = np.flatnonzero(plan.prunable)
     steepest = prunable[np.argsort(slopes[prunable])[:5]]
     assert mask.decision.pruned[steepest].all()
-    assert forecast_mask("naive", steps, gammas, 40, plan, MaskRule()).ambiguous is None
+    assert forecast_mask("naive", steps, gammas, 40, plan, PruneSpec()).ambiguous is None
     # uncertainty-aware: only channels whose upper bound is below the cut too, a subset
     noisy = gammas + rng.normal(0, 0.05, gammas.shape)
-    plain = forecast_mask("linear", steps, noisy, 40, plan, MaskRule(ratio=0.5)).decision
+    plain = forecast_mask("linear", steps, noisy, 40, plan, PruneSpec(ratio=0.5)).decision
     cautious = forecast_mask("linear", steps, noisy, 40, plan,
-                             MaskRule(ratio=0.5, uncertainty=True)).decision.pruned
+                             PruneSpec(ratio=0.5, uncertainty=True)).decision.pruned
     assert not (cautious & ~plain.pruned).any() and cautious.sum() < plain.n_pruned
 
 
@@ -203,13 +203,14 @@ def test_bad_arguments_raise_clear_errors(digits) -> None:
     kwargs = {"total_steps": 10, "example_inputs": digits[0][:2]}
     with pytest.raises(ConfigError, match="prune_at"):
         EarlyPruner(model, optimizer, prune_at="soon", **kwargs)
-    with pytest.raises(ConfigError, match="1..10"):
+    with pytest.raises(ConfigError, match="step:1 to step:10"):
+        EarlyPruner(model, optimizer, prune_at="step:11", **kwargs)
+    with pytest.raises(ConfigError, match="write 'step:11'"):
         EarlyPruner(model, optimizer, prune_at=11, **kwargs)
-    with pytest.raises(ForecastPruneError, match="ratio"):
-        EarlyPruner(model, optimizer, ratio=1.5, **kwargs)
+    with pytest.raises(ForecastPruneError, match="cut needs policy"):
+        EarlyPruner(model, optimizer, spec=PruneSpec(policy="none"), **kwargs)
     with pytest.raises(ConfigError, match="total_steps"):
         EarlyPruner(model, optimizer, total_steps=0, example_inputs=digits[0][:2])
-    assert resolve_step(0.25, 100) == 25 and resolve_step(7, 100) == 7
 
 
 def test_lightning_callback_prunes_the_module_attribute(digits, tmp_path) -> None:
@@ -232,7 +233,7 @@ def test_lightning_callback_prunes_the_module_attribute(digits, tmp_path) -> Non
     module = Module()
     dense = _params(module.net)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*digits), batch_size=BATCH)
-    callback = EarlyPruneCallback("net", digits[0][:2], forecaster="naive", prune_at=3)
+    callback = EarlyPruneCallback("net", digits[0][:2], forecaster="naive", prune_at="step:3")
     trainer = lightning.pytorch.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
                                         enable_progress_bar=False, default_root_dir=tmp_path,
                                         callbacks=[callback])
@@ -258,7 +259,7 @@ def test_forecast_mask_hands_the_plan_layout_to_layer_aware_forecasters(digits) 
     rng = np.random.default_rng(2)
     steps = np.arange(1, 21)
     gammas = 0.5 + steps[:, None] * rng.uniform(-0.02, 0.0, plan.layout.total)
-    mask = forecast_mask("learned_gbr", steps, gammas, 40, plan, MaskRule(ratio=0.5))
+    mask = forecast_mask("learned_gbr", steps, gammas, 40, plan, PruneSpec(ratio=0.5))
     assert mask.decision.n_pruned == round(0.5 * plan.prunable_channels)
     # the forecast reorders the current values, it does not invent new ones
     np.testing.assert_allclose(np.sort(mask.prediction.scores), np.sort(np.abs(gammas[-1])))

@@ -25,7 +25,7 @@ def worker(rank: int, out: str) -> None:
         torch.manual_seed(0)  # the same initial model on every rank
         model: nn.Module = DistributedDataParallel(build_model("darknet", width=0.25))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        pruner = EarlyPruner(model, optimizer, forecaster="naive", prune_at=PRUNE_AT,
+        pruner = EarlyPruner(model, optimizer, forecaster="naive", prune_at=f"step:{PRUNE_AT}",
                              total_steps=STEPS, example_inputs=split.x_train[:2],
                              store_path=Path(out) / f"store_rank{rank}")
         for step in range(1, STEPS + 1):

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from forecastprune.cli import cli
 from forecastprune.compare.replay import ReplaySettings, replay
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.pipeline import EarlyPruner
 from forecastprune.predict import cutoff_step, predict_store, run_length
 from forecastprune.store import GammaTrajectoryStore, bundled_store_path
@@ -50,7 +51,7 @@ def _pruned_by_cli(store: Path, spec: str, cutoff: str, out: Path, *extra: str) 
 def test_compare_scores_the_channels_prune_removes(spec: str, tmp_path: Path) -> None:
     store_path = bundled_store_path()
     with GammaTrajectoryStore.open(store_path) as store:
-        result = replay(store, [spec], ReplaySettings(cutoffs=(0.3,), policy="seed"))
+        result = replay(store, [spec], ReplaySettings(cutoffs=(0.3,), spec=PruneSpec(policy="seed")))
         step = cutoff_step(0.3, run_length(store))
         negative = predict_store(store, spec, 0.3).scores
     scored = result.pruned_set(spec, step, 0.5)
@@ -80,7 +81,7 @@ def test_early_pruner_removes_what_prune_cuts_from_its_store(spec: str, tmp_path
     model = build_model("darknet", widths=(8, 16, 16, 8))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     store_path = tmp_path / "run" / "gammas.fpstore"
-    pruner = EarlyPruner(model, optimizer, forecaster=spec, ratio=0.5, prune_at=24,
+    pruner = EarlyPruner(model, optimizer, forecaster=spec, prune_at="step:24",
                          sparsity=5e-3, total_steps=60, example_inputs=x[:1],
                          store_path=store_path, metadata={"model": "darknet",
                          "model_kwargs": {"widths": [8, 16, 16, 8]}})

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from forecastprune.engine.threshold import select_channels
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import ConfigError, UnknownForecasterError
 from forecastprune.forecasters import Forecaster, register_forecaster
 from forecastprune.compare.worker import run_forecaster
@@ -41,9 +42,9 @@ def test_fractions_are_of_the_planned_run_length():
     ([1.0], "not before the store's final step"),
     ([0.6], "not before the store's final step"),
     (["step:200"], "not before the store's final step"),
-    ([0.0], "not a fraction of the run"),
-    ([2.5], "not a fraction of the run"),
-    ([100], "step:1000"),
+    ([0.0], "expected a fraction of the run"),
+    ([2.5], "expected a fraction of the run"),
+    ([100], "write .step:100."),
     (["step:-3"], "whole step number"),
     ([], "at least one cutoff"),
 ])
@@ -184,9 +185,15 @@ def test_unfinished_run_is_flagged(tmp_path):
     assert any("planned 1000 steps" in w for w in result.warnings)
 
 
-def test_policy_needs_a_model_in_the_metadata(line_store):
+def test_a_policy_without_the_model_falls_back_to_none_and_says_why(line_store):
+    result = replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), isolation="thread",
+                                                        spec=PruneSpec(policy="seed")))
+    assert result.settings.spec.policy == "none" and result.prunable == 8
+    assert any("policy none, not seed" in w and "names no model" in w for w in result.warnings)
     with pytest.raises(ConfigError, match="names no model"):
-        replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), policy="seed"))
+        from forecastprune.compare.replay import channel_plan
+
+        channel_plan(line_store, "seed")
 
 
 @pytest.mark.parametrize("policy", ["seed", "grouped"])
@@ -203,14 +210,14 @@ def test_policies_trace_the_stores_zoo_model(tmp_path, policy):
     values = np.cumsum(rng.normal(0, 0.05, (len(steps), layout.total)), axis=0) + 1.0
     path = write_store(tmp_path / "r.fpstore", steps, values, layout, {"model": "resnet"})
     with GammaTrajectoryStore.open(path) as store:
-        result = replay(store, ["sma"], ReplaySettings(cutoffs=(0.5,), policy=policy))
+        result = replay(store, ["sma"], ReplaySettings(cutoffs=(0.5,), spec=PruneSpec(policy=policy)))
     plan = plan_channels(model, torch.zeros(1, 1, 8, 8), layout, policy)
     assert result.prunable == plan.prunable_channels
     if policy == "seed":
         assert plan.prunable_channels < layout.total  # shortcut-tied layers are left alone
     else:
         assert plan.groups  # residual adds couple channels across layers
-    expected = select_channels(np.abs(values[-1]), plan, ratio=0.5)
+    expected = select_channels(np.abs(values[-1]), plan, PruneSpec(ratio=0.5))
     assert result.oracle[0.5].layer_pruned == tuple(r.pruned for r in expected.report)
     # the cut is judged on group scores, so kept units never sit below pruned ones
     assert result.oracle[0.5].separation.gap >= 0
@@ -218,7 +225,8 @@ def test_policies_trace_the_stores_zoo_model(tmp_path, policy):
 
 
 @pytest.mark.parametrize(("settings", "reason"), [
-    (dict(min_keep=1000), "min-keep 1000 keeps every channel of every layer (the widest has 4)"),
+    (dict(spec=PruneSpec(min_keep=1000)),
+     "min-keep 1000 keeps every channel of every layer (the widest has 4)"),
     (dict(ratios=(0.0,)), "ratio 0 of 8 channels asks for none"),
 ])
 def test_an_oracle_that_prunes_nothing_is_refused(line_store, settings, reason):

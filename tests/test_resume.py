@@ -59,7 +59,7 @@ def build(store: Path, checkpoints: Path | None = None) -> tuple[Trainer, EarlyP
     model = build_model("darknet", width=0.5)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=TOTAL)
-    pruner = EarlyPruner(model, optimizer, forecaster="sma", prune_at=PRUNE_AT,
+    pruner = EarlyPruner(model, optimizer, forecaster="sma", prune_at=f"step:{PRUNE_AT}",
                          total_steps=TOTAL, example_inputs=split.x_train[:2], store_path=store,
                          steps_per_epoch=BATCHES, lr_schedule=scheduler)
     trainer = Trainer(model, optimizer, train_loader, test_loader, EPOCHS, scheduler=scheduler,

@@ -10,7 +10,8 @@ import pytest
 
 from forecastprune.compare.sides import (BinCounts, auc, bin_changers, cut_distance,
                                          side_changes, tied_across_cut, toward_cut)
-from forecastprune.engine.rule import MaskRule
+from forecastprune.engine.spec import PruneSpec
+from forecastprune.engine.threshold import select_channels
 from forecastprune.store.layout import ChannelLayout
 
 
@@ -40,7 +41,7 @@ def test_below_the_cut_is_what_the_engine_prunes(seed: int) -> None:
     rng = np.random.default_rng(seed)
     scores = rng.integers(0, 6, size=40).astype(float)  # many ties
     layout = ChannelLayout.from_pairs([("a.bn", 20), ("b.bn", 20)])
-    decision = MaskRule(ratio=0.4).decide(scores, layout)
+    decision = select_channels(scores, layout, PruneSpec(ratio=0.4))
     np.testing.assert_array_equal(cut_distance(scores, decision.requested) < 0, decision.pruned)
 
 

@@ -12,6 +12,7 @@ from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.stats import measure_latencies
 from forecastprune.engine.surgery import prune_model
 from forecastprune.engine.threshold import select_channels
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import PruningError
 from forecastprune.zoo import build_model
 
@@ -22,7 +23,7 @@ def _half_pruned(name: str, round_to: int) -> tuple[torch.nn.Module, torch.nn.Mo
     model = build_model(name, width=0.5).eval()
     plan = plan_channels(model, X, policy="grouped")
     scores = np.random.default_rng(0).random(plan.layout.total)
-    decision = select_channels(scores, plan, ratio=0.5, round_to=round_to)
+    decision = select_channels(scores, plan, PruneSpec(ratio=0.5, round_to=round_to))
     return model, prune_model(model, decision, X, plan)
 
 

@@ -11,6 +11,7 @@ from forecastprune.cli import cli
 from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.surgery import prune_model
 from forecastprune.engine.threshold import select_channels
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.record.bn_layers import layout_of, select_bn_layers
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.zoo import build_model
@@ -27,7 +28,7 @@ def test_mobilenet_is_depthwise_separable_and_prunes_physically():
     # a depthwise BN moves with the BN that feeds it, so groups span two layers
     assert any(len({layout.names[i] for i in _layers(layout, g)}) > 1 for g in plan.groups)
     scores = np.random.default_rng(0).uniform(size=layout.total)
-    decision = select_channels(scores, plan, ratio=0.4)
+    decision = select_channels(scores, plan, PruneSpec(ratio=0.4))
     smaller = prune_model(model, decision, x, plan)
     assert smaller(x).shape == (2, 10)
     assert sum(p.numel() for p in smaller.parameters()) < sum(p.numel() for p in model.parameters())

@@ -16,6 +16,7 @@ from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.optim import rebuild_optimizer
 from forecastprune.engine.surgery import prune_model, surgery_record
 from forecastprune.engine.threshold import select_channels
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import LayoutError, PruningError
 from forecastprune.zoo import build_model
 
@@ -35,7 +36,7 @@ def _setup(name: str, policy: str, ratio: float = 0.5, seed: int = 0):
     model = randomize_bn(build(), seed).eval()
     plan = plan_channels(model, x, policy=policy)
     scores = np.random.default_rng(seed).random(plan.layout.total)
-    decision = select_channels(scores, plan, ratio=ratio)
+    decision = select_channels(scores, plan, PruneSpec(ratio=ratio))
     return model, x, plan, decision
 
 
@@ -101,7 +102,7 @@ def test_compensation_is_exact_before_1x1_convs_and_linear_layers(name):
         scores[plan.layout.slice(layer)] = np.random.default_rng(3).random(
             plan.layout.slice(layer).stop - plan.layout.slice(layer).start)
     # a threshold just under 1 cuts only channels of the chosen layers
-    decision = select_channels(scores, plan, threshold=0.6)
+    decision = select_channels(scores, plan, PruneSpec(threshold=0.6))
     assert decision.n_pruned > 0
     masked = _masked(model, decision.keep, beta_too=False)
     assert _max_diff(prune_model(model, decision, x, plan), masked, x) < 1e-4
@@ -193,8 +194,7 @@ def test_rebuilt_adam_remaps_moments_and_keeps_the_step():
     model(X16).sum().backward()
     optimizer.step()
     plan = plan_channels(model, X16, policy="grouped")
-    decision = select_channels(np.random.default_rng(0).random(plan.layout.total), plan,
-                               ratio=0.3)
+    decision = select_channels(np.random.default_rng(0).random(plan.layout.total), plan, PruneSpec(ratio=0.3))
     pruned = prune_model(model, decision, X16, plan)
     new_opt = rebuild_optimizer(optimizer, pruned)
     assert new_opt.param_groups[0]["betas"] == (0.8, 0.99)

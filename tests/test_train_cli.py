@@ -40,7 +40,7 @@ def dense(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("keys, prune_step", [
     ({"method": "slimming", "sparse_fraction": 0.5}, 4),
     ({"method": "forecast", "forecaster": "sma", "prune_at": 0.75}, 6),
-    ({"method": "forecast", "forecaster": "naive", "prune_at": 3}, 3),
+    ({"method": "forecast", "forecaster": "naive", "prune_at": "step:3"}, 3),
     ({"method": "forecast", "forecaster": "ema", "prune_at": "auto", "check_every": 1,
       "auto_tolerance": 0.0, "auto_deadline": 0.5}, None),
 ])
@@ -94,8 +94,8 @@ def test_seed_and_epochs_override_the_config(tmp_path) -> None:
     ({"method": "normal", "epochs": 2, "learning_rate": 0.1}, "valid keys"),
     ({"epochs": 2}, "needs a 'method' key"),
     ({"method": "pruning"}, "method must be one of"),
-    ({"method": "forecast", "ratio": 2.0}, "ratio must lie strictly between 0 and 1"),
-    ({"method": "forecast", "prune_at": "soon"}, "prune_at must be"),
+    ({"method": "forecast", "ratio": 2.0}, "ratio is the fraction of prunable channels to prune and must lie in [0, 1]"),
+    ({"method": "forecast", "prune_at": "soon"}, "prune_at: got 'soon'"),
     ({"method": "normal", "epochs": "many"}, "must be a whole number"),
 ])
 def test_bad_configs_exit_2_with_one_line(tmp_path, content, message) -> None:
@@ -130,7 +130,7 @@ def test_plugins_key_loads_a_plugin_forecaster_for_the_run(tmp_path) -> None:
 
     with isolated_registry():
         result, summary = _run(
-            tmp_path, "plugin", method="forecast", forecaster="median(window=2)", prune_at=3,
+            tmp_path, "plugin", method="forecast", forecaster="median(window=2)", prune_at="step:3",
             plugins=[str(REPO / "plugins" / "single_file_plugin.py")])
     assert result.exit_code == 0, result.output
     assert summary["prune_step"] == 3 and summary["pruner"]["forecaster"] == "median(window=2)"

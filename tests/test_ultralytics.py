@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import ConfigError
 from forecastprune.integrations.ultralytics import (
     attach,
@@ -101,7 +102,7 @@ def test_saveable_keeps_split_widths_and_pickles():
     x = torch.rand(1, 3, 64, 64)
     plan = plan_channels(model, x, policy="grouped")
     scores = np.random.default_rng(0).random(plan.layout.total)
-    decision = select_channels(scores, plan, ratio=0.3)
+    decision = select_channels(scores, plan, PruneSpec(ratio=0.3))
     pruned = saveable(model, prune_model(model, decision, x, plan=plan))
     blocks = [m for m in pruned.modules() if type(m).__name__ == "C2f"]
     assert any(m.c < o.c for m, o in zip(blocks, (
@@ -147,8 +148,8 @@ def run(tmp_path_factory):
 
         model = YOLO("yolov8n.yaml")
         model.add_callback("on_train_start", _probe(probes["before"]))
-        pruner = attach(model, forecaster="sma", ratio=0.3, prune_at=0.4, sparsity=SPARSITY,
-                        policy="grouped", store_path=root / "gammas.fpstore")
+        pruner = attach(model, forecaster="sma", spec=PruneSpec(ratio=0.3, policy="grouped"),
+                        prune_at=0.4, sparsity=SPARSITY, store_path=root / "gammas.fpstore")
         model.add_callback("on_train_start", _probe(probes["after"]))
         results = model.train(
             data=str(data), epochs=EPOCHS, imgsz=64, batch=8, nbs=8, warmup_epochs=1,
@@ -239,7 +240,7 @@ def test_prune_checkpoint_from_the_store(run, tmp_path):
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     out = tmp_path / "pruned.pt"
     result = prune_ultralytics_checkpoint(source, run["pruner"].store_path, out, cutoff=0.2,
-                                          ratio=0.3, policy="grouped")
+                                          spec=PruneSpec(ratio=0.3, policy="grouped"))
     assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
     assert result.params_after < 0.95 * result.params_before
     assert result.cutoff_step == 8 and result.target_step == EPOCHS * BATCHES

@@ -12,6 +12,7 @@ import _models  # noqa: F401  (one intra-op thread for the tests)
 from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.surgery import prune_model
 from forecastprune.engine.threshold import select_channels
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import ConfigError
 from forecastprune.zoo import build_model, list_models
 
@@ -64,7 +65,7 @@ def test_grouped_policy_prunes_every_bn_with_residual_groups(plans):
 def test_yolov3_prunes_at_half_of_the_prunable_channels(yolo, plans, policy):
     plan = plans[policy]
     scores = np.random.default_rng(0).random(plan.layout.total)
-    decision = select_channels(scores, plan, ratio=0.5)
+    decision = select_channels(scores, plan, PruneSpec(ratio=0.5))
     assert abs(decision.n_pruned - plan.prunable_channels / 2) <= 16
     pruned = prune_model(yolo, decision, X32, plan)
     params = sum(p.numel() for p in pruned.parameters())

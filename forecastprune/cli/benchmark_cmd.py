@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from ..config import split_list
+from .compare_cmd import NOT_REPLAYED
+from .spec_options import spec_from_flags, spec_options
 
 #: forecasters benchmarked when --forecasters is not given
 DEFAULT_FORECASTERS = ("auto", "sma", "ema", "linear", "linear(time_axis=lr)", "arima")
@@ -30,10 +32,7 @@ Example:
               help="Comma-separated forecaster specs; naive always runs as the control.")
 @click.option("--cutoffs", default=",".join(DEFAULT_CUTOFFS), show_default=True,
               help="Comma-separated cutoffs: fractions of the run, or step:N.")
-@click.option("--ratio", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="Fraction of prunable channels pruned.")
-@click.option("--policy", type=click.Choice(["none", "seed", "grouped"]), default="none",
-              show_default=True, help="Which channels may be pruned (seed/grouped trace the model).")
+@spec_options(skip=NOT_REPLAYED)
 @click.option("--timeout", type=click.FloatRange(min=0.0, min_open=True), default=None,
               help="Seconds per forecaster and run (all cutoffs together).")
 @click.option("--coverage", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
@@ -60,8 +59,8 @@ def benchmark(**options: Any) -> None:
     for path in options["plugins"]:
         load_plugins(path)
     runs = load_suite(options["suite"], options["only"])
-    settings = ReplaySettings(cutoffs=cutoffs, ratios=(options["ratio"],),
-                              policy=options["policy"], timeout=options["timeout"])
+    spec = spec_from_flags(options, skip=NOT_REPLAYED)
+    settings = ReplaySettings(cutoffs=cutoffs, spec=spec, timeout=options["timeout"])
     settings.validate()
     result = run_suite(runs, specs, settings,
                        progress=lambda name: click.echo(f"replaying {name}", err=True))

@@ -12,30 +12,41 @@ import click
 
 from ..config import load_config, split_list, with_overrides
 from ..errors import ConfigError
-from ..compare.settings import MAX_MIN_KEEP, ReplaySettings
+from ..compare.settings import ReplaySettings
+from ..engine.spec import PruneSpec
+from ..errors import ForecastPruneError
+from .spec_options import spec_options
+
+#: prune settings a replay does not use: it scores at ratios, and without intervals
+NOT_REPLAYED = ("threshold", "uncertainty", "coverage")
 
 #: forecasters compared when neither a flag nor a config names any
 DEFAULT_FORECASTERS = ("auto", "sma", "ema", "linear", "arima")
 
 
 _REPLAY = ReplaySettings()
+_SPEC = PruneSpec()
 
 
 @dataclass(frozen=True)
 class CompareConfig:
     """Every key of ``compare``'s config file; each is also a flag of the same name.
 
-    See configs/compare.yaml for a documented example, and
-    :class:`~forecastprune.compare.replay.ReplaySettings` for what the replay keys mean.
+    See configs/compare.yaml for a documented example,
+    :class:`~forecastprune.engine.spec.PruneSpec` for the prune keys (their defaults are the
+    spec's, so ``compare`` scores the set ``prune`` cuts) and
+    :class:`~forecastprune.compare.settings.ReplaySettings` for the replay keys.
     """
 
     store: str | None = None
     forecasters: tuple[str, ...] = DEFAULT_FORECASTERS
     cutoffs: tuple[str, ...] = tuple(str(c) for c in _REPLAY.cutoffs)
-    ratio: tuple[float, ...] = _REPLAY.ratios
-    policy: str = _REPLAY.policy
-    min_keep: int = _REPLAY.min_keep
-    group_reduce: str = _REPLAY.group_reduce
+    ratio: tuple[float, ...] = (_SPEC.ratio,)  # type: ignore[assignment]
+    policy: str = _SPEC.policy
+    min_keep: int = _SPEC.min_keep
+    min_fraction: float = _SPEC.min_fraction
+    round_to: int = _SPEC.round_to
+    group_reduce: str = _SPEC.group_reduce
     eps: float = _REPLAY.eps
     timeout: float | None = _REPLAY.timeout
     eb_spacing: int | None = _REPLAY.eb_spacing
@@ -61,14 +72,7 @@ Example:
               "always added as the control. [default: auto,sma,ema,linear,arima]")
 @click.option("--cutoffs", help="Comma-separated cutoffs: fractions of the run in (0, 1) "
               "like 0.1, or steps like step:500. [default: 0.05,0.1,0.2,0.3,0.5]")
-@click.option("--ratio", "ratio", type=float, multiple=True,
-              help="Fraction of prunable channels to prune; repeat for several. [default: 0.5]")
-@click.option("--policy", type=click.Choice(["none", "seed", "grouped"]),
-              help="Which channels may be pruned and which move together. [default: none]")
-@click.option("--min-keep", type=click.IntRange(1, MAX_MIN_KEEP),
-              help="Channels every layer keeps at least. [default: 1]")
-@click.option("--group-reduce", type=click.Choice(["max", "mean"]),
-              help="Score of a coupled group under --policy grouped. [default: max]")
+@spec_options(several_ratios=True, skip=NOT_REPLAYED)
 @click.option("--eps", type=float, help="Collapsed set: final |γ| below EPS × the largest "
               "final |γ|. [default: 1e-3]")
 @click.option("--timeout", type=float, help="Seconds per forecaster (all cutoffs together); "
@@ -120,6 +124,7 @@ def _config(path: str | None, flags: dict[str, Any], json_path: str | None,
     for text in flags["cutoffs"] or ():
         _check_cutoff(text)
     config = with_overrides(config, **flags)
+    _settings(config)  # every setting checked before any heavy import
     if config.html and not config.out:
         raise ConfigError("--html writes OUT/report.html next to the plots; pass --out DIR too")
     return config
@@ -136,21 +141,28 @@ def _items(text: str, flag: str) -> tuple[str, ...]:
 
 
 def _check_cutoff(text: str) -> None:
-    from ..predict import cutoff_step  # light: validates the syntax before any heavy work
+    from ..runpoint import RunPoint  # light: validates the syntax before any heavy work
 
     try:
-        cutoff_step(text, 1)
+        RunPoint.parse(text, rules=False, what="cutoff")
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--cutoffs") from None
 
 
 def _settings(config: CompareConfig) -> ReplaySettings:
-    return ReplaySettings(
-        cutoffs=config.cutoffs, ratios=config.ratio, policy=config.policy,
-        min_keep=config.min_keep, group_reduce=config.group_reduce, eps=config.eps,
-        timeout=config.timeout or None,  # 0 (or null in the config): no limit
-        eb_spacing=config.eb_spacing,
-    )
+    try:
+        spec = PruneSpec(ratio=config.ratio[0] if config.ratio else None, policy=config.policy, min_keep=config.min_keep,
+                         min_fraction=config.min_fraction, round_to=config.round_to,
+                         group_reduce=config.group_reduce)
+        settings = ReplaySettings(
+            cutoffs=config.cutoffs, spec=spec, ratios=config.ratio, eps=config.eps,
+            timeout=config.timeout or None,  # 0 (or null in the config): no limit
+            eb_spacing=config.eb_spacing,
+        )
+        settings.validate()
+    except ForecastPruneError as exc:
+        raise ConfigError(str(exc)) from None
+    return settings
 
 
 def _load_plugins(paths: tuple[str, ...]) -> None:

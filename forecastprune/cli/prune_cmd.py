@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from ..compare.settings import MAX_MIN_KEEP
-from ..errors import ConfigError
+from ..errors import ConfigError, ForecastPruneError
+from .spec_options import spec_from_flags, spec_options
 
 #: the largest example input accepted for tracing (elements): 1×3×2048×2048
 MAX_INPUT_ELEMENTS = 3 * 2048 * 2048
@@ -57,17 +57,10 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
               help="γ trajectory store recorded on this model (default: the bundled store).")
 @click.option("--forecaster", "spec", default="auto", show_default=True,
               help="Forecaster name or spec, e.g. 'auto', 'sma(window=5)' or 'linear'.")
-@click.option("--ratio", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="Fraction of the prunable channels to prune (global ranking).")
-@click.option("--policy", type=click.Choice(["seed", "grouped"]), default="seed",
-              show_default=True,
-              help="seed: only channels tied to no other layer; grouped: coupled channels "
-                   "pruned together.")
+@spec_options()
 @click.option("--cutoff", default="1.0", show_default=True,
               help="History the forecaster sees: a fraction of the run in (0, 1] (1.0: the "
                    "whole recording) or step:N.")
-@click.option("--min-keep", type=click.IntRange(1, MAX_MIN_KEEP), default=1, show_default=True,
-              help="Channels every layer keeps at least.")
 @click.option("--input-shape", default=None,
               help="Example input shape N,C,H,W for tracing (default: from the store's "
                    "metadata, else one 8x8 digits image).")
@@ -82,9 +75,9 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--plugins", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
               help="A forecaster plugin .py file or folder to load first (repeatable).")
 def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
-          store_path: Path | None, spec: str, ratio: float, policy: str, cutoff: str,
-          min_keep: int, input_shape: str | None, ultralytics_ckpt: Path | None,
-          out_path: Path, overwrite: bool, plugin_paths: Sequence[Path]) -> None:
+          store_path: Path | None, spec: str, cutoff: str, input_shape: str | None,
+          ultralytics_ckpt: Path | None, out_path: Path, overwrite: bool,
+          plugin_paths: Sequence[Path], **settings: Any) -> None:
     """Prune a model early from forecasts of its BN γ, and save the smaller model.
 
     Fits the forecaster on the |γ| history up to --cutoff, predicts every channel's final γ,
@@ -98,19 +91,24 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
       forecastprune prune --ultralytics runs/detect/train/weights/best.pt \\
           --store runs/yolo-gammas.fpstore --cutoff 0.3 --policy grouped --out best-pruned.pt
     """
+    prune_spec = spec_from_flags(settings)
+    _check_cutoff(cutoff)
+    try:
+        prune_spec.coupling_policy()
+    except ForecastPruneError as exc:
+        raise click.BadParameter(str(exc), param_hint="--policy") from None
     if out_path.exists() and not overwrite:
         raise click.BadParameter(f"{out_path} exists; pass --overwrite to replace it",
                                  param_hint="--out")
     if ultralytics_ckpt is not None:
         _refuse_zoo_options(model_name, checkpoint, random_init, input_shape)
-        _prune_ultralytics(ultralytics_ckpt, store_path, spec, ratio, policy, cutoff, min_keep,
-                           out_path, overwrite, plugin_paths)
+        _prune_ultralytics(ultralytics_ckpt, store_path, spec, prune_spec, cutoff, out_path,
+                           overwrite, plugin_paths)
         return
     shape = _shape(input_shape)
     import torch  # heavy imports only once the arguments are sound
 
     from ..engine.persist import save_pruned
-    from ..engine.rule import MaskRule
     from ..engine.stats import compare_stats, model_stats
     from ..forecasters import load_plugins
     from ..pipeline.offline import prune_from_store
@@ -121,19 +119,27 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
     for path in plugin_paths:
         load_plugins(path)
     forecaster = build_forecaster(spec)
-    rule = MaskRule(ratio=ratio, min_keep=min_keep)
     with GammaTrajectoryStore.open(store_path or bundled_store_path()) as store:
         name, kwargs = model_spec(store.metadata, model_name)
         model = _model(name, kwargs, store.layout, lambda: _weights(checkpoint, store.path,
                                                                     random_init))
         example = torch.zeros(shape or example_input_shape(store.metadata))
-        done = prune_from_store(model, store, forecaster, cutoff=cutoff, rule=rule,
-                                policy=policy, example_inputs=example)
+        done = prune_from_store(model, store, forecaster, cutoff=cutoff, spec=prune_spec,
+                                example_inputs=example)
         total = store.layout.total
     save_pruned(done.model, out_path, builder=name, kwargs=kwargs, overwrite=overwrite)
-    _report(name, done, policy, total)
+    _report(name, done, prune_spec.policy, total)
     click.echo(compare_stats(model_stats(model, example), model_stats(done.model, example)))
     click.echo(f"wrote {out_path}")
+
+
+def _check_cutoff(cutoff: str) -> None:
+    from ..runpoint import RunPoint
+
+    try:
+        RunPoint.parse(cutoff, rules=False, what="cutoff")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cutoff") from None
 
 
 def _refuse_zoo_options(model_name: str | None, checkpoint: Path | None, random_init: bool,
@@ -148,9 +154,9 @@ def _refuse_zoo_options(model_name: str | None, checkpoint: Path | None, random_
                                  param_hint="--ultralytics")
 
 
-def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str, ratio: float,
-                       policy: str, cutoff: str, min_keep: int, out_path: Path,
-                       overwrite: bool, plugin_paths: Sequence[Path]) -> None:
+def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str,
+                       prune_spec: Any, cutoff: str, out_path: Path, overwrite: bool,
+                       plugin_paths: Sequence[Path]) -> None:
     """The same prune on an ultralytics checkpoint, written as an ultralytics checkpoint."""
     from ..forecasters import load_plugins
     from ..integrations.ultralytics import prune_ultralytics_checkpoint
@@ -161,10 +167,9 @@ def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str, rat
     for path in plugin_paths:
         load_plugins(path)
     done = prune_ultralytics_checkpoint(checkpoint, store_path, out_path, forecaster=spec,
-                                        cutoff=cutoff, ratio=ratio, policy=policy,
-                                        min_keep=min_keep, overwrite=overwrite)
+                                        cutoff=cutoff, spec=prune_spec, overwrite=overwrite)
     click.echo(f"{checkpoint}: fitted on the history up to step {done.cutoff_step}, predicting "
-               f"step {done.target_step}; policy {policy}: params {done.params_before:,} → "
+               f"step {done.target_step}; policy {prune_spec.policy}: params {done.params_before:,} → "
                f"{done.params_after:,}")
     click.echo(f"wrote {done.path}")
 

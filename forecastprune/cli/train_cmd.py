@@ -16,7 +16,7 @@ import click
 @click.option("--epochs", type=int, default=None, help="Override the config's epoch budget.")
 @click.option("--forecaster", default=None, help="Override the forecaster (forecast method).")
 @click.option("--prune-at", default=None,
-              help="Override the prune point: a fraction, a step or 'auto' (forecast method).")
+              help="Override the prune point: a fraction, step:N, stability or confidence (forecast method).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Directory for summary.json and the γ store (nothing is written if omitted).")
 @click.option("--overwrite", is_flag=True,

@@ -24,11 +24,11 @@ from ..errors import ConfigError, ForecastPruneError, StoreError
 from ..forecasters import Forecaster, get_forecaster, list_forecasters
 from .worker import CellOutcome, run_forecaster
 from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_rows, eb_spacing
-from ..engine.rule import check_policy
-from .settings import POLICIES, ReplaySettings
+from ..engine.spec import check_coupling_policy
+from ..runpoint import RunPoint
+from .settings import ReplaySettings
 from ..store.verify import check_finite
 from ..predict import (
-    STEP_PREFIX,
     attach_layout,
     cutoff_step,
     rows_to_read,
@@ -136,8 +136,8 @@ def resolve_cutoffs(values: Sequence[float | str], length: int, final_step: int)
                 f"cutoff {value} (step {step}) is not before the store's final step "
                 f"{final_step}; cutoffs must leave something to forecast"
             )
-        text = str(value).strip()
-        label = f"step {step}" if text.startswith(STEP_PREFIX) else f"{float(text) * 100:g}%"
+        point = RunPoint.parse(value, rules=False, what="cutoff")
+        label = f"step {step}" if point.step is not None else f"{point.fraction * 100:g}%"
         cutoffs.setdefault(step, Cutoff(step, step / final_step, label))
     return [cutoffs[s] for s in sorted(cutoffs)]
 
@@ -186,11 +186,12 @@ def channel_plan(store: Any, policy: str) -> Any:
     """The store's channel plan under ``policy``; the bare layout under ``none``.
 
     Raises:
-        ConfigError: on an unknown policy, or a store whose model is unknown or not in the zoo.
+        ConfigError: on a store whose model is unknown or not in the zoo.
+        PruningError: on an unknown policy.
     """
-    check_policy(policy, POLICIES)
     if policy == "none":
         return store.layout
+    check_coupling_policy(policy)
     import torch  # only policies that trace the model need torch
 
     from ..engine.coupling import plan_channels
@@ -199,6 +200,25 @@ def channel_plan(store: Any, policy: str) -> Any:
     model = model_from_metadata(store.metadata)
     example = torch.zeros(example_input_shape(store.metadata))
     return plan_channels(model, example, store.layout, policy)
+
+
+def plan_like_prune(store: Any, settings: ReplaySettings) -> tuple[Any, ReplaySettings, str]:
+    """The plan ``prune`` would cut with, or — when the store cannot rebuild its model — the
+    bare layout under policy ``none``, with a note saying so and why.
+
+    Returns:
+        ``(plan, settings, note)``: the settings carry the policy actually used; the note is
+        empty when it is the one asked for.
+    """
+    policy = settings.spec.policy
+    try:
+        return channel_plan(store, policy), settings, ""
+    except ConfigError as exc:
+        if policy == "none":
+            raise
+        note = (f"scored under policy none, not {policy}: the store cannot rebuild its model to "
+                f"plan with ({exc}); prune on a model would cut a different set")
+        return store.layout, replace(settings, spec=settings.spec.replace(policy="none")), note
 
 
 # ------------------------------------------------------------------------------ replay
@@ -225,7 +245,7 @@ def replay(
     """
     start = time.perf_counter()
     settings.validate()
-    settings = replace(settings, ratios=tuple(dict.fromkeys(settings.ratios)))
+    settings = replace(settings, ratios=settings.scored_ratios)
     forecasters, requested, notes = resolve_forecasters(specs)
     # a lazy view: each forecaster reads only the rows its window or grid needs, per cutoff
     steps, gammas = store.steps, store.view()
@@ -241,7 +261,8 @@ def replay(
     check_finite(store.path, steps, gammas, store.layout,
                  np.union1d(read, eb_rows(steps, spacing)))
     oracle_scores = np.abs(np.asarray(gammas[-1], dtype=np.float64))
-    judge = Judge.build(channel_plan(store, settings.policy), oracle_scores, settings)
+    plan, settings, policy_note = plan_like_prune(store, settings)
+    judge = Judge.build(plan, oracle_scores, settings)
     _check_oracle_prunes(judge)
     rows = _run_all(forecasters, steps, gammas, cutoffs, judge, clock, progress)
     result = ReplayResult(
@@ -252,7 +273,8 @@ def replay(
         early_bird=judge.early_birds(steps, gammas, spacing),
         eps=judge.eps, collapsed_fraction=judge.collapsed_fraction, judge=judge,
     )
-    result.warnings = notes + ([clock_note] if clock_note else []) + _warnings(result, store.metadata)
+    result.warnings = notes + [n for n in (policy_note, clock_note) if n] + _warnings(
+        result, store.metadata)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -282,9 +304,9 @@ def empty_cut_reason(judge: Judge, ratio: float) -> str:
     layout = getattr(judge.plan, "layout", judge.plan)
     widest = max(layout.sizes)
     prunable = int(judge.prunable.sum())
-    min_keep = judge.settings.min_keep
+    min_keep = judge.settings.spec.min_keep
     if prunable == 0:
-        return f"policy {judge.settings.policy!r} leaves no channel prunable; try --policy grouped"
+        return f"policy {judge.settings.spec.policy!r} leaves no channel prunable; try --policy grouped"
     if min_keep >= widest:
         return (f"min-keep {min_keep} keeps every channel of every layer (the widest has "
                 f"{widest}); give --min-keep below {widest}")

@@ -170,8 +170,8 @@ def _block(result: ReplayResult, ratio: float) -> str:
     oracle, eb = result.oracle[ratio], result.early_bird[ratio]
     sep = oracle.separation
     head = (
-        f"ratio {ratio:g}: the oracle prunes {oracle.pruned} of {result.prunable} prunable "
-        f"channels (cut |γ| = {_num(sep.cut, '.4g')}, separation {_num(sep.score, '.2f')})\n"
+        f"ratio {ratio:g}, policy {result.settings.spec.policy}: the oracle prunes "
+        f"{oracle.pruned} of {result.prunable} prunable channels (cut |γ| = {_num(sep.cut, '.4g')}, separation {_num(sep.score, '.2f')})\n"
         + (f"best per cutoff marked * by "
            f"{'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}" if oracle.pruned else
            "NO BEST MARKED: the oracle prunes nothing here, so every IoU of 1 is meaningless")
@@ -293,7 +293,8 @@ def _oracle(result: ReplayResult, ratio: float) -> dict[str, Any]:
 
 
 def _settings(result: ReplayResult) -> dict[str, Any]:
-    settings = dict(vars(result.settings))
+    """The settings used — the policy actually scored under included (see ``warnings``)."""
+    settings = dict(vars(result.settings), spec=result.settings.spec.to_json())
     return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
 
 

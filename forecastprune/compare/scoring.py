@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import metrics
-from ..engine.rule import MaskRule
-from ..engine.threshold import PruneDecision, unit_scores
+from ..engine.threshold import PruneDecision, select_channels, unit_scores
 from .worker import CellOutcome
 
 if TYPE_CHECKING:
@@ -133,7 +132,7 @@ class Judge:
         """
         layout = getattr(plan, "layout", plan)
         prunable = np.asarray(getattr(plan, "prunable", np.ones(layout.total, dtype=bool)))
-        effective = unit_scores(oracle_scores, plan, settings.group_reduce)
+        effective = unit_scores(oracle_scores, plan, settings.spec.group_reduce)
         collapsed = metrics.collapsed_set(effective, settings.eps)
         eps = settings.eps * float(effective.max(initial=0.0))
         judge = cls(settings, plan, prunable, oracle_scores, effective, eps, collapsed)
@@ -152,13 +151,9 @@ class Judge:
         """Share of the prunable channels in the collapsed set."""
         return float(self.collapsed[self.prunable].mean()) if self.prunable.any() else 0.0
 
-    def rule(self, ratio: float) -> MaskRule:
-        """The shared threshold rule at one ratio (the same one ``prune`` applies)."""
-        return MaskRule(ratio=ratio, min_keep=self.settings.min_keep,
-                        group_reduce=self.settings.group_reduce)
-
     def decide(self, scores: np.ndarray, ratio: float) -> PruneDecision:
-        return self.rule(ratio).decide(scores, self.plan)
+        """The engine's decision at one ratio under the spec ``prune`` applies."""
+        return select_channels(scores, self.plan, self.settings.spec_at(ratio))
 
     def pruned_set(self, forecaster: str, cutoff_step: int, ratio: float) -> np.ndarray:
         """(C,) bool: the channels a cell's prediction pruned."""

@@ -8,21 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.rule import POLICIES as COUPLING_POLICIES
-from ..engine.rule import check_policy
-from ..errors import ConfigError, PruningError
+from ..engine.spec import PruneSpec
+from ..errors import ConfigError, ForecastPruneError
+from ..runpoint import RunPoint
 
-#: ``none`` replays without the model: every recorded channel is prunable on its own
-POLICIES = ("none", *COUPLING_POLICIES)
 DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3, 0.5)
 #: seconds per forecaster, all cutoffs together: long enough for every built-in on a COCO-length
 #: YOLOv3 store, short enough that a hung plugin cannot stall a comparison for good
 DEFAULT_TIMEOUT = 300.0
 #: the longest timeout accepted (a year): beyond it the OS timers overflow; None means no limit
 MAX_TIMEOUT = 365 * 24 * 3600.0
-#: the largest min_keep accepted: more channels than any layer has (and an int32, so the
-#: threshold engine's integer arrays never overflow)
-MAX_MIN_KEEP = 2**31 - 1
 #: how each forecaster run is isolated (see :mod:`forecastprune.compare.worker`)
 ISOLATIONS = ("process", "thread")
 
@@ -33,12 +28,11 @@ class ReplaySettings:
 
     Attributes:
         cutoffs: fractions of the run in (0, 1), or explicit steps written ``"step:N"``
-            (see :mod:`forecastprune.predict`).
-        ratios: fractions of the prunable channels to prune; one set of metrics per ratio.
-        policy: ``none`` (every recorded channel prunable on its own), ``seed`` or ``grouped``
-            (see :mod:`forecastprune.engine.coupling`; needs the store's model in the zoo).
-        min_keep: channels every layer keeps at least.
-        group_reduce: ``max`` or ``mean``: a coupled group's score under ``grouped``.
+            (parsed as :class:`~forecastprune.runpoint.RunPoint`).
+        spec: how channels are chosen — the same :class:`PruneSpec` ``prune`` cuts with, so
+            a forecaster is scored on the set ``prune`` would remove. Its policy needs the
+            store's model; a store without one is scored under ``none`` and the result says so.
+        ratios: one set of metrics per ratio (empty: the spec's ratio).
         eps: the collapsed set is final |γ| < ``eps`` × the largest final |γ|.
         timeout: seconds per forecaster for all cutoffs together; one past it fails its
             remaining cells while the others complete (None: no limit).
@@ -48,35 +42,43 @@ class ReplaySettings:
     """
 
     cutoffs: tuple[float | str, ...] = DEFAULT_CUTOFFS
-    ratios: tuple[float, ...] = (0.5,)
-    policy: str = "none"
-    min_keep: int = 1
-    group_reduce: str = "max"
+    spec: PruneSpec = PruneSpec()
+    ratios: tuple[float, ...] = ()
     eps: float = 1e-3
     timeout: float | None = DEFAULT_TIMEOUT
     eb_spacing: int | None = None
     isolation: str | None = None
 
+    @property
+    def scored_ratios(self) -> tuple[float, ...]:
+        """The ratios scored, in order, without repeats."""
+        return tuple(dict.fromkeys(self.ratios or (self.spec.ratio,)))  # type: ignore[arg-type]
+
+    def spec_at(self, ratio: float) -> PruneSpec:
+        """The spec at one of the scored ratios."""
+        return self.spec.replace(ratio=ratio)
+
     def validate(self) -> None:
-        """Check every setting's range.
+        """Check every setting's range (the prune settings were checked by :class:`PruneSpec`).
 
         Raises:
             ConfigError: naming the setting, the value received and what is expected.
         """
         problems = []
-        if not self.ratios or not all(0.0 <= r <= 1.0 for r in self.ratios):
-            problems.append(f"ratios must be one or more fractions in [0, 1]; got {self.ratios}")
-        try:
-            check_policy(self.policy, POLICIES)
-        except PruningError as exc:
-            problems.append(str(exc))
-        if self.group_reduce not in ("max", "mean"):
-            problems.append(f"group_reduce must be max or mean; got {self.group_reduce!r}")
-        if not 1 <= self.min_keep <= MAX_MIN_KEEP:
-            problems.append(
-                f"min_keep must be a whole number from 1 (a layer is never emptied) to "
-                f"{MAX_MIN_KEEP}; got {self.min_keep}"
-            )
+        if self.spec.threshold is not None:
+            problems.append("compare scores forecasters at ratios, where forecast and finished "
+                            "run prune the same number of channels; give a ratio, not a "
+                            f"threshold (got threshold={self.spec.threshold})")
+        for ratio in self.ratios:
+            try:
+                self.spec_at(ratio)
+            except ForecastPruneError as exc:
+                problems.append(str(exc))
+        for cutoff in self.cutoffs:
+            try:
+                RunPoint.parse(cutoff, rules=False, what="cutoff")
+            except ConfigError as exc:
+                problems.append(str(exc))
         if not 0.0 <= self.eps < 1.0:
             problems.append(f"eps must be a fraction in [0, 1) of the largest final |γ|; got "
                             f"{self.eps}")

@@ -164,7 +164,7 @@ def run_suite(
     """
     from ..store import GammaTrajectoryStore
 
-    ratio = settings.ratios[0]
+    ratio = settings.scored_ratios[0]
     result: SuiteResult | None = None
     for run in runs:
         if progress is not None:

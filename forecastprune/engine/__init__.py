@@ -1,7 +1,8 @@
 """The pruning engine: scores → keep masks → a physically smaller model.
 
+* :class:`PruneSpec` (``spec``) holds every prune setting, validated once;
 * :func:`select_channels` (``threshold``, pure numpy) turns per-channel scores into a
-  :class:`PruneDecision`;
+  :class:`PruneDecision` under a spec;
 * :func:`plan_channels` (``coupling``) says which channels may be pruned and which move
   together under the ``seed`` or ``grouped`` policy, from the channel flow that
   :func:`trace_flow` (``flow``) follows through one forward pass;
@@ -24,8 +25,8 @@ _LAZY = {
     "LayerReport": "threshold",
     "plan_channels": "coupling",
     "ChannelPlan": "coupling",
-    "POLICIES": "rule",
-    "MaskRule": "rule",
+    "POLICIES": "spec",
+    "PruneSpec": "spec",
     "trace_flow": "flow",
     "ChannelFlow": "flow",
     "prune_model": "surgery",

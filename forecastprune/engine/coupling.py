@@ -38,7 +38,7 @@ from ..errors import LayoutError, PruningError
 from ..record.bn_layers import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
 from ..store.layout import ChannelLayout
 from .flow import ChannelFlow, trace_flow
-from .rule import check_policy
+from .spec import check_coupling_policy
 
 
 #: layers the engine cuts and compensates (transposed convs are not among them)
@@ -170,7 +170,7 @@ def plan_channels(
         PruningError: on an unknown policy or inputs the model does not accept.
         LayoutError: if the layout names layers the model does not have (or other widths).
     """
-    check_policy(policy)
+    check_coupling_policy(policy)
     model = unwrap_model(model)
     layout = default_layout(model) if layout is None else layout
     check_layout(model, layout)

@@ -17,7 +17,7 @@ How a decision is made:
    score is strictly below it is taken.
 3. **Uncertainty.** With ``upper`` (forecast upper bounds) a candidate is kept unless its upper
    bound, too, lies strictly below the cut: only channels that rank low even pessimistically go.
-4. **Per-layer floors.** A layer keeps at least ``max(min_keep, ceil(min_keep_fraction × n), 1)``
+4. **Per-layer floors.** A layer keeps at least ``max(min_keep, ceil(min_fraction × n), 1)``
    channels (never more than it has), and with ``round_to > 1`` its kept count is rounded *up*
    to a multiple of ``round_to`` (or to the whole layer). Channels are given back highest score
    first. Layers the candidates would have emptied are reported in ``collapsed``.
@@ -37,11 +37,11 @@ import numpy as np
 
 from ..errors import LayoutError, PruningError
 from ..store.layout import ChannelLayout
+from .spec import PruneSpec
 
 if TYPE_CHECKING:  # coupling imports torch; the threshold stays numpy-only
     from .coupling import ChannelPlan
 
-GROUP_REDUCES = ("max", "mean")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class LayerReport:
         kept: channels kept.
         pruned: channels pruned.
         rescued: channels the global rule wanted to prune but the per-layer floors
-            (``min_keep``, ``min_keep_fraction``, ``round_to``) gave back.
+            (``min_keep``, ``min_fraction``, ``round_to``) gave back.
     """
 
     name: str
@@ -108,13 +108,8 @@ class PruneDecision:
 def select_channels(
     scores: np.ndarray,
     plan: ChannelPlan | ChannelLayout,
+    spec: PruneSpec | None = None,
     *,
-    ratio: float | None = None,
-    threshold: float | None = None,
-    group_reduce: str = "max",
-    min_keep: int = 1,
-    min_keep_fraction: float = 0.0,
-    round_to: int = 1,
     upper: np.ndarray | None = None,
 ) -> PruneDecision:
     """Decide which channels to prune from per-channel scores (lower = pruned first).
@@ -124,43 +119,51 @@ def select_channels(
         plan: the :class:`~forecastprune.engine.coupling.ChannelPlan` saying which channels
             may go and which go together; a bare :class:`ChannelLayout` means every channel
             is prunable on its own.
-        ratio: fraction in [0, 1] of the *prunable* channels to prune (global ranking).
-        threshold: prune every unit scoring strictly below this value instead of a ratio.
-        group_reduce: how a group's score is formed from its members' — "max" or "mean".
-        min_keep: each layer keeps at least this many channels (≥ 1).
-        min_keep_fraction: each layer keeps at least this fraction of its channels.
-        round_to: round every layer's kept count up to a multiple of this (≥ 1).
-        upper: (C,) forecast upper bounds; prune only units whose upper bound is below the cut.
+        spec: the ratio or threshold, the floors and the group score (default:
+            ``PruneSpec()``); its ``policy`` is the plan's business, not this function's.
+        upper: (C,) forecast upper bounds; with ``spec.uncertainty`` only units whose upper
+            bound is below the cut too are pruned (ignored otherwise).
 
     Returns:
         The :class:`PruneDecision`.
 
     Raises:
-        PruningError: on a missing or doubled rule (ratio vs threshold), out-of-range
-            parameters, non-finite scores, or a malformed plan.
+        PruningError: on non-finite scores or a malformed plan.
     """
+    spec = spec if spec is not None else PruneSpec()
     layout, prunable, groups = _constraints(plan)
     scores = _check_vector(scores, layout, "scores")
-    _check_rule(ratio, threshold)
-    _check_floors(min_keep, min_keep_fraction, round_to, group_reduce)
-    units = _Units.build(groups, _check_prunable(prunable, layout), scores, group_reduce)
+    units = _Units.build(groups, _check_prunable(prunable, layout), scores, spec.group_reduce)
     order = units.order[units.prunable[units.order]]
-    if ratio is not None:
-        requested = _ratio_target(float(ratio), int(units.sizes[units.prunable].sum()))
+    if spec.ratio is not None:
+        requested = _ratio_target(float(spec.ratio), int(units.sizes[units.prunable].sum()))
         n_take = _units_for_target(units.sizes[order], requested)
         chosen = np.zeros(units.count, dtype=bool)
         chosen[order[:n_take]] = True
         cut = float(units.score[order[n_take]]) if n_take < order.size else math.inf
     else:
-        cut = float(threshold)  # type: ignore[arg-type]
+        cut = float(spec.threshold)  # type: ignore[arg-type]
         chosen = units.prunable & (units.score < cut)
         requested = int(units.sizes[chosen].sum())
-    if upper is not None:
+    if upper is not None and spec.uncertainty:
         upper = _check_vector(upper, layout, "upper")
-        chosen &= _reduce(upper, units.of, units.count, group_reduce) < cut
+        chosen &= _reduce(upper, units.of, units.count, spec.group_reduce) < cut
     candidate = chosen[units.of]
-    final = _apply_floors(chosen, units, layout, min_keep, min_keep_fraction, round_to)
+    final = _apply_floors(chosen, units, layout, spec)
     return _decision(layout, final[units.of], candidate, cut, requested)
+
+
+def ambiguous_share(
+    lower: np.ndarray | None, upper: np.ndarray | None, cut: float, prunable: np.ndarray
+) -> float | None:
+    """Share of prunable channels whose interval [lower, upper] contains the cut.
+
+    None when there are no intervals or no finite cut.
+    """
+    if lower is None or upper is None or not math.isfinite(cut):
+        return None
+    straddle = np.asarray(prunable) & (lower <= cut) & (upper >= cut)
+    return float(np.count_nonzero(straddle)) / max(1, int(np.count_nonzero(prunable)))
 
 
 def unit_scores(
@@ -169,8 +172,8 @@ def unit_scores(
     """Each channel's score as the engine ranks it: its group's max or mean, else its own."""
     layout, prunable, groups = _constraints(plan)
     values = _check_vector(scores, layout, "scores")
-    _check_floors(1, 0.0, 1, group_reduce)
-    units = _Units.build(groups, _check_prunable(prunable, layout), values, group_reduce)
+    reduce = PruneSpec(group_reduce=group_reduce).group_reduce  # validated by the one owner
+    units = _Units.build(groups, _check_prunable(prunable, layout), values, reduce)
     return units.score[units.of]
 
 
@@ -250,31 +253,6 @@ def _check_vector(values: Any, layout: ChannelLayout, what: str) -> np.ndarray:
     return array
 
 
-def _check_rule(ratio: float | None, threshold: float | None) -> None:
-    if (ratio is None) == (threshold is None):
-        raise PruningError(
-            "pass exactly one of ratio= (fraction of prunable channels) or threshold= "
-            f"(absolute score cut); got ratio={ratio!r}, threshold={threshold!r}"
-        )
-    if ratio is not None and not (0.0 <= float(ratio) <= 1.0):
-        raise PruningError(f"ratio must lie in [0, 1]; got {ratio}")
-    if threshold is not None and not math.isfinite(float(threshold)):
-        raise PruningError(f"threshold must be a finite number; got {threshold}")
-
-
-def _check_floors(min_keep: int, fraction: float, round_to: int, group_reduce: str) -> None:
-    if int(min_keep) != min_keep or min_keep < 1:
-        raise PruningError(
-            f"min_keep must be an integer ≥ 1 (a layer is never emptied); got {min_keep!r}"
-        )
-    if not 0.0 <= float(fraction) <= 1.0:
-        raise PruningError(f"min_keep_fraction must lie in [0, 1]; got {fraction}")
-    if int(round_to) != round_to or round_to < 1:
-        raise PruningError(f"round_to must be an integer ≥ 1 (1 = no rounding); got {round_to!r}")
-    if group_reduce not in GROUP_REDUCES:
-        raise PruningError(f"group_reduce must be one of {GROUP_REDUCES}; got {group_reduce!r}")
-
-
 def _check_prunable(prunable: Any, layout: ChannelLayout) -> np.ndarray:
     if prunable is None:
         return np.ones(layout.total, dtype=bool)
@@ -335,9 +313,10 @@ def _units_for_target(sorted_sizes: np.ndarray, target: int) -> int:
     return n
 
 
-def _floors(layout: ChannelLayout, min_keep: int, fraction: float) -> np.ndarray:
+def _floors(layout: ChannelLayout, spec: PruneSpec) -> np.ndarray:
     sizes = np.asarray(layout.sizes)
-    need = np.maximum(int(min_keep), np.ceil(fraction * sizes - 1e-9).astype(np.int64))
+    need = np.maximum(int(spec.min_keep),
+                      np.ceil(spec.min_fraction * sizes - 1e-9).astype(np.int64))
     return np.minimum(np.maximum(need, 1), sizes)
 
 
@@ -345,9 +324,7 @@ def _apply_floors(
     chosen: np.ndarray,
     units: _Units,
     layout: ChannelLayout,
-    min_keep: int,
-    fraction: float,
-    round_to: int,
+    spec: PruneSpec,
 ) -> np.ndarray:
     """Give units back, highest-ranked first, until every layer meets its floor and rounding.
 
@@ -355,7 +332,8 @@ def _apply_floors(
     a unit spanning several layers (a coupled group) may lift another layer past its floor.
     """
     chosen = chosen.copy()
-    floors = _floors(layout, min_keep, fraction)
+    floors = _floors(layout, spec)
+    round_to = int(spec.round_to)
     changed = True
     while changed:
         changed = False

@@ -69,7 +69,9 @@ class EarlyPruneCallback(pl.Callback):
         attr: the attribute of the LightningModule holding the network to prune.
         example_inputs: an input batch for tracing the network.
         **pruner_options: :class:`~forecastprune.pipeline.EarlyPruner` keyword arguments
-            (``forecaster``, ``ratio``, ``prune_at``, ``sparsity``, ``store_path``, ...);
+            (``forecaster``, ``spec`` — a :class:`~forecastprune.engine.spec.PruneSpec` —,
+            ``prune_at`` — a :class:`~forecastprune.runpoint.RunPoint` such as ``0.3``,
+            ``"step:120"`` or ``"stability"`` —, ``sparsity``, ``store_path``, ...);
             ``total_steps`` defaults to Lightning's estimate.
     """
 

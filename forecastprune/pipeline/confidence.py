@@ -10,7 +10,7 @@ do. :func:`backtest_confidence` measures the second part:
    rate when the store knows it, else steps).
 2. **Score.** The forecaster is fitted on the history up to the origin and predicts the target;
    both the prediction and the |γ| actually seen at the target go through the same
-   :class:`~forecastprune.engine.rule.MaskRule` (same ratio, policy and floors as the real
+   :class:`~forecastprune.engine.spec.PruneSpec` (same ratio, policy and floors as the real
    prune), and the score is the IoU of the two *pruned* sets — how much of the cut the forecast
    got right.
 3. **Honest horizon.** Origins are clamped (at least half of the history up to the target, and
@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from ..compare.metrics import iou
-from ..engine.rule import MaskRule
+from ..engine.spec import PruneSpec
+from ..engine.threshold import select_channels
 from ..errors import ForecasterError
 from ..forecasters.auto import backtest_pairs
 from ..predict import attach_layout, build_forecaster, predict_history
@@ -96,7 +97,7 @@ def backtest_confidence(
     gammas: np.ndarray,
     target_step: int,
     plan: Any,
-    rule: MaskRule,
+    spec: PruneSpec,
     clock: Any = None,
 ) -> Confidence | None:
     """Backtest ``forecaster`` inside the history at the real horizon (see the module docs).
@@ -107,7 +108,7 @@ def backtest_confidence(
         gammas: (T, C) recorded signed γ.
         target_step: the step the real forecast targets (the planned end of training).
         plan: the :class:`~forecastprune.engine.coupling.ChannelPlan` of the real prune.
-        rule: the real prune's :class:`MaskRule` (ratio, floors).
+        spec: the real prune's :class:`PruneSpec` (ratio, floors).
         clock: maps steps to cumulative LR (None: measure horizons in steps).
 
     Returns:
@@ -127,14 +128,14 @@ def backtest_confidence(
         if origin + 1 < fewest:
             continue
         backtests.append(_backtest(forecaster, steps, gammas, origin, target, axis, real,
-                                   plan, rule, clock))
+                                   plan, spec, clock))
     if not backtests:
         return None
     return Confidence(min(b.discounted for b in backtests), real, tuple(backtests))
 
 
 def _backtest(forecaster: Any, steps: np.ndarray, gammas: np.ndarray, origin: int,
-              target: int, axis: np.ndarray, real: float, plan: Any, rule: MaskRule,
+              target: int, axis: np.ndarray, real: float, plan: Any, spec: PruneSpec,
               clock: Any) -> Backtest:
     """Fit up to ``origin``, predict ``target``, score the pruned sets, discount the score."""
     try:
@@ -146,8 +147,9 @@ def _backtest(forecaster: Any, steps: np.ndarray, gammas: np.ndarray, origin: in
             f"backtesting the forecast from step {int(steps[origin])} to step "
             f"{int(steps[target])} failed: {exc}"
         ) from exc
-    predicted = rule.decide(prediction.scores, plan).pruned
-    seen = rule.decide(np.abs(np.asarray(gammas[target], dtype=np.float64)), plan).pruned
+    predicted = select_channels(prediction.scores, plan, spec).pruned
+    seen = select_channels(np.abs(np.asarray(gammas[target], dtype=np.float64)), plan,
+                           spec).pruned
     score = iou(predicted, seen)
     horizon = float(axis[target] - axis[origin]) / max(float(axis[origin] - axis[0]), 1e-12)
     exponent = max(1.0, real / horizon) if horizon > 0.0 else float("inf")

@@ -2,7 +2,7 @@
 
 The pipeline's fixed, Early-Bird and automatic timings and its final prune all see masks made
 here, through the library's single prediction path (:func:`forecastprune.predict.predict_history`)
-and the shared :class:`~forecastprune.engine.rule.MaskRule`.
+and the shared :class:`~forecastprune.engine.spec.PruneSpec`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.rule import MaskRule, ambiguous_share
-from ..engine.threshold import PruneDecision
+from ..engine.spec import PruneSpec
+from ..engine.threshold import PruneDecision, ambiguous_share, select_channels
 from ..predict import Prediction, attach_layout, build_forecaster, predict_history
 
-__all__ = ["ForecastMask", "MaskRule", "forecast_mask"]
+__all__ = ["ForecastMask", "forecast_mask"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def forecast_mask(
     gammas: np.ndarray,
     target_step: int,
     plan: Any,
-    rule: MaskRule,
+    spec: PruneSpec,
     clock: Any = None,
 ) -> ForecastMask:
     """Forecast every channel's |γ| at ``target_step`` and threshold the forecast.
@@ -62,7 +62,7 @@ def forecast_mask(
         gammas: (T, C) recorded signed γ.
         target_step: the step whose γ is predicted (the planned end of training).
         plan: a :class:`~forecastprune.engine.coupling.ChannelPlan`.
-        rule: ratio, floors and the uncertainty policy.
+        spec: the ratio, floors and uncertainty rule of the cut.
         clock: maps steps to cumulative LR for forecasters on the ``lr`` time axis.
 
     Returns:
@@ -70,8 +70,8 @@ def forecast_mask(
     """
     model = attach_layout(build_forecaster(forecaster), plan)
     prediction = predict_history(model, steps, gammas, target_step, clock=clock,
-                                 coverage=rule.coverage)
-    decision = rule.decide(prediction.scores, plan, prediction.upper)
+                                 coverage=spec.coverage)
+    decision = select_channels(prediction.scores, plan, spec, upper=prediction.upper)
     ambiguous = ambiguous_share(prediction.lower, prediction.upper, decision.threshold,
                                 plan.prunable)
     return ForecastMask(decision, prediction, ambiguous)

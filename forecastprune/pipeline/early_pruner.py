@@ -2,8 +2,8 @@
 
 ::
 
-    pruner = EarlyPruner(model, optimizer, forecaster="auto", ratio=0.5, prune_at=0.3,
-                         total_steps=n_steps, example_inputs=x[:1])
+    pruner = EarlyPruner(model, optimizer, forecaster="auto", spec=PruneSpec(ratio=0.5),
+                         prune_at=0.3, total_steps=n_steps, example_inputs=x[:1])
     for step in range(1, n_steps + 1):
         loss = criterion(model(x), y)
         optimizer.zero_grad(); loss.backward()
@@ -55,17 +55,20 @@ from ..errors import ConfigError
 from ..record.bn_layers import unwrap_model as unwrap
 from ..record.signals import flush_on_signals
 from .._util import is_rank_zero, positive_int
-from .decision import ForecastMask, MaskRule, forecast_mask
+from ..engine.spec import PruneSpec
+from ..runpoint import RunPoint
+from .decision import ForecastMask, forecast_mask
 from .distributed import broadcast_object, rewrap
 from .timing import (
     FixedTiming,
     PruneTiming,
+    DEFAULT_DEADLINE,
+    DEFAULT_MIN_CONFIDENCE,
     auto_timing,
     early_bird_timing,
-    resolve_step,
 )
 
-Timing = float | int | str | PruneTiming
+Timing = float | str | RunPoint | PruneTiming
 
 #: tags the dict of :meth:`EarlyPruner.state_dict`; bumped when an older reader would misread it
 STATE_FORMAT = "forecastprune.early-pruner"
@@ -80,9 +83,14 @@ class EarlyPruner:
         optimizer: its optimizer; rebuilt for the smaller model after pruning.
         forecaster: a forecaster spec from the registry (``"sma"``, ``"linear"``,
             ``"arima(p=2,d=1,q=1)"``); ``"naive"`` prunes on the current |γ|.
-        ratio: fraction of the prunable channels to prune.
-        prune_at: a fraction of the run in (0, 1), a step, ``"auto"`` (our forecast-stability
-            rule, see :mod:`~forecastprune.pipeline.timing`), ``"early-bird"``, or a
+        spec: how channels are chosen — ratio or threshold, coupling policy (``seed`` never
+            prunes coupled layers, ``grouped`` prunes coupled channels together), floors and
+            the uncertainty rule (default ``PruneSpec()``).
+        prune_at: where in the run to prune, as everywhere in forecastprune (a
+            :class:`~forecastprune.runpoint.RunPoint`): a fraction of the run in (0, 1],
+            ``"step:N"``, a timing rule — ``"stability"`` (our forecast-stability rule, see
+            :mod:`~forecastprune.pipeline.timing`), ``"confidence"`` (stability plus the
+            forecaster's in-history backtest), ``"early-bird"`` — or a
             :class:`~forecastprune.pipeline.timing.PruneTiming`.
         sparsity: the L1 strength ``s`` on γ during the sparse phase (0 disables it).
         record_every: record γ every this many steps.
@@ -90,18 +98,14 @@ class EarlyPruner:
         example_inputs: an input batch used to trace the model for coupling and surgery.
         store_path: the γ store's directory (in a temporary directory, removed with the
             pruner, when None).
-        policy: ``"seed"`` (never prune coupled layers) or ``"grouped"`` (prune coupled
-            channels together).
-        min_keep: channels every BN layer keeps at least.
         check_every: steps between checks of the ``auto`` / ``early-bird`` rules (default:
             ``steps_per_epoch`` when given, else 2 % of the run).
         steps_per_epoch: the loop's steps per epoch, written to the store's metadata.
-        auto_options: keyword arguments for :func:`~forecastprune.pipeline.timing.auto_timing`
-            (``window``, ``tolerance``, ``max_ambiguous``, ``min_step``, ``deadline`` — these
-            two may be fractions of the run — and ``min_confidence``, which turns on the
-            ``confidence`` rule: stability plus the forecaster's backtest, see
-            :mod:`~forecastprune.pipeline.confidence`).
-        uncertainty: prune only channels whose forecast upper bound is below the cut too.
+        auto_options: options of the ``stability`` and ``confidence`` timing rules
+            (:func:`~forecastprune.pipeline.timing.auto_timing`: ``window``, ``tolerance``,
+            ``max_ambiguous``, ``min_step``, ``deadline`` — these two run points — and
+            ``min_confidence``, the backtested IoU the ``confidence`` rule needs, 0.9 by
+            default; see :mod:`~forecastprune.pipeline.confidence`).
         lr_schedule: the planned LR schedule (``[[step, lr], ...]`` or a torch scheduler
             stepped per iteration), stored for forecasters on the cumulative-LR time axis.
         metadata: extra store metadata (model name, seed, ...).
@@ -110,8 +114,8 @@ class EarlyPruner:
     Raises:
         ConfigError: on an invalid ``prune_at``, ``total_steps`` or ``record_every``.
         ForecasterError: on an unknown or malformed forecaster spec.
-        PruningError: on a ratio outside (0, 1), an unknown policy or inputs the model
-            cannot be traced with.
+        PruningError: on policy ``none`` (a cut needs the model's coupling) or inputs the
+            model cannot be traced with.
     """
 
     def __init__(
@@ -120,19 +124,16 @@ class EarlyPruner:
         optimizer: torch.optim.Optimizer,
         *,
         forecaster: str = "auto",
-        ratio: float = 0.5,
+        spec: PruneSpec | None = None,
         prune_at: Timing = 0.3,
         sparsity: float = 5e-3,
         record_every: int = 1,
         total_steps: int,
         example_inputs: torch.Tensor,
         store_path: str | Path | None = None,
-        policy: str = "seed",
-        min_keep: int = 1,
         check_every: int | None = None,
         steps_per_epoch: int | None = None,
         auto_options: dict[str, Any] | None = None,
-        uncertainty: bool = False,
         lr_schedule: Any = None,
         metadata: dict[str, Any] | None = None,
         overwrite: bool = False,
@@ -148,7 +149,8 @@ class EarlyPruner:
         self.total_steps = int(total_steps)
         self.record_every = int(record_every)
         self.example_inputs = example_inputs
-        self.rule = MaskRule(ratio=ratio, min_keep=min_keep, uncertainty=uncertainty)
+        self.spec = spec if spec is not None else PruneSpec()
+        policy = self.spec.coupling_policy()
         get_forecaster(forecaster)  # an unknown or malformed spec fails now, not mid-run
         self.check_every = int(check_every or steps_per_epoch or max(1, self.total_steps // 50))
         self.timing = self._make_timing(prune_at, auto_options or {})
@@ -258,7 +260,7 @@ class EarlyPruner:
         store = self.recorder.store  # flushed by _forecast at this same check
         clock = forecaster_clock(store, build_forecaster(self.forecaster))
         return backtest_confidence(self.forecaster, store.steps, store.view(), self.total_steps,
-                                   self.plan, self.rule, clock)
+                                   self.plan, self.spec, clock)
 
     def _forecast(self, step: int) -> ForecastMask | None:
         """The forecast mask from the history so far (None while it is too short)."""
@@ -271,7 +273,7 @@ class EarlyPruner:
             return None
         steps, gammas = store.steps, store.view()  # the forecaster reads only what it needs
         clock = forecaster_clock(store, model)
-        return forecast_mask(model, steps, gammas, self.total_steps, self.plan, self.rule, clock)
+        return forecast_mask(model, steps, gammas, self.total_steps, self.plan, self.spec, clock)
 
     # ---------------------------------------------------------------- pruning (every rank)
     def _prune(self, step: int, decision: Any) -> None:
@@ -298,30 +300,41 @@ class EarlyPruner:
     def _make_timing(self, prune_at: Timing, auto: dict[str, Any]) -> PruneTiming:
         if isinstance(prune_at, PruneTiming):
             return prune_at
-        if prune_at == "auto":
-            options = dict(auto)
-            if options.get("min_step") is None:  # auto_min_fraction 0: check from the start
-                options.pop("min_step", None)
-            for key in ("min_step", "deadline"):
-                if options.get(key) is not None:
-                    options[key] = resolve_step(options[key], self.total_steps, f"auto.{key}")
-            options.setdefault("deadline", resolve_step(0.6, self.total_steps))
-            return auto_timing(self.check_every, **options)
-        if prune_at == "early-bird":
+        point = RunPoint.parse(prune_at)
+        if point.rule == "early-bird":
             return early_bird_timing(self.check_every)
-        if isinstance(prune_at, str):
-            raise ConfigError(
-                f"prune_at must be a fraction in (0, 1), a step, 'auto' or 'early-bird'; "
-                f"got {prune_at!r}"
-            )
-        return FixedTiming(resolve_step(prune_at, self.total_steps))
+        if point.is_rule:
+            return self._rule_timing(point.rule, dict(auto))
+        return FixedTiming(self._step_of(point, "prune_at"))
+
+    def _rule_timing(self, rule: str | None, options: dict[str, Any]) -> PruneTiming:
+        """The ``stability`` or ``confidence`` timing with the run's own options."""
+        confidence = options.pop("min_confidence", DEFAULT_MIN_CONFIDENCE)
+        if options.get("min_step") is None:  # auto_min_fraction 0: check from the start
+            options.pop("min_step", None)
+        for key in ("min_step", "deadline"):
+            if options.get(key) is not None:
+                options[key] = self._step_of(RunPoint.parse(options[key], rules=False,
+                                                            what=f"auto.{key}"), f"auto.{key}")
+        options.setdefault("deadline", self._step_of(RunPoint(fraction=DEFAULT_DEADLINE),
+                                                     "deadline"))
+        return auto_timing(self.check_every, **options,
+                           min_confidence=confidence if rule == "confidence" else None)
+
+    def _step_of(self, point: RunPoint, what: str) -> int:
+        """The step of a fraction or step of the run, checked to lie inside it."""
+        step = point.resolve(self.total_steps, what)
+        if not 1 <= step <= self.total_steps:
+            raise ConfigError(f"{what}={point} is not a step of the run; expected step:1 to "
+                              f"step:{self.total_steps} (or a fraction in (0, 1])")
+        return step
 
     # ---------------------------------------------------------------- state
     def summary(self) -> dict[str, Any]:
         """A JSON-ready record of what the pruner did: timing, prune step and decision."""
         return {
             "forecaster": str(self.forecaster),
-            "ratio": self.rule.ratio,
+            "spec": self.spec.to_json(),
             "total_steps": self.total_steps,
             "store_path": str(self.store_path),
             "pruned_at": self.pruned_at,

@@ -30,7 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engine.spec import PruneSpec
 from ..errors import ConfigError
+from ..runpoint import RunPoint
 from ..record.bn_layers import unwrap_model
 from ..record.signals import flush_on_signals
 from .trainer import Callback, ModelAndOptimizer, Trainer
@@ -50,32 +52,27 @@ class MethodSpec:
     Args:
         method: one of :data:`METHODS`.
         forecaster: the forecaster spec (``forecast`` only).
-        ratio: fraction of prunable channels to prune.
-        prune_at: ``forecast``'s prune point: a fraction, a step or ``"auto"``.
+        spec: how channels are chosen (every pruning method uses the same).
+        prune_at: ``forecast``'s prune point.
         sparsity: L1 strength on γ during sparse training.
         sparse_fraction: ``slimming``'s share of the budget spent sparse-training.
-        policy: ``"seed"`` or ``"grouped"`` coupling policy.
-        min_keep: channels each BN layer keeps at least.
         record_every: γ snapshot interval in steps.
-        check_every: steps between ``auto``/``early-bird`` checks (None: one epoch).
-        auto: options of the ``auto`` rule (see :func:`~forecastprune.pipeline.timing.auto_timing`).
-        uncertainty: prune only channels whose forecast upper bound is below the cut too.
+        check_every: steps between timing-rule checks (None: one epoch).
+        auto: options of the timing rules (see
+            :func:`~forecastprune.pipeline.timing.auto_timing`).
         store_path: directory for the γ store (temporary when None).
         overwrite: replace an existing store at ``store_path``.
     """
 
     method: str
     forecaster: str
-    ratio: float
-    prune_at: float | int | str
+    spec: PruneSpec
+    prune_at: RunPoint
     sparsity: float
     sparse_fraction: float
-    policy: str
-    min_keep: int
     record_every: int
     check_every: int | None
     auto: dict[str, Any]
-    uncertainty: bool
     store_path: str | Path | None = None
     overwrite: bool = False
 
@@ -90,15 +87,14 @@ class MethodSpec:
         if self.method == "normal":
             return None
         forecaster, prune_at = {
-            "slimming": ("naive", self.sparse_fraction),
+            "slimming": ("naive", RunPoint(fraction=self.sparse_fraction)),
             "early-bird": ("naive", "early-bird"),
             "forecast": (self.forecaster, self.prune_at),
         }[self.method]
         return {
-            "forecaster": forecaster, "prune_at": prune_at, "ratio": self.ratio,
-            "sparsity": self.sparsity, "policy": self.policy, "min_keep": self.min_keep,
-            "record_every": self.record_every, "check_every": self.check_every,
-            "auto_options": self.auto, "uncertainty": self.uncertainty,
+            "forecaster": forecaster, "prune_at": prune_at, "spec": self.spec,
+            "sparsity": self.sparsity, "record_every": self.record_every,
+            "check_every": self.check_every, "auto_options": self.auto,
             "store_path": self.store_path, "overwrite": self.overwrite,
         }
 

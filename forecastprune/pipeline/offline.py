@@ -2,7 +2,7 @@
 
 The same three steps the training pipeline takes at its prune point, started from a store on
 disk instead of a live run: the prediction path (:func:`forecastprune.predict.predict_store`),
-the shared :class:`~forecastprune.engine.rule.MaskRule`, and the surgery on a copy of the model.
+the shared :class:`~forecastprune.engine.spec.PruneSpec`, and the surgery on a copy of the model.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from ..engine.coupling import ChannelPlan, check_layout, plan_channels
-from ..engine.rule import MaskRule
+from ..engine.spec import PruneSpec
 from ..engine.surgery import prune_model
-from ..engine.threshold import PruneDecision
+from ..engine.threshold import PruneDecision, select_channels
 from ..predict import Prediction, predict_store
 
 
@@ -43,8 +43,7 @@ def prune_from_store(
     forecaster: Any,
     *,
     cutoff: float | str,
-    rule: MaskRule,
-    policy: str,
+    spec: PruneSpec,
     example_inputs: torch.Tensor,
 ) -> OfflinePrune:
     """Forecast final |γ| from a store's history up to ``cutoff`` and prune a copy of ``model``.
@@ -54,17 +53,16 @@ def prune_from_store(
         store: an open :class:`~forecastprune.store.GammaTrajectoryStore`.
         forecaster: a registry spec or an instance.
         cutoff: a fraction of the run in (0, 1] or ``"step:N"``.
-        rule: ratio, floors and uncertainty policy.
-        policy: ``"seed"`` or ``"grouped"``.
+        spec: how channels are chosen (ratio or threshold, coupling policy, floors).
         example_inputs: an input batch to trace the model with.
 
     Raises:
         LayoutError: when the model's BN layers differ from the store's.
-        ForecastPruneError: on a bad cutoff, forecaster, rule or policy.
+        ForecastPruneError: on a bad cutoff or forecaster, or policy ``none``.
     """
     check_layout(model, store.layout)
-    prediction = predict_store(store, forecaster, cutoff, coverage=rule.coverage)
-    plan = plan_channels(model, example_inputs, store.layout, policy)
-    decision = rule.decide(prediction.scores, plan, prediction.upper)
+    prediction = predict_store(store, forecaster, cutoff, coverage=spec.coverage)
+    plan = plan_channels(model, example_inputs, store.layout, spec.coupling_policy())
+    decision = select_channels(prediction.scores, plan, spec, upper=prediction.upper)
     return OfflinePrune(prune_model(model, decision, example_inputs, plan), plan, decision,
                         prediction)

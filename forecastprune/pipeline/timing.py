@@ -49,6 +49,11 @@ from ..errors import ConfigError
 from ..compare.metrics import early_bird_step, mask_distance
 
 
+#: where the stability and confidence rules fire whatever the masks say (fraction of the run)
+DEFAULT_DEADLINE = 0.6
+#: the backtested IoU the confidence rule needs by default
+DEFAULT_MIN_CONFIDENCE = 0.9
+
 #: computes the backtested confidence at the current check (None: history too short)
 ConfidenceFn = Callable[[], Any]
 
@@ -321,36 +326,5 @@ def auto_timing(check_every: int, *, window: int = 3, tolerance: float = 0.1,
     return MaskStabilityTiming(
         check_every=check_every, window=window, tolerance=tolerance, min_step=min_step,
         deadline=deadline, max_ambiguous=max_ambiguous, min_confidence=min_confidence,
-        name="auto" if min_confidence is None else "confidence",
+        name="stability" if min_confidence is None else "confidence",
     )
-
-
-def resolve_step(value: float | int, total_steps: int, what: str = "prune_at") -> int:
-    """Turn a fraction of the run (a float in (0, 1)) or a step (an int ≥ 1) into a step.
-
-    Args:
-        value: a fraction in (0, 1) or a positive integer step.
-        total_steps: the planned length of the run.
-        what: the parameter's name, for the error message.
-
-    Returns:
-        The step, at least 1.
-
-    Raises:
-        ConfigError: for anything else, or a step beyond the run.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(
-            f"{what} must be a fraction in (0, 1), a step >= 1 or 'auto'; got {value!r}"
-        )
-    if isinstance(value, (float, np.floating)) and not float(value).is_integer():
-        if not 0.0 < value < 1.0:
-            raise ConfigError(f"{what} as a fraction must lie in (0, 1); got {value}")
-        return max(1, int(round(value * total_steps)))
-    step = int(value)
-    if not 1 <= step <= total_steps:
-        raise ConfigError(
-            f"{what}={step} is not a step of the run; expected 1..{total_steps} "
-            "(or a fraction in (0, 1))"
-        )
-    return step

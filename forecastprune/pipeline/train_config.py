@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import from_mapping, read_yaml
-from ..engine.rule import check_policy
-from ..errors import ConfigError
+from ..engine.spec import PruneSpec, field_names
+from ..errors import ConfigError, ForecastPruneError
+from ..runpoint import RunPoint
 from ..zoo.data import TASKS
 from .methods import METHODS, MethodSpec
 
 SCHEDULES = ("cosine", "constant")
-AUTO_RULES = ("stability", "confidence")
+_SPEC = PruneSpec()
 #: model keys passed on to the zoo builder when set
 MODEL_KEYS = ("widths", "blocks", "width", "gamma_init")
 
@@ -50,26 +51,25 @@ class TrainConfig:
         train_subset: train on the first N training images only (quick runs and tests).
         eval_every: epochs between test evaluations (the last epoch is always evaluated).
         forecaster: ``forecast``'s forecaster spec.
-        ratio: fraction of prunable channels to prune.
-        prune_at: ``forecast``'s prune point: a fraction (``0.3``), a step (``120``) or
-            ``auto``.
+        ratio, threshold, policy, min_keep, min_fraction, round_to, group_reduce,
+            uncertainty, coverage: how channels are chosen — the fields of
+            :class:`~forecastprune.engine.spec.PruneSpec`, with its defaults.
+        prune_at: ``forecast``'s prune point (a :class:`~forecastprune.runpoint.RunPoint`):
+            a fraction (``0.3``), a step (``step:120``) or a timing rule (``stability``,
+            ``confidence``).
         sparsity: L1 strength on γ while sparse-training.
         sparse_fraction: ``slimming``'s share of the budget spent sparse-training.
-        policy: ``seed`` or ``grouped``.
-        min_keep: channels every BN layer keeps at least.
         record_every: γ snapshot interval in steps.
-        check_every: steps between ``auto``/``early-bird`` checks (None: one epoch).
-        auto_window: ``auto``: previous forecast masks the newest must agree with.
-        auto_tolerance: ``auto``: largest normalized Hamming distance to each of them.
-        auto_max_ambiguous: ``auto``: largest share of channels whose forecast interval may
-            straddle the cut (forecasters with intervals only; None: ignore intervals).
-        auto_min_fraction: ``auto``: never fire before this fraction of the run.
-        auto_deadline: ``auto``: fire at this fraction of the run whatever the masks say.
-        auto_rule: ``auto``: ``stability`` (the forecast mask has settled) or ``confidence``
-            (settled *and* the forecaster's in-history backtest of its pruned set at the real
-            ratio and horizon reaches ``auto_min_confidence``).
-        auto_min_confidence: ``auto_rule: confidence``: the backtested IoU to reach.
-        uncertainty: prune only channels whose forecast upper bound is below the cut too.
+        check_every: steps between timing-rule checks (None: one epoch).
+        auto_window: the timing rules: previous forecast masks the newest must agree with.
+        auto_tolerance: the timing rules: largest normalized Hamming distance to each of them.
+        auto_max_ambiguous: the timing rules: largest share of channels whose forecast
+            interval may straddle the cut (forecasters with intervals only; None: ignore).
+        auto_min_fraction: the timing rules: never fire before this fraction of the run.
+        auto_deadline: the timing rules: fire at this fraction of the run whatever the masks
+            say.
+        auto_min_confidence: ``prune_at: confidence``: the backtested IoU to reach (the
+            forecaster's in-history backtest of its pruned set at the real ratio and horizon).
         plugins: forecaster plugin files or folders to load before the run (so ``forecaster``
             may name a plugin).
     """
@@ -93,12 +93,18 @@ class TrainConfig:
     train_subset: int | None = None
     eval_every: int = 1
     forecaster: str = "auto"
-    ratio: float = 0.5
+    ratio: float | None = None  # the spec's ratio (0.5) unless a threshold is given
+    threshold: float | None = _SPEC.threshold
+    policy: str = _SPEC.policy
+    min_keep: int = _SPEC.min_keep
+    min_fraction: float = _SPEC.min_fraction
+    round_to: int = _SPEC.round_to
+    group_reduce: str = _SPEC.group_reduce
+    uncertainty: bool = _SPEC.uncertainty
+    coverage: float = _SPEC.coverage
     prune_at: str = "0.3"
     sparsity: float = 5e-3
     sparse_fraction: float = 0.75
-    policy: str = "seed"
-    min_keep: int = 1
     record_every: int = 1
     check_every: int | None = None
     auto_window: int = 3
@@ -106,9 +112,7 @@ class TrainConfig:
     auto_max_ambiguous: float | None = None
     auto_min_fraction: float = 0.05
     auto_deadline: float = 0.6
-    auto_rule: str = "stability"
     auto_min_confidence: float = 0.9
-    uncertainty: bool = False
     plugins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -142,9 +146,8 @@ class TrainConfig:
         _choice(self.method, METHODS, "method")
         _choice(self.schedule, SCHEDULES, "schedule")
         _choice(self.task, tuple(TASKS), "task")
-        _choice(self.auto_rule, AUTO_RULES, "auto_rule")
-        check_policy(self.policy)
-        for key in ("epochs", "batch_size", "upscale", "min_keep", "record_every",
+        self.prune_spec()
+        for key in ("epochs", "batch_size", "upscale", "record_every",
                     "auto_window", "train_subset", "check_every", "eval_every"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -152,7 +155,7 @@ class TrainConfig:
         for key in ("lr", "momentum", "weight_decay", "sparsity", "seed", "width"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0; got {getattr(self, key)}")
-        for key in ("ratio", "sparse_fraction", "auto_deadline"):
+        for key in ("sparse_fraction", "auto_deadline"):
             if not 0.0 < getattr(self, key) < 1.0:
                 raise ConfigError(f"{key} must lie strictly between 0 and 1; got "
                                   f"{getattr(self, key)}")
@@ -163,29 +166,26 @@ class TrainConfig:
                 raise ConfigError(f"{key} must lie in [0, 1]; got {value}")
         self.prune_point()
 
-    def prune_point(self) -> float | int | str:
-        """``prune_at`` as the pipeline takes it: ``"auto"``, a step (int) or a fraction.
+    def prune_point(self) -> RunPoint:
+        """``prune_at`` as a :class:`RunPoint`.
 
         Raises:
-            ConfigError: for anything else.
+            ConfigError: saying which forms are accepted.
         """
-        text = str(self.prune_at).strip()
-        if text == "auto":
-            return text
+        return RunPoint.parse(self.prune_at, what="prune_at")
+
+    def prune_spec(self) -> PruneSpec:
+        """How channels are chosen: the config's :class:`PruneSpec` keys, validated.
+
+        Raises:
+            ConfigError: naming the key out of range (or policy ``none``, which cannot cut).
+        """
         try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not 0.0 < value < 1.0:
-            raise ConfigError(
-                f"prune_at must be a fraction in (0, 1) such as 0.3, a step such as 120, or "
-                f"'auto'; got {self.prune_at!r}"
-            )
-        return value
+            spec = PruneSpec(**{name: getattr(self, name) for name in field_names()})
+            spec.coupling_policy()
+        except ForecastPruneError as exc:
+            raise ConfigError(str(exc)) from None
+        return spec
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the zoo builder: the model keys that are set."""
@@ -195,16 +195,14 @@ class TrainConfig:
                     ) -> MethodSpec:
         """The :class:`~forecastprune.pipeline.methods.MethodSpec` of this config."""
         return MethodSpec(
-            method=self.method, forecaster=self.forecaster, ratio=self.ratio,
+            method=self.method, forecaster=self.forecaster, spec=self.prune_spec(),
             prune_at=self.prune_point(), sparsity=self.sparsity,
-            sparse_fraction=self.sparse_fraction, policy=self.policy, min_keep=self.min_keep,
-            record_every=self.record_every, check_every=self.check_every,
+            sparse_fraction=self.sparse_fraction, record_every=self.record_every, check_every=self.check_every,
             auto={"window": self.auto_window, "tolerance": self.auto_tolerance,
                   "max_ambiguous": self.auto_max_ambiguous,
                   "min_step": self.auto_min_fraction or None, "deadline": self.auto_deadline,
-                  "min_confidence": (self.auto_min_confidence
-                                     if self.auto_rule == "confidence" else None)},
-            uncertainty=self.uncertainty, store_path=store_path, overwrite=overwrite,
+                  "min_confidence": self.auto_min_confidence},
+            store_path=store_path, overwrite=overwrite,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -6,8 +6,8 @@
     from forecastprune.integrations.ultralytics import attach
 
     model = YOLO("yolov8n.yaml")
-    pruner = attach(model, forecaster="sma", ratio=0.3, prune_at=0.3, sparsity=1e-3,
-                    store_path="runs/yolov8n-gammas.fpstore")
+    pruner = attach(model, spec=PruneSpec(ratio=0.3, policy="grouped"), prune_at=0.3,
+                    sparsity=1e-3, store_path="runs/yolov8n-gammas.fpstore")
     model.train(data="data.yaml", epochs=100, imgsz=640)
     pruner.pruned_at, pruner.params            # when it pruned, parameters before/after
 
@@ -22,9 +22,10 @@ What happens during ``train``:
   accumulates several batches per update), γ of every BatchNorm goes into a
   :class:`~forecastprune.store.GammaTrajectoryStore` with the LR and the planned LR schedule
   (:mod:`.plan`). Steps count optimizer updates.
-* **One prune** — at ``prune_at`` (a fraction of the planned updates, a step, ``"auto"`` or
-  ``"early-bird"``) the forecaster predicts every channel's final |γ|, the engine chooses
-  the channels (``policy``, ``ratio``) and cuts a copy of the model. The trainer then goes on
+* **One prune** — at ``prune_at`` (a fraction of the planned updates, ``"step:N"``, or a
+  timing rule: ``"stability"``, ``"confidence"``, ``"early-bird"``) the forecaster predicts
+  every channel's final |γ|, the engine chooses the channels (``spec``: ratio, policy,
+  floors) and cuts a copy of the model. The trainer then goes on
   with the smaller model: its optimizer is rebuilt (state cut to the kept channels), the LR
   scheduler is re-bound to it, and the EMA model is cut the same way (the averages of the
   kept channels carry on). From then on there is no L1 and no recording.
@@ -47,7 +48,8 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from ...engine.rule import MaskRule
+from ...engine.spec import PruneSpec
+from ...runpoint import RunPoint
 from ...pipeline.timing import PruneTiming
 from .plan import UpdatePlan, plan_updates, planned_lr_schedule, warmup_iterations
 from .fixups import saveable, sync_split_widths
@@ -57,19 +59,18 @@ class UltralyticsPruner:
     """Sparse-train, record γ, prune once and keep training, inside an ultralytics trainer.
 
     Args:
-        forecaster: a forecaster spec (``"sma"``, ``"linear"``, ``"arima(p=2,d=1,q=1)"``).
-        ratio: fraction of the prunable channels to prune.
-        prune_at: a fraction in (0, 1) of the planned optimizer updates, an update number,
-            ``"auto"`` or ``"early-bird"`` (see :class:`~forecastprune.pipeline.EarlyPruner`);
-            None records (and sparse-trains) the whole run without pruning, for ``compare``.
+        forecaster: a forecaster spec (``"auto"``, ``"linear"``, ``"arima(p=2,d=1,q=1)"``).
+        spec: how channels are chosen (default ``PruneSpec()``, as everywhere in
+            forecastprune); ``PruneSpec(policy="grouped")`` prunes coupled channels together,
+            which on C2f/C3k2 detectors is where most channels are.
+        prune_at: where in the run to prune (a :class:`~forecastprune.runpoint.RunPoint`:
+            a fraction of the planned optimizer updates, ``"step:N"``, ``"stability"``,
+            ``"confidence"`` or ``"early-bird"``); None records (and sparse-trains) the whole
+            run without pruning, for ``compare``.
         sparsity: the L1 strength ``s`` on γ until the prune (0: no penalty).
-        policy: ``"seed"`` or ``"grouped"`` (grouped prunes coupled channels together, which
-            on C2f/C3k2 detectors is where most channels are).
         store_path: where to keep the γ store (a temporary directory when None).
         record_every: record every this many optimizer updates.
-        min_keep: channels each BN layer keeps at least.
-        auto_options: options of the ``auto`` timing (``window``, ``tolerance``, ...).
-        uncertainty: prune only channels whose forecast upper bound is below the cut too.
+        auto_options: options of the timing rules (``window``, ``tolerance``, ...).
         overwrite: replace an existing store at ``store_path``.
 
     Raises:
@@ -79,28 +80,25 @@ class UltralyticsPruner:
     def __init__(
         self,
         *,
-        forecaster: str = "sma",
-        ratio: float = 0.5,
-        prune_at: float | int | str | None = 0.3,
+        forecaster: str = "auto",
+        spec: PruneSpec | None = None,
+        prune_at: float | str | RunPoint | None = 0.3,
         sparsity: float = 1e-3,
-        policy: str = "grouped",
         store_path: str | Path | None = None,
         record_every: int = 1,
-        min_keep: int = 1,
         auto_options: dict[str, Any] | None = None,
-        uncertainty: bool = False,
         overwrite: bool = False,
     ) -> None:
         from ...forecasters import get_forecaster
 
         get_forecaster(forecaster)  # a bad spec fails here, not after the first epochs
-        MaskRule(ratio=ratio, min_keep=min_keep)
+        spec = spec if spec is not None else PruneSpec()
+        spec.coupling_policy()  # policy none cannot cut: refused before training
         self.options = {
-            "forecaster": forecaster, "ratio": ratio,
-            "prune_at": RecordOnly() if prune_at is None else prune_at,
-            "sparsity": sparsity, "policy": policy, "store_path": store_path,
-            "record_every": record_every, "min_keep": min_keep, "auto_options": auto_options,
-            "uncertainty": uncertainty, "overwrite": overwrite,
+            "forecaster": forecaster, "spec": spec,
+            "prune_at": RecordOnly() if prune_at is None else RunPoint.parse(prune_at),
+            "sparsity": sparsity, "store_path": store_path, "record_every": record_every,
+            "auto_options": auto_options, "overwrite": overwrite,
         }
         self.pruner: Any = None  # the EarlyPruner, built when training starts
         self.updates = 0

@@ -4,7 +4,8 @@
 
     result = prune_ultralytics_checkpoint("runs/detect/train/weights/best.pt",
                                           "runs/yolov8n-gammas.fpstore", "best-pruned.pt",
-                                          forecaster="sma", cutoff=0.3, ratio=0.3)
+                                          forecaster="auto", cutoff=0.3,
+                                          spec=PruneSpec(ratio=0.3, policy="grouped"))
 
 The forecaster sees the γ history up to ``cutoff`` and predicts every channel's |γ| at the
 run's planned last step; the engine picks the channels to cut and physically removes them from
@@ -28,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...engine.spec import PruneSpec
 from ...errors import ConfigError
 from ._deps import import_ultralytics
 from .fixups import saveable
@@ -59,11 +61,9 @@ def prune_ultralytics_checkpoint(
     store: str | Path,
     out: str | Path,
     *,
-    forecaster: str = "sma",
+    forecaster: str = "auto",
     cutoff: float | str = 0.3,
-    ratio: float = 0.5,
-    policy: str = "grouped",
-    min_keep: int = 1,
+    spec: PruneSpec | None = None,
     imgsz: int | None = None,
     overwrite: bool = False,
 ) -> PrunedCheckpoint:
@@ -77,9 +77,8 @@ def prune_ultralytics_checkpoint(
             with ``cutoff=1.0`` is network slimming's prune by the final |γ|.
         cutoff: the history the forecaster sees: a fraction in (0, 1] of the run or
             ``"step:N"`` (as everywhere in forecastprune).
-        ratio: fraction of the prunable channels to prune.
-        policy: ``"seed"`` or ``"grouped"``.
-        min_keep: channels each BN layer keeps at least.
+        spec: how channels are chosen (ratio or threshold, policy, floors); default
+            ``PruneSpec()``, the same defaults as ``forecastprune prune``.
         imgsz: the square input size to trace at (default: the store's ``input_shape``, else
             the checkpoint's training ``imgsz``, else 640).
         overwrite: replace an existing ``out``.
@@ -92,23 +91,22 @@ def prune_ultralytics_checkpoint(
         LayoutError: if the store's layers do not match the checkpoint's model.
         ForecastPruneError: on a bad cutoff, forecaster, ratio or policy, or an impossible cut.
     """
-    from ...engine.rule import MaskRule
     from ...pipeline.offline import prune_from_store
     from ...store import GammaTrajectoryStore
 
     source, target = _check_paths(checkpoint, out, overwrite)
-    rule = MaskRule(ratio=ratio, min_keep=min_keep)
+    spec = spec if spec is not None else PruneSpec()
     ckpt = _load(source)
     model = _model_of(ckpt, source)
     with GammaTrajectoryStore.open(store) as gammas:
         size = imgsz or _input_size(gammas.metadata, ckpt)
-        done = prune_from_store(model, gammas, forecaster, cutoff=cutoff, rule=rule,
-                                policy=policy, example_inputs=torch.zeros(1, 3, size, size))
+        done = prune_from_store(model, gammas, forecaster, cutoff=cutoff, spec=spec,
+                                example_inputs=torch.zeros(1, 3, size, size))
     pruned = saveable(model, done.model)
     prediction = done.prediction
     summary = {"store": str(store), "forecaster": prediction.forecaster,
                "cutoff_step": prediction.cutoff_step, "target_step": prediction.target_step,
-               "policy": policy, "decision": done.decision.to_json()}
+               "policy": spec.policy, "decision": done.decision.to_json()}
     # stored as ultralytics stores a finished model: half precision, frozen, no optimizer
     _save({**ckpt, "model": pruned.half().requires_grad_(False), "ema": None, "optimizer": None,
            "updates": None, "forecastprune": summary}, target)
