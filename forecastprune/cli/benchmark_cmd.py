@@ -35,7 +35,7 @@ Example:
 @spec_options(skip=NOT_REPLAYED)
 @click.option("--timeout", type=click.FloatRange(min=0.0, min_open=True), default=None,
               help="Seconds per forecaster and run (all cutoffs together).")
-@click.option("--coverage", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+@click.option("--bootstrap-coverage", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
               default=0.9, show_default=True, help="Coverage of the bootstrap intervals.")
 @click.option("--plugins", multiple=True, type=click.Path(path_type=str),
               help="Forecaster plugin file or folder; repeatable.")
@@ -64,7 +64,7 @@ def benchmark(**options: Any) -> None:
     settings.validate()
     result = run_suite(runs, specs, settings,
                        progress=lambda name: click.echo(f"replaying {name}", err=True))
-    result.coverage = options["coverage"]
+    result.coverage = options["bootstrap_coverage"]
     click.echo(format_suite(result))
     if options["json_path"]:
         text = json.dumps(suite_json(result), indent=2, allow_nan=False) + "\n"

@@ -11,6 +11,9 @@ from typing import Any
 import click
 import numpy as np
 
+from ..compare.replay import plan_like_prune
+from ..engine.spec import PruneSpec
+from ..engine.threshold import select_channels
 from ..errors import ConfigError
 from ..forecasters import (
     ForecasterInfo,
@@ -22,6 +25,7 @@ from ..forecasters.registry import describe_params
 from .._util import atomic_write_bytes
 from ..predict import Prediction, build_forecaster, predict_store
 from ..store import GammaTrajectoryStore, bundled_store_path
+from .spec_options import spec_from_flags, spec_options
 
 #: the largest step a store can hold (steps are int64)
 INT64_MAX = 2**63 - 1
@@ -83,13 +87,6 @@ def format_table(rows: Sequence[ForecasterInfo]) -> str:
 
 
 # -------------------------------------------------------------------- forecast
-def _fraction(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not 0.0 < value < 1.0:  # also refuses NaN, which every comparison lets through
-        raise click.BadParameter(f"expected a fraction strictly between 0 and 1 such as 0.9; "
-                                 f"got {value}")
-    return value
-
-
 def _check_out(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise click.BadParameter(f"{path} is a folder; name the .npz file to write",
@@ -127,26 +124,28 @@ def _write(path: Path, data: bytes) -> None:
 @click.option("--time-axis", type=click.Choice(["step", "lr"]), default=None,
               help="Extrapolate over steps or cumulative learning rate (forecasters with a "
                    "time_axis parameter).")
-@click.option("--coverage", type=float, default=0.9, show_default=True, callback=_fraction,
-              help="Coverage of the prediction interval, for forecasters that give one.")
+@spec_options()
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @_plugins
 def forecast(
     store_path: Path | None, spec: str, cutoff: str | None, at_step: int | None,
     target_step: int | None,
-    out_path: Path, time_axis: str | None, coverage: float,
-    overwrite: bool, plugin_paths: Sequence[Path],
+    out_path: Path, time_axis: str | None, overwrite: bool, plugin_paths: Sequence[Path],
+    **settings: Any,
 ) -> None:
     """Forecast every channel's |γ| at the target step from the history up to a cutoff.
 
-    Writes an .npz with `prediction` (C,), `lower`/`upper` when the forecaster gives intervals,
-    `layer_names`, `layer_sizes`, `target_step`, `cutoff_step` and the forecaster spec.
+    Writes an .npz with `prediction` (C,), `lower`/`upper` when the forecaster gives intervals
+    (of --coverage), `pruned` (C,): the channels `prune` would cut with the same settings (and
+    `policy`, the policy they were chosen under), `layer_names`, `layer_sizes`, `target_step`,
+    `cutoff_step` and the forecaster spec.
 
     \b
     Example:
       forecastprune forecast --store runs/dk/gammas.fpstore --forecaster "linear(window=8)" \\
           --cutoff 0.2 --time-axis lr --out pred.npz
     """
+    prune_spec = spec_from_flags(settings)
     _check_out(out_path, overwrite)
     if cutoff is not None and at_step is not None:
         raise click.BadParameter("got both --cutoff and --at; give one (--at N is --cutoff "
@@ -156,18 +155,25 @@ def forecast(
     forecaster = build_forecaster(spec, time_axis)
     with GammaTrajectoryStore.open(store_path or bundled_store_path()) as store:
         prediction = predict_store(store, forecaster, cutoff, target_step=target_step,
-                                   coverage=coverage)
+                                   coverage=prune_spec.coverage)
         layout = store.layout
-    _write(out_path, _npz_bytes(prediction, layout, coverage))
+        plan, used, note = plan_like_prune(store, prune_spec)
+    decision = select_channels(prediction.scores, plan, used, upper=prediction.upper)
+    _write(out_path, _npz_bytes(prediction, layout, used, decision.pruned))
     click.echo(
         f"wrote {out_path}: {prediction.scores.size} channels, {prediction.forecaster}, "
         f"{prediction.n_history} snapshots up to step {prediction.cutoff_step}, "
         f"target step {prediction.target_step}"
         + (f"; clock: {prediction.clock_assumption}" if prediction.clock_assumption else "")
     )
+    prunable = getattr(plan, "prunable", None)  # a bare layout: every channel may go
+    n_prunable = layout.total if prunable is None else int(np.count_nonzero(prunable))
+    click.echo(f"policy {used.policy}: prune would cut {decision.n_pruned} of {n_prunable} "
+               "prunable channels" + (f" ({note})" if note else ""))
 
 
-def _npz_bytes(prediction: Prediction, layout: Any, coverage: float) -> bytes:
+def _npz_bytes(prediction: Prediction, layout: Any, spec: PruneSpec, pruned: np.ndarray
+               ) -> bytes:
     arrays: dict[str, Any] = {
         "prediction": prediction.scores,
         "layer_names": np.array(layout.names, dtype=str),
@@ -177,9 +183,11 @@ def _npz_bytes(prediction: Prediction, layout: Any, coverage: float) -> bytes:
         "n_history": prediction.n_history,
         "forecaster": prediction.forecaster,
         "clock_assumption": prediction.clock_assumption,
+        "pruned": pruned,
+        "policy": spec.policy,
     }
     if prediction.upper is not None:
-        arrays.update(lower=prediction.lower, upper=prediction.upper, coverage=coverage)
+        arrays.update(lower=prediction.lower, upper=prediction.upper, coverage=spec.coverage)
     buffer = io.BytesIO()
     np.savez(buffer, **{key: np.asarray(value) for key, value in arrays.items()})
     return buffer.getvalue()

@@ -24,7 +24,7 @@ from ..errors import ConfigError, ForecastPruneError, StoreError
 from ..forecasters import Forecaster, get_forecaster, list_forecasters
 from .worker import CellOutcome, run_forecaster
 from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_rows, eb_spacing
-from ..engine.spec import check_coupling_policy
+from ..engine.spec import PruneSpec, check_coupling_policy
 from ..runpoint import RunPoint
 from .settings import ReplaySettings
 from ..store.verify import check_finite
@@ -202,23 +202,22 @@ def channel_plan(store: Any, policy: str) -> Any:
     return plan_channels(model, example, store.layout, policy)
 
 
-def plan_like_prune(store: Any, settings: ReplaySettings) -> tuple[Any, ReplaySettings, str]:
+def plan_like_prune(store: Any, spec: PruneSpec) -> tuple[Any, PruneSpec, str]:
     """The plan ``prune`` would cut with, or — when the store cannot rebuild its model — the
     bare layout under policy ``none``, with a note saying so and why.
 
     Returns:
-        ``(plan, settings, note)``: the settings carry the policy actually used; the note is
-        empty when it is the one asked for.
+        ``(plan, spec, note)``: the spec carries the policy actually used; the note is empty
+        when it is the one asked for.
     """
-    policy = settings.spec.policy
     try:
-        return channel_plan(store, policy), settings, ""
+        return channel_plan(store, spec.policy), spec, ""
     except ConfigError as exc:
-        if policy == "none":
+        if spec.policy == "none":
             raise
-        note = (f"scored under policy none, not {policy}: the store cannot rebuild its model to "
-                f"plan with ({exc}); prune on a model would cut a different set")
-        return store.layout, replace(settings, spec=settings.spec.replace(policy="none")), note
+        note = (f"scored under policy none, not {spec.policy}: the store cannot rebuild its "
+                f"model to plan with ({exc}); prune on a model would cut a different set")
+        return store.layout, spec.replace(policy="none"), note
 
 
 # ------------------------------------------------------------------------------ replay
@@ -261,7 +260,8 @@ def replay(
     check_finite(store.path, steps, gammas, store.layout,
                  np.union1d(read, eb_rows(steps, spacing)))
     oracle_scores = np.abs(np.asarray(gammas[-1], dtype=np.float64))
-    plan, settings, policy_note = plan_like_prune(store, settings)
+    plan, spec, policy_note = plan_like_prune(store, settings.spec)
+    settings = replace(settings, spec=spec)
     judge = Judge.build(plan, oracle_scores, settings)
     _check_oracle_prunes(judge)
     rows = _run_all(forecasters, steps, gammas, cutoffs, judge, clock, progress)
