@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import click
 from ..config import load_config, split_list, with_overrides
 from ..errors import ConfigError
 from ..compare.settings import ReplaySettings
-from ..engine.spec import PruneSpec
+from ..engine.spec import PruneKeys, PruneSpec
 from ..errors import ForecastPruneError
 from .spec_options import spec_options
 
@@ -25,11 +26,10 @@ DEFAULT_FORECASTERS = ("auto", "sma", "ema", "linear", "arima")
 
 
 _REPLAY = ReplaySettings()
-_SPEC = PruneSpec()
 
 
 @dataclass(frozen=True)
-class CompareConfig:
+class CompareConfig(PruneKeys):
     """Every key of ``compare``'s config file; each is also a flag of the same name.
 
     See configs/compare.yaml for a documented example,
@@ -41,12 +41,8 @@ class CompareConfig:
     store: str | None = None
     forecasters: tuple[str, ...] = DEFAULT_FORECASTERS
     cutoffs: tuple[str, ...] = tuple(str(c) for c in _REPLAY.cutoffs)
-    ratio: tuple[float, ...] = (_SPEC.ratio,)  # type: ignore[assignment]
-    policy: str = _SPEC.policy
-    min_keep: int = _SPEC.min_keep
-    min_fraction: float = _SPEC.min_fraction
-    round_to: int = _SPEC.round_to
-    group_reduce: str = _SPEC.group_reduce
+    # several ratios, one block of metrics each; the prune keys (policy, ...) are inherited
+    ratio: tuple[float, ...] = (PruneSpec().ratio,)  # type: ignore[assignment]
     eps: float = _REPLAY.eps
     timeout: float | None = _REPLAY.timeout
     eb_spacing: int | None = _REPLAY.eb_spacing
@@ -151,9 +147,8 @@ def _check_cutoff(text: str) -> None:
 
 def _settings(config: CompareConfig) -> ReplaySettings:
     try:
-        spec = PruneSpec(ratio=config.ratio[0] if config.ratio else None, policy=config.policy, min_keep=config.min_keep,
-                         min_fraction=config.min_fraction, round_to=config.round_to,
-                         group_reduce=config.group_reduce)
+        keys = dataclasses.replace(config, ratio=config.ratio[0] if config.ratio else None)
+        spec = PruneKeys.prune_spec(keys)
         settings = ReplaySettings(
             cutoffs=config.cutoffs, spec=spec, ratios=config.ratio, eps=config.eps,
             timeout=config.timeout or None,  # 0 (or null in the config): no limit

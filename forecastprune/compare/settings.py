@@ -69,6 +69,9 @@ class ReplaySettings:
             problems.append("compare scores forecasters at ratios, where forecast and finished "
                             "run prune the same number of channels; give a ratio, not a "
                             f"threshold (got threshold={self.spec.threshold})")
+        if self.spec.uncertainty:
+            problems.append("compare scores point forecasts against the finished run; the "
+                            "uncertainty rule is not replayed (drop uncertainty)")
         for ratio in self.ratios:
             try:
                 self.spec_at(ratio)

@@ -33,7 +33,36 @@ MAX_MIN_KEEP = 2**31 - 1
 
 
 @dataclass(frozen=True)
-class PruneSpec:
+class PruneKeys:
+    """The prune settings as plain, unchecked keys — their one declaration and default.
+
+    :class:`PruneSpec` adds the validation; config files (``train``, ``compare``) inherit these
+    keys, so a YAML file writes ``ratio:``, ``policy:``, ``min_keep:`` ... at its top level
+    with exactly the spec's names and defaults, and turns them into a spec with
+    :meth:`prune_spec`.
+    """
+
+    ratio: float | None = None
+    threshold: float | None = None
+    policy: str = "seed"
+    min_keep: int = 1
+    min_fraction: float = 0.0
+    round_to: int = 1
+    group_reduce: str = "max"
+    uncertainty: bool = False
+    coverage: float = 0.9
+
+    def prune_spec(self) -> PruneSpec:
+        """These keys as a validated :class:`PruneSpec`.
+
+        Raises:
+            PruningError: naming every setting out of range.
+        """
+        return PruneSpec(**{name: getattr(self, name) for name in field_names()})
+
+
+@dataclass(frozen=True)
+class PruneSpec(PruneKeys):
     """How predicted scores become the set of channels to prune.
 
     Attributes:
@@ -51,16 +80,6 @@ class PruneSpec:
             (forecasters with intervals; ignored for the others).
         coverage: central coverage of the forecast intervals.
     """
-
-    ratio: float | None = None
-    threshold: float | None = None
-    policy: str = "seed"
-    min_keep: int = 1
-    min_fraction: float = 0.0
-    round_to: int = 1
-    group_reduce: str = "max"
-    uncertainty: bool = False
-    coverage: float = 0.9
 
     def __post_init__(self) -> None:
         if self.ratio is None and self.threshold is None:
@@ -106,7 +125,7 @@ class PruneSpec:
 
 def field_names() -> tuple[str, ...]:
     """The settings' names, in declaration order (the YAML keys and, dashed, the CLI flags)."""
-    return tuple(f.name for f in dataclasses.fields(PruneSpec))
+    return tuple(f.name for f in dataclasses.fields(PruneKeys))
 
 
 def check_coupling_policy(policy: str) -> str:

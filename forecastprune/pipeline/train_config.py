@@ -14,20 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from ..config import from_mapping, read_yaml
-from ..engine.spec import PruneSpec, field_names
+from ..engine.spec import PruneKeys, PruneSpec
 from ..errors import ConfigError, ForecastPruneError
 from ..runpoint import RunPoint
 from ..zoo.data import TASKS
 from .methods import METHODS, MethodSpec
 
 SCHEDULES = ("cosine", "constant")
-_SPEC = PruneSpec()
 #: model keys passed on to the zoo builder when set
 MODEL_KEYS = ("widths", "blocks", "width", "gamma_init")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(PruneKeys):
     """Every setting of one ``forecastprune train`` run.
 
     Attributes:
@@ -52,8 +51,8 @@ class TrainConfig:
         eval_every: epochs between test evaluations (the last epoch is always evaluated).
         forecaster: ``forecast``'s forecaster spec.
         ratio, threshold, policy, min_keep, min_fraction, round_to, group_reduce,
-            uncertainty, coverage: how channels are chosen — the fields of
-            :class:`~forecastprune.engine.spec.PruneSpec`, with its defaults.
+            uncertainty, coverage: how channels are chosen — the keys of
+            :class:`~forecastprune.engine.spec.PruneKeys`, with the spec's defaults.
         prune_at: ``forecast``'s prune point (a :class:`~forecastprune.runpoint.RunPoint`):
             a fraction (``0.3``), a step (``step:120``) or a timing rule (``stability``,
             ``confidence``).
@@ -93,15 +92,6 @@ class TrainConfig:
     train_subset: int | None = None
     eval_every: int = 1
     forecaster: str = "auto"
-    ratio: float | None = None  # the spec's ratio (0.5) unless a threshold is given
-    threshold: float | None = _SPEC.threshold
-    policy: str = _SPEC.policy
-    min_keep: int = _SPEC.min_keep
-    min_fraction: float = _SPEC.min_fraction
-    round_to: int = _SPEC.round_to
-    group_reduce: str = _SPEC.group_reduce
-    uncertainty: bool = _SPEC.uncertainty
-    coverage: float = _SPEC.coverage
     prune_at: str = "0.3"
     sparsity: float = 5e-3
     sparse_fraction: float = 0.75
@@ -181,7 +171,7 @@ class TrainConfig:
             ConfigError: naming the key out of range (or policy ``none``, which cannot cut).
         """
         try:
-            spec = PruneSpec(**{name: getattr(self, name) for name in field_names()})
+            spec = super().prune_spec()
             spec.coupling_policy()
         except ForecastPruneError as exc:
             raise ConfigError(str(exc)) from None
