@@ -2,13 +2,13 @@
 
 For every run of the trajectory suite and every cutoff, the pruned set that the |γ| at the
 cutoff gives (``naive``) is compared with the pruned set of the final |γ| — the same threshold
-rule (``MaskRule``, ratio 0.5, policy ``none``, min-keep 1) as ``compare`` and ``benchmark``.
+rule (``PruneSpec``, ratio 0.5, policy ``none``, min-keep 1) as ``compare`` and ``benchmark``.
 The script reports
 
 1. how many channels cross the cut after the cutoff, and naive's IoU;
 2. where they sat at the cutoff: share of crossers per bin of rank distance from the cut;
 3. for the channels near the cut, the AUC of single history features for "crosses the cut",
-   each feature signed toward the cut (see :func:`forecastprune.compare.sides.toward_cut`),
+   each feature signed toward the cut (see :func:`_sides.toward_cut`),
    pooled over runs, for all runs and for the held-out runs of ``suite.json``;
 
 prints the tables and writes ``docs/side-changes.md`` (and a PNG of crossers by distance).
@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from forecastprune.compare.sides import (BIN_EDGES, BinCounts, SideChanges, auc,
-                                         bin_changers, cut_distance, side_changes,
-                                         tied_across_cut, toward_cut)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the analysis helpers beside this
+
+from _sides import (BIN_EDGES, BinCounts, SideChanges, auc, bin_changers, cut_distance,
+                    side_changes, tied_across_cut, toward_cut)
 from forecastprune.compare import metrics
 from forecastprune.compare.suite import SuiteRun, load_suite
-from forecastprune.engine.rule import MaskRule
+from forecastprune.engine.spec import PruneSpec
+from forecastprune.engine.threshold import select_channels
 from forecastprune.forecasters.candidates import Window
 from forecastprune.forecasters.features import FEATURES, channel_features, run_scale
 from forecastprune.predict import cutoff_step, run_length, store_clock
@@ -89,12 +92,12 @@ def analyse_run(run: SuiteRun, cutoffs: tuple[str, ...]) -> list[Cell]:
         clock, length, layout = store_clock(store), run_length(store), store.layout
     values = np.abs(gammas.astype(np.float64))
     t = np.asarray(clock(steps), dtype=np.float64)
-    rule = MaskRule(ratio=RATIO)
-    pruned_end = rule.decide(values[-1], layout).pruned
+    spec = PruneSpec(ratio=RATIO, policy="none")
+    pruned_end = select_channels(values[-1], layout, spec).pruned
     cells = []
     for cutoff in cutoffs:
         end = int(np.searchsorted(steps, cutoff_step(cutoff, length), side="right"))
-        now = rule.decide(values[end - 1], layout)
+        now = select_channels(values[end - 1], layout, spec)
         distance = cut_distance(values[end - 1], now.requested)
         changed = now.pruned != pruned_end
         window = Window(steps[:end].astype(np.float64), t[:end], values[:end],

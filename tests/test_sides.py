@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from forecastprune.compare.sides import (BinCounts, auc, bin_changers, cut_distance,
-                                         side_changes, tied_across_cut, toward_cut)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from _sides import (BinCounts, auc, bin_changers, cut_distance,  # noqa: E402
+                    side_changes, tied_across_cut, toward_cut)
 from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.threshold import select_channels
 from forecastprune.store.layout import ChannelLayout

@@ -5,7 +5,6 @@
 - :mod:`.worker` — runs one forecaster in a forked worker with a deadline;
 - :mod:`.scoring` — the oracle and the rows: one engine decision per cell, scored;
 - :mod:`.metrics` — IoU, tie-aware IoU, rank correlation, the Early-Bird distance;
-- :mod:`.sides` — which channels cross the cut after a cutoff, by distance, and feature AUCs;
 - :mod:`.report`, :mod:`.plots` — the table, JSON/CSV/HTML and the PNG plots.
 
 Every prediction goes through :func:`forecastprune.predict.predict_history`, the same function
