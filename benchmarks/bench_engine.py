@@ -72,7 +72,7 @@ import torch
 from torch import nn
 
 from forecastprune.engine import (
-from forecastprune.engine.spec import PruneSpec
+    PruneSpec,
     count_macs,
     measure_latencies,
     plan_channels,

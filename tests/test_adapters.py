@@ -20,6 +20,7 @@ def history():
     return 1.0 + np.cumsum(0.02 * rng.normal(size=(25, 5)), axis=0)
 
 
+@pytest.mark.slow
 def test_sktime_naive_last_and_drift_match_their_definitions(history):
     horizon = 6
     target = STEPS[-1] + 10 * horizon
@@ -34,6 +35,7 @@ def test_sktime_naive_last_and_drift_match_their_definitions(history):
     assert np.allclose(drift.predict(STEPS[-1]), history[-1])
 
 
+@pytest.mark.slow
 def test_sktime_intervals_and_pickle(history):
     forecaster = get_forecaster("sktime:NaiveForecaster").fit(STEPS, history)
     lower, upper = forecaster.predict_interval(STEPS[-1] + 50, coverage=0.8)

@@ -324,6 +324,7 @@ def test_statsmodels_backend_counts_constant_and_failed_channels():
     assert not forecaster.get_tag("vectorized")
 
 
+@pytest.mark.slow
 def test_statsmodels_backend_fits_at_unit_scale_and_forecasts_at_the_data_scale():
     # ARIMA is scale-equivariant: the fit of 1e-4 × y is 1e-4 × the fit of y (statsmodels
     # alone stops short of the optimum on tiny increments, hence the backend's rescaling).

@@ -331,6 +331,7 @@ def config_text(draw: st.DrawFn, keys: list[str]) -> str:
     return yaml.safe_dump(mapping, allow_unicode=True)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(text=config_text(["store", "forecasters", "cutoffs", "ratio", "policy", "min_keep",
                          "eps", "timeout", "eb_spacing", "plugins", "json", "html"]))
@@ -341,6 +342,7 @@ def test_compare_config(tiny_store: Path, text: str) -> None:
         check(["compare", "--config", config, "--store", tiny_store], may_exit_1=True)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(spec=specs(), flags=_flags(
     _maybe("--ratio", st.floats(0, 1), NUMBERS), _maybe("--cutoff", GOOD_CUTOFFS, CUTOFFS),
@@ -369,6 +371,7 @@ def test_prune(spec: str, flags: list[Any], checkpoint: str | None) -> None:
         check(["prune", "--forecaster", spec, "--out", folder / "p.pt", *weights, *flags])
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.data(), how=st.integers(0, 5),
        command=st.sampled_from(["info", "verify", "export", "forecast", "compare"]))

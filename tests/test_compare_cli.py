@@ -59,6 +59,7 @@ def run(*args):
         return CliRunner().invoke(cli, ["compare", *args])
 
 
+@pytest.mark.slow
 def test_full_report_json_csv_plots_html(store, tmp_path):
     out = tmp_path / "report"
     result = run("--store", store, "--forecasters", "linear(window=5),sma",
@@ -96,6 +97,7 @@ def test_specs_with_commas_inside_parentheses(store):
     assert "arima(p=1,d=1,q=0)" in result.output and "sma" in result.output
 
 
+@pytest.mark.slow
 def test_all_runs_every_registered_forecaster(store, tmp_path):
     result = run("--store", store, "--forecasters", "all", "--cutoffs", "0.5",
                  "--json", str(tmp_path / "r.json"))
@@ -111,6 +113,7 @@ def test_unwritable_output_is_one_line(store, tmp_path):
     assert "cannot write" in line
 
 
+@pytest.mark.slow
 def test_failing_plugins_show_as_failed_while_others_complete(store, plugin, tmp_path):
     result = run("--store", store, "--plugins", plugin, "--forecasters",
                  "raiser,nanner,sleeper,sma", "--cutoffs", "0.3,0.5", "--timeout", "1",

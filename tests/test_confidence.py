@@ -149,6 +149,7 @@ def test_config_turns_the_rule_on() -> None:
         TrainConfig(auto_min_confidence=2.0)
 
 
+@pytest.mark.slow
 def test_a_run_prunes_at_the_first_check_its_backtest_allows() -> None:
     from forecastprune.pipeline.run import run_config
 

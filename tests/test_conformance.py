@@ -26,6 +26,9 @@ from forecastprune.testing import (
 )
 
 SINGLE_FILE_PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "single_file_plugin.py"
+#: forecasters whose conformance run takes over a second (statsmodels fits, learned models);
+#: the adapters' example specs (sktime, statsforecast) are slow too
+SLOW_CASES = ("arima", "learned_gbr", "global_ridge")
 
 
 def _cases() -> list[Any]:
@@ -36,9 +39,11 @@ def _cases() -> list[Any]:
         load_plugins(SINGLE_FILE_PLUGIN)
         for info in list_forecasters(include_broken=False):
             if info.is_prefix:
-                cases += [pytest.param(("spec", spec), id=spec) for spec in info.examples]
+                cases += [pytest.param(("spec", spec), id=spec, marks=pytest.mark.slow)
+                          for spec in info.examples]
             else:
-                cases.append(pytest.param(("class", info.name), id=info.name))
+                marks = pytest.mark.slow if info.name in SLOW_CASES else ()
+                cases.append(pytest.param(("class", info.name), id=info.name, marks=marks))
     return cases
 
 

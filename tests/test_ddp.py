@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import copy
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from _ddp import WORLD, init_rank, run_ranks
 from forecastprune.record.recorder import GammaRecorder
 from forecastprune.record.sparsity import BNSparsity
 from forecastprune.store import GammaTrajectoryStore
+
+pytestmark = pytest.mark.slow  # real training or several processes: seconds each
 
 S = 1e-2
 BN_NAMES = ["1", "4"]

@@ -36,6 +36,7 @@ def test_the_docs_have_python_blocks_to_run() -> None:
     assert len(BLOCKS) >= 3, [name for name, _ in BLOCKS]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, code", BLOCKS, ids=[name for name, _ in BLOCKS])
 def test_python_block_runs_as_printed(name: str, code: str, tmp_path: Path) -> None:
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}

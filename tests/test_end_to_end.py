@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 import torch
@@ -20,6 +22,7 @@ def invoke(*args: str) -> str:
     return result.output
 
 
+@pytest.mark.slow
 def test_record_compare_prune_load_forward(tmp_path):
     run = tmp_path / "run"
     invoke("record", "--model", "darknet", "--epochs", "2", "--limit-batches", "6",

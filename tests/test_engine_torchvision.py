@@ -26,6 +26,7 @@ X64 = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 X8 = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["seed", "grouped"])
 @pytest.mark.parametrize("name", ["regnet_x_400mf", "shufflenet_v2_x0_5"])
 def test_torchvision_model_prunes_exactly(name, policy):

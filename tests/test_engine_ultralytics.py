@@ -29,6 +29,7 @@ def _detector(name: str, seed: int = 0) -> torch.nn.Module:
     return randomize_bn(tasks.DetectionModel(f"{name}.yaml", verbose=False), seed).eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["seed", "grouped"])
 @pytest.mark.parametrize("name", ["yolov5n", "yolov8n", "yolo11n"])
 def test_detector_prunes_exactly_in_eval_mode(name, policy):
@@ -41,6 +42,7 @@ def test_detector_prunes_exactly_in_eval_mode(name, policy):
                == plan.layout.sizes[plan.layout.names.index(layer)] for layer in outputs)
 
 
+@pytest.mark.slow
 def test_yolov3_prunes_exactly_under_the_grouped_policy():
     plan, _, _ = prune_exactly(_detector("yolov3u"), X64, "grouped", ratio=0.3)
     assert plan.prunable_channels > 0.9 * plan.layout.total
@@ -72,6 +74,7 @@ def test_attention_is_decided_quickly_with_reasons():
     assert "model.8.cv1.bn" in plan.prunable_layers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["seed", "grouped"])
 def test_train_mode_detector_prunes_and_stays_in_train_mode(policy):
     model = _detector("yolo11n").train()

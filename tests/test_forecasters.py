@@ -29,6 +29,7 @@ def histories(draw: st.DrawFn, min_t: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------ naive / sma / ema
+@pytest.mark.slow
 @SETTINGS
 @given(histories(), st.integers(0, 10_000))
 def test_naive_predicts_the_last_row(history: tuple[np.ndarray, np.ndarray],

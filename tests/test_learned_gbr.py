@@ -68,6 +68,7 @@ def test_from_ranks_hands_out_the_current_values_in_the_predicted_order():
     np.testing.assert_allclose(rank_target(np.array([3.0, 1.0, 2.0])), [1.0, 0.0, 0.5])
 
 
+@pytest.mark.slow
 def test_boosted_model_round_trips_through_skops(tmp_path):
     model = toy_booster()
     model.save(tmp_path / "m.skops")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 import torch
@@ -10,6 +12,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from _ddp import WORLD, init_rank, run_ranks
+
+pytestmark = pytest.mark.slow  # real training or several processes: seconds each
 
 STEPS, PRUNE_AT = 6, 3
 

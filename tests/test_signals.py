@@ -93,6 +93,7 @@ def _check_store(path: Path, first: int, at_least: int) -> np.ndarray:
     return steps
 
 
+@pytest.mark.slow
 def test_sigterm_during_record_keeps_every_snapshot(stopped) -> None:
     out, status, steps = stopped
     assert status == 128 + signal.SIGTERM

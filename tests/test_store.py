@@ -29,6 +29,7 @@ def _record(path, rows, steps=None, flush_every=4, lrs=None, **kwargs) -> None:
             store.append(int(step), row, None if lrs is None else lrs[i])
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     sizes=st.lists(st.integers(1, 5), min_size=1, max_size=4),

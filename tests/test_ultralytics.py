@@ -30,6 +30,8 @@ from forecastprune.integrations.ultralytics import (
 from forecastprune.integrations.ultralytics.plan import plan_updates, planned_lr_schedule
 from forecastprune.store import GammaTrajectoryStore
 
+pytestmark = pytest.mark.slow  # real training or several processes: seconds each
+
 HAS_ULTRALYTICS = importlib.util.find_spec("ultralytics") is not None
 NO_EXTRA = 'needs the ultralytics extra (pip install "forecastprune[ultralytics]")'
 needs_ultralytics = pytest.mark.skipif(not HAS_ULTRALYTICS, reason=NO_EXTRA)

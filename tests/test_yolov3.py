@@ -40,6 +40,7 @@ def test_yolov3_has_the_cfg_structure(yolo):
     assert [c.out_channels for c in convs if c.bias is not None] == [255, 255, 255]
 
 
+@pytest.mark.slow
 def test_seed_policy_leaves_the_write_ups_42_layers_and_13376_channels(plans):
     seed = plans["seed"]
     assert len(seed.prunable_layers) == 42
@@ -61,6 +62,7 @@ def test_grouped_policy_prunes_every_bn_with_residual_groups(plans):
     assert max(len(g) for g in grouped.groups) == 1 + 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["seed", "grouped"])
 def test_yolov3_prunes_at_half_of_the_prunable_channels(yolo, plans, policy):
     plan = plans[policy]
