@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from forecastprune.compare import metrics
+from forecastprune.core import metrics
 
 #: default distance bins, as shares of the channels: 0–2 %, 2–5 %, 5–10 %, 10–20 %, > 20 %
 BIN_EDGES = (0.0, 0.02, 0.05, 0.10, 0.20, math.inf)

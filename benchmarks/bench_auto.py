@@ -26,8 +26,8 @@ import numpy as np
 
 from _synthetic import YOLOV3_CHANNELS, make_run
 from forecastprune.predict import attach_layout, build_forecaster, predict_history
-from forecastprune.store.layout import ChannelLayout
-from forecastprune.record.lr_clock import cumulative_lr_clock
+from forecastprune.core.layout import ChannelLayout
+from forecastprune.core.lr_clock import cumulative_lr_clock
 
 TARGET_SECONDS = 2.0
 #: BN layers of YOLOv3, for the layer-aware forecaster's layout

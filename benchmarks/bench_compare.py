@@ -41,7 +41,7 @@ GIB = 1024**3
 def build_store(path: Path, channels: int, snapshots: int, dtype: str) -> float:
     """Write a synthetic run (42 YOLOv3-like layers) chunk by chunk; return the seconds taken."""
     from forecastprune.store import GammaTrajectoryStore
-    from forecastprune.store.layout import ChannelLayout
+    from forecastprune.core.layout import ChannelLayout
 
     sizes = np.full(42, channels // 42)
     sizes[: channels - sizes.sum()] += 1

@@ -40,8 +40,8 @@ from _synthetic import YOLOV3_CHANNELS, make_run  # noqa: E402
 
 from forecastprune.errors import StoreError  # noqa: E402
 from forecastprune.forecasters import get_forecaster, list_forecasters  # noqa: E402
-from forecastprune.compare.metrics import iou  # noqa: E402
-from forecastprune.record.lr_clock import cumulative_lr_clock  # noqa: E402
+from forecastprune.core.metrics import iou
+from forecastprune.core.lr_clock import cumulative_lr_clock
 
 ORDERS = ((2, 1, 1), (1, 1, 0))
 RATIO = 0.5

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _synthetic import YOLOV3_CHANNELS  # noqa: E402
 
 from forecastprune.store import GammaTrajectoryStore  # noqa: E402
-from forecastprune.store.layout import ChannelLayout  # noqa: E402
+from forecastprune.core.layout import ChannelLayout
 
 
 def _layout(channels: int) -> ChannelLayout:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the analysis helpers
 
 from _sides import (BIN_EDGES, BinCounts, SideChanges, auc, bin_changers, cut_distance,
                     side_changes, tied_across_cut, toward_cut)
-from forecastprune.compare import metrics
+from forecastprune.core import metrics
 from forecastprune.compare.suite import SuiteRun, load_suite
 from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.threshold import select_channels
@@ -38,7 +38,7 @@ from forecastprune.forecasters.candidates import Window
 from forecastprune.forecasters.features import FEATURES, channel_features, run_scale
 from forecastprune.predict import cutoff_step, run_length, store_clock
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 
 CUTOFFS = ("0.05", "0.1", "0.2", "0.3")
 RATIO = 0.5

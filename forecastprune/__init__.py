@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ._util import lazy_attributes
 from .errors import ForecastPruneError
-from .store.layout import ChannelLayout
+from .core.layout import ChannelLayout
 
 __version__ = "0.2.0"
 

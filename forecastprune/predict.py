@@ -17,7 +17,7 @@ What happens, in order:
 2. **|γ|.** Slimming ranks channels by |γ|; the store keeps signed γ, forecasters see |γ|
    as float64.
 3. **Clock.** Forecasters on the cumulative-LR time axis get the store's clock
-   (:func:`forecastprune.record.lr_clock.clock_for_store`).
+   (:func:`forecastprune.core.lr_clock.clock_for_store`).
 4. **Fit, predict** at the target step, on a fresh copy of the forecaster.
 5. **Clip** at 0: |γ| cannot be negative, and a trend that crosses 0 must not reorder the
    channels it drove below 0 (the engine ranks by score).
@@ -195,7 +195,7 @@ def predict_store(
 
 def attach_layout(model: Forecaster, layout: Any) -> Forecaster:
     """Hand the run's BN layout to a forecaster that reads it (tag ``uses_layout``); others
-    are returned untouched. ``layout`` is a :class:`~forecastprune.store.layout.ChannelLayout`,
+    are returned untouched. ``layout`` is a :class:`~forecastprune.core.layout.ChannelLayout`,
     a channel plan (its ``layout``), or None (nothing known: the forecaster will say so)."""
     layout = getattr(layout, "layout", layout)
     if layout is not None and model.get_tag("uses_layout"):
@@ -218,7 +218,7 @@ def forecaster_clock(store: Any, model: Forecaster) -> Any:
 
 def store_clock(store: Any) -> Any:
     """The store's cumulative-LR clock (imported here: only that time axis needs it)."""
-    from .record.lr_clock import clock_for_store
+    from .core.lr_clock import clock_for_store
 
     return clock_for_store(store)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.store import GammaTrajectoryStore
 
 LAYOUT = ChannelLayout((("a", 4), ("b", 4)))

@@ -14,7 +14,7 @@ from forecastprune.errors import StoreError
 from forecastprune.forecasters import get_forecaster
 from forecastprune.predict import predict_history, rows_to_read
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.store.thin import thin_rows, thin_store
 
 LAYOUT = ChannelLayout((("a", 3), ("b", 4)))

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 import _models  # noqa: F401  (one intra-op thread for the tests)
 from forecastprune.cli import cli
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.testing import isolated_registry
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,

@@ -11,7 +11,7 @@ from forecastprune.errors import ConfigError
 from forecastprune.pipeline.confidence import backtest_confidence
 from forecastprune.pipeline.timing import auto_timing
 from forecastprune.pipeline.train_config import TrainConfig
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 
 C = 40
 

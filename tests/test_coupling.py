@@ -10,7 +10,7 @@ from torch import nn
 from _models import TinyMobileNetV2, TinyResNet, TinyVGG
 from forecastprune.engine.coupling import default_layout, plan_channels
 from forecastprune.errors import LayoutError, PruningError
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.zoo import build_model
 
 X16 = torch.randn(2, 1, 16, 16)

@@ -10,10 +10,10 @@ from click.testing import CliRunner, Result
 
 from forecastprune.cli import cli
 from forecastprune.forecasters import get_forecaster
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.testing import isolated_registry, synthetic_history
-from forecastprune.record.lr_clock import clock_for_store
+from forecastprune.core.lr_clock import clock_for_store
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 LAYOUT = ChannelLayout((("features.0.bn", 4), ("features.1.bn", 6)))

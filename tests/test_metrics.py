@@ -9,17 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecastprune.compare.metrics import (
-    collapsed_set,
-    early_bird_step,
-    iou,
-    mae,
-    mask_distance,
-    precision_recall,
-    separation,
-    spearman,
-    tie_aware_iou,
-)
+from forecastprune.core.metrics import collapsed_set, early_bird_step, iou, mae, mask_distance, precision_recall, separation, spearman, tie_aware_iou
 
 A = np.array([1, 1, 0, 0, 0], dtype=bool)
 B = np.array([1, 0, 1, 0, 0], dtype=bool)

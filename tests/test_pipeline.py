@@ -13,7 +13,7 @@ from torch import nn
 
 from forecastprune.engine.coupling import plan_channels
 from forecastprune.errors import ConfigError, ForecastPruneError
-from forecastprune.compare.metrics import early_bird_step
+from forecastprune.core.metrics import early_bird_step
 from forecastprune.pipeline import EarlyPruner
 from forecastprune.pipeline.compute import TRAIN_MAC_FACTOR, ComputeMeter, per_sample_macs
 from forecastprune.engine.spec import PruneSpec

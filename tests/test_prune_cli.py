@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import _models  # noqa: F401  (one intra-op thread for the tests)
 from forecastprune.cli import cli
 from forecastprune.engine.persist import load_pruned
-from forecastprune.record.bn_layers import layout_of, select_bn_layers
+from forecastprune.core.bn_layers import layout_of, select_bn_layers
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.zoo import build_model
 

@@ -12,9 +12,9 @@ from torch import nn
 
 from forecastprune.errors import ConfigError, LayoutError, StoreError
 from forecastprune.record.recorder import GammaRecorder
-from forecastprune.record.bn_layers import model_fingerprint, select_bn_layers, unwrap_model
+from forecastprune.core.bn_layers import model_fingerprint, select_bn_layers, unwrap_model
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.record.lr_clock import lr_at
+from forecastprune.core.lr_clock import lr_at
 
 
 class Net(nn.Module):

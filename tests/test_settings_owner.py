@@ -20,7 +20,7 @@ from forecastprune.errors import ConfigError, PruningError
 from forecastprune.predict import cutoff_step
 from forecastprune.runpoint import RunPoint
 from forecastprune.store import GammaTrajectoryStore, bundled_store_path
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 
 SPEC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(PruneSpec)}
 COMMANDS_WITH_SPEC = ("compare", "prune", "forecast", "benchmark")

@@ -16,7 +16,7 @@ from _sides import (BinCounts, auc, bin_changers, cut_distance,  # noqa: E402
                     side_changes, tied_across_cut, toward_cut)
 from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.threshold import select_channels
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 
 
 def test_side_changes_counts_each_direction() -> None:

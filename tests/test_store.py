@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecastprune.errors import ForecastPruneError, StoreError
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.store import format as fmt
 

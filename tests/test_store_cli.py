@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from forecastprune.cli import cli, store_cmd
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.store import GammaTrajectoryStore, bundled
 
 LAYOUT = ChannelLayout(tuple((f"backbone.{i}.bn", 4) for i in range(14)))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from forecastprune.errors import StoreError
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.store import format as fmt
 
@@ -121,7 +121,7 @@ _WRITER = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from forecastprune.store.layout import ChannelLayout
+    from forecastprune.core.layout import ChannelLayout
     from forecastprune.store import GammaTrajectoryStore
 
     path, flush_every, stop_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from forecastprune.errors import StoreError
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.store import GammaTrajectoryStore, export_npz, import_npz, store_from_checkpoints
 
 LAYOUT = ChannelLayout((("conv.bn", 3), ("head.bn", 2)))

@@ -12,7 +12,7 @@ from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.surgery import prune_model
 from forecastprune.engine.threshold import select_channels
 from forecastprune.engine.spec import PruneSpec
-from forecastprune.record.bn_layers import layout_of, select_bn_layers
+from forecastprune.core.bn_layers import layout_of, select_bn_layers
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.zoo import build_model
 

@@ -11,7 +11,7 @@ from forecastprune.engine.coupling import ChannelPlan
 from forecastprune.engine.threshold import select_channels, unit_scores
 from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import PruningError
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 
 LAYOUT = ChannelLayout((("a", 4), ("b", 4)))
 SCORES = np.array([0.1, 0.2, 0.3, 0.4, 0.05, 0.5, 0.6, 0.7])

@@ -11,15 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecastprune.errors import ConfigError, StoreError
-from forecastprune.store.layout import ChannelLayout
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.record.lr_clock import (
-    check_lr_schedule,
-    clock_for_store,
-    cumulative_lr_clock,
-    lr_at,
-    planned_lr_schedule,
-)
+from forecastprune.core.lr_clock import check_lr_schedule, clock_for_store, cumulative_lr_clock, lr_at, planned_lr_schedule
 
 increasing_steps = st.lists(st.integers(0, 500), min_size=1, max_size=30, unique=True).map(sorted)
 

@@ -3,7 +3,7 @@
 For a recorded store, every forecaster sees only the |γ| history up to each cutoff and predicts
 |γ| at the store's final step. The oracle is the actual final |γ|. One threshold engine call
 turns the prediction and the oracle into pruned sets under the same policy, and
-:mod:`forecastprune.compare.metrics` compares them. ``naive`` (the last value) always runs as the
+:mod:`forecastprune.core.metrics` compares them. ``naive`` (the last value) always runs as the
 control, and the Early-Bird point of the naive masks is reported for reference.
 
 Each forecaster runs isolated (:mod:`forecastprune.compare.worker`): one that raises, times out or

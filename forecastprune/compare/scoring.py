@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import metrics
+from ..core import metrics
 from ..engine.threshold import PruneDecision, select_channels, unit_scores
 from .worker import CellOutcome
 

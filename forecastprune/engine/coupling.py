@@ -35,8 +35,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import LayoutError, PruningError
-from ..record.bn_layers import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
-from ..store.layout import ChannelLayout
+from ..core.bn_layers import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
+from ..core.layout import ChannelLayout
 from .flow import ChannelFlow, trace_flow
 from .spec import check_coupling_policy
 

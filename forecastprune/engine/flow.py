@@ -43,7 +43,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.overrides import TorchFunctionMode
 
-from ..store.layout import ChannelLayout
+from ..core.layout import ChannelLayout
 from .flow_ops import (
     BINARY,
     CAT,

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..errors import PruningError
-from ..record.bn_layers import unwrap_model
+from ..core.bn_layers import unwrap_model
 from .._util import atomic_write_bytes
 from .surgery import keep_masks, prune_model, surgery_record
 

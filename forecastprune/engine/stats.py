@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import PruningError
-from ..record.bn_layers import unwrap_model
+from ..core.bn_layers import unwrap_model
 from .coupling import WEIGHTED, as_args
 
 #: how the timed passes of a model are summarised

@@ -34,8 +34,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import PruningError
-from ..record.bn_layers import unwrap_model
-from ..store.layout import ChannelLayout
+from ..core.bn_layers import unwrap_model
+from ..core.layout import ChannelLayout
 from .compensation import fold_constants, recorded_inputs
 from .coupling import WEIGHTED, ChannelPlan, as_args, check_layout, plan_channels, traced_flow
 from .flow import output_signature, running_layer

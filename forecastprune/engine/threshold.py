@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import LayoutError, PruningError
-from ..store.layout import ChannelLayout
+from ..core.layout import ChannelLayout
 from .spec import PruneSpec
 
 if TYPE_CHECKING:  # coupling imports torch; the threshold stays numpy-only

@@ -25,7 +25,7 @@ from ..errors import ForecasterError
 from .tags import TAGS, check_tag_names
 
 #: Any callable mapping an array of steps to an array of time coordinates (e.g. cumulative
-#: learning rate); :class:`forecastprune.record.lr_clock.Clock` is one.
+#: learning rate); :class:`forecastprune.core.lr_clock.Clock` is one.
 TimeMap = Callable[[np.ndarray], np.ndarray]
 
 _RAISE = object()  # get_tag's "no default given"
@@ -261,7 +261,7 @@ class Forecaster:
         if clock is None:
             raise ForecasterError(
                 f"{self!r} needs a clock mapping steps to cumulative learning rate; pass "
-                "clock=... (see forecastprune.record.lr_clock)"
+                "clock=... (see forecastprune.core.lr_clock)"
             )
         return clock
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..record.bn_layers import unwrap_model
+from ..core.bn_layers import unwrap_model
 
 #: forward + backward ≈ 3 forward passes
 TRAIN_MAC_FACTOR = 3

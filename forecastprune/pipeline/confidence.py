@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compare.metrics import iou
+from ..core.metrics import iou
 from ..engine.spec import PruneSpec
 from ..engine.threshold import select_channels
 from ..errors import ForecasterError

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..record.bn_layers import unwrap_model as unwrap
+from ..core.bn_layers import unwrap_model as unwrap
 from ..record.signals import flush_on_signals
 from .._util import is_rank_zero, positive_int
 from ..engine.spec import PruneSpec

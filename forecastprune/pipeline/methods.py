@@ -33,7 +33,7 @@ from torch import nn
 from ..engine.spec import PruneSpec
 from ..errors import ConfigError
 from ..runpoint import RunPoint
-from ..record.bn_layers import unwrap_model
+from ..core.bn_layers import unwrap_model
 from ..record.signals import flush_on_signals
 from .trainer import Callback, ModelAndOptimizer, Trainer
 from .compute import ComputeMeter

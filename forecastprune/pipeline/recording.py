@@ -195,7 +195,7 @@ def _scheduler(optimizer: torch.optim.Optimizer, settings: RecordSettings, miles
 
 def _metadata(settings: RecordSettings, trainer: Trainer, milestones: list[int]) -> dict[str, Any]:
     """The store metadata: every setting needed to reproduce and interpret the run."""
-    from ..record.lr_clock import planned_lr_schedule
+    from ..core.lr_clock import planned_lr_schedule
 
     return {
         "model": settings.model_name, "model_kwargs": settings.model_kwargs,
@@ -217,7 +217,7 @@ def _metadata(settings: RecordSettings, trainer: Trainer, milestones: list[int])
 def _recording_callback(model: nn.Module, optimizer: torch.optim.Optimizer, trainer: Trainer,
                         settings: RecordSettings, meta: dict[str, Any]) -> SparseRecording:
     """The sparsity + recorder callback, with the store created and the initial γ recorded."""
-    from ..record.bn_layers import layout_of, model_fingerprint, select_bn_layers
+    from ..core.bn_layers import layout_of, model_fingerprint, select_bn_layers
     from ..record.recorder import GammaRecorder
     from ..record.sparsity import BNSparsity
     from ..store import GammaTrajectoryStore

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..compare.metrics import early_bird_step, mask_distance
+from ..core.metrics import early_bird_step, mask_distance
 
 
 #: where the stability and confidence rules fire whatever the masks say (fraction of the run)

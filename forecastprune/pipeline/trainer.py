@@ -18,7 +18,7 @@ Used by ``forecastprune record`` and by the early-prune pipeline. Callbacks hook
 ``trainer.step`` (completed optimizer updates) already equals ``step + 1``. The LR scheduler, if
 any, is stepped once per *iteration* (milestones are given in steps), after the callbacks: in
 ``on_after_step`` the optimizer still reports the LR the update just used, which is what
-:mod:`forecastprune.record.lr_clock` expects a recorder to store.
+:mod:`forecastprune.core.lr_clock` expects a recorder to store.
 
 **Resuming mid-epoch.** A checkpoint holds, besides the weights and counters, the RNG states at
 the start of the current epoch and now: the global torch generators and every

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from .lr_clock import Clock, clock_for_store, cumulative_lr_clock, planned_lr_schedule
+from ..core.lr_clock import Clock, clock_for_store, cumulative_lr_clock, planned_lr_schedule
 from .recorder import GammaRecorder
 from .sparsity import BNSparsity
 

@@ -11,7 +11,7 @@ Two plain calls join a user's loop (scoring apart from cutting, as in Torch-Prun
     recorder.close()
 
 ``it`` counts completed optimizer updates, so the LR read at a snapshot is the one that update
-used (see :mod:`forecastprune.record.lr_clock` for the time axis built on it). Call ``recorder.step(0)``
+used (see :mod:`forecastprune.core.lr_clock` for the time axis built on it). Call ``recorder.step(0)``
 before the loop to also record the initial γ.
 
 Recording is cheap: snapshots stay on the model's device and go to the host every
@@ -37,9 +37,9 @@ from ..store.format import DEFAULT_FLUSH_EVERY
 from .._util import check_step, is_rank_zero, positive_int
 from ..errors import ConfigError, StoreError
 from ..store import GammaTrajectoryStore
-from ..store.layout import ChannelLayout
-from .bn_layers import Selection, layout_of, model_fingerprint, select_bn_layers, unwrap_model
-from .lr_clock import check_lr_schedule, planned_lr_schedule
+from ..core.layout import ChannelLayout
+from ..core.bn_layers import Selection, layout_of, model_fingerprint, select_bn_layers, unwrap_model
+from ..core.lr_clock import check_lr_schedule, planned_lr_schedule
 from .snapshot_buffer import DeviceSnapshotBuffer, StoreWriter
 
 STATE_FORMAT = 1
@@ -65,7 +65,7 @@ class GammaRecorder:
         lr_schedule: the planned schedule as ``[[step, lr], ...]``, or a torch LR scheduler
             stepped once per iteration (needs ``total_steps``). For a scheduler stepped per
             epoch, pass ``planned_lr_schedule(scheduler, total_steps, steps_per_epoch)`` from
-            :mod:`forecastprune.record.lr_clock`.
+            :mod:`forecastprune.core.lr_clock`.
         host_every: snapshots kept on the device between host transfers (default:
             ``flush_every``, so each transfer fills one store segment). A NaN/Inf γ is
             rejected by the store; the :class:`~forecastprune.errors.StoreError` (snapshots

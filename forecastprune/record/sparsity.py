@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..store.layout import ChannelLayout
-from .bn_layers import Selection, layout_of, select_bn_layers
+from ..core.layout import ChannelLayout
+from ..core.bn_layers import Selection, layout_of, select_bn_layers
 from .._util import check_step, positive_int
 
 #: constant s; s × factor once step ≥ at × total_steps; relieve the top channels by |γ| then.

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
-from .layout import ChannelLayout
+from ..core.layout import ChannelLayout
 from .staging import DEFAULT_IMPORT_FLUSH, staged_store_dir
 from .store import GammaTrajectoryStore, PathLike
 

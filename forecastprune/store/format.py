@@ -39,7 +39,7 @@ import numpy as np
 
 from .._util import atomic_write_bytes
 from ..errors import ForecastPruneError, StoreError
-from .layout import ChannelLayout
+from ..core.layout import ChannelLayout
 
 #: Bumped whenever a change would make older readers misread a store.
 FORMAT_VERSION = 1

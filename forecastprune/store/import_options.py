@@ -55,7 +55,7 @@ def parse_lr_schedule(text: str) -> list[list[float]]:
     Raises:
         ConfigError: saying which forms are accepted.
     """
-    from ..record.lr_clock import check_lr_schedule
+    from ..core.lr_clock import check_lr_schedule
 
     source = text.strip()
     path = Path(source)

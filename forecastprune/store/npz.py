@@ -23,7 +23,7 @@ import numpy as np
 from .._util import atomic_write
 from ..errors import ForecastPruneError, StoreError
 from . import format as fmt
-from .layout import ChannelLayout
+from ..core.layout import ChannelLayout
 from .staging import DEFAULT_IMPORT_FLUSH, staged_store_dir
 from .store import GammaTrajectoryStore, PathLike
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LayoutError, StoreError
-from .layout import ChannelLayout
+from ..core.layout import ChannelLayout
 
 #: reads rows by sorted, unique index; returns (len(rows), C) float32
 RowReader = Callable[[np.ndarray], np.ndarray]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LayoutError, StoreError
-from .layout import ChannelLayout
+from ..core.layout import ChannelLayout
 
 
 def check_step(step: Any, last_step: int | None, root: Path) -> int:

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import StoreError
 from . import format as fmt
-from .layout import ChannelLayout
+from ..core.layout import ChannelLayout
 from .lock import WriterLock
 from .rows import HistoryView, column_selector
 from .segments import CommittedSegments

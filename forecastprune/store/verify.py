@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import StoreError
 from . import format as fmt
-from .layout import ChannelLayout
+from ..core.layout import ChannelLayout
 
 #: values examined per block of a scan (rows × channels); keeps each mask a few MiB
 BLOCK_VALUES = 1 << 22

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import LayoutError
-from ..store.layout import ChannelLayout
+from .layout import ChannelLayout
 
 #: A layer selection: one name or fnmatch pattern, or several.
 Selection = str | Sequence[str] | None
