@@ -38,7 +38,7 @@ from .lock import WriterLock
 from .rows import HistoryView, column_selector
 from .segments import CommittedSegments
 from .snapshot_checks import check_batch, check_lr, check_step, check_values, fill_row
-from .staging import prepare_directory
+from .staging import check_claimed, prepare_directory
 
 PathLike = str | Path
 Mode = Literal["r", "a"]
@@ -116,6 +116,7 @@ class GammaTrajectoryStore:
         except OSError as exc:
             raise StoreError(f"cannot create a store at {root}: {exc}") from exc
         try:
+            check_claimed(root)
             fmt.write_manifest(root, manifest)
         except BaseException as exc:
             lock.release()
