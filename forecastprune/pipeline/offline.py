@@ -59,10 +59,11 @@ def prune_from_store(
         example_inputs: an input batch to trace the model with.
 
     Raises:
-        LayoutError: when the model's BN layers differ from the store's.
+        LayoutError: when the model's BN layers differ from the store's (names, widths, and for
+            a recorder's store also their order and the model fingerprint).
         ForecastPruneError: on a bad cutoff, forecaster, rule or policy.
     """
-    check_layout(model, store.layout)
+    check_layout(model, store.layout, store.fingerprint)
     prediction = predict_store(store, forecaster, cutoff, coverage=rule.coverage)
     plan = plan_channels(model, example_inputs, store.layout, policy)
     decision = rule.decide(prediction.scores, plan, prediction.upper)
