@@ -97,7 +97,7 @@ def compare(config_path: str | None, json_path: str | None, csv_path: str | None
     from ..compare.replay import replay  # heavy imports only once the arguments are sound
     from ..compare.report import format_table
 
-    _load_plugins(config.plugins)
+    _load_plugins(config.plugins, config.timeout or None)
     with _open_store(config.store) as store:
         with _Progress() as progress:
             result = replay(store, list(config.forecasters), _settings(config), progress)
@@ -153,11 +153,11 @@ def _settings(config: CompareConfig) -> ReplaySettings:
     )
 
 
-def _load_plugins(paths: tuple[str, ...]) -> None:
+def _load_plugins(paths: tuple[str, ...], timeout: float | None) -> None:
     from ..forecasters import load_plugins
 
     for path in paths:
-        load_plugins(path)
+        load_plugins(path, timeout=timeout)  # --timeout bounds importing each file too
 
 
 def _open_store(path: str | None) -> Any:

@@ -19,9 +19,11 @@ from ..forecasters import (
     load_plugins,
 )
 from ..forecasters.registry import describe_params
+from ..isolation import run_isolated
 from .._util import atomic_write_bytes
 from ..predict import Prediction, build_forecaster, predict_store
 from ..store import GammaTrajectoryStore, bundled_store_path
+from ._common import limit, timeout_option
 
 #: the largest step a store can hold (steps are int64)
 INT64_MAX = 2**63 - 1
@@ -32,9 +34,9 @@ _plugins = click.option(
 )
 
 
-def _load(paths: Sequence[Path]) -> None:
+def _load(paths: Sequence[Path], timeout: float | None = None) -> None:
     for path in paths:
-        load_plugins(path)
+        load_plugins(path, timeout=timeout)
 
 
 # -------------------------------------------------------------------- list
@@ -131,11 +133,12 @@ def _write(path: Path, data: bytes) -> None:
               help="Coverage of the prediction interval, for forecasters that give one.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @_plugins
+@timeout_option
 def forecast(
     store_path: Path | None, spec: str, cutoff: str | None, at_step: int | None,
     target_step: int | None,
     out_path: Path, time_axis: str | None, coverage: float,
-    overwrite: bool, plugin_paths: Sequence[Path],
+    overwrite: bool, plugin_paths: Sequence[Path], timeout: float,
 ) -> None:
     """Forecast every channel's |γ| at the target step from the history up to a cutoff.
 
@@ -152,11 +155,13 @@ def forecast(
         raise click.BadParameter("got both --cutoff and --at; give one (--at N is --cutoff "
                                  "step:N)", param_hint="--at")
     cutoff = f"step:{at_step}" if at_step is not None else (cutoff or "1.0")
-    _load(plugin_paths)
+    _load(plugin_paths, limit(timeout))
     forecaster = build_forecaster(spec, time_axis)
     with GammaTrajectoryStore.open(store_path or bundled_store_path()) as store:
-        prediction = predict_store(store, forecaster, cutoff, target_step=target_step,
-                                   coverage=coverage)
+        prediction = run_isolated(
+            lambda: predict_store(store, forecaster, cutoff, target_step=target_step,
+                                  coverage=coverage),
+            timeout=limit(timeout), what=f"forecaster {spec!r}")
         layout = store.layout
     _write(out_path, _npz_bytes(prediction, layout, coverage))
     click.echo(

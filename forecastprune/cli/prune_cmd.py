@@ -17,6 +17,7 @@ import click
 
 from ..compare.settings import MAX_MIN_KEEP
 from ..errors import ConfigError
+from ._common import limit, timeout_option
 
 #: the largest example input accepted for tracing (elements): 1×3×2048×2048
 MAX_INPUT_ELEMENTS = 3 * 2048 * 2048
@@ -81,10 +82,12 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--plugins", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
               help="A forecaster plugin .py file or folder to load first (repeatable).")
+@timeout_option
 def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
           store_path: Path | None, spec: str, ratio: float, policy: str, cutoff: str,
           min_keep: int, input_shape: str | None, ultralytics_ckpt: Path | None,
-          out_path: Path, overwrite: bool, plugin_paths: Sequence[Path]) -> None:
+          out_path: Path, overwrite: bool, plugin_paths: Sequence[Path],
+          timeout: float) -> None:
     """Prune a model early from forecasts of its BN γ, and save the smaller model.
 
     Fits the forecaster on the |γ| history up to --cutoff, predicts every channel's final γ,
@@ -104,7 +107,7 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
     if ultralytics_ckpt is not None:
         _refuse_zoo_options(model_name, checkpoint, random_init, input_shape)
         _prune_ultralytics(ultralytics_ckpt, store_path, spec, ratio, policy, cutoff, min_keep,
-                           out_path, overwrite, plugin_paths)
+                           out_path, overwrite, plugin_paths, limit(timeout))
         return
     shape = _shape(input_shape)
     import torch  # heavy imports only once the arguments are sound
@@ -119,7 +122,7 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
     from ..zoo.from_store import example_input_shape, model_spec
 
     for path in plugin_paths:
-        load_plugins(path)
+        load_plugins(path, timeout=limit(timeout))
     forecaster = build_forecaster(spec)
     rule = MaskRule(ratio=ratio, min_keep=min_keep)
     with GammaTrajectoryStore.open(store_path or bundled_store_path()) as store:
@@ -128,7 +131,8 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
                                                                     random_init))
         example = torch.zeros(shape or example_input_shape(store.metadata))
         done = prune_from_store(model, store, forecaster, cutoff=cutoff, rule=rule,
-                                policy=policy, example_inputs=example)
+                                policy=policy, example_inputs=example, isolate=True,
+                                timeout=limit(timeout))
         total = store.layout.total
     save_pruned(done.model, out_path, builder=name, kwargs=kwargs, overwrite=overwrite)
     _report(name, done, policy, total)
@@ -150,7 +154,8 @@ def _refuse_zoo_options(model_name: str | None, checkpoint: Path | None, random_
 
 def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str, ratio: float,
                        policy: str, cutoff: str, min_keep: int, out_path: Path,
-                       overwrite: bool, plugin_paths: Sequence[Path]) -> None:
+                       overwrite: bool, plugin_paths: Sequence[Path],
+                       timeout: float | None) -> None:
     """The same prune on an ultralytics checkpoint, written as an ultralytics checkpoint."""
     from ..forecasters import load_plugins
     from ..integrations.ultralytics import prune_ultralytics_checkpoint
@@ -159,7 +164,7 @@ def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str, rat
         raise click.BadParameter("an ultralytics checkpoint needs the store recorded while "
                                  "training it; pass --store", param_hint="--store")
     for path in plugin_paths:
-        load_plugins(path)
+        load_plugins(path, timeout=timeout)
     done = prune_ultralytics_checkpoint(checkpoint, store_path, out_path, forecaster=spec,
                                         cutoff=cutoff, ratio=ratio, policy=policy,
                                         min_keep=min_keep, overwrite=overwrite)

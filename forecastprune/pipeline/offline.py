@@ -8,6 +8,7 @@ the shared :class:`~forecastprune.engine.rule.MaskRule`, and the surgery on a co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from ..engine.coupling import ChannelPlan, check_layout, plan_channels
 from ..engine.rule import MaskRule
 from ..engine.surgery import prune_model
 from ..engine.threshold import PruneDecision
+from ..isolation import run_isolated
 from ..predict import Prediction, predict_store
 
 
@@ -46,6 +48,8 @@ def prune_from_store(
     rule: MaskRule,
     policy: str,
     example_inputs: torch.Tensor,
+    isolate: bool = False,
+    timeout: float | None = None,
 ) -> OfflinePrune:
     """Forecast final |γ| from a store's history up to ``cutoff`` and prune a copy of ``model``.
 
@@ -57,6 +61,10 @@ def prune_from_store(
         rule: ratio, floors and uncertainty policy.
         policy: ``"seed"`` or ``"grouped"``.
         example_inputs: an input batch to trace the model with.
+        isolate: forecast in a worker process that is stopped at ``timeout``
+            (:func:`forecastprune.isolation.run_isolated`; what the CLI does). Off by default:
+            a library caller's process may hold state (CUDA, threads) a fork should not copy.
+        timeout: seconds for the forecast when isolated (None: no limit).
 
     Raises:
         LayoutError: when the model's BN layers differ from the store's (names, widths, and for
@@ -64,7 +72,9 @@ def prune_from_store(
         ForecastPruneError: on a bad cutoff, forecaster, rule or policy.
     """
     check_layout(model, store.layout, store.fingerprint)
-    prediction = predict_store(store, forecaster, cutoff, coverage=rule.coverage)
+    forecast = partial(predict_store, store, forecaster, cutoff, coverage=rule.coverage)
+    prediction = (run_isolated(forecast, timeout=timeout, what=f"forecaster {forecaster!r}")
+                  if isolate else forecast())
     plan = plan_channels(model, example_inputs, store.layout, policy)
     decision = rule.decide(prediction.scores, plan, prediction.upper)
     return OfflinePrune(prune_model(model, decision, example_inputs, plan), plan, decision,
