@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -188,6 +189,9 @@ class _Expired(BaseException):
 def time_limit(seconds: float | None, what: str) -> Iterator[None]:
     """Interrupt the block after ``seconds`` (None or 0: no limit).
 
+    An alarm already pending outside (a caller's own deadline) is kept: if it falls due first
+    its handler runs as it would have, and it is re-armed for its remaining time afterwards.
+
     Raises:
         ForecasterError: ``what`` and the limit, when the block ran past it.
     """
@@ -196,12 +200,21 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
     if not usable:
         yield
         return
+    started = time.monotonic()
+    outer_handler = signal.getsignal(signal.SIGALRM)
+    outer_delay, _ = signal.getitimer(signal.ITIMER_REAL)
+    outer_due = [bool(outer_delay)]
 
     def expire(signum: int, frame: Any) -> None:
+        if outer_due[0] and time.monotonic() - started >= outer_delay - 1e-3:
+            outer_due[0] = False  # the caller's deadline, not ours: its handler decides
+            if callable(outer_handler):
+                outer_handler(signum, frame)
+            return
         raise _Expired
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_delay or seconds))
     try:
         yield
     except _Expired:
@@ -209,4 +222,7 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
                               "--timeout") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, outer_handler)
+        if outer_due[0]:
+            left = outer_delay - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))

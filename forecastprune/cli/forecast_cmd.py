@@ -11,7 +11,6 @@ from typing import Any
 import click
 import numpy as np
 
-from ..errors import ConfigError
 from ..forecasters import (
     ForecasterInfo,
     PluginWarning,
@@ -20,7 +19,7 @@ from ..forecasters import (
 )
 from ..forecasters.registry import describe_params
 from ..isolation import run_isolated
-from .._util import atomic_write_bytes
+from .._util import write_output
 from ..predict import Prediction, build_forecaster, predict_store
 from ..store import GammaTrajectoryStore, bundled_store_path
 from ._common import limit, timeout_option
@@ -103,12 +102,7 @@ def _check_out(path: Path, overwrite: bool) -> None:
 
 def _write(path: Path, data: bytes) -> None:
     """Write atomically, creating missing folders as ``compare`` and ``prune`` do."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}; choose a writable "
-                          "path") from None
+    write_output(path, data)
 
 
 @click.command("forecast")

@@ -31,7 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import StoreError
+from .._util import os_error_message
+from ..errors import StoreError, StoreWriteError
 from . import format as fmt
 from .layout import ChannelLayout
 from .lock import WriterLock
@@ -231,9 +232,11 @@ class GammaTrajectoryStore:
                 self._manifest.segments.pop()  # not committed: the buffer stays for a retry
                 raise
         except OSError as exc:
-            raise StoreError(
+            raise StoreWriteError(
                 f"cannot write to store {self._root}: {exc}; the {n} buffered snapshots are "
-                "kept in memory, fix the problem (e.g. free disk space) and flush again"
+                "kept in memory, fix the problem (e.g. free disk space) and flush again",
+                os_error_message(exc, f"write to store {self._root} ({n} snapshots not "
+                                      "saved)"),
             ) from exc
         self._committed_steps = np.concatenate([self._committed_steps, steps])
         self._committed_lrs = np.concatenate([self._committed_lrs, lrs])
