@@ -6,6 +6,8 @@ Kept apart from the commands so each one adds the same ``--timeout`` with the sa
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..compare.settings import DEFAULT_TIMEOUT, MAX_TIMEOUT
@@ -23,3 +25,13 @@ timeout_option = click.option(
 def limit(timeout: float) -> float | None:
     """``--timeout`` as the library takes it: 0 means no limit (None)."""
     return timeout or None
+
+
+def announce_slow(forecaster: Any, channels: int, timeout: float) -> None:
+    """Say up front when a forecaster fits one model per channel (statsforecast, sktime):
+    such fits take seconds to minutes with nothing else to show meanwhile."""
+    if forecaster.get_tag("vectorized"):
+        return
+    bound = f"--timeout stops it after {timeout:g} s" if timeout else "no --timeout is set"
+    click.echo(f"{forecaster!r} fits one model per channel ({channels:,} here); this can take "
+               f"minutes ({bound})", err=True)

@@ -22,7 +22,7 @@ from ..isolation import run_isolated
 from .._util import write_output
 from ..predict import Prediction, build_forecaster, predict_store
 from ..store import GammaTrajectoryStore, bundled_store_path
-from ._common import limit, timeout_option
+from ._common import announce_slow, limit, timeout_option
 
 #: the largest step a store can hold (steps are int64)
 INT64_MAX = 2**63 - 1
@@ -152,6 +152,7 @@ def forecast(
     _load(plugin_paths, limit(timeout))
     forecaster = build_forecaster(spec, time_axis)
     with GammaTrajectoryStore.open(store_path or bundled_store_path()) as store:
+        announce_slow(forecaster, store.layout.total, timeout)
         prediction = run_isolated(
             lambda: predict_store(store, forecaster, cutoff, target_step=target_step,
                                   coverage=coverage),

@@ -17,7 +17,7 @@ import click
 
 from ..compare.settings import MAX_MIN_KEEP
 from ..errors import ConfigError
-from ._common import limit, timeout_option
+from ._common import announce_slow, limit, timeout_option
 
 #: the largest example input accepted for tracing (elements): 1×3×2048×2048
 MAX_INPUT_ELEMENTS = 3 * 2048 * 2048
@@ -130,6 +130,7 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
         model = _model(name, kwargs, store.layout, lambda: _weights(checkpoint, store.path,
                                                                     random_init))
         example = torch.zeros(shape or example_input_shape(store.metadata))
+        announce_slow(forecaster, store.layout.total, timeout)
         done = prune_from_store(model, store, forecaster, cutoff=cutoff, rule=rule,
                                 policy=policy, example_inputs=example, isolate=True,
                                 timeout=limit(timeout))
@@ -163,6 +164,7 @@ def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str, rat
     if store_path is None:
         raise click.BadParameter("an ultralytics checkpoint needs the store recorded while "
                                  "training it; pass --store", param_hint="--store")
+    _check_ultralytics_file(checkpoint)
     for path in plugin_paths:
         load_plugins(path, timeout=timeout)
     done = prune_ultralytics_checkpoint(checkpoint, store_path, out_path, forecaster=spec,
@@ -172,6 +174,37 @@ def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str, rat
                f"step {done.target_step}; policy {policy}: params {done.params_before:,} → "
                f"{done.params_after:,}")
     click.echo(f"wrote {done.path}")
+
+
+def _check_ultralytics_file(path: Path) -> None:
+    """Refuse what cannot be an ultralytics checkpoint before the loader trips over it.
+
+    Looked at without unpickling anything: a ``torch.save`` archive (a zip holding
+    ``<name>/data.pkl``) whose pickle is a dict with a ``model`` or ``ema`` entry.
+    """
+    import pickletools
+    import zipfile
+
+    hint = ("pass the weights file ultralytics wrote, e.g. runs/detect/train/weights/best.pt")
+    if not path.is_file():
+        raise click.BadParameter(f"{path} is not a file; {hint}", param_hint="--ultralytics")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = [n for n in archive.namelist() if n.count("/") == 1
+                       and n.endswith("/data.pkl")]
+            opcodes = list(pickletools.genops(archive.read(records[0]))) if records else []
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise click.BadParameter(f"{path} is not a torch checkpoint ({exc}); {hint}",
+                                 param_hint="--ultralytics") from None
+    if not records:
+        raise click.BadParameter(f"{path} is a zip archive without a torch record "
+                                 f"(<name>/data.pkl); {hint}", param_hint="--ultralytics")
+    first = next((op.name for op, _, _ in opcodes if op.name not in ("PROTO", "FRAME")), "")
+    keys = {arg for _, arg, _ in opcodes if isinstance(arg, str)}
+    if first != "EMPTY_DICT" or not keys & {"model", "ema"}:
+        raise click.BadParameter(f"{path} is a torch file but not an ultralytics checkpoint "
+                                 f"(no dict with a 'model' or 'ema' entry); {hint}",
+                                 param_hint="--ultralytics")
 
 
 def _weights(checkpoint: Path | None, store_path: Path, random_init: bool) -> Path | None:
