@@ -151,3 +151,18 @@ def test_a_killed_import_leaves_staging_the_next_import_removes(tmp_path):
     finally:
         held.release()
     assert staging.remove_stale_staging(out) == [live]
+
+
+def test_sigterm_during_an_import_removes_its_staging(tmp_path):
+    out = tmp_path / "g.fpstore"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from forecastprune.store.staging import staged_store_dir
+        with staged_store_dir({str(out)!r}, overwrite=False) as staged:
+            (staged / "part.npy").write_bytes(b"x" * 1000)
+            os.kill(os.getpid(), signal.SIGTERM)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], check=False, env=env, timeout=60)
+    assert done.returncode == 143
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -17,6 +17,7 @@ from ..forecasters import (
     list_forecasters,
     load_plugins,
 )
+from ..compare.settings import DEFAULT_TIMEOUT
 from ..forecasters.registry import describe_params
 from ..isolation import run_isolated
 from .._util import write_output
@@ -55,7 +56,7 @@ def list_cmd(pattern: str | None, plugin_paths: Sequence[Path]) -> None:
     """
     with warnings.catch_warnings():  # broken plugins are reported below, not as warnings
         warnings.simplefilter("ignore", PluginWarning)
-        _load(plugin_paths)
+        _load(plugin_paths, DEFAULT_TIMEOUT)
         working = list_forecasters(pattern, include_broken=False)
         broken = [row for row in list_forecasters() if row.broken]  # whatever the pattern
     if working:

@@ -11,9 +11,9 @@ when the destination is a non-empty directory (a store always holds at least its
 the moment it is created); with ``overwrite`` the old store's writer lock is held while it is
 moved away, so a writer cannot be appending to it.
 
-A staging directory holds an ``flock`` on itself while it is built. A process killed meanwhile
-(SIGKILL, or SIGTERM, whose default action runs no cleanup) leaves it behind with the lock
-released; the next staging next to the same destination removes such leftovers.
+A staging directory holds an ``flock`` on itself while it is built. SIGTERM (where nothing else
+handles it) unwinds the build and removes it; a process killed by SIGKILL leaves it behind with
+the lock released, and the next staging next to the same destination removes such leftovers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,14 +57,35 @@ def staged_store_dir(out: str | Path, overwrite: bool) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     held = try_lock_dir(staging)  # marks it as being built; the kernel drops it if we die
     try:
-        yield staging
-        _publish(staging, out, overwrite)
+        with _sigterm_unwinds():
+            yield staging
+            _publish(staging, out, overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
         if held is not None:
             held.release()
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Inside the block SIGTERM raises ``SystemExit(143)`` instead of ending the process on
+    the spot, so the staging directory is removed on the way out. Only where SIGTERM has its
+    default action and only in the main thread; a handler someone installed is left alone."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def remove_stale_staging(out: Path) -> list[Path]:
