@@ -54,3 +54,6 @@ class StoreWriteError(StoreError):
     def __init__(self, message: str, cli_message: str) -> None:
         super().__init__(message)
         self.cli_message = cli_message
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable across worker processes
+        return type(self), (str(self.args[0]), self.cli_message)

@@ -21,6 +21,7 @@ import ctypes
 import math
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -168,7 +169,7 @@ def _answer(sender: Any, function: Callable[[], Any]) -> None:
     try:
         message: tuple[str, Any] = ("ok", function())
     except ForecastPruneError as exc:
-        message = ("user", exc)
+        message = ("user", _portable(exc))
     except SystemExit as exc:  # a plugin calling sys.exit() must not look like success
         message = ("failed", f"called sys.exit({exc.code!r}) instead of returning a forecast")
     except Exception as exc:  # noqa: BLE001 - user code may fail in any way; report it
@@ -179,6 +180,16 @@ def _answer(sender: Any, function: Callable[[], Any]) -> None:
         sender.send(("failed", f"failed: {type(exc).__name__}: {exc}"))
     finally:
         sender.close()
+
+
+def _portable(exc: ForecastPruneError) -> ForecastPruneError:
+    """``exc`` if it survives pickling (a custom ``__init__`` may not), else its message as a
+    plain :class:`ForecasterError`."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any failure means: send the message instead
+        return ForecasterError(str(exc))
+    return exc
 
 
 class _Expired(BaseException):
