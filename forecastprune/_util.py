@@ -7,6 +7,7 @@ the CLI and the numpy-only engine can all use it.
 from __future__ import annotations
 
 import difflib
+import errno
 import importlib
 import os
 import tempfile
@@ -16,7 +17,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, OutputError
 
 
 # ------------------------------------------------------------------------ atomic files
@@ -53,9 +54,16 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     Args:
         path: destination file.
         write: called with the open temporary file; writes the complete new contents.
+
+    Raises:
+        OutputError: (an ``OSError`` too) when the file cannot be written, saying why and
+            what to do; nothing is left behind and an old file at ``path`` is untouched.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise output_error(path, exc) from exc
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
@@ -63,15 +71,65 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise output_error(path, exc) from exc
         raise
     fsync_dir(path.parent)
+
+
+#: what to do about the usual reasons an output cannot be written
+_WRITE_HINTS = {
+    errno.ENOSPC: "free some disk space or write elsewhere",
+    errno.EDQUOT: "free some of your disk quota or write elsewhere",
+    errno.EFBIG: "it would exceed the file-size limit (see `ulimit -f`); raise the limit or "
+                 "write less",
+    errno.EROFS: "the file system is read-only; choose a writable path",
+    errno.EACCES: "you lack permission there; choose a writable path",
+    errno.EPERM: "the operation is not permitted there; choose a writable path",
+    errno.ENOENT: "check the path (a file or folder on the way does not exist)",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EISDIR: "it is a folder; name a file",
+    errno.EEXIST: "a file is in the way where a folder is needed; choose another path",
+}
+
+
+def os_error_message(exc: OSError, what: str = "") -> str:
+    """One line for an ``OSError``: what failed, the system's reason, and what to do."""
+    target = what or (f"use {exc.filename}" if exc.filename else "complete the operation")
+    if exc.errno is None:  # numpy's short writes ("1536 requested and 992 written")
+        hint = "the disk is full or the file-size limit (`ulimit -f`) was reached"
+    else:
+        hint = _WRITE_HINTS.get(exc.errno, "check the path and try again")
+    return f"cannot {target}: {exc.strerror or exc}; {hint}"
+
+
+def output_error(path: Path | str, exc: OSError) -> OutputError:
+    """The :class:`OutputError` for an ``OSError`` raised while writing ``path``."""
+    error = OutputError(os_error_message(exc, f"write {path}"))
+    error.errno = exc.errno
+    return error
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """:func:`atomic_write` of a complete byte string."""
     atomic_write(path, lambda handle: handle.write(data))
+
+
+def write_output(path: Path | str, data: str | bytes) -> Path:
+    """Write a command's output file atomically (text as UTF-8), creating missing folders.
+
+    Raises:
+        OutputError: one line saying why the file cannot be written and what to do.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+    return path
 
 
 # ------------------------------------------------------------------------ distributed

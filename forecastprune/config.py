@@ -39,6 +39,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start} is "
+                          f"{exc.object[exc.start]:#04x}); pass a YAML file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -37,3 +37,23 @@ class PruningError(ForecastPruneError):
 
 class ConfigError(ForecastPruneError):
     """A configuration file or value is invalid."""
+
+
+class OutputError(ForecastPruneError, OSError):
+    """An output file or folder cannot be written (disk full, read-only, over the file-size
+    limit). Also an :class:`OSError`, so code that handles those keeps working."""
+
+
+class StoreWriteError(StoreError):
+    """A store could not commit its buffered snapshots (they stay in memory).
+
+    Attributes:
+        cli_message: the same problem for a command-line user, who cannot call ``flush`` again.
+    """
+
+    def __init__(self, message: str, cli_message: str) -> None:
+        super().__init__(message)
+        self.cli_message = cli_message
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable across worker processes
+        return type(self), (str(self.args[0]), self.cli_message)

@@ -33,12 +33,15 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, ForecasterError, StoreError
+from .errors import ConfigError, ForecasterError, ForecastPruneError, StoreError
 from .forecasters import Forecaster, get_forecaster
 from .runpoint import RunPoint
 from .store.verify import check_finite
@@ -132,13 +135,14 @@ def predict_history(
         )
     rows = rows_to_read(model, steps, clock)
     history = np.abs(np.asarray(gammas[rows], dtype=np.float64))
-    model.fit(steps[rows], history, clock=clock)
-    scores = _finite(model.predict(target_step), model, "prediction")
-    lower = upper = None
-    if coverage is not None and model.get_tag("supports_interval"):
-        lower, upper = (_finite(b, model, "interval") for b in
-                        model.predict_interval(target_step, coverage))
-        lower = np.clip(lower, 0.0, None)
+    with _reported_as_forecaster_error(model):
+        model.fit(steps[rows], history, clock=clock)
+        scores = _finite(model.predict(target_step), model, "prediction")
+        lower = upper = None
+        if coverage is not None and model.get_tag("supports_interval"):
+            lower, upper = (_finite(b, model, "interval") for b in
+                            model.predict_interval(target_step, coverage))
+            lower = np.clip(lower, 0.0, None)
     return Prediction(
         scores=np.clip(scores, 0.0, None), lower=lower, upper=upper,
         cutoff_step=int(steps[-1]), target_step=int(target_step),
@@ -146,6 +150,24 @@ def predict_history(
         clock_assumption=str(getattr(clock, "assumption", "")) if clock is not None else "",
         seconds=time.perf_counter() - start, note=_choice(model),
     )
+
+
+@contextmanager
+def _reported_as_forecaster_error(model: Forecaster) -> Iterator[None]:
+    """A forecaster (often a plugin) failing in any way is a :class:`ForecasterError` naming it,
+    so every command reports it in one line; ``sys.exit`` inside it is a failure too, never a
+    silent success. The original exception stays chained for library users."""
+    try:
+        yield
+    except ForecastPruneError:
+        raise
+    except Exception as exc:
+        raise ForecasterError(f"{model!r} failed: {type(exc).__name__}: {exc}") from exc
+    except SystemExit as exc:
+        if type(exc) is not SystemExit:  # e.g. Preempted: a stop signal, not the forecaster
+            raise
+        raise ForecasterError(f"{model!r} called sys.exit({exc.code!r}) instead of returning "
+                              "a forecast") from exc
 
 
 def predict_store(
@@ -224,11 +246,24 @@ def store_clock(store: Any) -> Any:
 
 
 def run_length(store: Any) -> int:
-    """The run's length in steps: metadata ``total_steps`` if valid, else the last snapshot."""
+    """The run's length in steps: metadata ``total_steps`` if valid, else the last snapshot.
+
+    A ``total_steps`` below the last recorded step cannot be the run's plan (the recording went
+    further); the last snapshot is used instead, with a warning.
+    """
     total = store.metadata.get("total_steps")
+    last = int(store.steps[-1]) if len(store.steps) else 0
     if isinstance(total, int) and not isinstance(total, bool) and total > 0:
+        if total < last:
+            warnings.warn(
+                f"store {store.path}: metadata total_steps {total} is smaller than the last "
+                f"recorded step {last}; using {last} as the run's length. Fix the metadata "
+                "(`store import --metadata total_steps=N` on an export) to silence this",
+                UserWarning, stacklevel=2,
+            )
+            return last
         return total
-    return int(store.steps[-1])
+    return last
 
 
 def cutoff_step(cutoff: Any, length: int) -> int:

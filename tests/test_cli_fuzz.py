@@ -468,3 +468,88 @@ def test_record_refuses_bad_flags(bad: tuple[str, str], flags: list[Any]) -> Non
     with scratch() as folder:
         check(["record", "--out", folder / "run", "--epochs", "1", "--limit-batches", "1",
                *flags, *bad], must_fail=True)
+
+
+# ------------------------------------------------------------------------------ outputs
+#: bytes a file may grow to under the file-size limit (``ulimit -f``); small ones must fail
+FILE_SIZE_LIMITS = [0, 100, 4096, 1 << 16]
+
+
+def _unwritable_folder(folder: Path) -> Path:
+    """A folder nothing can be written into: read-only for this user, or, for root (whom
+    permissions do not stop), a place in sysfs where the kernel refuses new entries."""
+    if os.geteuid() != 0:
+        locked = folder / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        return locked
+    return Path("/sys/fs")
+
+
+def _writers(tiny_store: Path, folder: Path) -> dict[str, Any]:
+    """Each command that writes an output, as ``out folder -> arguments``."""
+    npz = folder / "in.npz"
+    if not npz.exists():
+        rng = np.random.default_rng(0)
+        np.savez(npz, steps=np.arange(1000), gammas=rng.random((1000, 6)).astype(np.float32),
+                 layer_names=np.array(LAYOUT.names), layer_sizes=np.array(LAYOUT.sizes))
+    config = folder / "t.yaml"
+    config.write_text(yaml.safe_dump({"width": 0.5, "epochs": 1, "batch_size": 32,
+                                      "train_subset": 64, "method": "normal"}))
+    return {
+        "forecast": lambda o: ["forecast", "--store", tiny_store, "--forecaster", "sma",
+                               "--out", o / "p.npz"],
+        "prune": lambda o: ["prune", "--random-init", "--forecaster", "naive",
+                            "--out", o / "p.pt"],
+        "export": lambda o: ["store", "export", tiny_store, o / "e.npz"],
+        "thin": lambda o: ["store", "thin", tiny_store, o / "t.fpstore", "--every", "2"],
+        "import": lambda o: ["store", "import", npz, o / "i.fpstore"],
+        "fit-ridge": lambda o: ["fit-forecaster", "--stores", tiny_store, "--out", o / "m.json"],
+        "fit-gbr": lambda o: ["fit-forecaster", "--kind", "gbr", "--stores", tiny_store,
+                              "--out", o / "m.skops"],
+        "compare": lambda o: ["compare", "--store", tiny_store, "--forecasters", "sma",
+                              "--cutoffs", "0.5", "--json", o / "r.json"],
+        "record": lambda o: ["record", "--out", o / "run", "--epochs", "1", "--limit-batches",
+                             "1", "--widths", "4,8,8,4"],
+        "train": lambda o: ["train", "--config", config, "--out", o / "t"],
+    }
+
+
+@contextlib.contextmanager
+def _file_size_limit(nbytes: int | None) -> Iterator[None]:
+    import resource
+
+    if nbytes is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@FUZZ
+@given(command=st.sampled_from(["forecast", "prune", "export", "thin", "import", "fit-ridge",
+                                "fit-gbr", "compare", "record", "train"]),
+       obstacle=st.sampled_from(["file-size", "read-only", "under-a-file"]),
+       limit=st.sampled_from(FILE_SIZE_LIMITS))
+@example(command="import", obstacle="file-size", limit=4096)  # fails inside a segment
+@example(command="record", obstacle="file-size", limit=4096)  # the store fits, model.pt not
+@example(command="train", obstacle="read-only", limit=0)
+def test_outputs_that_cannot_be_written(tiny_store: Path, command: str, obstacle: str,
+                                        limit: int) -> None:
+    """Disk full, read-only, the file-size limit: one ``Error:`` line, never a traceback."""
+    with scratch() as folder:
+        args = _writers(tiny_store, folder)[command]
+        if obstacle == "file-size":
+            with _file_size_limit(limit):
+                check(args(folder), must_fail=limit <= 100)
+            return
+        if obstacle == "read-only":
+            out = _unwritable_folder(folder)
+        else:
+            (folder / "a-file").write_text("not a folder")
+            out = folder / "a-file"
+        check(args(out), must_fail=True)

@@ -2,7 +2,8 @@
 
 Sub-commands live in their own modules and are imported only when invoked, so ``--help`` stays
 fast and one command's heavy imports (sktime, torch-pruning) never slow another. Every
-:class:`~forecastprune.errors.ForecastPruneError` becomes one line on stderr and exit code 2.
+:class:`~forecastprune.errors.ForecastPruneError`, and every ``OSError`` of a system call (a
+full disk, a read-only folder, the file-size limit), becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 import click
 
-from ..errors import ForecastPruneError
+from .._util import os_error_message
+from ..errors import ForecastPruneError, StoreWriteError
 
 #: command name -> "module:attribute" of its click command, relative to this package.
 COMMANDS: dict[str, str] = {
@@ -46,8 +48,16 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except StoreWriteError as exc:  # its library message says "flush again"
+            raise UserError(exc.cli_message) from exc
         except ForecastPruneError as exc:
             raise UserError(str(exc) or type(exc).__name__) from exc
+        except OSError as exc:
+            if exc.errno is None:  # not a failed system call: a bug, keep its traceback
+                raise
+            # a file the command had to read or write (a full disk, a read-only folder, the
+            # file-size limit): the environment, not the program, so one line, not a traceback
+            raise UserError(os_error_message(exc)) from exc
 
 
 class UserError(click.ClickException):

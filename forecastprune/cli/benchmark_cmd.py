@@ -52,12 +52,12 @@ def benchmark(**options: Any) -> None:
     cutoffs = _items(options["cutoffs"], "--cutoffs")
     from ..compare.leaderboard import format_suite, leaderboard_png, suite_json
     from ..compare.report import write_file
-    from ..compare.settings import ReplaySettings
+    from ..compare.settings import DEFAULT_TIMEOUT, ReplaySettings
     from ..compare.suite import load_suite, run_suite
     from ..forecasters import load_plugins
 
     for path in options["plugins"]:
-        load_plugins(path)
+        load_plugins(path, timeout=options["timeout"] or DEFAULT_TIMEOUT)
     runs = load_suite(options["suite"], options["only"])
     spec = spec_from_flags(options, skip=NOT_REPLAYED)
     settings = ReplaySettings(cutoffs=cutoffs, spec=spec, timeout=options["timeout"])

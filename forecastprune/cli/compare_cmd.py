@@ -79,7 +79,8 @@ Example:
               help="Forecaster plugin file or folder; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=str),
               help="YAML file with any of these options (flags win), e.g. configs/compare.yaml.")
-@click.option("--json", "json_path", type=click.Path(path_type=str), help="Write JSON here.")
+@click.option("--json", "json_path", type=click.Path(path_type=str),
+              help="Write JSON here ('-': to standard output, the table then to stderr).")
 @click.option("--csv", "csv_path", type=click.Path(path_type=str), help="Write CSV here.")
 @click.option("--out", type=click.Path(path_type=str), help="Folder for the PNG plots.")
 @click.option("--html/--no-html", default=None, help="Also write OUT/report.html.")
@@ -97,14 +98,15 @@ def compare(config_path: str | None, json_path: str | None, csv_path: str | None
     from ..compare.replay import replay  # heavy imports only once the arguments are sound
     from ..compare.report import format_table
 
-    _load_plugins(config.plugins)
+    _load_plugins(config.plugins, config.timeout or None)
+    to_stderr = config.json == "-"  # standard output carries the JSON alone then
     with _open_store(config.store) as store:
         with _Progress() as progress:
             result = replay(store, list(config.forecasters), _settings(config), progress)
-        click.echo(format_table(result))
+        click.echo(format_table(result), err=to_stderr)
         _write_outputs(config, result, store)
     click.echo(f"\ncompared {len(result.forecasters)} forecasters × {len(result.cutoffs)} "
-               f"cutoffs in {time.perf_counter() - started:.1f} s")
+               f"cutoffs in {time.perf_counter() - started:.1f} s", err=to_stderr)
     if result.all_failed:
         click.echo("Error: every requested forecaster failed; see the messages above", err=True)
         sys.exit(1)
@@ -123,7 +125,20 @@ def _config(path: str | None, flags: dict[str, Any], json_path: str | None,
     _settings(config)  # every setting checked before any heavy import
     if config.html and not config.out:
         raise ConfigError("--html writes OUT/report.html next to the plots; pass --out DIR too")
+    _check_outputs(config)
     return config
+
+
+def _check_outputs(config: CompareConfig) -> None:
+    """Refuse output paths that cannot work before the replay spends minutes on the work."""
+    if config.out and Path(config.out).exists() and not Path(config.out).is_dir():
+        raise ConfigError(f"--out {config.out} is a file; --out names a folder for the plots "
+                          "(it is created if missing)")
+    for flag, path in (("--json", config.json), ("--csv", config.csv)):
+        if path and path != "-" and Path(path).is_dir():
+            raise ConfigError(f"{flag} {path} is a folder; name the file to write")
+    if config.csv == "-":
+        raise ConfigError("--csv - is not supported; '-' (standard output) is for --json")
 
 
 def _items(text: str, flag: str) -> tuple[str, ...]:
@@ -160,11 +175,11 @@ def _settings(config: CompareConfig) -> ReplaySettings:
     return settings
 
 
-def _load_plugins(paths: tuple[str, ...]) -> None:
+def _load_plugins(paths: tuple[str, ...], timeout: float | None) -> None:
     from ..forecasters import load_plugins
 
     for path in paths:
-        load_plugins(path)
+        load_plugins(path, timeout=timeout)  # --timeout bounds importing each file too
 
 
 def _open_store(path: str | None) -> Any:
@@ -197,10 +212,13 @@ class _Progress:
 def _write_outputs(config: CompareConfig, result: Any, store: Any) -> None:
     from ..compare.report import dumps_json, to_csv, to_html, write_file
 
-    if config.json:
+    to_stderr = config.json == "-"
+    if config.json == "-":
+        click.echo(dumps_json(result))
+    elif config.json:
         click.echo(f"wrote {write_file(config.json, dumps_json(result))}")
     if config.csv:
-        click.echo(f"wrote {write_file(config.csv, to_csv(result))}")
+        click.echo(f"wrote {write_file(config.csv, to_csv(result))}", err=to_stderr)
     if config.out:
         import numpy as np
 
@@ -211,7 +229,7 @@ def _write_outputs(config: CompareConfig, result: Any, store: Any) -> None:
         images = make_plots(result, store.steps[rows], np.abs(store.view()[rows]))
         for name, data in images.items():
             write_file(Path(config.out) / name, data)
-        click.echo(f"wrote {len(images)} plots to {config.out}")
+        click.echo(f"wrote {len(images)} plots to {config.out}", err=to_stderr)
         if config.html:
             page = write_file(Path(config.out) / "report.html", to_html(result, images))
-            click.echo(f"wrote {page}")
+            click.echo(f"wrote {page}", err=to_stderr)

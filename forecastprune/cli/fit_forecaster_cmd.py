@@ -9,6 +9,17 @@ import click
 from ..config import split_list
 
 
+#: a penalty this large already shrinks every coefficient to zero
+MAX_ALPHA = 1e12
+
+
+def _finite_alpha(value: float) -> float:
+    if value != value:  # NaN passes every range comparison
+        raise click.BadParameter(f"expected a penalty from 0 to {MAX_ALPHA:g}; got nan",
+                                 param_hint="--alpha")
+    return value
+
+
 @click.command("fit-forecaster")
 @click.option("--stores", "stores", multiple=True, required=True,
               type=click.Path(path_type=Path, exists=True),
@@ -20,7 +31,8 @@ from ..config import split_list
                    "(gradient boosting over channel and layer features).")
 @click.option("--cutoffs", default="0.05,0.1,0.2,0.3", show_default=True,
               help="Comma-separated cutoffs at which training examples are taken.")
-@click.option("--alpha", type=click.FloatRange(min=0.0), default=0.01, show_default=True,
+@click.option("--alpha", type=click.FloatRange(0.0, MAX_ALPHA), default=0.01, show_default=True,
+              callback=lambda ctx, param, value: _finite_alpha(value),
               help="Ridge penalty (per example, standardized features).")
 @click.option("--use-clock/--no-clock", default=True, show_default=True,
               help="Measure slopes and horizons in cumulative LR where the store has LRs.")

@@ -14,17 +14,19 @@ import numpy as np
 from ..compare.replay import plan_like_prune
 from ..engine.spec import PruneSpec
 from ..engine.threshold import select_channels
-from ..errors import ConfigError
 from ..forecasters import (
     ForecasterInfo,
     PluginWarning,
     list_forecasters,
     load_plugins,
 )
+from ..compare.settings import DEFAULT_TIMEOUT
 from ..forecasters.registry import describe_params
-from .._util import atomic_write_bytes
+from ..isolation import run_isolated
+from .._util import write_output
 from ..predict import Prediction, build_forecaster, predict_store
 from ..store import GammaTrajectoryStore, bundled_store_path
+from ._common import announce_slow, limit, timeout_option
 from .spec_options import spec_from_flags, spec_options
 
 #: the largest step a store can hold (steps are int64)
@@ -36,9 +38,9 @@ _plugins = click.option(
 )
 
 
-def _load(paths: Sequence[Path]) -> None:
+def _load(paths: Sequence[Path], timeout: float | None = None) -> None:
     for path in paths:
-        load_plugins(path)
+        load_plugins(path, timeout=timeout)
 
 
 # -------------------------------------------------------------------- list
@@ -58,7 +60,7 @@ def list_cmd(pattern: str | None, plugin_paths: Sequence[Path]) -> None:
     """
     with warnings.catch_warnings():  # broken plugins are reported below, not as warnings
         warnings.simplefilter("ignore", PluginWarning)
-        _load(plugin_paths)
+        _load(plugin_paths, DEFAULT_TIMEOUT)
         working = list_forecasters(pattern, include_broken=False)
         broken = [row for row in list_forecasters() if row.broken]  # whatever the pattern
     if working:
@@ -98,12 +100,7 @@ def _check_out(path: Path, overwrite: bool) -> None:
 
 def _write(path: Path, data: bytes) -> None:
     """Write atomically, creating missing folders as ``compare`` and ``prune`` do."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}; choose a writable "
-                          "path") from None
+    write_output(path, data)
 
 
 @click.command("forecast")
@@ -127,11 +124,12 @@ def _write(path: Path, data: bytes) -> None:
 @spec_options()
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @_plugins
+@timeout_option
 def forecast(
     store_path: Path | None, spec: str, cutoff: str | None, at_step: int | None,
     target_step: int | None,
     out_path: Path, time_axis: str | None, overwrite: bool, plugin_paths: Sequence[Path],
-    **settings: Any,
+    timeout: float, **settings: Any,
 ) -> None:
     """Forecast every channel's |γ| at the target step from the history up to a cutoff.
 
@@ -151,11 +149,14 @@ def forecast(
         raise click.BadParameter("got both --cutoff and --at; give one (--at N is --cutoff "
                                  "step:N)", param_hint="--at")
     cutoff = f"step:{at_step}" if at_step is not None else (cutoff or "1.0")
-    _load(plugin_paths)
+    _load(plugin_paths, limit(timeout))
     forecaster = build_forecaster(spec, time_axis)
     with GammaTrajectoryStore.open(store_path or bundled_store_path()) as store:
-        prediction = predict_store(store, forecaster, cutoff, target_step=target_step,
-                                   coverage=prune_spec.coverage)
+        announce_slow(forecaster, store.layout.total, timeout)
+        prediction = run_isolated(
+            lambda: predict_store(store, forecaster, cutoff, target_step=target_step,
+                                  coverage=prune_spec.coverage),
+            timeout=limit(timeout), what=f"forecaster {spec!r}")
         layout = store.layout
         plan, used, note = plan_like_prune(store, prune_spec)
     decision = select_channels(prediction.scores, plan, used, upper=prediction.upper)

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, ForecastPruneError
+from ._common import announce_slow, limit, timeout_option
 from .spec_options import spec_from_flags, spec_options
 
 #: the largest example input accepted for tracing (elements): 1×3×2048×2048
@@ -74,10 +75,11 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--plugins", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
               help="A forecaster plugin .py file or folder to load first (repeatable).")
+@timeout_option
 def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
           store_path: Path | None, spec: str, cutoff: str, input_shape: str | None,
           ultralytics_ckpt: Path | None, out_path: Path, overwrite: bool,
-          plugin_paths: Sequence[Path], **settings: Any) -> None:
+          plugin_paths: Sequence[Path], timeout: float, **settings: Any) -> None:
     """Prune a model early from forecasts of its BN γ, and save the smaller model.
 
     Fits the forecaster on the |γ| history up to --cutoff, predicts every channel's final γ,
@@ -103,7 +105,7 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
     if ultralytics_ckpt is not None:
         _refuse_zoo_options(model_name, checkpoint, random_init, input_shape)
         _prune_ultralytics(ultralytics_ckpt, store_path, spec, prune_spec, cutoff, out_path,
-                           overwrite, plugin_paths)
+                           overwrite, plugin_paths, limit(timeout))
         return
     shape = _shape(input_shape)
     import torch  # heavy imports only once the arguments are sound
@@ -117,15 +119,16 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
     from ..zoo.from_store import example_input_shape, model_spec
 
     for path in plugin_paths:
-        load_plugins(path)
+        load_plugins(path, timeout=limit(timeout))
     forecaster = build_forecaster(spec)
     with GammaTrajectoryStore.open(store_path or bundled_store_path()) as store:
         name, kwargs = model_spec(store.metadata, model_name)
         model = _model(name, kwargs, store.layout, lambda: _weights(checkpoint, store.path,
                                                                     random_init))
         example = torch.zeros(shape or example_input_shape(store.metadata))
+        announce_slow(forecaster, store.layout.total, timeout)
         done = prune_from_store(model, store, forecaster, cutoff=cutoff, spec=prune_spec,
-                                example_inputs=example)
+                                example_inputs=example, isolate=True, timeout=limit(timeout))
         total = store.layout.total
     save_pruned(done.model, out_path, builder=name, kwargs=kwargs, overwrite=overwrite)
     _report(name, done, prune_spec.policy, total)
@@ -156,7 +159,7 @@ def _refuse_zoo_options(model_name: str | None, checkpoint: Path | None, random_
 
 def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str,
                        prune_spec: Any, cutoff: str, out_path: Path, overwrite: bool,
-                       plugin_paths: Sequence[Path]) -> None:
+                       plugin_paths: Sequence[Path], timeout: float | None) -> None:
     """The same prune on an ultralytics checkpoint, written as an ultralytics checkpoint."""
     from ..forecasters import load_plugins
     from ..integrations.ultralytics import prune_ultralytics_checkpoint
@@ -164,14 +167,47 @@ def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str,
     if store_path is None:
         raise click.BadParameter("an ultralytics checkpoint needs the store recorded while "
                                  "training it; pass --store", param_hint="--store")
+    _check_ultralytics_file(checkpoint)
     for path in plugin_paths:
-        load_plugins(path)
+        load_plugins(path, timeout=timeout)
     done = prune_ultralytics_checkpoint(checkpoint, store_path, out_path, forecaster=spec,
                                         cutoff=cutoff, spec=prune_spec, overwrite=overwrite)
     click.echo(f"{checkpoint}: fitted on the history up to step {done.cutoff_step}, predicting "
-               f"step {done.target_step}; policy {prune_spec.policy}: params {done.params_before:,} → "
+               f"step {done.target_step}; policy {prune_spec.policy}: params "
+               f"{done.params_before:,} → "
                f"{done.params_after:,}")
     click.echo(f"wrote {done.path}")
+
+
+def _check_ultralytics_file(path: Path) -> None:
+    """Refuse what cannot be an ultralytics checkpoint before the loader trips over it.
+
+    Looked at without unpickling anything: a ``torch.save`` archive (a zip holding
+    ``<name>/data.pkl``) whose pickle is a dict with a ``model`` or ``ema`` entry.
+    """
+    import pickletools
+    import zipfile
+
+    hint = ("pass the weights file ultralytics wrote, e.g. runs/detect/train/weights/best.pt")
+    if not path.is_file():
+        raise click.BadParameter(f"{path} is not a file; {hint}", param_hint="--ultralytics")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = [n for n in archive.namelist() if n.count("/") == 1
+                       and n.endswith("/data.pkl")]
+            opcodes = list(pickletools.genops(archive.read(records[0]))) if records else []
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise click.BadParameter(f"{path} is not a torch checkpoint ({exc}); {hint}",
+                                 param_hint="--ultralytics") from None
+    if not records:
+        raise click.BadParameter(f"{path} is a zip archive without a torch record "
+                                 f"(<name>/data.pkl); {hint}", param_hint="--ultralytics")
+    first = next((op.name for op, _, _ in opcodes if op.name not in ("PROTO", "FRAME")), "")
+    keys = {arg for _, arg, _ in opcodes if isinstance(arg, str)}
+    if first != "EMPTY_DICT" or not keys & {"model", "ema"}:
+        raise click.BadParameter(f"{path} is a torch file but not an ultralytics checkpoint "
+                                 f"(no dict with a 'model' or 'ema' entry); {hint}",
+                                 param_hint="--ultralytics")
 
 
 def _weights(checkpoint: Path | None, store_path: Path, random_init: bool) -> Path | None:

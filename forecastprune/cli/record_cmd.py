@@ -6,6 +6,8 @@ run directory receives.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -101,7 +103,7 @@ def settings_from_flags(flags: dict[str, Any]) -> tuple[RecordSettings, int | No
               help="Snapshots per store segment (a crash loses at most this many).")
 @click.option("--limit-batches", type=click.IntRange(min=1), default=None,
               help="Train on at most this many batches per epoch (quick trials).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=click.IntRange(1, 4 * (os.cpu_count() or 1)), default=None,
               help="CPU threads for torch (small models often run fastest on 1).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing recording in --out.")

@@ -76,4 +76,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"train compute   {summary['train_macs']:.4g} MACs",
         f"wall time       {summary['wall_seconds']:.1f} s",
     ]
+    decision = (pruner.get("prune") or {}).get("decision") or {}
+    if prune is not None and decision.get("pruned") == 0:
+        lines.append(
+            f"warning         the prune removed no channel: min_keep "
+            f"{summary['config'].get('min_keep')} keeps every layer whole (or the ratio "
+            "selects none); lower min_keep or raise ratio"
+        )
     return "\n".join(lines)

@@ -390,8 +390,26 @@ def _warnings(result: ReplayResult, metadata: dict[str, Any]) -> list[str]:
                 f"of prunable channels end below ε = {result.eps:.3g}, where the oracle's order "
                 "is noise; forecasters are ranked by tie-aware IoU (tIoU) there"
             )
+        elif result.judge is not None:
+            notes += _tied_cut(result.judge, ratio)
     for name in result.forecasters:
         message = result.failure(name)
         if message:
             notes.append(f"{name} failed: {message}")
     return notes
+
+
+def _tied_cut(judge: Judge, ratio: float) -> list[str]:
+    """A note when the final |γ| ties across the oracle's cut: which of the tied channels it
+    prunes is then arbitrary (e.g. every γ equal), and an IoU of 1 says nothing."""
+    pruned = np.asarray(judge.oracle_masks[ratio], dtype=bool) & judge.prunable
+    kept = ~np.asarray(judge.oracle_masks[ratio], dtype=bool) & judge.prunable
+    if not pruned.any() or not kept.any():
+        return []
+    edge = float(judge.effective[pruned].max())
+    if not np.any(judge.effective[kept] == edge):  # exact ties only: floors keep lower ones
+        return []
+    tied = int(np.count_nonzero(judge.effective[judge.prunable] == edge))
+    return [f"ratio {ratio:g} cuts through {tied} prunable channels whose final |γ| are all "
+            f"{edge:.4g}: the oracle picks among them arbitrarily, so IoU there measures "
+            "tie-breaking, not forecasting"]

@@ -22,10 +22,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
 from .scoring import Cutoff, Row
 from .replay import CONTROL, ReplayResult
-from .._util import atomic_write_bytes
+from .._util import write_output
 
 #: (header, Row attribute, format) of the metric columns, in table order
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -60,17 +59,10 @@ def write_file(path: str | Path, data: str | bytes) -> Path:
     """Atomically write text (UTF-8) or bytes, creating missing parent folders.
 
     Raises:
-        ConfigError: when the path cannot be written (a folder in the way, no permission).
+        OutputError: when the path cannot be written (a folder in the way, no permission, a
+            full disk).
     """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write {path}: {exc.strerror or exc}; choose a writable path"
-        ) from None
-    return path
+    return write_output(path, data)
 
 
 # ------------------------------------------------------------------------------ terminal

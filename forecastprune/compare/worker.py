@@ -4,7 +4,9 @@
 interpreter — and still report the others. Each forecaster therefore runs in a forked worker
 process that inherits the history (no copy, no pickling of the inputs or of plugin classes) and
 sends back one small :class:`CellOutcome` per cutoff through a pipe. The parent waits with a
-deadline and kills the worker when it passes, so a timeout really stops the work.
+deadline and kills the worker's process group when it passes, so a timeout really stops the
+work, including processes the forecaster spawned; the worker also dies with the parent
+(:func:`forecastprune.isolation.start_child`).
 
 Where ``fork`` is unavailable (Windows, or when asked with ``isolation="thread"``) the worker is
 a daemon thread instead: exceptions are still contained and the deadline still holds for the
@@ -25,6 +27,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from ..forecasters import Forecaster
+from ..isolation import start_child
 from ..predict import predict_history
 from .settings import ISOLATIONS
 
@@ -112,15 +115,7 @@ def _start(isolation: str, args: tuple) -> Callable[[], None]:
     if isolation == "thread":
         threading.Thread(target=_work, args=args, daemon=True).start()
         return lambda: None
-    process = mp.get_context("fork").Process(target=_work, args=args, daemon=True)
-    process.start()
-
-    def stop() -> None:
-        if process.is_alive():
-            process.kill()
-        process.join()
-
-    return stop
+    return start_child(_work, args)
 
 
 def _next(

@@ -27,6 +27,8 @@ The two policies:
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,11 +37,16 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import LayoutError, PruningError
-from ..core.bn_layers import is_prunable_bn, layout_of, select_bn_layers, unwrap_model
+from ..core.bn_layers import (
+    is_prunable_bn,
+    layout_of,
+    model_fingerprint,
+    select_bn_layers,
+    unwrap_model,
+)
 from ..core.layout import ChannelLayout
 from .flow import ChannelFlow, trace_flow
 from .spec import check_coupling_policy
-
 
 #: layers the engine cuts and compensates (transposed convs are not among them)
 WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -81,19 +88,25 @@ def default_layout(model: nn.Module) -> ChannelLayout:
     return layout_of(select_bn_layers(model))
 
 
-def check_layout(model: nn.Module, layout: ChannelLayout) -> dict[str, _BatchNorm]:
+def check_layout(model: nn.Module, layout: ChannelLayout,
+                 fingerprint: str | None = None) -> dict[str, _BatchNorm]:
     """The layout's BN modules, after checking the model has them with the same widths.
 
     Args:
         model: the model the layout should describe.
         layout: layer names and channel counts (from a store, a decision or a plan).
+        fingerprint: the store's model fingerprint, if it has one. One written by a recorder
+            (``sha256:...``) must equal this model's over the layout's layers, and the layout
+            must list them in the model's order, as a recorder does: widths alone cannot tell
+            two equally wide layers apart, so a store whose layout entries were swapped would
+            otherwise cut channels chosen from the wrong γ columns.
 
     Returns:
         Layer name -> BN module, in layout order.
 
     Raises:
-        LayoutError: naming the first layer that is missing, not an affine BN, or of another
-            width.
+        LayoutError: naming the first layer that is missing, not an affine BN, of another
+            width or out of order, or the fingerprints when they differ.
     """
     modules = dict(unwrap_model(model).named_modules())
     found: dict[str, _BatchNorm] = {}
@@ -113,7 +126,31 @@ def check_layout(model: nn.Module, layout: ChannelLayout) -> dict[str, _BatchNor
                 "the layout; the scores or masks were recorded on a differently sized model"
             )
         found[name] = module
+    if fingerprint is not None and fingerprint.startswith("sha256:"):
+        _check_recorded_on(model, layout, fingerprint, list(modules))
     return found
+
+
+def _check_recorded_on(model: nn.Module, layout: ChannelLayout, fingerprint: str,
+                       order: list[str]) -> None:
+    """A recorder's store: the same architecture, and the layout in the model's order."""
+    position = {name: i for i, name in enumerate(order)}
+    for before, after in itertools.pairwise(layout.names):
+        if position[before] > position[after]:
+            raise LayoutError(
+                f"the store lists layer {after!r} after {before!r}, but the model has them the "
+                "other way round; a recorder writes layers in model order, so the store's "
+                "layout was edited or belongs to another model. Re-record, or re-import the "
+                "trajectories with the right layer names"
+            )
+    exact = [re.sub(r"([*?\[])", r"[\1]", name) for name in layout.names]  # names, not globs
+    mine = model_fingerprint(model, exact)
+    if mine != fingerprint:
+        raise LayoutError(
+            f"the store was recorded on a model with fingerprint {fingerprint[:19]}…, this "
+            f"model's is {mine[:19]}… (same BN layers and widths, other modules or parameter "
+            "shapes); prune the model the store was recorded on"
+        )
 
 
 def as_args(example_inputs: Any) -> tuple[Any, ...]:

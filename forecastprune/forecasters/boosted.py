@@ -7,7 +7,8 @@ recorded runs to predict each channel's final percentile (:func:`.features.rank_
 
 Persistence never unpickles: the file is written with ``skops.io``, and loading trusts exactly
 the types a fitted regressor contains (:data:`TRUSTED_TYPES`) — a file that asks for any other
-type is refused before anything in it is built.
+type is refused before anything in it is built. The one such type, scikit-learn's tree, is
+walked without bounds checks, so every tree is proven safe (:mod:`.tree_checks`) before use.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from .._util import atomic_write_bytes
 from ..errors import ForecasterError
+from .tree_checks import check_estimator
 from .validate import check_model_header
 
 FORMAT = "forecastprune-gbr"
@@ -95,6 +97,8 @@ class BoostedModel:
         path = Path(path)
         try:
             data = path.read_bytes()
+            if not data:  # skops would say "Exactly one of data or file should be passed"
+                raise ValueError("the file is empty")
             untrusted = sio.get_untrusted_types(data=data)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # not a skops file
             raise ForecasterError(f"cannot read gradient-boosting model {path}: {exc}") from exc
@@ -105,7 +109,11 @@ class BoostedModel:
                 f"({', '.join(refused)}); refusing to load it. Refit it with "
                 "`forecastprune fit-forecaster --kind gbr`"
             )
-        payload = sio.loads(data, trusted=list(untrusted))
+        try:
+            payload = sio.loads(data, trusted=list(untrusted))
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            raise ForecasterError(f"cannot read gradient-boosting model {path}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
         return cls._checked(payload, path, expected)
 
     @classmethod
@@ -118,6 +126,5 @@ class BoostedModel:
                 f"{list(expected)}. Refit it with `forecastprune fit-forecaster --kind gbr`"
             )
         estimator = payload.get("estimator")
-        if not hasattr(estimator, "predict"):
-            raise ForecasterError(f"{path} holds no fitted regressor")
+        check_estimator(estimator, len(features), str(path))
         return cls(estimator, features, dict(payload.get("info") or {}))

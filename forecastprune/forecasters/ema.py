@@ -17,11 +17,18 @@ DEFAULT_SPAN = 10.0
 NEGLIGIBLE = 1e-14
 
 
+#: the largest span accepted: far beyond any run's length, and 2 / (span + 1) stays a number
+MAX_SPAN = 1e12
+#: the history window of a smoothing so small that every snapshot counts
+MAX_WINDOW = 2**62
+
+
 def ema_window(alpha: float) -> int:
     """Snapshots that carry more than :data:`NEGLIGIBLE` weight at smoothing ``alpha``."""
     if alpha >= 1.0:
         return 1
-    return max(1, math.ceil(math.log(NEGLIGIBLE) / math.log1p(-alpha)))
+    steps = math.log(NEGLIGIBLE) / math.log1p(-alpha) if alpha > 1e-300 else math.inf
+    return max(1, math.ceil(steps)) if steps < MAX_WINDOW else MAX_WINDOW  # tiny α: all rows
 
 
 @register_forecaster("ema")
@@ -60,7 +67,7 @@ class EMAForecaster(Forecaster):
         if self.alpha is not None:
             return check_real("ema", "alpha", self.alpha, 0.0, 1.0)
         span = DEFAULT_SPAN if self.span is None else self.span
-        span = check_real("ema", "span", span, 1.0, float("inf"), low_open=False)
+        span = check_real("ema", "span", span, 1.0, MAX_SPAN, low_open=False)
         return 2.0 / (span + 1.0)
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:

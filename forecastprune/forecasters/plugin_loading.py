@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ForecasterError
+from ..isolation import time_limit
 from . import registry
 from .base import Forecaster
 
@@ -28,7 +29,7 @@ class PluginWarning(UserWarning):
     """A plugin could not be loaded; the rest of the registry still works."""
 
 
-def load_plugins(path: str | Path) -> list[str]:
+def load_plugins(path: str | Path, timeout: float | None = None) -> list[str]:
     """Import a plugin ``.py`` file, or every ``.py`` file in a folder (not recursive).
 
     Each file is imported under a unique module name, so two plugins called ``plugin.py`` in
@@ -38,12 +39,15 @@ def load_plugins(path: str | Path) -> list[str]:
 
     Args:
         path: a ``.py`` file or a folder.
+        timeout: seconds each file may take to import (None: no limit); see
+            :func:`forecastprune.isolation.time_limit`.
 
     Returns:
         Names registered by the files loaded in this call (in load order).
 
     Raises:
-        ForecasterError: the path does not exist or is not a ``.py`` file or folder.
+        ForecasterError: the path does not exist or is not a ``.py`` file or folder, or a file
+            did not finish importing within ``timeout``.
     """
     root = Path(path).expanduser()
     if not root.exists():
@@ -60,7 +64,8 @@ def load_plugins(path: str | Path) -> list[str]:
         )
     added: list[str] = []
     for file in files:
-        added += _load_file(file.resolve())
+        with time_limit(timeout, f"plugin {str(file)!r} (importing it)"):
+            added += _load_file(file.resolve())
     return added
 
 
@@ -68,7 +73,7 @@ def _load_file(file: Path) -> list[str]:
     key = str(file)
     if key in registry._STATE.loaded_files:
         return []
-    before = set(registry._STATE.classes)
+    before = registry._STATE.copy()
     module_name = f"forecastprune_plugin_{file.stem}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     try:
         with registry.loading(f"file: {file}"):
@@ -79,12 +84,23 @@ def _load_file(file: Path) -> list[str]:
             sys.modules[module_name] = module  # pickling classes needs the module findable
             spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - a plugin may fail in any way; report, go on
-        sys.modules.pop(module_name, None)
+        _roll_back(module_name, before)
         _report_broken(key, f"file: {file}", exc)
         return []
-    added = [name for name in registry._STATE.classes if name not in before]
+    except BaseException:  # interrupted (time limit, Ctrl-C): not loaded, not half-loaded
+        _roll_back(module_name, before)
+        raise
+    added = [name for name in registry._STATE.classes if name not in before.classes]
     registry._STATE.loaded_files[key] = added
     return added
+
+
+def _roll_back(module_name: str, before: registry._State) -> None:
+    """Undo what a plugin that failed midway registered: all of its file or nothing."""
+    sys.modules.pop(module_name, None)
+    registry._STATE.classes = before.classes
+    registry._STATE.sources = before.sources
+    registry._STATE.prefixes = before.prefixes
 
 
 def discover_entry_points(force: bool = False) -> None:

@@ -265,13 +265,13 @@ def _source_of(cls: type) -> str:
 
 def _check_name(name: Any) -> None:
     # Specs ("name(key=value)") come from the command line and configs, and the spec grammar
-    # reads a name as an identifier; a name it cannot parse could never be looked up.
-    if not isinstance(name, str) or not name.isidentifier():
+    # reads a name as an ASCII identifier; a name it cannot parse could never be looked up.
+    if not isinstance(name, str) or not (name.isascii() and name.isidentifier()):
         fixed = name.replace("-", "_") if isinstance(name, str) else ""
-        hint = f"; e.g. {fixed!r}" if fixed.isidentifier() else ""
+        hint = f"; e.g. {fixed!r}" if fixed.isascii() and fixed.isidentifier() else ""
         raise ForecasterError(
-            "forecaster names must be identifiers (letters, digits, underscores) so that specs "
-            f"can name them; got {name!r}{hint}"
+            "forecaster names must be ASCII identifiers (A-Z, a-z, digits, underscores) so "
+            f"that specs can name them; got {name!r}{hint}"
         )
 
 

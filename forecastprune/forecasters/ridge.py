@@ -102,9 +102,10 @@ class RidgeModel:
         """
         try:
             data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: deep nesting
             raise ForecasterError(
-                f"cannot read a forecaster model from {path}: {exc}; write one with "
+                f"cannot read a forecaster model from {path}: {type(exc).__name__}: {exc}; "
+                "write one with "
                 "`forecastprune fit-forecaster --stores ... --out MODEL.json`"
             ) from None
         return cls.from_json(data, str(path), expected)

@@ -52,6 +52,9 @@ def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = T
         from ..errors import StoreError
 
         raise StoreError(f"store {store.path} has {len(steps)} snapshot(s); training needs ≥ 2")
+    from ..store.verify import check_finite
+
+    check_finite(store.path, steps, gammas, store.layout)  # NaN would reach the solver
     values = np.abs(np.asarray(gammas, dtype=np.float64))
     t = _time_axis(store, steps, use_clock)
     steps = steps.astype(np.float64)

@@ -269,7 +269,7 @@ class EarlyPruner:
         self.recorder.flush()
         store = self.recorder.store
         model = build_forecaster(self.forecaster)
-        if len(store) < model.get_tag("min_history"):
+        if store is None or len(store) < model.get_tag("min_history"):  # None: nothing recorded
             return None
         steps, gammas = store.steps, store.view()  # the forecaster reads only what it needs
         clock = forecaster_clock(store, model)

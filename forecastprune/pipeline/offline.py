@@ -8,6 +8,7 @@ the shared :class:`~forecastprune.engine.spec.PruneSpec`, and the surgery on a c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from ..engine.coupling import ChannelPlan, check_layout, plan_channels
 from ..engine.spec import PruneSpec
 from ..engine.surgery import prune_model
 from ..engine.threshold import PruneDecision, select_channels
+from ..isolation import run_isolated
 from ..predict import Prediction, predict_store
 
 
@@ -45,6 +47,8 @@ def prune_from_store(
     cutoff: float | str,
     spec: PruneSpec,
     example_inputs: torch.Tensor,
+    isolate: bool = False,
+    timeout: float | None = None,
 ) -> OfflinePrune:
     """Forecast final |γ| from a store's history up to ``cutoff`` and prune a copy of ``model``.
 
@@ -55,13 +59,20 @@ def prune_from_store(
         cutoff: a fraction of the run in (0, 1] or ``"step:N"``.
         spec: how channels are chosen (ratio or threshold, coupling policy, floors).
         example_inputs: an input batch to trace the model with.
+        isolate: forecast in a worker process that is stopped at ``timeout``
+            (:func:`forecastprune.isolation.run_isolated`; what the CLI does). Off by default:
+            a library caller's process may hold state (CUDA, threads) a fork should not copy.
+        timeout: seconds for the forecast when isolated (None: no limit).
 
     Raises:
-        LayoutError: when the model's BN layers differ from the store's.
+        LayoutError: when the model's BN layers differ from the store's (names, widths, and for
+            a recorder's store also their order and the model fingerprint).
         ForecastPruneError: on a bad cutoff or forecaster, or policy ``none``.
     """
-    check_layout(model, store.layout)
-    prediction = predict_store(store, forecaster, cutoff, coverage=spec.coverage)
+    check_layout(model, store.layout, store.fingerprint)
+    forecast = partial(predict_store, store, forecaster, cutoff, coverage=spec.coverage)
+    prediction = (run_isolated(forecast, timeout=timeout, what=f"forecaster {forecaster!r}")
+                  if isolate else forecast())
     plan = plan_channels(model, example_inputs, store.layout, spec.coupling_policy())
     decision = select_channels(prediction.scores, plan, spec, upper=prediction.upper)
     return OfflinePrune(prune_model(model, decision, example_inputs, plan), plan, decision,

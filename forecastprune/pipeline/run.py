@@ -37,12 +37,13 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
     Returns:
         The :class:`~forecastprune.pipeline.methods.MethodRun`.
     """
+    from ..compare.settings import DEFAULT_TIMEOUT
     from ..forecasters import load_plugins
     from ..zoo import build_model, make_loaders
     from ..zoo.data import get_task
 
     for path in config.plugins:
-        load_plugins(path)
+        load_plugins(path, timeout=DEFAULT_TIMEOUT)  # a plugin hanging at import is an error
     torch.manual_seed(config.seed)
     task = get_task(config.task)
     # the split stays fixed across seeds so every run is scored on the same test images

@@ -24,6 +24,9 @@ SCHEDULES = ("cosine", "constant")
 #: model keys passed on to the zoo builder when set
 MODEL_KEYS = ("widths", "blocks", "width", "gamma_init")
 
+#: the largest digits upscaling accepted (1,797 images of 128×128 float32: ~120 MB)
+MAX_UPSCALE = 16
+
 
 @dataclass(frozen=True)
 class TrainConfig(PruneKeys):
@@ -142,6 +145,9 @@ class TrainConfig(PruneKeys):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1; got {value}")
+        if self.upscale > MAX_UPSCALE:  # the digits set is held in memory, upscale² times
+            raise ConfigError(f"upscale must be at most {MAX_UPSCALE} (8×8 digits become "
+                              f"{8 * MAX_UPSCALE}×{8 * MAX_UPSCALE}); got {self.upscale}")
         for key in ("lr", "momentum", "weight_decay", "sparsity", "seed", "width"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0; got {getattr(self, key)}")

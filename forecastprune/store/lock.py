@@ -57,3 +57,27 @@ class WriterLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def try_lock_dir(path: Path) -> WriterLock | None:
+    """An exclusive, non-blocking ``flock`` on the directory ``path`` itself.
+
+    Marks a directory as in use (a staging directory being built) for as long as the returned
+    lock is held; the kernel drops it when the holder dies.
+
+    Returns:
+        The held lock, or None when another process holds it, the directory is gone, or
+        locks are unavailable (Windows: nothing is ever treated as abandoned).
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return WriterLock(fd)

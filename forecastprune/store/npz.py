@@ -42,7 +42,8 @@ def export_npz(
         The written path.
 
     Raises:
-        StoreError: if ``path`` exists and ``overwrite`` is false, or the store is damaged.
+        StoreError: if ``path`` exists and ``overwrite`` is false, or the store is damaged or
+            empty.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -52,6 +53,9 @@ def export_npz(
     if not isinstance(store, GammaTrajectoryStore):
         with GammaTrajectoryStore.open(store) as opened:
             return export_npz(opened, path, overwrite)
+    if len(store) == 0:  # import_npz (rightly) refuses an NPZ without snapshots
+        raise StoreError(f"store {store.path} has no snapshots; there is nothing to export "
+                         "(record some first)")
     steps, gammas = store.history()
     arrays = {
         "steps": steps,

@@ -31,14 +31,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import StoreError
+from .._util import os_error_message
+from ..errors import StoreError, StoreWriteError
 from . import format as fmt
 from ..core.layout import ChannelLayout
 from .lock import WriterLock
 from .rows import HistoryView, column_selector
 from .segments import CommittedSegments
 from .snapshot_checks import check_batch, check_lr, check_step, check_values, fill_row
-from .staging import prepare_directory
+from .staging import check_claimed, prepare_directory
 
 PathLike = str | Path
 Mode = Literal["r", "a"]
@@ -116,6 +117,7 @@ class GammaTrajectoryStore:
         except OSError as exc:
             raise StoreError(f"cannot create a store at {root}: {exc}") from exc
         try:
+            check_claimed(root)
             fmt.write_manifest(root, manifest)
         except BaseException as exc:
             lock.release()
@@ -230,9 +232,11 @@ class GammaTrajectoryStore:
                 self._manifest.segments.pop()  # not committed: the buffer stays for a retry
                 raise
         except OSError as exc:
-            raise StoreError(
+            raise StoreWriteError(
                 f"cannot write to store {self._root}: {exc}; the {n} buffered snapshots are "
-                "kept in memory, fix the problem (e.g. free disk space) and flush again"
+                "kept in memory, fix the problem (e.g. free disk space) and flush again",
+                os_error_message(exc, f"write to store {self._root} ({n} snapshots not "
+                                      "saved)"),
             ) from exc
         self._committed_steps = np.concatenate([self._committed_steps, steps])
         self._committed_lrs = np.concatenate([self._committed_lrs, lrs])

@@ -7,6 +7,7 @@ trajectory store recorded on these models.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -71,6 +72,10 @@ def init_gamma(model: nn.Module, gamma_init: float) -> None:
             nn.init.constant_(module.weight, float(gamma_init))
 
 
+#: the widest layer a zoo model may have (a 3×3 conv of this width is ~150 MB of float32)
+MAX_CHANNELS = 2048
+
+
 def scale_widths(widths: Sequence[int], width: float, what: str) -> tuple[int, ...]:
     """Multiply channel widths by ``width``, rounding and keeping at least one channel each.
 
@@ -82,9 +87,15 @@ def scale_widths(widths: Sequence[int], width: float, what: str) -> tuple[int, .
     Raises:
         ConfigError: on a non-positive multiplier or width.
     """
-    if not float(width) > 0:
-        raise ConfigError(f"width multiplier must be positive; got {width!r}")
+    if not 0 < float(width) < math.inf:
+        raise ConfigError(f"width multiplier must be a positive number; got {width!r}")
     widths = tuple(int(w) for w in widths)
     if not widths or min(widths) < 1:
         raise ConfigError(f"{what} must be a non-empty list of positive integers; got {widths}")
-    return tuple(max(1, round(w * float(width))) for w in widths)
+    scaled = tuple(max(1, round(w * float(width))) for w in widths)
+    if max(scaled) > MAX_CHANNELS:  # refuse before allocating (one 3×3 conv grows as width²)
+        raise ConfigError(
+            f"{what} {list(widths)} × width {width!r} asks for {max(scaled):,} channels in one "
+            f"layer; the zoo builds at most {MAX_CHANNELS:,} — use a smaller width"
+        )
+    return scaled
