@@ -36,7 +36,8 @@ from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.threshold import select_channels
 from forecastprune.forecasters.candidates import Window
 from forecastprune.forecasters.features import FEATURES, channel_features, run_scale
-from forecastprune.predict import cutoff_step, run_length, store_clock
+from forecastprune.predict import cutoff_step, store_clock
+from forecastprune.store.timeline import run_length
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.core.layout import ChannelLayout
 

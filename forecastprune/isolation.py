@@ -32,6 +32,12 @@ from typing import Any
 
 from .errors import ForecasterError, ForecastPruneError
 
+#: seconds per forecaster, all cutoffs together: long enough for every built-in on a COCO-length
+#: YOLOv3 store, short enough that a hung plugin cannot stall a comparison for good
+DEFAULT_TIMEOUT = 300.0
+#: the longest timeout accepted (a year): beyond it the OS timers overflow; None means no limit
+MAX_TIMEOUT = 365 * 24 * 3600.0
+
 #: ``prctl`` option that sends a signal to this process when its parent exits (Linux)
 _PR_SET_PDEATHSIG = 1
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ import numpy as np
 from .errors import ConfigError, ForecasterError, ForecastPruneError, StoreError
 from .forecasters import Forecaster, get_forecaster
 from .runpoint import RunPoint
+from .store.timeline import run_length
 from .store.verify import check_finite
 
 
@@ -243,27 +243,6 @@ def store_clock(store: Any) -> Any:
     from .core.lr_clock import clock_for_store
 
     return clock_for_store(store)
-
-
-def run_length(store: Any) -> int:
-    """The run's length in steps: metadata ``total_steps`` if valid, else the last snapshot.
-
-    A ``total_steps`` below the last recorded step cannot be the run's plan (the recording went
-    further); the last snapshot is used instead, with a warning.
-    """
-    total = store.metadata.get("total_steps")
-    last = int(store.steps[-1]) if len(store.steps) else 0
-    if isinstance(total, int) and not isinstance(total, bool) and total > 0:
-        if total < last:
-            warnings.warn(
-                f"store {store.path}: metadata total_steps {total} is smaller than the last "
-                f"recorded step {last}; using {last} as the run's length. Fix the metadata "
-                "(`store import --metadata total_steps=N` on an export) to silence this",
-                UserWarning, stacklevel=2,
-            )
-            return last
-        return total
-    return last
 
 
 def cutoff_step(cutoff: Any, length: int) -> int:

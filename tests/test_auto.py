@@ -7,13 +7,8 @@ import pytest
 
 from forecastprune.errors import ForecasterError
 from forecastprune.forecasters import get_forecaster
-from forecastprune.forecasters.auto import (
-    MIN_ORIGIN_SHARE,
-    SETTLED_HORIZON,
-    AutoForecaster,
-    backtest_pairs,
-    horizon_ratio,
-)
+from forecastprune.forecasters.auto import SETTLED_HORIZON, AutoForecaster
+from forecastprune.forecasters.backtest import MIN_ORIGIN_SHARE, backtest_pairs, horizon_ratio
 from forecastprune.forecasters.candidates import (
     Window,
     ar1_increments,

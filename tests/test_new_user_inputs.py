@@ -18,7 +18,7 @@ import _models  # noqa: F401  (one intra-op thread for the tests)
 from forecastprune.cli import cli
 from forecastprune.compare.replay import replay
 from forecastprune.compare.settings import ReplaySettings
-from forecastprune.predict import run_length
+from forecastprune.store.timeline import run_length
 from forecastprune.store import GammaTrajectoryStore, bundled_store_path
 from forecastprune.core.layout import ChannelLayout
 

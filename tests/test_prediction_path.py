@@ -21,7 +21,8 @@ from forecastprune.cli import cli
 from forecastprune.compare.replay import ReplaySettings, replay
 from forecastprune.engine.spec import PruneSpec
 from forecastprune.pipeline import EarlyPruner
-from forecastprune.predict import cutoff_step, predict_store, run_length
+from forecastprune.predict import cutoff_step, predict_store
+from forecastprune.store.timeline import run_length
 from forecastprune.store import GammaTrajectoryStore, bundled_store_path
 from forecastprune.zoo import build_model
 from forecastprune.zoo.data import load_digits_split

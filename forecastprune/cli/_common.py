@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..compare.settings import DEFAULT_TIMEOUT, MAX_TIMEOUT
+from ..isolation import DEFAULT_TIMEOUT, MAX_TIMEOUT
 
 #: ``--timeout`` for commands that run one forecaster (and import plugins) in-line
 timeout_option = click.option(

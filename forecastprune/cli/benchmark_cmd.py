@@ -52,7 +52,8 @@ def benchmark(**options: Any) -> None:
     cutoffs = _items(options["cutoffs"], "--cutoffs")
     from ..compare.leaderboard import format_suite, leaderboard_png, suite_json
     from ..compare.report import write_file
-    from ..compare.settings import DEFAULT_TIMEOUT, ReplaySettings
+    from ..compare.settings import ReplaySettings
+    from ..isolation import DEFAULT_TIMEOUT
     from ..compare.suite import load_suite, run_suite
     from ..forecasters import load_plugins
 

@@ -20,7 +20,7 @@ from ..forecasters import (
     list_forecasters,
     load_plugins,
 )
-from ..compare.settings import DEFAULT_TIMEOUT
+from ..isolation import DEFAULT_TIMEOUT
 from ..forecasters.registry import describe_params
 from ..isolation import run_isolated
 from .._util import write_output

@@ -10,14 +10,10 @@ from dataclasses import dataclass
 
 from ..engine.spec import PruneSpec
 from ..errors import ConfigError, ForecastPruneError
+from ..isolation import DEFAULT_TIMEOUT, MAX_TIMEOUT
 from ..runpoint import RunPoint
 
 DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3, 0.5)
-#: seconds per forecaster, all cutoffs together: long enough for every built-in on a COCO-length
-#: YOLOv3 store, short enough that a hung plugin cannot stall a comparison for good
-DEFAULT_TIMEOUT = 300.0
-#: the longest timeout accepted (a year): beyond it the OS timers overflow; None means no limit
-MAX_TIMEOUT = 365 * 24 * 3600.0
 #: how each forecaster run is isolated (see :mod:`forecastprune.compare.worker`)
 ISOLATIONS = ("process", "thread")
 

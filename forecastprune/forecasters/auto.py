@@ -44,17 +44,11 @@ import numpy as np
 
 from ..errors import ForecasterError
 from .windowed import WindowForecaster
+from .backtest import TARGET_FRACTIONS, backtest_pairs, horizon_ratio
 from .candidates import Candidate, Window, default_candidates, rank_agreement
 from .registry import register_forecaster
 from .validate import check_bool, check_int, check_real
 
-#: the seen points backtests predict, as fractions of the history's time span
-TARGET_FRACTIONS = (1.0, 0.85, 0.7)
-#: fewest snapshots a backtest origin may fit on (a trend needs two points and a spare)
-MIN_ORIGIN = 3
-#: and at least this share of the snapshots up to its target: early in a run the matched
-#: horizon ratio leaves the origin a handful of snapshots, too few to tell models apart
-MIN_ORIGIN_SHARE = 0.5
 #: below this horizon-to-history ratio (on the forecast's time axis) the forecast is naive
 SETTLED_HORIZON = 1.5
 #: used whenever it passes the backtest, whichever candidate scores highest: between candidates
@@ -165,36 +159,3 @@ class AutoForecaster(WindowForecaster):
         mine = self.scores_[self.chosen_.name]
         return (f"{self.chosen_.name}: backtest IoU {mine:.3f} vs naive {naive:.3f}, "
                 f"needed +{self.required_:.3f} ({len(self.scores_)} candidates)")
-
-
-def horizon_ratio(t: np.ndarray, target_t: float) -> float:
-    """How far ``target_t`` lies past the history's end, in units of the history's span."""
-    span = float(t[-1] - t[0])
-    return max(float(target_t - t[-1]), 0.0) / span if span > 0.0 else float("inf")
-
-
-def backtest_pairs(t: np.ndarray, target_t: float, count: int) -> list[tuple[int, int]]:
-    """(origin, target) index pairs whose horizon-to-history ratio matches the real one.
-
-    Args:
-        t: (T,) time coordinates of the history (steps or cumulative LR).
-        target_t: the real target's time coordinate.
-        count: how many target points (from :data:`TARGET_FRACTIONS`).
-
-    Returns:
-        Distinct pairs with ``MIN_ORIGIN - 1 <= origin < target``; empty when the history is
-        too short to backtest.
-    """
-    span = float(t[-1] - t[0])
-    if len(t) < MIN_ORIGIN + 1 or span <= 0.0:
-        return []
-    ratio = horizon_ratio(t, target_t)
-    pairs: list[tuple[int, int]] = []
-    for fraction in TARGET_FRACTIONS[:count]:
-        target = int(np.searchsorted(t, t[0] + fraction * span, side="right")) - 1
-        origin_t = (t[target] + ratio * t[0]) / (1.0 + ratio)
-        origin = int(np.searchsorted(t, origin_t, side="right")) - 1
-        origin = max(origin, MIN_ORIGIN - 1, int(MIN_ORIGIN_SHARE * target))
-        if origin < target and (origin, target) not in pairs:
-            pairs.append((origin, target))
-    return pairs

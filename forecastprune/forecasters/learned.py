@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .auto import backtest_pairs
+from .backtest import backtest_pairs
 from .candidates import Candidate, Window
 from ..errors import ForecasterError
 from .boosted import BoostedModel

@@ -132,3 +132,6 @@ def _report_broken(name: str, source: str, exc: BaseException) -> None:
     registry._STATE.broken[name] = (source, error)
     warnings.warn(f"forecaster plugin {name!r} ({source}) failed to load: {error}",
                   PluginWarning, stacklevel=3)
+
+
+registry.set_discovery(discover_entry_points)

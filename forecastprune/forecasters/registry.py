@@ -341,10 +341,19 @@ def _unknown(name: str) -> UnknownForecasterError:
     return UnknownForecasterError(message)
 
 
-def _discover_entry_points() -> None:
-    from .plugin_loading import discover_entry_points  # it builds on this module
+#: scans the installed plugins before the first lookup; :mod:`.plugin_loading`, which builds on
+#: this module, installs it (so this module never imports that one)
+_DISCOVERY: list[Callable[[], None]] = []
 
-    discover_entry_points()
+
+def set_discovery(discover: Callable[[], None]) -> None:
+    """Install the function that loads the installed plugins on the first lookup."""
+    _DISCOVERY[:] = [discover]
+
+
+def _discover_entry_points() -> None:
+    for discover in _DISCOVERY:
+        discover()
 
 
 def _qualname(cls: type) -> str:

@@ -45,7 +45,8 @@ def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = T
         ConfigError: on a malformed cutoff or one that leaves nothing to forecast.
         StoreError: when the store has fewer than two snapshots.
     """
-    from ..predict import cutoff_step, run_length
+    from ..runpoint import RunPoint
+    from ..store.timeline import run_length
 
     steps, gammas = store.history()
     if len(steps) < 2:
@@ -60,8 +61,10 @@ def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = T
     steps = steps.astype(np.float64)
     layers = np.repeat(np.arange(len(store.layout.sizes)), store.layout.sizes)
     xs, ys = [], []
+    length = run_length(store)
     for cutoff in cutoffs:
-        end = int(np.searchsorted(steps, cutoff_step(cutoff, run_length(store)), side="right"))
+        step = RunPoint.parse(cutoff, rules=False, what="cutoff").resolve(length)
+        end = int(np.searchsorted(steps, step, side="right"))
         if end < 2 or end >= len(steps):
             raise ConfigError(
                 f"cutoff {cutoff} of {store.path} leaves {end} of {len(steps)} snapshots in the "
@@ -89,7 +92,7 @@ def _targets(end: int, length: int) -> list[int]:
 def _time_axis(store: Any, steps: np.ndarray, use_clock: bool) -> np.ndarray:
     """Cumulative LR when asked and the store knows its LR, else the steps (as forecasting)."""
     from ..errors import StoreError
-    from ..predict import store_clock
+    from ..core.lr_clock import clock_for_store as store_clock
 
     if use_clock:
         try:

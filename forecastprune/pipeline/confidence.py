@@ -4,7 +4,7 @@ The ``confidence`` timing rule (:mod:`~forecastprune.pipeline.timing`) prunes wh
 mask has settled *and* the forecaster has been right, inside this run, at the job it is about to
 do. :func:`backtest_confidence` measures the second part:
 
-1. **Backtests.** :func:`~forecastprune.forecasters.auto.backtest_pairs` picks up to three
+1. **Backtests.** :func:`~forecastprune.forecasters.backtest.backtest_pairs` picks up to three
    (origin, target) pairs of snapshots already seen whose horizon-to-history ratio matches the
    real one, ``(t_final − t_now) / (t_now − t_0)``, on the run's clock (cumulative learning
    rate when the store knows it, else steps).
@@ -37,7 +37,7 @@ from ..core.metrics import iou
 from ..engine.spec import PruneSpec
 from ..engine.threshold import select_channels
 from ..errors import ForecasterError
-from ..forecasters.auto import backtest_pairs
+from ..forecasters.backtest import backtest_pairs
 from ..predict import attach_layout, build_forecaster, predict_history
 
 #: backtest origins (the most :func:`backtest_pairs` gives)

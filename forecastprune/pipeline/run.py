@@ -37,7 +37,7 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
     Returns:
         The :class:`~forecastprune.pipeline.methods.MethodRun`.
     """
-    from ..compare.settings import DEFAULT_TIMEOUT
+    from ..isolation import DEFAULT_TIMEOUT
     from ..forecasters import load_plugins
     from ..zoo import build_model, make_loaders
     from ..zoo.data import get_task
