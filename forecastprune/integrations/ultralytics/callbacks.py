@@ -6,7 +6,7 @@
     from forecastprune.integrations.ultralytics import attach
 
     model = YOLO("yolov8n.yaml")
-    pruner = attach(model, forecaster="sma", ratio=0.3, prune_at=0.3, sparsity=1e-3,
+    pruner = attach(model, forecaster="auto", ratio=0.3, prune_at=0.3, sparsity=1e-3,
                     store_path="runs/yolov8n-gammas.fpstore")
     model.train(data="data.yaml", epochs=100, imgsz=640)
     pruner.pruned_at, pruner.params            # when it pruned, parameters before/after
@@ -57,7 +57,8 @@ class UltralyticsPruner:
     """Sparse-train, record γ, prune once and keep training, inside an ultralytics trainer.
 
     Args:
-        forecaster: a forecaster spec (``"sma"``, ``"linear"``, ``"arima(p=2,d=1,q=1)"``).
+        forecaster: a forecaster spec (``"auto"``: chosen by an in-history backtest, as
+            everywhere; ``"sma"``, ``"linear"``, ``"arima(p=2,d=1,q=1)"``).
         ratio: fraction of the prunable channels to prune.
         prune_at: a fraction in (0, 1) of the planned optimizer updates, an update number,
             ``"auto"`` or ``"early-bird"`` (see :class:`~forecastprune.pipeline.EarlyPruner`);
@@ -79,7 +80,7 @@ class UltralyticsPruner:
     def __init__(
         self,
         *,
-        forecaster: str = "sma",
+        forecaster: str = "auto",
         ratio: float = 0.5,
         prune_at: float | int | str | None = 0.3,
         sparsity: float = 1e-3,
