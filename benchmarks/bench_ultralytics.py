@@ -75,11 +75,17 @@ SIZE = 640
 BAR = 0.8
 
 
-def build(name: str) -> torch.nn.Module:
-    """A detector from its yaml, eval mode, with random but plausible BN statistics."""
-    from ultralytics.nn.tasks import DetectionModel
+#: model class by name suffix (detection otherwise): yolo26n-seg, yolo11n-pose, yolov8n-obb, ...
+TASK_MODELS = {"-seg": "SegmentationModel", "-pose": "PoseModel", "-obb": "OBBModel"}
 
-    model = DetectionModel(f"{name}.yaml", verbose=False).eval()
+
+def build(name: str) -> torch.nn.Module:
+    """A model from its yaml, eval mode, with random but plausible BN statistics."""
+    from ultralytics.nn import tasks
+
+    kind = next((c for suffix, c in TASK_MODELS.items() if name.endswith(suffix)),
+                "DetectionModel")
+    model = getattr(tasks, kind)(f"{name}.yaml", verbose=False).eval()
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for module in model.modules():

@@ -122,9 +122,10 @@ def main(root: str, mode: str) -> None:
         from ultralytics import YOLO
 
         model = YOLO("yolov8n.yaml")
-        args = dict(data=str(data), epochs=EPOCHS, imgsz=64, batch=BATCH, nbs=BATCH,
-                    warmup_epochs=1, workers=0, plots=False, amp=False, device="0,1",
-                    project=str(out / "runs"), name="train", seed=0, verbose=False)
+        args = {"data": str(data), "epochs": EPOCHS, "imgsz": 64, "batch": BATCH, "nbs": BATCH,
+                "warmup_epochs": 1, "workers": 0, "plots": False, "amp": False,
+                "device": "0,1", "project": str(out / "runs"), "name": "train", "seed": 0,
+                "verbose": False}
         if mode == "attach":
             attach(model, ratio=RATIO, prune_at=PRUNE_AT)
             try:

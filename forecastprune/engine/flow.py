@@ -190,7 +190,7 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
         self.shapes.install(self.model)
         return super().__enter__()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.shapes.remove()
         super().__exit__(*exc)
 

@@ -110,6 +110,7 @@ class ShapeReads:
         if not frame.reshapes or not frame.reads:
             return
         atoms = np.unique(np.concatenate(frame.reads)).tolist()
-        self.found.append((atoms, f"its channel count is read by {frame.name!r}, whose forward also "
-                          f"rearranges channels ({frame.culprit()}; e.g. attention heads merged "
-                          "back to that count); pruning it would change that layer's shapes"))
+        reason = (f"its channel count is read by {frame.name!r}, whose forward also rearranges "
+                  f"channels ({frame.culprit()}; e.g. attention heads merged back to that "
+                  "count); pruning it would change that layer's shapes")
+        self.found.append((atoms, reason))

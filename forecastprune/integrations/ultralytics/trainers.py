@@ -44,9 +44,9 @@ from ultralytics.utils import DEFAULT_CFG  # noqa: E402
 SETTINGS_KEY = "forecastprune"
 SUMMARY_FILE = "forecastprune.json"
 
-__all__ = ["ForecastPruneDetectionTrainer", "ForecastPruneOBBTrainer", "ForecastPrunePoseTrainer",
-           "ForecastPruneSegmentationTrainer", "ForecastPruneTrainerMixin", "SETTINGS_KEY",
-           "pruner_settings"]
+__all__ = ["SETTINGS_KEY", "ForecastPruneDetectionTrainer", "ForecastPruneOBBTrainer",
+           "ForecastPrunePoseTrainer", "ForecastPruneSegmentationTrainer",
+           "ForecastPruneTrainerMixin", "pruner_settings"]
 
 
 class ForecastPruneTrainerMixin:
