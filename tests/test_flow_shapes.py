@@ -38,12 +38,26 @@ class HeadAttention(nn.Module):
         return self.proj((v @ attn.transpose(-2, -1)).view(b, c, h, w))
 
 
+class AreaAttention(HeadAttention):
+    """YOLOv12's way: ``x.shape`` read for ``B, H, W`` only; heads merged to the layer's own
+    width on the last axis, then moved to the channel axis. Nothing ties the input's width."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        width = self.heads * self.head_dim
+        q, k, v = self.qkv(x).view(b, self.heads, 3 * self.head_dim, h * w).split(
+            [self.head_dim] * 3, dim=2)
+        attn = (q.transpose(-2, -1) @ k).softmax(dim=-1)
+        merged = (v @ attn.transpose(-2, -1)).permute(0, 3, 1, 2).reshape(b, h, w, width)
+        return self.proj(merged.permute(0, 3, 1, 2))
+
+
 class Net(nn.Module):
-    def __init__(self, attention: bool = True) -> None:
+    def __init__(self, attention: type[nn.Module] | None = HeadAttention) -> None:
         super().__init__()
         self.stem = nn.Sequential(_cbn(3, 8), nn.SiLU())
         self.mid = nn.Sequential(_cbn(8, 16), nn.SiLU())
-        self.attn = HeadAttention(16) if attention else _cbn(16, 16)
+        self.attn = attention(16) if attention else _cbn(16, 16)
         self.out = nn.Conv2d(16, 4, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,11 +75,17 @@ def test_the_channels_an_attention_reads_its_count_from_are_not_prunable():
 
 
 @pytest.mark.parametrize("policy", ["seed", "grouped"])
-def test_the_rest_prunes_exactly(policy):
-    prune_exactly(randomize_bn(Net()).eval(), X, policy)
+@pytest.mark.parametrize("attention", [HeadAttention, AreaAttention])
+def test_the_rest_prunes_exactly(attention, policy):
+    prune_exactly(randomize_bn(Net(attention)).eval(), X, policy)
+
+
+def test_heads_merged_to_a_fixed_width_leave_the_input_prunable():
+    plan = plan_channels(randomize_bn(Net(AreaAttention)).eval(), X, policy="grouped")
+    assert "read by" not in " ".join(plan.reasons.values())
+    assert {"mid.0.1", "attn.proj.1"} <= set(plan.prunable_layers)
 
 
 def test_a_shape_read_without_an_unfollowable_reshape_blocks_nothing():
-    # the same reads in a block that only convolves: mid and attn stay prunable under grouped
-    plan = plan_channels(randomize_bn(Net(attention=False)).eval(), X, policy="grouped")
+    plan = plan_channels(randomize_bn(Net(attention=None)).eval(), X, policy="grouped")
     assert set(plan.prunable_layers) == {"stem.0.1", "mid.0.1", "attn.1"}

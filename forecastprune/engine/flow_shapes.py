@@ -9,9 +9,13 @@ so the pruned model no longer runs.
 
 :class:`ShapeReads` closes that gap per layer call: it notes whose channel count the running
 layer's own forward reads (``tensor.shape``, ``tensor.size()``, ``tensor.size(1)``), and when
-the same forward also reshapes channels in a way the flow cannot follow, the tensors whose
-counts it read are blocked too. Reads in a layer that only reshapes what the flow follows stay
-prunable, so convolutional blocks lose nothing.
+the same forward also reshapes channels in a way the flow cannot follow *to that count on the
+channel axis*, the tensors whose count it is are blocked too. The ``int`` itself cannot be
+followed, so the width is the evidence: YOLOv12's area attention reads ``x.shape`` only for
+``B, H, W`` and merges its heads to a fixed width on another axis, and stays prunable; reads in
+a layer that only reshapes what the flow follows stay prunable, so convolutional blocks lose
+nothing. A tie the width does not show (a count used on another axis, or after arithmetic)
+still fails loudly in the surgery's check run, never silently.
 """
 
 from __future__ import annotations
@@ -49,19 +53,20 @@ class _Frame:
     reads: list[np.ndarray] = field(default_factory=list)
     reshapes: list[tuple[str, int]] = field(default_factory=list)  # (what, width of dim 1)
 
-    def culprit(self) -> str:
-        """The reshape to name: one back to a width that was read (a head merge), else the first."""
-        widths = {atoms.size for atoms in self.reads}
-        return next((what for what, width in self.reshapes if width in widths),
-                    self.reshapes[0][0])
+    def tied(self) -> tuple[list[np.ndarray], str] | None:
+        """The reads whose width an unfollowable reshape put back on the channel axis, and the
+        first such reshape (for the reason)."""
+        widths = {width: what for what, width in reversed(self.reshapes)}
+        tied = [atoms for atoms in self.reads if atoms.size in widths]
+        return (tied, widths[tied[0].size]) if tied else None
 
 
 class ShapeReads:
-    """Per running layer: the channel counts it read and whether it reshaped channels.
+    """Per running layer: the channel counts it read and the widths it reshaped channels to.
 
     Args:
         block: called as ``block(atoms, reason)`` by :meth:`flush` for the atoms of every layer
-            call that both read channel counts and reshaped channels unfollowably.
+            call that reshaped channels unfollowably to a width it read.
     """
 
     def __init__(self, block: Callable[[list[int], str], None]) -> None:
@@ -107,10 +112,11 @@ class ShapeReads:
 
     def _leave(self, module: nn.Module, inputs: Any, output: Any) -> None:
         frame = self.frames.pop()
-        if not frame.reshapes or not frame.reads:
+        found = frame.tied()
+        if found is None:
             return
-        atoms = np.unique(np.concatenate(frame.reads)).tolist()
+        tied, what = found
         reason = (f"its channel count is read by {frame.name!r}, whose forward also rearranges "
-                  f"channels ({frame.culprit()}; e.g. attention heads merged back to that "
-                  "count); pruning it would change that layer's shapes")
-        self.found.append((atoms, reason))
+                  f"channels back to that count ({what}; e.g. attention heads merged); pruning "
+                  "it would change that layer's shapes")
+        self.found.append((np.unique(np.concatenate(tied)).tolist(), reason))
