@@ -99,4 +99,22 @@ def test_settings_are_checked_when_built_and_travel_as_plain_values(tmp_path):
         pruner_settings(ratio=1.5)
     with pytest.raises(ForecastPruneError, match="no-such-forecaster"):
         pruner_settings(forecaster="no-such-forecaster")
+    with pytest.raises(ForecastPruneError, match=r"unknown pruner settings \['ratoi'\]"):
+        pruner_settings(ratoi=0.3)
+
+
+@needs_ultralytics
+def test_every_task_has_a_trainer_class_and_it_asks_for_the_settings():
+    from forecastprune.errors import ConfigError
+    from forecastprune.integrations.ultralytics import trainers
+
+    tasks = {"Detection": "DetectionTrainer", "Segmentation": "SegmentationTrainer",
+             "Pose": "PoseTrainer", "OBB": "OBBTrainer"}
+    for task, base in tasks.items():
+        cls = getattr(trainers, f"ForecastPrune{task}Trainer")
+        assert base in [b.__name__ for b in cls.__mro__]
+    overrides = {"data": "data.yaml", "forecastprune": "ratio=0.3"}
+    with pytest.raises(ConfigError, match=r"forecastprune=pruner_settings\(ratio=0.3"):
+        trainers.ForecastPruneDetectionTrainer(overrides=overrides)
+    assert overrides["forecastprune"] == "ratio=0.3"  # the caller's dict is left as it was
 

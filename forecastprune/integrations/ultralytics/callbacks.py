@@ -43,6 +43,7 @@ resumed trainer rebuilds the unpruned architecture from the yaml), no ``compile`
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -283,6 +284,10 @@ def pruner_settings(**options: Any) -> dict[str, Any]:
     Raises:
         ConfigError / ForecasterError / PruningError: on invalid settings.
     """
+    known = [name for name in inspect.signature(UltralyticsPruner).parameters]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown pruner settings {unknown}; expected some of {known}")
     UltralyticsPruner(**options)
     return {key: str(value) if isinstance(value, Path) else value
             for key, value in options.items()}
