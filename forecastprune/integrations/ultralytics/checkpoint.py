@@ -74,7 +74,8 @@ def prune_ultralytics_checkpoint(
         store: the γ store recorded while training it (same BatchNorm layers).
         out: the pruned checkpoint to write (must differ from ``checkpoint``).
         forecaster: a forecaster spec (``"auto"``, ``"sma"``, ``"arima(p=2,d=1,q=1)"``, ...);
-            ``"auto"`` picks one by an in-history backtest (as everywhere); ``"naive"`` with ``cutoff=1.0`` is network slimming's prune by the final |γ|.
+            ``"auto"`` picks one by an in-history backtest (as everywhere); ``"naive"`` with
+            ``cutoff=1.0`` is network slimming's prune by the final |γ|.
         cutoff: the history the forecaster sees: a fraction in (0, 1] of the run or
             ``"step:N"`` (as everywhere in forecastprune).
         ratio: fraction of the prunable channels to prune.

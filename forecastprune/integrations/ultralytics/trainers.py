@@ -6,7 +6,8 @@ the trainer anew from them. Callbacks added with ``model.add_callback`` (what :f
 does) belong to the calling process, so these classes carry the pruner's settings in the
 trainer's own arguments instead, and every worker builds its pruner from them::
 
-    from forecastprune.integrations.ultralytics import ForecastPruneDetectionTrainer, pruner_settings
+    from forecastprune.integrations.ultralytics import (ForecastPruneDetectionTrainer,
+                                                        pruner_settings)
 
     YOLO("yolov8n.yaml").train(data="data.yaml", epochs=100, device="0,1",
                                trainer=ForecastPruneDetectionTrainer,
