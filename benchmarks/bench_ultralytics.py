@@ -42,6 +42,15 @@ load average of 5-7 during both runs):
   because Detect's box decoding and the layers that stay whole (outputs, attention) are a
   fixed cost. Rerun on a quiet machine before quoting single rows.
 
+YOLO26 beside v8n/11n (``--models yolov8n,yolo11n,yolo26n,yolo26n-seg,yolo26n-pose,yolo26n-obb
+--skip-tp --repeats 3``, torch 2.13 CPU, ultralytics 8.4.190, one run on the shared machine):
+prunable channels seed / grouped: yolo26n 2,184 / 6,520 of 9,784, -seg 2,696 / 7,032 of 10,648,
+-pose 3,204 / 7,540 of 10,804, -obb 2,376 / 6,712 of 9,976 (their C3k2 attention merges heads
+back to the width it read from its input, so that 640-channel stream stays whole, with a
+reason); plan at 640² 0.2-0.4 s for all six. Grouped, round_to=8, params / GMACs: yolov8n 3.16
+→ 1.04 M / 4.37 → 1.63, yolo11n 2.62 → 0.88 / 3.24 → 1.15, yolo26n 2.57 → 1.04 / 2.98 → 1.19,
+-seg 3.13 → 1.40 / 5.05 → 2.10, -pose 3.75 → 1.54 / 5.24 → 2.01, -obb 2.72 → 1.12 / 3.22 → 1.31.
+
 Run: ``python benchmarks/bench_ultralytics.py [--models yolov5n,yolov8n,yolo11n,yolov3u]
 [--repeats 5] [--tp-timeout 120] [--skip-tp]``.
 """
@@ -76,11 +85,17 @@ SIZE = 640
 BAR = 0.8
 
 
-def build(name: str) -> torch.nn.Module:
-    """A detector from its yaml, eval mode, with random but plausible BN statistics."""
-    from ultralytics.nn.tasks import DetectionModel
+#: model class by name suffix (detection otherwise): yolo26n-seg, yolo11n-pose, yolov8n-obb, ...
+TASK_MODELS = {"-seg": "SegmentationModel", "-pose": "PoseModel", "-obb": "OBBModel"}
 
-    model = DetectionModel(f"{name}.yaml", verbose=False).eval()
+
+def build(name: str) -> torch.nn.Module:
+    """A model from its yaml, eval mode, with random but plausible BN statistics."""
+    from ultralytics.nn import tasks
+
+    kind = next((c for suffix, c in TASK_MODELS.items() if name.endswith(suffix)),
+                "DetectionModel")
+    model = getattr(tasks, kind)(f"{name}.yaml", verbose=False).eval()
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for module in model.modules():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from forecastprune.engine import PruneSpec
 from forecastprune.engine.stats import count_macs, count_params
 from forecastprune.pipeline import EarlyPruner
 from forecastprune.zoo import build_model, load_digits_split, make_loaders
@@ -42,8 +43,8 @@ def main() -> None:
     model = build_model("darknet", gamma_init=0.5)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     total = EPOCHS * len(train_loader)
-    pruner = EarlyPruner(model, optimizer, forecaster="sma", ratio=0.5, prune_at=0.3,
-                         sparsity=5e-3, total_steps=total, example_inputs=split.x_train[:2])
+    pruner = EarlyPruner(model, optimizer, forecaster="sma", spec=PruneSpec(ratio=0.5),
+                         prune_at=0.3, sparsity=5e-3, total_steps=total, example_inputs=split.x_train[:2])
     x1 = split.x_train[:1]
     print(f"dense: {count_params(model):,} params, {count_macs(model, x1):,} MACs/sample")
 

@@ -42,6 +42,25 @@ def test_detector_prunes_exactly_in_eval_mode(name, policy):
                == plan.layout.sizes[plan.layout.names.index(layer)] for layer in outputs)
 
 
+YOLO26 = {"yolo26n": "DetectionModel", "yolo26n-seg": "SegmentationModel",
+          "yolo26n-pose": "PoseModel", "yolo26n-obb": "OBBModel"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["seed", "grouped"])
+@pytest.mark.parametrize("name", sorted(YOLO26))
+def test_yolo26_prunes_exactly_around_its_attention(name, policy):
+    """YOLO26's C3k2 attention merges its heads back to the width it read from its input: that
+    residual stream stays whole (a reason says why) and everything else prunes, exactly."""
+    model = randomize_bn(getattr(tasks, YOLO26[name])(f"{name}.yaml", verbose=False), 0).eval()
+    plan, _, _ = prune_exactly(model, X64, policy)
+    attention = "model.22.m.0.1.attn"
+    assert f"channel count is read by '{attention}'" in plan.reasons[f"{attention}.proj.bn"]
+    assert "view to [1, 128, 2, 2]" in plan.reasons[f"{attention}.proj.bn"]
+    if policy == "grouped":
+        assert plan.prunable_channels > 0.6 * plan.layout.total
+
+
 @pytest.mark.slow
 def test_yolov3_prunes_exactly_under_the_grouped_policy():
     plan, _, _ = prune_exactly(_detector("yolov3u"), X64, "grouped", ratio=0.3)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -71,3 +76,69 @@ def test_fallback_is_idempotent_and_other_ops_say_what_is_missing() -> None:
         torch.ops.torchvision.box_iou_rotated(torch.zeros(1, 5), torch.zeros(1, 5))
     # Ops with a pure-Python path in torchvision keep using it.
     assert not torchvision.extension._has_ops()
+
+
+# ------------------------------------------------------------- the decision, in fresh processes
+def _fresh(code: str, path: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new interpreter (the fallback acts once per process, before import)."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(path or ""), root) if p)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_installed_torchvision_imports_without_aborting() -> None:
+    # torchvision 0.29 names its extension _C_stable.so; defining a schema it then registers
+    # itself aborted the process (exit 134) before this was fixed.
+    run = _fresh(
+        "from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops as e\n"
+        "fallback = e()\n"
+        "import torch, torchvision\n"
+        "assert fallback != torchvision.extension._has_ops(), (fallback,)\n"
+        "keep = torchvision.ops.nms(torch.tensor([[0., 0, 2, 2], [0, 0, 2, 2.1], [5, 5, 6, 6]]),"
+        " torch.tensor([0.9, 0.8, 0.7]), 0.5)\n"
+        "assert keep.tolist() == [0, 2], keep\n")
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def _fake_torchvision(root: Path, has_ops: bool) -> Path:
+    """A package named torchvision whose import fails like a wheel built for another torch."""
+    package = root / "torchvision"
+    (package / "ops").mkdir(parents=True)
+    (package / "extension.py").write_text(f"def _has_ops():\n    return {has_ops}\n")
+    (package / "ops" / "__init__.py").write_text("")
+    (package / "ops" / "boxes.py").write_text(
+        "def _assert_has_ops():\n    raise RuntimeError('no ops')\n")
+    # torchvision's meta registrations: the first one needs the nms schema to exist
+    (package / "__init__.py").write_text(
+        "from . import extension\nimport torch\n"
+        "torch.library.register_fake('torchvision::nms')(lambda d, s, t: d.new_empty(0).long())\n")
+    return root
+
+
+def test_a_missing_extension_gets_the_fallback_and_the_import_then_works(tmp_path) -> None:
+    run = _fresh(
+        "import warnings, torch\n"
+        "from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops as e\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    assert e() is True\n"
+        "assert 'torchvision::nms does not exist' in str(caught[0].message), caught\n"
+        "import torchvision.ops.boxes as b; b._assert_has_ops()\n"
+        "box = torch.tensor([[0., 0, 1, 1], [0, 0, 1, 1]])\n"
+        "assert torch.ops.torchvision.nms(box, torch.tensor([1., .5]), .5).tolist() == [0]\n",
+        _fake_torchvision(tmp_path, has_ops=False))
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_an_import_failure_with_the_extension_loaded_is_not_papered_over(tmp_path) -> None:
+    run = _fresh(
+        "from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops as e\n"
+        "try:\n    e()\nexcept RuntimeError as exc:\n    print('raised:', exc)\n"
+        "import torch\n"
+        "try:\n    torch.ops.torchvision.nms\nexcept AttributeError:\n    print('no schema')\n",
+        _fake_torchvision(tmp_path, has_ops=True))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "raised: operator torchvision::nms does not exist" in run.stdout
+    assert "no schema" in run.stdout  # nothing was registered behind torchvision's back

@@ -57,6 +57,18 @@ def test_planned_lr_schedule_lists_each_epoch_from_its_first_update():
     assert [lr for _, lr in schedule] == pytest.approx([0.1, 0.075, 0.05])
 
 
+def test_the_default_forecaster_is_auto_as_everywhere_else():
+    import inspect
+
+    from forecastprune.cli.prune_cmd import prune
+    from forecastprune.integrations.ultralytics.callbacks import UltralyticsPruner
+
+    assert UltralyticsPruner().options["forecaster"] == "auto"
+    signature = inspect.signature(prune_ultralytics_checkpoint)
+    assert signature.parameters["forecaster"].default == "auto"
+    assert next(o for o in prune.params if o.name == "spec").default == "auto"
+
+
 def test_shapes_dataset_is_valid_yolo_and_deterministic(tmp_path):
     data = make_shapes_dataset(tmp_path / "a", n_train=6, n_val=2, imgsz=48, seed=3)
     again = make_shapes_dataset(tmp_path / "b", n_train=6, n_val=2, imgsz=48, seed=3)

@@ -22,6 +22,8 @@ A set is **blocked** (never prunable), with the first reason recorded, when any 
 * reaches a model output (every tensor of the output structure: tuples, lists, dicts),
 * reaches an operation the tracer cannot follow channel by channel (a reshape that moves the
   channel axis, as attention heads and channel shuffles do; matmul, softmax over channels, ...),
+* has its channel count read by a layer whose forward also reshapes channels unfollowably (an
+  attention block that merges its heads back to the count it read: :mod:`.flow_shapes`),
 * comes from a conv/linear output that is used other than through its BatchNorm (a zero γ
   would not silence it), from a BN outside the layout, or from outside the traced layers.
 
@@ -62,6 +64,7 @@ from .flow_ops import (
     output_signature,
     tensors_in,
 )
+from .flow_shapes import ShapeReads, reads_channel_count
 
 __all__ = ["ChannelFlow", "Site", "output_signature", "running_layer", "tensors_in", "trace_flow"]
 
@@ -180,6 +183,16 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
         self.layout_atoms: dict[str, np.ndarray] = {}
         self.produced: dict[str, np.ndarray] = {}
         self.grouped: dict[str, int] = {}
+        self.model = model
+        self.shapes = ShapeReads(self.atoms.block)
+
+    def __enter__(self) -> _Tracer:
+        self.shapes.install(self.model)
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shapes.remove()
+        super().__exit__(*exc)
 
     # -- the hook ---------------------------------------------------------------------------
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None):
@@ -189,6 +202,9 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
         if name == "__setitem__":
             self._block_inputs(args, "it is written into another tensor by indexing")
             return out
+        read = reads_channel_count(func, args, kwargs)
+        if read is not None:
+            self.shapes.read(self.label(read))
         if next(tensors_in(out), None) is None or name in CREATE:
             return out  # metadata reads (shape, dtype) and tensors built from a shape only
         for tensor in tensors_in((args[:1], kwargs) if name == "type_as" else (args, kwargs)):
@@ -197,6 +213,8 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
         try:
             self._dispatch(name, args, kwargs, out)
         except Unfollowable as exc:
+            if name in RESHAPE:
+                self.shapes.reshaped(name, out)
             self._block_inputs((args, kwargs), exc.reason)
             self._fresh(out, exc.reason)
         except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
@@ -370,6 +388,7 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
         """Block what reaches the output and conv outputs that their BN does not cover."""
         for tensor in tensors_in(out):
             self.atoms.block(self.label(tensor).tolist(), "its channels reach the model's output")
+        self.shapes.flush()
         for key in list(self.pending):
             self._settle(key)
 

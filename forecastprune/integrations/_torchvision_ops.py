@@ -7,9 +7,13 @@ registrations call ``torch.library.register_fake("torchvision::nms")`` for an op
 defined ("operator torchvision::nms does not exist"). ultralytics imports torchvision at import
 time, so one mismatched wheel makes the whole detector stack unusable.
 
-:func:`ensure_torchvision_ops` repairs exactly that case and nothing else. When (and only when)
-the extension cannot load, it defines the operator schemas torchvision needs at import time and
-gives ``torchvision::nms`` a real pure-torch kernel (the only compiled op ultralytics calls).
+:func:`ensure_torchvision_ops` repairs exactly that case and nothing else. It first imports
+torchvision as it is; only when that import fails *and* torchvision itself reports that its
+extension did not load (``torchvision.extension._has_ops()``; the file is ``_C.so`` up to 0.28,
+``_C_stable.so`` from 0.29 — torchvision knows its own name) does it define the operator schemas
+torchvision needs at import time, give ``torchvision::nms`` a real pure-torch kernel (the only
+compiled op ultralytics calls) and import again. A schema is never defined while the extension
+could still register it: that duplicate makes the process abort in C++, past any ``except``.
 Operators nobody here needs get a kernel that raises a clear ``NotImplementedError``. Every
 other torchvision op with a pure-Python fallback (``roi_align`` and friends) keeps using it,
 because ``torchvision.extension._has_ops()`` still says the extension is missing.
@@ -19,10 +23,8 @@ Call it before the first ``import torchvision`` / ``import ultralytics``.
 
 from __future__ import annotations
 
-import glob
-import importlib.machinery
+import importlib
 import importlib.util
-import os
 import sys
 import warnings
 
@@ -45,31 +47,41 @@ _library: torch.library.Library | None = None
 def ensure_torchvision_ops() -> bool:
     """Make ``import torchvision`` and ``torchvision.ops.nms`` work without its extension.
 
-    Does nothing when torchvision is absent, already imported, or its extension loads.
+    Imports torchvision. Does nothing more when it is absent, already imported, or imports.
 
     Returns:
         True when the pure-torch fallback is (now or already) installed, else False.
+
+    Raises:
+        Exception: torchvision's own import error when it fails for another reason than its
+            compiled extension (for instance with the extension loaded), unchanged.
     """
     global _library
     if _library is not None:
         return True
     if "torchvision" in sys.modules or _operator_exists("nms"):
         return False
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None or spec.submodule_search_locations is None:
+    if importlib.util.find_spec("torchvision") is None:
         return False
-    reason = _extension_load_error(list(spec.submodule_search_locations))
-    if reason is None:
+    try:
+        importlib.import_module("torchvision")
+    except Exception as exc:  # noqa: BLE001 - decided below: ours to repair, or re-raised
+        if not _extension_missing():
+            raise
+        failure = exc
+    else:
         return False
+    _forget_torchvision()
     _library = _define_operators()
     warnings.warn(
         f"torchvision's compiled operators cannot load next to torch {torch.__version__} "
-        f"({reason}); using a pure-torch NMS instead and leaving the other torchvision ops on "
-        "their Python fallbacks. Install a torchvision build that matches your torch to use the "
-        "compiled ones.",
+        f"(import failed: {type(failure).__name__}: {failure}); using a pure-torch NMS instead "
+        "and leaving the other torchvision ops on their Python fallbacks. Install a "
+        "torchvision build that matches your torch to use the compiled ones.",
         RuntimeWarning,
         stacklevel=2,
     )
+    importlib.import_module("torchvision")
     _allow_box_ops()
     return True
 
@@ -123,21 +135,21 @@ def _operator_exists(name: str) -> bool:
     return True
 
 
-def _extension_load_error(package_dirs: list[str]) -> str | None:
-    """Try to load torchvision's ``_C`` extension; return why it failed, or None if it loaded."""
-    candidates = [
-        path
-        for folder in package_dirs
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES
-        for path in glob.glob(os.path.join(folder, "_C" + suffix))
-    ]
-    if not candidates:
-        return "no compiled extension _C in the torchvision package"
-    try:
-        torch.ops.load_library(candidates[0])
-    except (OSError, ImportError, RuntimeError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+def _extension_missing() -> bool:
+    """After a failed ``import torchvision``: did torchvision fail to load its own extension?"""
+    extension = sys.modules.get("torchvision.extension")
+    has_ops = getattr(extension, "_has_ops", None)
+    return callable(has_ops) and not has_ops()
+
+
+def _forget_torchvision() -> None:
+    """Drop the half-imported torchvision so that the next import runs it from the start.
+
+    The failed import stopped at its first fake-kernel registration (``torchvision::nms``) and
+    registered nothing before it while the extension was missing, so nothing else is left over.
+    """
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        del sys.modules[name]
 
 
 def _define_operators() -> torch.library.Library:

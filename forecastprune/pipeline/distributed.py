@@ -11,12 +11,21 @@ from .._util import is_distributed
 
 
 def rewrap(old: nn.Module, new_inner: nn.Module) -> nn.Module:
-    """Wrap ``new_inner`` the way ``old`` was wrapped (a new DDP with the same settings)."""
+    """Wrap ``new_inner`` the way ``old`` was wrapped (a new DDP with the same settings).
+
+    The settings that change what DDP does each step carry over too: unused parameters
+    (ultralytics trains with ``find_unused_parameters=True``) and buffer syncing (named
+    ``forward_sync_buffers`` from torch 2.13, ``broadcast_buffers`` before).
+    """
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     if isinstance(old, DDP):
+        sync = "forward_sync_buffers" if hasattr(old, "forward_sync_buffers") else (
+            "broadcast_buffers")
         return DDP(new_inner, device_ids=old.device_ids, output_device=old.output_device,
-                   process_group=old.process_group)
+                   process_group=old.process_group,
+                   find_unused_parameters=old.find_unused_parameters,
+                   **{sync: getattr(old, sync)})
     return new_inner
 
 

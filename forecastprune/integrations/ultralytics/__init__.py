@@ -4,6 +4,8 @@
   keep training, inside ``YOLO("yolov8n.yaml").train(...)`` (see :mod:`.callbacks`);
 * :func:`prune_ultralytics_checkpoint` — prune a trained checkpoint from its recorded γ store;
   :class:`PrunedDetectionTrainer` fine-tunes the result as it is (``train(trainer=...)``);
+* :class:`ForecastPruneDetectionTrainer` (and the Segmentation/Pose/OBB ones) with
+  :func:`pruner_settings` — the same, on several GPUs (``train(trainer=..., forecastprune=...)``);
 * :func:`make_shapes_dataset` — a small YOLO-format detection dataset drawn on the spot;
 * :func:`offline` — run ultralytics without any network access attempt.
 
@@ -21,6 +23,11 @@ _LAZY = {
     "prune_ultralytics_checkpoint": "checkpoint",
     "PrunedCheckpoint": "checkpoint",
     "PrunedDetectionTrainer": "finetune",
+    "pruner_settings": "callbacks",
+    "ForecastPruneDetectionTrainer": "trainers",
+    "ForecastPruneSegmentationTrainer": "trainers",
+    "ForecastPrunePoseTrainer": "trainers",
+    "ForecastPruneOBBTrainer": "trainers",
     "make_shapes_dataset": "shapes",
     "offline": "_deps",
     "import_ultralytics": "_deps",

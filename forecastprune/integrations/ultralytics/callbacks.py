@@ -32,23 +32,32 @@ What happens during ``train``:
 * **Checkpoints** — ultralytics keeps saving the EMA model, now the pruned one, so
   ``best.pt``/``last.pt`` load with ``YOLO("best.pt")``, validate and export as usual.
 
-Limits: one device (with several, ultralytics relaunches training in worker processes that
-do not carry Python callbacks), no ``time=`` budget (the planned length must be known), no
-``resume`` of a run (a resumed trainer rebuilds the unpruned architecture from the yaml), no
-``compile``.
+Several devices: ultralytics then trains in ``torchrun`` worker processes that it builds from
+the trainer's class and arguments, so a pruner attached to the calling process cannot follow;
+:func:`attach`'s pruner refuses to be sent there (a :class:`~forecastprune.errors.ConfigError`
+when ultralytics packs the callbacks for the workers). Train with the trainer classes of
+:mod:`.trainers` instead, which carry :func:`pruner_settings` in the training arguments.
+
+Limits: no ``time=`` budget (the planned length must be known), no ``resume`` of a run (a
+resumed trainer rebuilds the unpruned architecture from the yaml), no ``compile``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..._util import is_distributed
 from ...errors import ConfigError
+from ...core.bn_layers import unwrap_model
 from ...engine.spec import PruneSpec
+from ...engine.surgery import prune_model, surgery_record
 from ...runpoint import RunPoint
 from ...pipeline.timing import PruneTiming
 from .plan import UpdatePlan, plan_updates, planned_lr_schedule, warmup_iterations
@@ -106,6 +115,17 @@ class UltralyticsPruner:
         self.params: tuple[int, int] | None = None
         self._recorded = 0
         self._hooks: list[Any] = []
+
+    def __reduce__(self) -> Any:
+        """Refuse to be pickled: ultralytics packs the callbacks this way only to re-create them
+        in multi-GPU worker processes, where this pruner would prune unseen and uncoordinated."""
+        raise ConfigError(
+            "attach() cannot follow training on several devices (ultralytics trains in torchrun "
+            "workers that it re-creates from the trainer); train with trainer="
+            "ForecastPruneDetectionTrainer (or the Segmentation/Pose/OBB one) and "
+            "forecastprune=pruner_settings(...) from forecastprune.integrations.ultralytics, "
+            "or on one device"
+        )
 
     # ---------------------------------------------------------------- public state
     @property
@@ -185,14 +205,12 @@ class UltralyticsPruner:
     def _swap(self, trainer: Any, before: nn.Module, model: nn.Module,
               optimizer: torch.optim.Optimizer) -> None:
         """Hand the trainer the pruned model, its optimizer and a pruned EMA."""
-        from ...engine.surgery import prune_model
-
         for hook in self._hooks:
             hook.remove()
         # keep counting updates (no more L1): ``updates`` then says how long the run really was
         self._hooks = [optimizer.register_step_post_hook(self._after_step)]
         ema_model = saveable(trainer.ema.ema, prune_model(
-            trainer.ema.ema, self.pruner.last_mask.decision, self.pruner.example_inputs,
+            trainer.ema.ema, _kept_masks(model), self.pruner.example_inputs,
             plan=self.pruner.plan))
         # ModelEMA copies the model it is given, freezes it and puts it in eval mode
         ema = type(trainer.ema)(ema_model, updates=trainer.ema.updates)
@@ -246,12 +264,52 @@ def attach(model: Any, **options: Any) -> UltralyticsPruner:
     return pruner
 
 
+def pruner_settings(**options: Any) -> dict[str, Any]:
+    """:func:`attach`'s keyword arguments as the plain dict the multi-GPU trainer classes carry.
+
+    The one place those keywords become the ``forecastprune`` training argument of
+    :mod:`.trainers`: ultralytics writes it into the script its worker processes run, so only
+    plain values travel — the :class:`PruneSpec` as its fields, ``prune_at`` as its text.
+    :func:`pruner_options` turns it back.
+
+    Args:
+        **options: :class:`UltralyticsPruner` keyword arguments (``forecaster``, ``spec``,
+            ``prune_at``, ``sparsity``, ``store_path``, ...); ``spec`` may also be given as
+            the dict this function returns.
+
+    Returns:
+        The settings, checked now (a bad forecaster or spec fails here, not in the workers).
+
+    Raises:
+        ConfigError / ForecasterError / PruningError: on invalid settings.
+    """
+    known = [name for name in inspect.signature(UltralyticsPruner).parameters]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown pruner settings {unknown}; expected some of {known}")
+    options = pruner_options(options)
+    UltralyticsPruner(**options)
+    plain = {key: str(value) if isinstance(value, (Path, RunPoint)) else value
+             for key, value in options.items()}
+    if options.get("spec") is not None:
+        plain["spec"] = options["spec"].to_json()
+    return plain
+
+
+def pruner_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`UltralyticsPruner` keyword arguments a :func:`pruner_settings` dict holds."""
+    options = dict(settings)
+    if isinstance(options.get("spec"), dict):
+        options["spec"] = PruneSpec.from_mapping(options["spec"], source="pruner settings")
+    return options
+
+
 def _check_trainer(trainer: Any) -> None:
     """Refuse the trainer settings the pruner cannot follow, before any update."""
     args = trainer.args
     problems = []
-    if getattr(trainer, "world_size", 0) > 1:
-        problems.append("training on several devices")
+    if getattr(trainer, "world_size", 0) > 1 and not is_distributed():
+        problems.append("training on several devices outside a torch.distributed worker")
     if getattr(args, "time", None):
         problems.append(f"time={args.time} (the number of epochs must be known in advance)")
     if getattr(trainer, "start_epoch", 0) > 0:
@@ -266,12 +324,22 @@ def _check_trainer(trainer: Any) -> None:
 
 
 def _metadata(trainer: Any, size: int) -> dict[str, Any]:
-    yaml = getattr(trainer.model, "yaml", None) or {}
+    yaml = getattr(unwrap_model(trainer.model), "yaml", None) or {}
     name = Path(str(yaml.get("yaml_file", "ultralytics"))).name
     # model + nc are what it takes to rebuild the unpruned network for a grouped replay
     return {"model": f"ultralytics:{name}", "nc": int(trainer.data["nc"]),
             "input_shape": [1, 3, size, size], "epochs": int(trainer.epochs),
             "batch": int(trainer.batch_size)}
+
+
+def _kept_masks(pruned: nn.Module) -> dict[str, np.ndarray]:
+    """The channels the cut kept, as masks, from the pruned model's surgery record.
+
+    Every rank has the record (only rank 0 forecasts; the others receive the decision).
+    """
+    record = surgery_record(pruned)
+    return {name: np.isin(np.arange(record.sizes[name]), kept)
+            for name, kept in record.keep.items()}
 
 
 def _count(model: nn.Module) -> int:

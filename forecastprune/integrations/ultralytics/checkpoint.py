@@ -73,8 +73,9 @@ def prune_ultralytics_checkpoint(
         checkpoint: an ultralytics ``.pt`` checkpoint (not modified).
         store: the γ store recorded while training it (same BatchNorm layers).
         out: the pruned checkpoint to write (must differ from ``checkpoint``).
-        forecaster: a forecaster spec (``"sma"``, ``"arima(p=2,d=1,q=1)"``, ...); ``"naive"``
-            with ``cutoff=1.0`` is network slimming's prune by the final |γ|.
+        forecaster: a forecaster spec (``"auto"``, ``"sma"``, ``"arima(p=2,d=1,q=1)"``, ...);
+            ``"auto"`` picks one by an in-history backtest (as everywhere); ``"naive"`` with
+            ``cutoff=1.0`` is network slimming's prune by the final |γ|.
         cutoff: the history the forecaster sees: a fraction in (0, 1] of the run or
             ``"step:N"`` (as everywhere in forecastprune).
         spec: how channels are chosen (ratio or threshold, policy, floors); default
