@@ -1,0 +1,58 @@
+"""Depth pruning on ultralytics detectors built from their yaml (no weights, no downloads).
+
+C3 bottlenecks (YOLOv5u) sit in a called Sequential and are deleted; C2f/C3k2 bottlenecks
+(YOLOv8, YOLO11) sit in a ModuleList whose outputs are concatenated with their inputs, so their
+columns of ``cv2`` are folded into their inputs' columns; YOLOv3u's single bottlenecks are
+entries of the top-level layer list and become Identity stand-ins that keep ``f``/``i``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from _blocks import remove_exactly
+from _models import randomize_bn
+from forecastprune.engine.block_surgery import prune_blocks
+from forecastprune.engine.blocks import plan_blocks
+from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops
+
+ensure_torchvision_ops()
+tasks = pytest.importorskip("ultralytics.nn.tasks", reason="ultralytics is an optional extra")
+
+X64 = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+XB = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+
+def _detector(name: str) -> torch.nn.Module:
+    return randomize_bn(tasks.DetectionModel(f"{name}.yaml", verbose=False))
+
+
+@pytest.mark.parametrize(("name", "modes", "count"), [
+    ("yolov5nu", {"delete"}, 7), ("yolov8n", {"fold"}, 6), ("yolo11n", {"fold", "delete"}, 11),
+    pytest.param("yolov3u", {"delete", "identity"}, 23, marks=pytest.mark.slow)])
+def test_detector_blocks_go_exactly(name, modes, count):
+    plan, pruned = remove_exactly(_detector(name), X64, XB, every=1 if count < 12 else 2)
+    assert len(plan.blocks) == count and {b.mode for b in plan.blocks} == modes
+    assert all(b.bn.endswith("cv2.bn") for b in plan.blocks)
+    for block in plan.blocks:
+        if block.mode == "identity":  # DetectionModel routes by the stand-in's f and i
+            layer = pruned.get_submodule(block.name)
+            assert isinstance(layer, torch.nn.Identity) and isinstance(layer.i, int)
+
+
+def test_c2f_fold_merges_the_removed_slot_into_its_input_slot():
+    model = _detector("yolov8n")
+    plan = plan_blocks(model, X64)
+    block = plan.get("model.2.m.0")
+    assert block.fold.conv == "model.2.cv2.conv" and block.fold.target + 16 == block.fold.source
+    pruned = prune_blocks(model, [block.name], X64, plan)
+    before = model.get_submodule("model.2.cv2.conv").weight
+    after = pruned.get_submodule("model.2.cv2.conv").weight
+    assert after.shape[1] == before.shape[1] - 16 and len(pruned.model[2].m) == 0
+    torch.testing.assert_close(after[:, 16:32], before[:, 16:32] + before[:, 32:48])
+
+
+def test_yolo11_attention_block_is_reported_not_removed():
+    plan = plan_blocks(_detector("yolo11n"), X64)
+    assert "shortcut is not its own input" in plan.reasons["model.10.m.0"]
