@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 
 import torch
+from _pruning import assert_same_outputs
 from torch import nn
 
-from _pruning import assert_same_outputs
 from forecastprune.engine.block_surgery import prune_blocks, zero_blocks
 from forecastprune.engine.blocks import BlockPlan, plan_blocks
 

@@ -12,9 +12,9 @@ from dataclasses import replace
 
 import pytest
 import torch
-
 from _blocks import remove_exactly
 from _models import randomize_bn
+
 from forecastprune.engine.block_surgery import prune_blocks
 from forecastprune.engine.blocks import BlockPlan, plan_blocks
 from forecastprune.errors import PruningError
@@ -49,7 +49,7 @@ def test_resnet50_bottlenecks_go_exactly():
 def test_timm_darknet_residuals_go_exactly(name):
     timm = pytest.importorskip("timm", reason="timm is in the test extra")
     model = randomize_bn(timm.create_model(name, pretrained=False, num_classes=10))
-    plan, pruned = remove_exactly(model, X64, XB, every=3)
+    plan, _ = remove_exactly(model, X64, XB, every=3)
     assert len(plan.blocks) == 23 and all(b.bn.endswith("conv2.bn") for b in plan.blocks)
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from _blocks import remove_exactly
 from _models import randomize_bn
+
 from forecastprune.engine.block_surgery import prune_blocks
 from forecastprune.engine.blocks import plan_blocks
 from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops

@@ -65,7 +65,7 @@ class BlockSpec:
                 raise PruningError(f"asked to remove {self.count} blocks but the model has only "
                                    f"{available} removable ones; pass a count <= {available}")
             return self.count
-        return int(math.floor(self.ratio * available + 0.5))
+        return math.floor(self.ratio * available + 0.5)
 
 
 @dataclass(frozen=True)
