@@ -39,6 +39,9 @@ class CompareConfig:
     eps: float = _REPLAY.eps
     timeout: float | None = _REPLAY.timeout
     eb_spacing: int | None = _REPLAY.eb_spacing
+    blocks: int | None = None
+    block_ratio: float | None = None
+    block_reduce: str = "mean"
     plugins: tuple[str, ...] = ()
     json: str | None = None
     csv: str | None = None
@@ -75,6 +78,13 @@ Example:
               f"0: no limit. [default: {_REPLAY.timeout:g}]")
 @click.option("--eb-spacing", type=int, help="Steps between Early-Bird masks "
               "[default: one epoch, else 5% of the run].")
+@click.option("--blocks", type=click.IntRange(0, None),
+              help="Also judge block decisions: remove this many residual blocks (needs the "
+                   "store's model in the zoo); adds the block-set IoU column bIoU.")
+@click.option("--block-ratio", type=click.FloatRange(0.0, 1.0),
+              help="Like --blocks, as a fraction of the removable blocks.")
+@click.option("--block-reduce", type=click.Choice(["mean", "max"]),
+              help="A block's score from its scoring BN's |γ| (default mean).")
 @click.option("--plugins", multiple=True, type=click.Path(path_type=str),
               help="Forecaster plugin file or folder; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=str),
@@ -149,8 +159,21 @@ def _settings(config: CompareConfig) -> ReplaySettings:
         cutoffs=config.cutoffs, ratios=config.ratio, policy=config.policy,
         min_keep=config.min_keep, group_reduce=config.group_reduce, eps=config.eps,
         timeout=config.timeout or None,  # 0 (or null in the config): no limit
-        eb_spacing=config.eb_spacing,
+        eb_spacing=config.eb_spacing, blocks=_block_spec(config),
     )
+
+
+def _block_spec(config: CompareConfig) -> Any:
+    """The block settings when --blocks or --block-ratio is given, else None."""
+    if config.blocks is not None and config.block_ratio is not None:
+        raise click.BadParameter("give --blocks N or --block-ratio R, not both",
+                                 param_hint="--blocks")
+    if config.blocks is None and config.block_ratio is None:
+        return None
+    from ..engine.block_rule import BlockSpec
+
+    return BlockSpec(count=config.blocks, ratio=config.block_ratio,
+                     reduction=config.block_reduce)
 
 
 def _load_plugins(paths: tuple[str, ...]) -> None:

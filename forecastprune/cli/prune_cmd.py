@@ -68,6 +68,14 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
                    "whole recording) or step:N.")
 @click.option("--min-keep", type=click.IntRange(1, MAX_MIN_KEEP), default=1, show_default=True,
               help="Channels every layer keeps at least.")
+@click.option("--blocks", "n_blocks", type=click.IntRange(0, None), default=None,
+              help="Also remove this many residual blocks whole (depth pruning), those whose "
+                   "scoring BN has the lowest predicted |γ|.")
+@click.option("--block-ratio", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Also remove this fraction of the removable residual blocks.")
+@click.option("--block-reduce", type=click.Choice(["mean", "max"]), default="mean",
+              show_default=True,
+              help="A block's score from its scoring BN's predicted |γ|.")
 @click.option("--input-shape", default=None,
               help="Example input shape N,C,H,W for tracing (default: from the store's "
                    "metadata, else one 8x8 digits image).")
@@ -83,25 +91,35 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
               help="A forecaster plugin .py file or folder to load first (repeatable).")
 def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
           store_path: Path | None, spec: str, ratio: float, policy: str, cutoff: str,
-          min_keep: int, input_shape: str | None, ultralytics_ckpt: Path | None,
+          min_keep: int, n_blocks: int | None, block_ratio: float | None, block_reduce: str,
+          input_shape: str | None, ultralytics_ckpt: Path | None,
           out_path: Path, overwrite: bool, plugin_paths: Sequence[Path]) -> None:
     """Prune a model early from forecasts of its BN γ, and save the smaller model.
 
     Fits the forecaster on the |γ| history up to --cutoff, predicts every channel's final γ,
     prunes the lowest --ratio of the prunable channels and prints params/MACs before → after.
-    The output reloads with forecastprune.engine.load_pruned(PATH).
+    With --blocks N or --block-ratio R the same forecast also removes whole residual blocks
+    (depth pruning; --ratio 0 for blocks only). The output reloads with
+    forecastprune.engine.load_pruned(PATH).
 
     \b
     Example:
       forecastprune prune --store runs/dk/gammas.fpstore --checkpoint runs/dk/model.pt \\
           --forecaster sma --cutoff 0.3 --ratio 0.5 --policy grouped --out pruned.pt
+      forecastprune prune --store runs/dk/gammas.fpstore --checkpoint runs/dk/model.pt \\
+          --cutoff 0.3 --ratio 0 --blocks 2 --out shallower.pt
       forecastprune prune --ultralytics runs/detect/train/weights/best.pt \\
           --store runs/yolo-gammas.fpstore --cutoff 0.3 --policy grouped --out best-pruned.pt
     """
     if out_path.exists() and not overwrite:
         raise click.BadParameter(f"{out_path} exists; pass --overwrite to replace it",
                                  param_hint="--out")
+    blocks = _block_spec(n_blocks, block_ratio, block_reduce)
     if ultralytics_ckpt is not None:
+        if blocks is not None:
+            raise click.BadParameter("block removal from ultralytics checkpoints is not wired "
+                                     "into this command yet; use it on zoo models, or the "
+                                     "library's prune_blocks", param_hint="--blocks")
         _refuse_zoo_options(model_name, checkpoint, random_init, input_shape)
         _prune_ultralytics(ultralytics_ckpt, store_path, spec, ratio, policy, cutoff, min_keep,
                            out_path, overwrite, plugin_paths)
@@ -128,12 +146,28 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
                                                                     random_init))
         example = torch.zeros(shape or example_input_shape(store.metadata))
         done = prune_from_store(model, store, forecaster, cutoff=cutoff, rule=rule,
-                                policy=policy, example_inputs=example)
+                                policy=policy, example_inputs=example, blocks=blocks)
         total = store.layout.total
     save_pruned(done.model, out_path, builder=name, kwargs=kwargs, overwrite=overwrite)
     _report(name, done, policy, total)
+    if done.blocks is not None:
+        removed = ", ".join(done.blocks.removed) or "none"
+        click.echo(f"removed {done.blocks.n_removed} of {len(done.blocks.scores)} removable "
+                   f"residual blocks ({block_reduce} predicted |γ|): {removed}")
     click.echo(compare_stats(model_stats(model, example), model_stats(done.model, example)))
     click.echo(f"wrote {out_path}")
+
+
+def _block_spec(count: int | None, ratio: float | None, reduce: str) -> Any:
+    """The block settings, or None when no block is to go."""
+    if count is not None and ratio is not None:
+        raise click.BadParameter("give --blocks N or --block-ratio R, not both",
+                                 param_hint="--blocks")
+    if count is None and ratio is None:
+        return None
+    from ..engine.block_rule import BlockSpec
+
+    return BlockSpec(count=count, ratio=ratio, reduction=reduce)
 
 
 def _refuse_zoo_options(model_name: str | None, checkpoint: Path | None, random_init: bool,

@@ -3,6 +3,8 @@
 The same three steps the training pipeline takes at its prune point, started from a store on
 disk instead of a live run: the prediction path (:func:`forecastprune.predict.predict_store`),
 the shared :class:`~forecastprune.engine.rule.MaskRule`, and the surgery on a copy of the model.
+With a :class:`~forecastprune.engine.block_rule.BlockSpec` the same prediction also picks the
+residual blocks to remove whole (depth pruning), after the channel cut.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engine.block_rule import BlockDecision, BlockSpec, select_blocks
+from ..engine.block_surgery import prune_blocks
+from ..engine.blocks import plan_blocks
 from ..engine.coupling import ChannelPlan, check_layout, plan_channels
 from ..engine.rule import MaskRule
 from ..engine.surgery import prune_model
@@ -29,12 +34,14 @@ class OfflinePrune:
         plan: the channel plan the cut followed.
         decision: the engine's decision.
         prediction: the forecast the decision was made on.
+        blocks: the residual blocks removed (when a block spec was given), else None.
     """
 
     model: nn.Module
     plan: ChannelPlan
     decision: PruneDecision
     prediction: Prediction
+    blocks: BlockDecision | None = None
 
 
 def prune_from_store(
@@ -46,6 +53,7 @@ def prune_from_store(
     rule: MaskRule,
     policy: str,
     example_inputs: torch.Tensor,
+    blocks: BlockSpec | None = None,
 ) -> OfflinePrune:
     """Forecast final |γ| from a store's history up to ``cutoff`` and prune a copy of ``model``.
 
@@ -57,6 +65,9 @@ def prune_from_store(
         rule: ratio, floors and uncertainty policy.
         policy: ``"seed"`` or ``"grouped"``.
         example_inputs: an input batch to trace the model with.
+        blocks: also remove the residual blocks this spec picks from the same prediction
+            (planned on ``model``, scored by the mean or max predicted |γ| of each block's
+            scoring BN); None: channels only.
 
     Raises:
         LayoutError: when the model's BN layers differ from the store's.
@@ -66,5 +77,10 @@ def prune_from_store(
     prediction = predict_store(store, forecaster, cutoff, coverage=rule.coverage)
     plan = plan_channels(model, example_inputs, store.layout, policy)
     decision = rule.decide(prediction.scores, plan, prediction.upper)
-    return OfflinePrune(prune_model(model, decision, example_inputs, plan), plan, decision,
-                        prediction)
+    pruned = prune_model(model, decision, example_inputs, plan)
+    removed = None
+    if blocks is not None:
+        block_plan = plan_blocks(model, example_inputs, store.layout)
+        removed = select_blocks(block_plan, prediction.scores, store.layout, blocks)
+        pruned = prune_blocks(pruned, removed, example_inputs)
+    return OfflinePrune(pruned, plan, decision, prediction, removed)
