@@ -56,3 +56,32 @@ def test_c2f_fold_merges_the_removed_slot_into_its_input_slot():
 def test_yolo11_attention_block_is_reported_not_removed():
     plan = plan_blocks(_detector("yolo11n"), X64)
     assert "shortcut is not its own input" in plan.reasons["model.10.m.0"]
+
+
+@pytest.mark.slow
+def test_attach_removes_blocks_in_a_real_training_run(tmp_path):
+    """A short yolov8n run (3 epochs of 4 updates) on generated shapes: the trainer's model and its EMA lose the same
+    bottlenecks at the prune point, training and validation go on, the checkpoint pickles."""
+    from forecastprune.engine.block_rule import BlockSpec
+    from forecastprune.integrations.ultralytics import attach, make_shapes_dataset, offline
+
+    data = make_shapes_dataset(tmp_path / "data", n_train=32, n_val=8, imgsz=64)
+    with offline():
+        from ultralytics import YOLO
+
+        model = YOLO("yolov8n.yaml")
+        pruner = attach(model, forecaster="sma", ratio=0.2, prune_at=0.6, sparsity=1e-3,
+                        blocks=BlockSpec(count=2))
+        model.train(data=str(data), epochs=3, imgsz=64, batch=8, nbs=8, warmup_epochs=0,
+                    workers=0, plots=False, device="cpu", amp=False, seed=0, verbose=False,
+                    project=str(tmp_path / "runs"), name="train")
+    trainer = model.trainer
+    removed = pruner.pruner.prune_info["blocks"]
+    assert len(removed) == 2 and pruner.pruned_at == 7
+    for net in (trainer.model, trainer.ema.ema):
+        names = {n for n, _ in net.named_modules()}
+        assert not set(removed) & names
+    assert sum(p.numel() for p in trainer.ema.ema.parameters()) == pruner.params[1]
+    best = torch.load(tmp_path / "runs" / "train" / "weights" / "last.pt", weights_only=False)
+    names = {n for n, _ in best["model"].named_modules()}
+    assert not set(removed) & names

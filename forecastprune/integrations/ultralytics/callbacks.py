@@ -71,6 +71,9 @@ class UltralyticsPruner:
         auto_options: options of the ``auto`` timing (``window``, ``tolerance``, ...).
         uncertainty: prune only channels whose forecast upper bound is below the cut too.
         overwrite: replace an existing store at ``store_path``.
+        blocks: also remove whole residual blocks (C3/C2f/C3k2 bottlenecks) at the prune point,
+            a :class:`~forecastprune.engine.block_rule.BlockSpec` applied to the same forecast;
+            the EMA model loses the same blocks. None: channels only.
 
     Raises:
         ConfigError / ForecasterError / PruningError: on invalid settings (before training).
@@ -90,8 +93,14 @@ class UltralyticsPruner:
         auto_options: dict[str, Any] | None = None,
         uncertainty: bool = False,
         overwrite: bool = False,
+        blocks: Any = None,
     ) -> None:
+        from ...engine.block_rule import BlockSpec
         from ...forecasters import get_forecaster
+
+        if blocks is not None and not isinstance(blocks, BlockSpec):
+            raise ConfigError(f"blocks must be a BlockSpec (e.g. BlockSpec(count=2)) or None; "
+                              f"got {type(blocks).__name__}")
 
         get_forecaster(forecaster)  # a bad spec fails here, not after the first epochs
         MaskRule(ratio=ratio, min_keep=min_keep)
@@ -100,7 +109,7 @@ class UltralyticsPruner:
             "prune_at": RecordOnly() if prune_at is None else prune_at,
             "sparsity": sparsity, "policy": policy, "store_path": store_path,
             "record_every": record_every, "min_keep": min_keep, "auto_options": auto_options,
-            "uncertainty": uncertainty, "overwrite": overwrite,
+            "uncertainty": uncertainty, "overwrite": overwrite, "blocks": blocks,
         }
         self.pruner: Any = None  # the EarlyPruner, built when training starts
         self.updates = 0
@@ -193,9 +202,14 @@ class UltralyticsPruner:
             hook.remove()
         # keep counting updates (no more L1): ``updates`` then says how long the run really was
         self._hooks = [optimizer.register_step_post_hook(self._after_step)]
-        ema_model = saveable(trainer.ema.ema, prune_model(
-            trainer.ema.ema, self.pruner.last_mask.decision, self.pruner.example_inputs,
-            plan=self.pruner.plan))
+        ema_cut = prune_model(trainer.ema.ema, self.pruner.last_mask.decision,
+                              self.pruner.example_inputs, plan=self.pruner.plan)
+        blocks = self.pruner.prune_info.get("blocks") or ()
+        if blocks:
+            from ...engine.block_surgery import prune_blocks
+
+            ema_cut = prune_blocks(ema_cut, blocks, self.pruner.example_inputs)
+        ema_model = saveable(trainer.ema.ema, ema_cut)
         # ModelEMA copies the model it is given, freezes it and puts it in eval mode
         ema = type(trainer.ema)(ema_model, updates=trainer.ema.updates)
         ema.enabled = trainer.ema.enabled
