@@ -116,13 +116,9 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
                                  param_hint="--out")
     blocks = _block_spec(n_blocks, block_ratio, block_reduce)
     if ultralytics_ckpt is not None:
-        if blocks is not None:
-            raise click.BadParameter("block removal from ultralytics checkpoints is not wired "
-                                     "into this command yet; use it on zoo models, or the "
-                                     "library's prune_blocks", param_hint="--blocks")
         _refuse_zoo_options(model_name, checkpoint, random_init, input_shape)
         _prune_ultralytics(ultralytics_ckpt, store_path, spec, ratio, policy, cutoff, min_keep,
-                           out_path, overwrite, plugin_paths)
+                           out_path, overwrite, plugin_paths, blocks)
         return
     shape = _shape(input_shape)
     import torch  # heavy imports only once the arguments are sound
@@ -184,7 +180,7 @@ def _refuse_zoo_options(model_name: str | None, checkpoint: Path | None, random_
 
 def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str, ratio: float,
                        policy: str, cutoff: str, min_keep: int, out_path: Path,
-                       overwrite: bool, plugin_paths: Sequence[Path]) -> None:
+                       overwrite: bool, plugin_paths: Sequence[Path], blocks: Any = None) -> None:
     """The same prune on an ultralytics checkpoint, written as an ultralytics checkpoint."""
     from ..forecasters import load_plugins
     from ..integrations.ultralytics import prune_ultralytics_checkpoint
@@ -196,10 +192,12 @@ def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str, rat
         load_plugins(path)
     done = prune_ultralytics_checkpoint(checkpoint, store_path, out_path, forecaster=spec,
                                         cutoff=cutoff, ratio=ratio, policy=policy,
-                                        min_keep=min_keep, overwrite=overwrite)
+                                        min_keep=min_keep, overwrite=overwrite, blocks=blocks)
     click.echo(f"{checkpoint}: fitted on the history up to step {done.cutoff_step}, predicting "
                f"step {done.target_step}; policy {policy}: params {done.params_before:,} → "
                f"{done.params_after:,}")
+    if blocks is not None:
+        click.echo(f"removed residual blocks: {', '.join(done.blocks) or 'none'}")
     click.echo(f"wrote {done.path}")
 
 
