@@ -10,7 +10,9 @@ random and seeded: the *shape* of the cut is measured, not its accuracy):
   blocks-only model's (within 0.5 %, else the closest of 10 tries);
 * **both** — ``f / 2`` of the blocks removed, then channels bisected to the same MACs.
 
-``f`` is 0.5 and 1.0 (``--fractions``): half of the blocks, and every removable block.
+``f`` is 0.5 and 1.0 (``--fractions``): half of the blocks, and every removable block. Channel
+counts are kept as they fall (``--round-to 1``) or rounded up to multiples of 8
+(``--round-to 8``, the CPU-friendly setting of ``bench_engine.py``).
 
 Each row reports params, conv/linear MACs, fused CPU latency and the *latency/MAC ratio*:
 (latency speedup) ÷ (MAC reduction), 1.0 meaning the latency falls as much as the MACs.
@@ -87,19 +89,21 @@ def build(name: str) -> tuple[nn.Module, int]:
 def remove_blocks(model: nn.Module, fraction: float, seed: int = 0) -> nn.Module:
     """A copy without ``fraction`` of the removable blocks, picked at random (seeded)."""
     plan = plan_blocks(model, SMALL)
-    n = int(round(fraction * len(plan.blocks)))
+    n = round(fraction * len(plan.blocks))
     chosen = np.random.default_rng(seed).permutation(len(plan.blocks))[:n]
     return prune_blocks(model, [plan.blocks[i].name for i in chosen], SMALL, plan)
 
 
-def channels_to(model: nn.Module, target: float, x: torch.Tensor) -> tuple[nn.Module, float]:
+def channels_to(model: nn.Module, target: float, x: torch.Tensor, round_to: int = 1,
+                ) -> tuple[nn.Module, float]:
     """The grouped channel cut of ``model`` whose MACs (at ``x``) are closest to ``target``."""
     plan = plan_channels(model, SMALL, policy="grouped")
     scores = np.random.default_rng(0).random(plan.layout.total)
     low, high, best = 0.0, 0.95, (np.inf, model, 0.0)
     for _ in range(10):
         ratio = (low + high) / 2
-        cut = prune_model(model, select_channels(scores, plan, ratio=ratio), SMALL, plan)
+        decision = select_channels(scores, plan, ratio=ratio, round_to=round_to)
+        cut = prune_model(model, decision, SMALL, plan)
         macs = count_macs(cut, x)
         if abs(macs - target) < best[0]:
             best = (abs(macs - target), cut, ratio)
@@ -130,7 +134,7 @@ def fuse(model: nn.Module, detector: bool) -> nn.Module:
     return model
 
 
-def rows_for(name: str, repeats: int, fractions: list[float]) -> list[dict]:
+def rows_for(name: str, repeats: int, fractions: list[float], round_to: int) -> list[dict]:
     model, size = build(name)
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2))
     macs0, params0 = count_macs(model, x), count_params(model)
@@ -138,9 +142,10 @@ def rows_for(name: str, repeats: int, fractions: list[float]) -> list[dict]:
     for fraction in fractions:
         blocks = remove_blocks(model, fraction)
         target = count_macs(blocks, x)
-        variants[fraction, "channels"] = channels_to(model, target, x)
+        variants[fraction, "channels"] = channels_to(model, target, x, round_to)
         variants[fraction, "blocks"] = (blocks, 0.0)
-        variants[fraction, "both"] = channels_to(remove_blocks(model, fraction / 2), target, x)
+        variants[fraction, "both"] = channels_to(remove_blocks(model, fraction / 2), target, x,
+                                                 round_to)
     detector = name in DETECTORS
     fused = [fuse(m, detector) for m in (model, *(v[0] for v in variants.values()))]
     # every cut is timed interleaved with the original, in one loop
@@ -151,6 +156,7 @@ def rows_for(name: str, repeats: int, fractions: list[float]) -> list[dict]:
         macs = count_macs(cut, x)
         rows.append({
             "model": name, "size": size, "fraction": fraction, "kind": kind,
+            "round_to": round_to,
             "channel_ratio": ratio,
             "blocks_removed": len(getattr(cut, "forecastprune_surgery").blocks),
             "params0": params0, "params": count_params(cut), "macs0": macs0, "macs": macs,
@@ -180,12 +186,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--fractions", default="0.5,1.0",
                         help="fractions of the removable blocks the blocks-only cut removes")
+    parser.add_argument("--round-to", type=int, default=1,
+                        help="kept channels per layer rounded up to a multiple of this (8 suits "
+                             "CPU kernels, see bench_engine.py)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows: list[dict] = []
     for name in (n for n in args.models.split(",") if n):
-        rows += rows_for(name, args.repeats, [float(f) for f in args.fractions.split(",")])
+        fractions = [float(f) for f in args.fractions.split(",")]
+        rows += rows_for(name, args.repeats, fractions, args.round_to)
         print(f"{name} done", file=sys.stderr, flush=True)
     print(table(rows))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
