@@ -158,7 +158,7 @@ def rows_for(name: str, repeats: int, fractions: list[float], round_to: int) -> 
             "model": name, "size": size, "fraction": fraction, "kind": kind,
             "round_to": round_to,
             "channel_ratio": ratio,
-            "blocks_removed": len(getattr(cut, "forecastprune_surgery").blocks),
+            "blocks_removed": len(cut.forecastprune_surgery.blocks),
             "params0": params0, "params": count_params(cut), "macs0": macs0, "macs": macs,
             "ms0": 1e3 * times[0], "ms": 1e3 * seconds,
             "ratio": (times[0] / seconds) / (macs0 / macs),

@@ -56,7 +56,7 @@ def options(variant: str, channel_ratio: float) -> dict:
     return {**common, "ratio": channel_ratio / 2, "blocks": BlockSpec(ratio=0.5)}
 
 
-def run(variant: str, epochs: int, root: Path, channel_ratio: float) -> dict:
+def run(variant: str, epochs: int, root: Path, channel_ratio: float, seed: int) -> dict:
     data = root / "data" / "data.yaml"
     if not data.exists():
         data = make_shapes_dataset(root / "data", n_train=256, n_val=64, imgsz=64)
@@ -64,18 +64,19 @@ def run(variant: str, epochs: int, root: Path, channel_ratio: float) -> dict:
     with offline():
         from ultralytics import YOLO
 
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         model = YOLO("yolov8n.yaml")
         pruner = attach(model, **options(variant, channel_ratio))
         model.train(data=str(data), epochs=epochs, imgsz=64, batch=16, nbs=16, workers=0,
-                    plots=False, device="cpu", amp=False, seed=0, deterministic=True,
-                    verbose=False, project=str(root / "runs"), name=variant, exist_ok=True)
+                    plots=False, device="cpu", amp=False, seed=seed, deterministic=True,
+                    verbose=False, project=str(root / "runs"), name=f"{variant}-{seed}",
+                    exist_ok=True)
     trainer = model.trainer
     final = trainer.ema.ema.float()
     x = torch.zeros(1, 3, 64, 64)
     metrics = trainer.metrics
     return {
-        "variant": variant, "epochs": epochs, "pruned_at": pruner.pruned_at,
+        "variant": variant, "epochs": epochs, "seed": seed, "pruned_at": pruner.pruned_at,
         "blocks": (pruner.pruner.prune_info or {}).get("blocks", []) if pruner.pruner else [],
         "params": count_params(final), "macs": count_macs(final, x),
         "map50": float(metrics.get("metrics/mAP50(B)", float("nan"))),
@@ -90,11 +91,12 @@ def main() -> None:
     parser.add_argument("--variant", choices=VARIANTS, required=True)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--channel-ratio", type=float, default=0.10)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    row = run(args.variant, args.epochs, args.root, args.channel_ratio)
+    row = run(args.variant, args.epochs, args.root, args.channel_ratio, args.seed)
     print(json.dumps(row))
     if args.json:
         args.json.write_text(json.dumps(row))
