@@ -60,8 +60,9 @@ def test_yolo11_attention_block_is_reported_not_removed():
 
 @pytest.mark.slow
 def test_attach_removes_blocks_in_a_real_training_run(tmp_path):
-    """A short yolov8n run (3 epochs of 4 updates) on generated shapes: the trainer's model and its EMA lose the same
-    bottlenecks at the prune point, training and validation go on, the checkpoint pickles."""
+    """A short yolov8n run (3 epochs of 4 updates) on generated shapes: the trainer's model and
+    its EMA lose the same bottlenecks at the prune point, training and validation go on, the
+    checkpoint pickles."""
     from forecastprune.engine.block_rule import BlockSpec
     from forecastprune.integrations.ultralytics import attach, make_shapes_dataset, offline
 
