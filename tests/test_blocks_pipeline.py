@@ -52,7 +52,7 @@ def test_early_pruner_removes_the_blocks_the_forecast_picks_and_resumes(tmp_path
                                  BlockSpec(count=2)).removed
     assert set(record.blocks) == set(expected) == set(pruner.prune_info["blocks"])
     state = pruner.state_dict()
-    model2, optimizer2, resumed, _ = _setup(tmp_path, "g2.fpstore")
+    _, _, resumed, _ = _setup(tmp_path, "g2.fpstore")
     resumed.load_state_dict(state)
     resumed.model.load_state_dict(new_model.state_dict())
     x = split.x_train[:4]

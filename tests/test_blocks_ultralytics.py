@@ -64,7 +64,11 @@ def test_attach_removes_blocks_in_a_real_training_run(tmp_path):
     its EMA lose the same bottlenecks at the prune point, training and validation go on, the
     checkpoint pickles."""
     from forecastprune.engine.block_rule import BlockSpec
-    from forecastprune.integrations.ultralytics import attach, make_shapes_dataset, offline
+    from forecastprune.integrations.ultralytics import (
+        attach,
+        make_shapes_dataset,
+        offline,
+    )
 
     data = make_shapes_dataset(tmp_path / "data", n_train=32, n_val=8, imgsz=64)
     with offline():
