@@ -297,3 +297,27 @@ def test_prune_command_takes_an_ultralytics_checkpoint(run, tmp_path):
     no_store = CliRunner().invoke(cli, ["prune", "--ultralytics", str(source),
                                         "--out", str(tmp_path / "y.pt")])
     assert no_store.exit_code == 2 and "pass --store" in no_store.output
+
+
+@needs_ultralytics
+def test_prune_checkpoint_removes_blocks_too(run, tmp_path):
+    from click.testing import CliRunner
+
+    from forecastprune.cli import cli
+
+    source = run["root"] / "runs" / "train" / "weights" / "epoch0.pt"
+    out = tmp_path / "shallow.pt"
+    args = ["prune", "--ultralytics", str(source), "--store", str(run["pruner"].store_path),
+            "--forecaster", "sma", "--cutoff", "0.2", "--ratio", "0.2", "--blocks", "2",
+            "--out", str(out)]
+    with offline():
+        done = CliRunner().invoke(cli, args)
+        assert done.exit_code == 0, done.output
+        from ultralytics import YOLO
+
+        loaded = YOLO(str(out))
+        names = {n for n, _ in loaded.model.named_modules()}
+        removed = torch.load(out, weights_only=False)["forecastprune"]["blocks"]
+        assert len(removed) == 2 and not set(removed) & names
+        assert f"removed residual blocks: {', '.join(removed)}" in done.output
+        loaded.predict(torch.zeros(1, 3, 64, 64), verbose=False)

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..compare.settings import ReplaySettings
 from ..engine.spec import PruneKeys, PruneSpec
 from ..errors import ForecastPruneError
-from .spec_options import spec_options
+from .spec_options import block_options, block_spec_from_flags, spec_options
 
 #: prune settings a replay does not use: it scores at ratios, and without intervals
 NOT_REPLAYED = ("threshold", "uncertainty", "coverage")
@@ -46,6 +46,9 @@ class CompareConfig(PruneKeys):
     eps: float = _REPLAY.eps
     timeout: float | None = _REPLAY.timeout
     eb_spacing: int | None = _REPLAY.eb_spacing
+    blocks: int | None = None
+    block_ratio: float | None = None
+    block_reduce: str | None = None  # None: BlockSpec's default
     plugins: tuple[str, ...] = ()
     json: str | None = None
     csv: str | None = None
@@ -75,6 +78,7 @@ Example:
               f"0: no limit. [default: {_REPLAY.timeout:g}]")
 @click.option("--eb-spacing", type=int, help="Steps between Early-Bird masks "
               "[default: one epoch, else 5% of the run].")
+@block_options
 @click.option("--plugins", multiple=True, type=click.Path(path_type=str),
               help="Forecaster plugin file or folder; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=str),
@@ -167,12 +171,18 @@ def _settings(config: CompareConfig) -> ReplaySettings:
         settings = ReplaySettings(
             cutoffs=config.cutoffs, spec=spec, ratios=config.ratio, eps=config.eps,
             timeout=config.timeout or None,  # 0 (or null in the config): no limit
-            eb_spacing=config.eb_spacing,
+            eb_spacing=config.eb_spacing, blocks=_block_spec(config),
         )
         settings.validate()
     except ForecastPruneError as exc:
         raise ConfigError(str(exc)) from None
     return settings
+
+
+def _block_spec(config: CompareConfig) -> Any:
+    """The block settings when --blocks or --block-ratio is given (judged with bIoU, needs the
+    store's model in the zoo), else None."""
+    return block_spec_from_flags(config.blocks, config.block_ratio, config.block_reduce)
 
 
 def _load_plugins(paths: tuple[str, ...], timeout: float | None) -> None:

@@ -17,7 +17,7 @@ import click
 
 from ..errors import ConfigError, ForecastPruneError
 from ._common import announce_slow, limit, timeout_option
-from .spec_options import spec_from_flags, spec_options
+from .spec_options import block_options, block_spec_from_flags, spec_from_flags, spec_options
 
 #: the largest example input accepted for tracing (elements): 1×3×2048×2048
 MAX_INPUT_ELEMENTS = 3 * 2048 * 2048
@@ -62,6 +62,7 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--cutoff", default="1.0", show_default=True,
               help="History the forecaster sees: a fraction of the run in (0, 1] (1.0: the "
                    "whole recording) or step:N.")
+@block_options
 @click.option("--input-shape", default=None,
               help="Example input shape N,C,H,W for tracing (default: from the store's "
                    "metadata, else one 8x8 digits image).")
@@ -79,17 +80,22 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
           store_path: Path | None, spec: str, cutoff: str, input_shape: str | None,
           ultralytics_ckpt: Path | None, out_path: Path, overwrite: bool,
-          plugin_paths: Sequence[Path], timeout: float, **settings: Any) -> None:
+          plugin_paths: Sequence[Path], timeout: float, blocks: int | None,
+          block_ratio: float | None, block_reduce: str | None, **settings: Any) -> None:
     """Prune a model early from forecasts of its BN γ, and save the smaller model.
 
     Fits the forecaster on the |γ| history up to --cutoff, predicts every channel's final γ,
     prunes the lowest --ratio of the prunable channels and prints params/MACs before → after.
-    The output reloads with forecastprune.engine.load_pruned(PATH).
+    With --blocks N or --block-ratio R the same forecast also removes whole residual blocks
+    (depth pruning; --ratio 0 for blocks only). The output reloads with
+    forecastprune.engine.load_pruned(PATH).
 
     \b
     Example:
       forecastprune prune --store runs/dk/gammas.fpstore --checkpoint runs/dk/model.pt \\
           --forecaster sma --cutoff 0.3 --ratio 0.5 --policy grouped --out pruned.pt
+      forecastprune prune --store runs/dk/gammas.fpstore --checkpoint runs/dk/model.pt \\
+          --cutoff 0.3 --ratio 0 --blocks 2 --out shallower.pt
       forecastprune prune --ultralytics runs/detect/train/weights/best.pt \\
           --store runs/yolo-gammas.fpstore --cutoff 0.3 --policy grouped --out best-pruned.pt
     """
@@ -102,10 +108,11 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
     if out_path.exists() and not overwrite:
         raise click.BadParameter(f"{out_path} exists; pass --overwrite to replace it",
                                  param_hint="--out")
+    block_spec = block_spec_from_flags(blocks, block_ratio, block_reduce)
     if ultralytics_ckpt is not None:
         _refuse_zoo_options(model_name, checkpoint, random_init, input_shape)
         _prune_ultralytics(ultralytics_ckpt, store_path, spec, prune_spec, cutoff, out_path,
-                           overwrite, plugin_paths, limit(timeout))
+                           overwrite, plugin_paths, limit(timeout), block_spec)
         return
     shape = _shape(input_shape)
     import torch  # heavy imports only once the arguments are sound
@@ -128,10 +135,15 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
         example = torch.zeros(shape or example_input_shape(store.metadata))
         announce_slow(forecaster, store.layout.total, timeout)
         done = prune_from_store(model, store, forecaster, cutoff=cutoff, spec=prune_spec,
-                                example_inputs=example, isolate=True, timeout=limit(timeout))
+                                example_inputs=example, isolate=True, timeout=limit(timeout),
+                                blocks=block_spec)
         total = store.layout.total
     save_pruned(done.model, out_path, builder=name, kwargs=kwargs, overwrite=overwrite)
     _report(name, done, prune_spec.policy, total)
+    if done.blocks is not None:
+        removed = ", ".join(done.blocks.removed) or "none"
+        click.echo(f"removed {done.blocks.n_removed} of {len(done.blocks.scores)} removable "
+                   f"residual blocks ({block_spec.reduction} predicted |γ|): {removed}")
     click.echo(compare_stats(model_stats(model, example), model_stats(done.model, example)))
     click.echo(f"wrote {out_path}")
 
@@ -159,7 +171,8 @@ def _refuse_zoo_options(model_name: str | None, checkpoint: Path | None, random_
 
 def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str,
                        prune_spec: Any, cutoff: str, out_path: Path, overwrite: bool,
-                       plugin_paths: Sequence[Path], timeout: float | None) -> None:
+                       plugin_paths: Sequence[Path], timeout: float | None,
+                       blocks: Any = None) -> None:
     """The same prune on an ultralytics checkpoint, written as an ultralytics checkpoint."""
     from ..forecasters import load_plugins
     from ..integrations.ultralytics import prune_ultralytics_checkpoint
@@ -171,11 +184,14 @@ def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str,
     for path in plugin_paths:
         load_plugins(path, timeout=timeout)
     done = prune_ultralytics_checkpoint(checkpoint, store_path, out_path, forecaster=spec,
-                                        cutoff=cutoff, spec=prune_spec, overwrite=overwrite)
+                                        cutoff=cutoff, spec=prune_spec, overwrite=overwrite,
+                                        blocks=blocks)
     click.echo(f"{checkpoint}: fitted on the history up to step {done.cutoff_step}, predicting "
                f"step {done.target_step}; policy {prune_spec.policy}: params "
                f"{done.params_before:,} → "
                f"{done.params_after:,}")
+    if blocks is not None:
+        click.echo(f"removed residual blocks: {', '.join(done.blocks) or 'none'}")
     click.echo(f"wrote {done.path}")
 
 

@@ -93,6 +93,41 @@ def spec_from_flags(flags: dict[str, Any], base: PruneSpec | None = None,
         raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
+def block_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--blocks``, ``--block-ratio`` and ``--block-reduce`` (depth pruning, defaults None:
+    no block goes; :func:`block_spec_from_flags` reads them)."""
+    options = [
+        click.option("--blocks", "blocks", type=click.IntRange(0, None), default=None,
+                     help="Also remove this many residual blocks whole (depth pruning): those "
+                          "whose scoring BN has the lowest predicted |γ|."),
+        click.option("--block-ratio", type=click.FloatRange(0.0, 1.0), default=None,
+                     help="Like --blocks, as a fraction of the removable blocks."),
+        click.option("--block-reduce", type=click.Choice(["mean", "max"]), default=None,
+                     help="A block's score from its scoring BN's predicted |γ|. "
+                          "[default: mean]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def block_spec_from_flags(count: int | None, ratio: float | None, reduce: str | None) -> Any:
+    """The :class:`~forecastprune.engine.block_rule.BlockSpec` the block flags describe, or
+    None when no block is to go.
+
+    Raises:
+        click.BadParameter: for both ``--blocks`` and ``--block-ratio``.
+    """
+    if count is not None and ratio is not None:
+        raise click.BadParameter("give --blocks N or --block-ratio R, not both",
+                                 param_hint="--blocks")
+    if count is None and ratio is None:
+        return None
+    from ..engine.block_rule import BlockSpec
+
+    return BlockSpec(count=count, ratio=ratio, **({"reduction": reduce} if reduce else {}))
+
+
 def spec_defaults() -> dict[str, Any]:
     """Every setting's default (what a command uses when nothing is given)."""
     return dataclasses.asdict(PruneSpec())

@@ -60,6 +60,7 @@ class ReplayResult:
         early_bird: per ratio, the Early-Bird point of the naive masks.
         eps: the absolute collapsed-set threshold; ``collapsed_fraction``: the share of
             prunable channels below it.
+        block_oracle: the residual blocks the final |γ| removes (when blocks are judged).
         warnings: notes for the reader (skipped forecasters, collapsed cuts, failures).
         seconds: the replay's wall time.
     """
@@ -82,6 +83,7 @@ class ReplayResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     judge: Judge | None = field(default=None, repr=False)
+    block_oracle: tuple[str, ...] | None = None
 
     def rows_for(self, ratio: float, cutoff: Cutoff | None = None) -> list[Row]:
         return [r for r in self.rows
@@ -220,6 +222,16 @@ def plan_like_prune(store: Any, spec: PruneSpec) -> tuple[Any, PruneSpec, str]:
         return store.layout, spec.replace(policy="none"), note
 
 
+def _block_judge(store: Any, oracle_scores: np.ndarray, settings: ReplaySettings) -> Any:
+    """The block judge when the settings ask for block decisions, else None."""
+    if settings.blocks is None:
+        return None
+    from .blocks import BlockJudge, store_block_plan
+
+    return BlockJudge.build(store_block_plan(store), store.layout, oracle_scores,
+                            settings.blocks)
+
+
 # ------------------------------------------------------------------------------ replay
 def replay(
     store: Any,
@@ -262,7 +274,8 @@ def replay(
     oracle_scores = np.abs(np.asarray(gammas[-1], dtype=np.float64))
     plan, spec, policy_note = plan_like_prune(store, settings.spec)
     settings = replace(settings, spec=spec)
-    judge = Judge.build(plan, oracle_scores, settings)
+    judge = Judge.build(plan, oracle_scores, settings,
+                        blocks=_block_judge(store, oracle_scores, settings))
     _check_oracle_prunes(judge)
     rows = _run_all(forecasters, steps, gammas, cutoffs, judge, clock, progress)
     result = ReplayResult(
@@ -272,6 +285,7 @@ def replay(
         requested=requested, rows=rows, oracle=judge.oracle,
         early_bird=judge.early_birds(steps, gammas, spacing),
         eps=judge.eps, collapsed_fraction=judge.collapsed_fraction, judge=judge,
+        block_oracle=judge.blocks.oracle if judge.blocks is not None else None,
     )
     result.warnings = notes + [n for n in (policy_note, clock_note) if n] + _warnings(
         result, store.metadata)

@@ -37,6 +37,9 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("MAE", "mae", ".4f"),
 )
 
+#: the column added when block decisions are judged (``ReplaySettings.blocks``)
+BLOCK_COLUMN = ("bIoU", "block_iou", ".3f")
+
 LEGEND = (
     "IoU: pruned set vs the oracle's; tIoU: the same with final |γ| < {eps:.3g} counted either "
     "way;\nprec/recall: of the predicted pruned set; Hamming: share of channels whose mask "
@@ -168,6 +171,12 @@ def _block(result: ReplayResult, ratio: float) -> str:
            f"{'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}" if oracle.pruned else
            "NO BEST MARKED: the oracle prunes nothing here, so every IoU of 1 is meaningless")
     )
+    if result.block_oracle is not None:
+        spec = result.settings.blocks
+        head += (f"\nblocks ({spec.reduction} |γ| of each block's scoring BN): the oracle "
+                 f"removes {len(result.block_oracle)} ({', '.join(result.block_oracle[:6])}"
+                 f"{'...' if len(result.block_oracle) > 6 else ''}); bIoU: each forecast's "
+                 "removed blocks vs these")
     if oracle.collapsed:
         head += (f"; even the oracle would empty {len(oracle.collapsed)} layer(s) "
                  f"({', '.join(oracle.collapsed)}), kept alive by min-keep")
@@ -176,21 +185,27 @@ def _block(result: ReplayResult, ratio: float) -> str:
     else:
         bird = (f"Early-Bird (naive masks every {eb.spacing} steps): step {eb.step} "
                 f"({eb.fraction:.0%} of the run), IoU there {eb.iou:.3f}")
-    header = ["cutoff", "forecaster"] + [c[0] for c in COLUMNS] + ["collapse", "seconds"]
+    columns = _columns(result)
+    header = ["cutoff", "forecaster"] + [c[0] for c in columns] + ["collapse", "seconds"]
     lines = [header]
     for cutoff in result.cutoffs:
         best = result.best(cutoff, ratio)
         for i, row in enumerate(result.rows_for(ratio, cutoff)):
             first = f"{cutoff.label} (step {cutoff.step})" if i == 0 else ""
-            lines.append([first, row.forecaster] + _cells(row, oracle.rank_by, best))
+            lines.append([first, row.forecaster] + _cells(row, oracle.rank_by, best, columns))
     return "\n".join([head, bird, "", _align(lines)])
 
 
-def _cells(row: Row, rank_by: str, best: str | None) -> list[str]:
+def _columns(result: ReplayResult) -> tuple[tuple[str, str, str], ...]:
+    return COLUMNS + ((BLOCK_COLUMN,) if result.block_oracle is not None else ())
+
+
+def _cells(row: Row, rank_by: str, best: str | None,
+           columns: tuple[tuple[str, str, str], ...] = COLUMNS) -> list[str]:
     if not row.ok:
-        return ["failed (see below)"] + [""] * (len(COLUMNS) + 1)
+        return ["failed (see below)"] + [""] * (len(columns) + 1)
     cells = []
-    for _, attr, fmt in COLUMNS:
+    for _, attr, fmt in columns:
         mark = "*" if attr == rank_by and row.forecaster == best else " "
         cells.append(_num(getattr(row, attr), fmt) + mark)
     return cells + [str(len(row.collapsed)), f"{row.seconds:.2f}"]
@@ -235,7 +250,9 @@ def to_json(result: ReplayResult) -> dict[str, Any]:
         "collapsed_below": result.eps,
         "collapsed_fraction": result.collapsed_fraction,
         "oracle": [_oracle(result, ratio) for ratio in result.settings.ratios],
-        "rows": [_row(result, row) | {"layer_pruned": list(row.layer_pruned)}
+        "block_oracle": list(result.block_oracle) if result.block_oracle is not None else None,
+        "rows": [_row(result, row) | {"layer_pruned": list(row.layer_pruned),
+                                      "block_iou": row.block_iou}
                  for row in result.rows],
         "warnings": result.warnings,
         "verdict": verdicts(result),
@@ -287,6 +304,8 @@ def _oracle(result: ReplayResult, ratio: float) -> dict[str, Any]:
 def _settings(result: ReplayResult) -> dict[str, Any]:
     """The settings used — the policy actually scored under included (see ``warnings``)."""
     settings = dict(vars(result.settings), spec=result.settings.spec.to_json())
+    if settings.get("blocks") is not None:
+        settings["blocks"] = dict(vars(settings["blocks"]))
     return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
 
 

@@ -57,6 +57,7 @@ class Row:
     error: str | None = None
     layer_pruned: tuple[int, ...] = ()
     note: str = ""
+    block_iou: float = math.nan
 
     @property
     def ok(self) -> bool:
@@ -107,6 +108,8 @@ class Judge:
         oracle: per ratio, the oracle's decision summary; ``oracle_masks``: its pruned sets.
         masks: per (forecaster, cutoff step, ratio), the pruned set each cell was scored on
             (bit-packed), so callers can check it against what ``prune`` cuts.
+        blocks: the block judge when block decisions are compared too (see
+            :mod:`~forecastprune.compare.blocks`), else None.
     """
 
     settings: ReplaySettings
@@ -119,9 +122,11 @@ class Judge:
     oracle: dict[float, OracleSummary] = field(default_factory=dict)
     oracle_masks: dict[float, np.ndarray] = field(default_factory=dict)
     masks: dict[tuple[str, int, float], np.ndarray] = field(default_factory=dict)
+    blocks: Any = None
 
     @classmethod
-    def build(cls, plan: Any, oracle_scores: np.ndarray, settings: ReplaySettings) -> Judge:
+    def build(cls, plan: Any, oracle_scores: np.ndarray, settings: ReplaySettings,
+              blocks: Any = None) -> Judge:
         """Decide the oracle's sets for every ratio.
 
         Args:
@@ -129,13 +134,16 @@ class Judge:
                 layout when every channel is prunable on its own (policy ``none``).
             oracle_scores: (C,) final |γ|.
             settings: ratios, floors, ε.
+            blocks: a :class:`~forecastprune.compare.blocks.BlockJudge` to score block
+                decisions too.
         """
         layout = getattr(plan, "layout", plan)
         prunable = np.asarray(getattr(plan, "prunable", np.ones(layout.total, dtype=bool)))
         effective = unit_scores(oracle_scores, plan, settings.spec.group_reduce)
         collapsed = metrics.collapsed_set(effective, settings.eps)
         eps = settings.eps * float(effective.max(initial=0.0))
-        judge = cls(settings, plan, prunable, oracle_scores, effective, eps, collapsed)
+        judge = cls(settings, plan, prunable, oracle_scores, effective, eps, collapsed,
+                    blocks=blocks)
         for ratio in settings.ratios:
             decision = judge.decide(oracle_scores, ratio)
             judge.oracle_masks[ratio] = decision.pruned
@@ -169,6 +177,7 @@ class Judge:
         live = self.prunable
         rho = metrics.spearman(pred[live], self.oracle_scores[live])
         error = metrics.mae(pred[live], self.oracle_scores[live])
+        blocks = self.blocks.iou(pred) if self.blocks is not None else math.nan
         rows = []
         for ratio in self.settings.ratios:
             decision, oracle = self.decide(pred, ratio), self.oracle_masks[ratio]
@@ -183,7 +192,7 @@ class Judge:
                 spearman=rho, mae=error, pruned=decision.n_pruned,
                 collapsed=decision.collapsed, seconds=outcome.seconds,
                 layer_pruned=tuple(r.pruned for r in decision.report),
-                note=outcome.note or "",
+                note=outcome.note or "", block_iou=blocks,
             ))
         return rows
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..engine.block_rule import BlockSpec
 from ..engine.spec import PruneSpec
 from ..errors import ConfigError, ForecastPruneError
 from ..isolation import DEFAULT_TIMEOUT, MAX_TIMEOUT
@@ -35,6 +36,9 @@ class ReplaySettings:
         eb_spacing: steps between Early-Bird masks (None: one epoch if the metadata has
             ``steps_per_epoch``, else 5 % of the run).
         isolation: ``process`` or ``thread`` (None: process where fork exists).
+        blocks: also judge which residual blocks each prediction removes (depth pruning,
+            :class:`~forecastprune.engine.block_rule.BlockSpec`); needs the store's model in
+            the zoo. None: channels only.
     """
 
     cutoffs: tuple[float | str, ...] = DEFAULT_CUTOFFS
@@ -44,6 +48,7 @@ class ReplaySettings:
     timeout: float | None = DEFAULT_TIMEOUT
     eb_spacing: int | None = None
     isolation: str | None = None
+    blocks: BlockSpec | None = None
 
     @property
     def scored_ratios(self) -> tuple[float, ...]:
@@ -89,5 +94,8 @@ class ReplaySettings:
                             f"{self.eb_spacing}")
         if self.isolation not in (None, *ISOLATIONS):
             problems.append(f"isolation must be one of {ISOLATIONS}; got {self.isolation!r}")
+        if self.blocks is not None and not isinstance(self.blocks, BlockSpec):
+            problems.append(f"blocks must be a BlockSpec or None; got "
+                            f"{type(self.blocks).__name__}")
         if problems:
             raise ConfigError("; ".join(problems))

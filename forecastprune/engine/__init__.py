@@ -9,6 +9,10 @@
 * :func:`prune_model` (``surgery``) cuts a copy of the model, folding β into the next layers;
 * :func:`rebuild_optimizer` (``optim``) carries an optimizer over to the pruned model;
 * :func:`save_pruned` / :func:`load_pruned` (``persist``) store a pruned model without pickles;
+* :func:`plan_blocks` (``blocks``) finds the residual blocks that can be removed whole,
+  :func:`select_blocks` (``block_rule``, with :class:`BlockSpec`) picks them from scores and
+  :func:`prune_blocks` (``block_surgery``) removes them — depth pruning, composable with the
+  channel cut;
 * :func:`model_stats` / :func:`compare_stats` (``stats``) report params, MACs and latency
   (:func:`count_params`, :func:`count_macs`, :func:`measure_latencies`).
 
@@ -35,6 +39,14 @@ _LAZY = {
     "rebuild_optimizer": "optim",
     "save_pruned": "persist",
     "load_pruned": "persist",
+    "plan_blocks": "blocks",
+    "BlockPlan": "blocks",
+    "Block": "blocks",
+    "BlockSpec": "block_rule",
+    "BlockDecision": "block_rule",
+    "block_scores": "block_rule",
+    "select_blocks": "block_rule",
+    "prune_blocks": "block_surgery",
     "model_stats": "stats",
     "count_macs": "stats",
     "count_params": "stats",

@@ -3,14 +3,16 @@
 A pruned model's architecture is no longer what its builder makes, so a bare state dict cannot
 be loaded into a fresh model. The file therefore holds, next to the state dict, a small JSON
 **channel plan**: the zoo builder's name and keyword arguments, the kept channel indices of every
-cut BN (relative to the model as first built), the example input shape and whether β was folded.
-Loading rebuilds the model from the zoo, replays the surgery with that plan (same architecture,
-including any bias the compensation created) and then loads the weights.
+cut BN (relative to the model as first built), the example input shape, whether β was folded
+and the residual blocks removed whole (if any). Loading rebuilds the model from the zoo, replays
+the surgery with that plan — blocks first, then channels of the BNs that remain, which gives the
+same architecture whichever order they were cut in, including any bias the compensation
+created — and then loads the weights.
 
 File layout (one ``torch.save`` of plain containers, read back with ``weights_only=True``, so
 loading never unpickles arbitrary objects)::
 
-    {"format": "forecastprune.pruned-model", "version": 1,
+    {"format": "forecastprune.pruned-model", "version": 1 (2 when blocks were removed),
      "plan": "<JSON text>", "state_dict": {name: tensor, ...}}
 
 Writes are atomic (temp file + ``os.replace``). Models from outside the zoo can be saved once
@@ -30,14 +32,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._util import atomic_write_bytes
 from ..errors import PruningError
 from ..core.bn_layers import unwrap_model
 from .._util import atomic_write_bytes
 from .surgery import keep_masks, prune_model, surgery_record
 
 FORMAT_TAG = "forecastprune.pruned-model"
-#: bumped whenever an older reader would misread a newer file
-FORMAT_VERSION = 1
+#: bumped whenever an older reader would misread a newer file (2: the plan lists removed blocks;
+#: files without removed blocks are still written as 1)
+FORMAT_VERSION = 2
 
 
 def save_pruned(
@@ -82,7 +86,8 @@ def save_pruned(
                            f"dicts); {exc}") from exc
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT_TAG, "version": FORMAT_VERSION, "plan": text,
+    version = 2 if plan.get("blocks") else 1
+    torch.save({"format": FORMAT_TAG, "version": version, "plan": text,
                 "state_dict": state}, buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buffer.getvalue())
@@ -107,9 +112,7 @@ def load_pruned(path: str | Path) -> nn.Module:
     from ..zoo import build_model  # the zoo imports model modules lazily
 
     model = build_model(plan["builder"], **plan["kwargs"])
-    masks = kept_masks(plan["keep"], plan["sizes"], where=str(path))
-    example = torch.zeros(plan["input_shape"])
-    pruned = prune_model(model, masks, example, compensate=plan["compensated"])
+    pruned = replay(model, plan, where=str(path))
     try:
         pruned.load_state_dict(raw["state_dict"], strict=True)
     except RuntimeError as exc:
@@ -118,6 +121,38 @@ def load_pruned(path: str | Path) -> nn.Module:
             f"({str(exc).splitlines()[0]}); was the zoo model {plan['builder']!r} changed?"
         ) from exc
     return pruned
+
+
+def replay(model: nn.Module, plan: Mapping[str, Any], where: str = "the channel plan"
+           ) -> nn.Module:
+    """Cut a freshly built ``model`` as ``plan`` says: removed blocks first, then channels.
+
+    Args:
+        model: the model as its builder makes it.
+        plan: a channel plan as :func:`save_pruned` writes it (``blocks`` optional).
+        where: what the plan came from, for messages.
+
+    Returns:
+        The cut model (weights as built; load the saved state dict into it).
+    """
+    example = torch.zeros(plan["input_shape"])
+    blocks = plan.get("blocks") or []
+    if blocks:
+        if not isinstance(blocks, list) or not all(isinstance(b, str) for b in blocks):
+            raise PruningError(f"{where}: the plan's removed blocks must be a list of module "
+                               "names; it is damaged, save the model again")
+        from .block_surgery import (
+            prune_blocks,  # blocks import the tracer: only when needed
+        )
+
+        model = prune_blocks(model, blocks, example, verify=False)
+    masks = kept_masks(plan["keep"], plan["sizes"], where=where)
+    # BNs cut before their block was removed went with the block
+    masks = {name: mask for name, mask in masks.items()
+             if not any(name.startswith(block + ".") for block in blocks)}
+    if not masks:
+        return model
+    return prune_model(model, masks, example, compensate=plan["compensated"])
 
 
 def kept_masks(keep: Mapping[str, Any], sizes: Mapping[str, int],
@@ -186,6 +221,7 @@ def _plan(model: nn.Module, builder: str, kwargs: Mapping[str, Any] | None,
         "sizes": {n: int(s) for n, s in sizes.items()},
         "input_shape": [int(n) for n in shape],
         "compensated": bool(record.compensated) if record is not None else True,
+        **({"blocks": list(record.blocks)} if record is not None and record.blocks else {}),
     }
 
 

@@ -58,6 +58,8 @@ class SurgeryRecord:
             so a dead input model's parameters never match a newer object that reuses its id.
         kept: new parameter name -> per dimension, the original indices kept (None where the
             dimension was not cut).
+        blocks: residual blocks removed whole (:mod:`~forecastprune.engine.block_surgery`),
+            by module name, in the order they were removed.
     """
 
     keep: dict[str, np.ndarray]
@@ -66,6 +68,7 @@ class SurgeryRecord:
     compensated: bool
     sources: dict[str, weakref.ref[nn.Parameter]]
     kept: dict[str, tuple[np.ndarray | None, ...]]
+    blocks: tuple[str, ...] = ()
 
     def __getstate__(self) -> dict[str, Any]:
         # frameworks pickle whole models into checkpoints (ultralytics does); weak references
@@ -164,6 +167,7 @@ def _record(model: nn.Module, new: nn.Module, masks: dict[str, np.ndarray], exam
     return SurgeryRecord(
         keep=keep, sizes=sizes, input_shapes=shapes,
         compensated=compensate or (previous is not None and previous.compensated),
+        blocks=previous.blocks if previous is not None else (),
         **_param_map(model, new, tracker),
     )
 

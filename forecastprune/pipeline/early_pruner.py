@@ -110,6 +110,9 @@ class EarlyPruner:
             stepped per iteration), stored for forecasters on the cumulative-LR time axis.
         metadata: extra store metadata (model name, seed, ...).
         overwrite: replace an existing store at ``store_path``.
+        blocks: also remove whole residual blocks at the prune point (depth pruning): a
+            :class:`~forecastprune.engine.block_rule.BlockSpec` (how many, and the mean or max
+            of each block's scoring-BN |γ|) applied to the same forecast; None: channels only.
 
     Raises:
         ConfigError: on an invalid ``prune_at``, ``total_steps`` or ``record_every``.
@@ -137,6 +140,7 @@ class EarlyPruner:
         lr_schedule: Any = None,
         metadata: dict[str, Any] | None = None,
         overwrite: bool = False,
+        blocks: Any = None,
     ) -> None:
         from ..engine.coupling import plan_channels
         from ..forecasters import get_forecaster
@@ -167,6 +171,13 @@ class EarlyPruner:
         self.recorder = self._make_recorder(inner, store_path, overwrite, lr_schedule, {
             "sparsity": sparsity, "steps_per_epoch": steps_per_epoch, **(metadata or {})})
         self.plan = plan_channels(inner, example_inputs, self.recorder.layout, policy=policy)
+        self.blocks = blocks
+        self.block_plan = None
+        self._pending_blocks: tuple[str, ...] = ()
+        if blocks is not None:
+            from ..engine.blocks import plan_blocks
+
+            self.block_plan = plan_blocks(inner, example_inputs, self.recorder.layout)
 
     def _make_recorder(self, inner: nn.Module, store_path: str | Path | None, overwrite: bool,
                        lr_schedule: Any, metadata: dict[str, Any]) -> Any:
@@ -222,7 +233,9 @@ class EarlyPruner:
             if isinstance(decision, str):
                 raise ConfigError(decision)
             if decision is not None:
-                self._prune(step, decision)
+                blocks = broadcast_object(self._pending_blocks if is_rank_zero() else None) \
+                    if self.blocks is not None else ()
+                self._prune(step, decision, tuple(blocks))
         return self.model, self.optimizer
 
     # ---------------------------------------------------------------- deciding (rank 0)
@@ -249,6 +262,11 @@ class EarlyPruner:
         extra = {"confidence": lambda: self._confidence(step)} if (
             self.timing.needs_confidence) else {}
         fire = self.timing.observe(step, candidates, mask.ambiguous, **extra)
+        if fire and self.blocks is not None:
+            from ..engine.block_rule import select_blocks
+
+            self._pending_blocks = select_blocks(self.block_plan, mask.predicted,
+                                                 self.plan.layout, self.blocks).removed
         return mask.decision if fire else None
 
     def _confidence(self, step: int) -> Any:
@@ -276,18 +294,20 @@ class EarlyPruner:
         return forecast_mask(model, steps, gammas, self.total_steps, self.plan, self.spec, clock)
 
     # ---------------------------------------------------------------- pruning (every rank)
-    def _prune(self, step: int, decision: Any) -> None:
-        self._cut(decision)
+    def _prune(self, step: int, decision: Any, blocks: tuple[str, ...] = ()) -> None:
+        self._cut(decision, blocks)
         self.pruned_at = step
         self.fired_by = getattr(self.timing, "fired_by", None) or "fixed"
         # through JSON: plain Python types only, so checkpoints load with weights_only=True
         self.prune_info = json.loads(json.dumps(
-            {"step": step, "decision": decision.to_json(), "fired_by": self.fired_by},
+            {"step": step, "decision": decision.to_json(), "fired_by": self.fired_by,
+             "blocks": list(blocks)},
             default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
         self._close_recorder(keep_state=False)
 
-    def _cut(self, keep: Any) -> None:
-        """Swap in the smaller model without the channels ``keep`` drops, and its optimizer."""
+    def _cut(self, keep: Any, blocks: tuple[str, ...] = ()) -> None:
+        """Swap in the smaller model without the channels ``keep`` drops (and the residual
+        ``blocks``), and its optimizer."""
         from ..engine.optim import rebuild_optimizer
         from ..engine.surgery import prune_model
 
@@ -295,6 +315,12 @@ class EarlyPruner:
         smaller = prune_model(inner, keep, self.example_inputs, plan=self.plan)
         smaller.train(inner.training)
         self.optimizer = rebuild_optimizer(self.optimizer, smaller)
+        if blocks:
+            from ..engine.block_surgery import prune_blocks
+
+            # each cut's record points at the model it was cut from: rebuild once per cut
+            smaller = prune_blocks(smaller, blocks, self.example_inputs)
+            self.optimizer = rebuild_optimizer(self.optimizer, smaller)
         self.model = rewrap(self.model, smaller)
 
     def _make_timing(self, prune_at: Timing, auto: dict[str, Any]) -> PruneTiming:
@@ -361,6 +387,7 @@ class EarlyPruner:
             assert record is not None  # every pruned model comes from prune_model
             state["keep"] = {name: [int(i) for i in kept] for name, kept in record.keep.items()}
             state["sizes"] = {name: int(size) for name, size in record.sizes.items()}
+            state["blocks"] = list(record.blocks)
         else:
             state["recorder"] = self._recorder_state_now()
         return state
@@ -393,7 +420,7 @@ class EarlyPruner:
         from ..engine.persist import kept_masks
 
         self._close_recorder(keep_state=False)  # the store is complete; nothing more to record
-        self._cut(kept_masks(state["keep"], state["sizes"]))
+        self._cut(kept_masks(state["keep"], state["sizes"]), tuple(state.get("blocks", ())))
         self.pruned_at = int(state["pruned_at"])
 
     def _check_state(self, state: dict[str, Any]) -> None:

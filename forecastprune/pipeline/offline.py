@@ -3,6 +3,8 @@
 The same three steps the training pipeline takes at its prune point, started from a store on
 disk instead of a live run: the prediction path (:func:`forecastprune.predict.predict_store`),
 the shared :class:`~forecastprune.engine.spec.PruneSpec`, and the surgery on a copy of the model.
+With a :class:`~forecastprune.engine.block_rule.BlockSpec` the same prediction also picks the
+residual blocks to remove whole (depth pruning), after the channel cut.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engine.block_rule import BlockDecision, BlockSpec, select_blocks
+from ..engine.block_surgery import prune_blocks
+from ..engine.blocks import plan_blocks
 from ..engine.coupling import ChannelPlan, check_layout, plan_channels
 from ..engine.spec import PruneSpec
 from ..engine.surgery import prune_model
@@ -31,12 +36,14 @@ class OfflinePrune:
         plan: the channel plan the cut followed.
         decision: the engine's decision.
         prediction: the forecast the decision was made on.
+        blocks: the residual blocks removed (when a block spec was given), else None.
     """
 
     model: nn.Module
     plan: ChannelPlan
     decision: PruneDecision
     prediction: Prediction
+    blocks: BlockDecision | None = None
 
 
 def prune_from_store(
@@ -49,6 +56,7 @@ def prune_from_store(
     example_inputs: torch.Tensor,
     isolate: bool = False,
     timeout: float | None = None,
+    blocks: BlockSpec | None = None,
 ) -> OfflinePrune:
     """Forecast final |γ| from a store's history up to ``cutoff`` and prune a copy of ``model``.
 
@@ -63,6 +71,9 @@ def prune_from_store(
             (:func:`forecastprune.isolation.run_isolated`; what the CLI does). Off by default:
             a library caller's process may hold state (CUDA, threads) a fork should not copy.
         timeout: seconds for the forecast when isolated (None: no limit).
+        blocks: also remove the residual blocks this spec picks from the same prediction
+            (planned on ``model``, scored by the mean or max predicted |γ| of each block's
+            scoring BN); None: channels only.
 
     Raises:
         LayoutError: when the model's BN layers differ from the store's (names, widths, and for
@@ -75,5 +86,10 @@ def prune_from_store(
                   if isolate else forecast())
     plan = plan_channels(model, example_inputs, store.layout, spec.coupling_policy())
     decision = select_channels(prediction.scores, plan, spec, upper=prediction.upper)
-    return OfflinePrune(prune_model(model, decision, example_inputs, plan), plan, decision,
-                        prediction)
+    pruned = prune_model(model, decision, example_inputs, plan)
+    removed = None
+    if blocks is not None:
+        block_plan = plan_blocks(model, example_inputs, store.layout)
+        removed = select_blocks(block_plan, prediction.scores, store.layout, blocks)
+        pruned = prune_blocks(pruned, removed, example_inputs)
+    return OfflinePrune(pruned, plan, decision, prediction, removed)

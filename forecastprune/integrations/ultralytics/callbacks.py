@@ -45,6 +45,7 @@ resumed trainer rebuilds the unpruned architecture from the yaml), no ``compile`
 from __future__ import annotations
 
 import inspect
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ from torch import nn
 from ..._util import is_distributed
 from ...errors import ConfigError
 from ...core.bn_layers import unwrap_model
+from ...engine.block_rule import BlockSpec
 from ...engine.spec import PruneSpec
 from ...engine.surgery import prune_model, surgery_record
 from ...runpoint import RunPoint
@@ -81,6 +83,9 @@ class UltralyticsPruner:
         record_every: record every this many optimizer updates.
         auto_options: options of the timing rules (``window``, ``tolerance``, ...).
         overwrite: replace an existing store at ``store_path``.
+        blocks: also remove whole residual blocks (C3/C2f/C3k2 bottlenecks) at the prune point,
+            a :class:`~forecastprune.engine.block_rule.BlockSpec` applied to the same forecast;
+            the EMA model loses the same blocks. None: channels only.
 
     Raises:
         ConfigError / ForecasterError / PruningError: on invalid settings (before training).
@@ -97,8 +102,13 @@ class UltralyticsPruner:
         record_every: int = 1,
         auto_options: dict[str, Any] | None = None,
         overwrite: bool = False,
+        blocks: Any = None,
     ) -> None:
         from ...forecasters import get_forecaster
+
+        if blocks is not None and not isinstance(blocks, BlockSpec):
+            raise ConfigError(f"blocks must be a BlockSpec (e.g. BlockSpec(count=2)) or None; "
+                              f"got {type(blocks).__name__}")
 
         get_forecaster(forecaster)  # a bad spec fails here, not after the first epochs
         spec = spec if spec is not None else PruneSpec()
@@ -107,7 +117,7 @@ class UltralyticsPruner:
             "forecaster": forecaster, "spec": spec,
             "prune_at": RecordOnly() if prune_at is None else RunPoint.parse(prune_at),
             "sparsity": sparsity, "store_path": store_path, "record_every": record_every,
-            "auto_options": auto_options, "overwrite": overwrite,
+            "auto_options": auto_options, "overwrite": overwrite, "blocks": blocks,
         }
         self.pruner: Any = None  # the EarlyPruner, built when training starts
         self.updates = 0
@@ -209,9 +219,14 @@ class UltralyticsPruner:
             hook.remove()
         # keep counting updates (no more L1): ``updates`` then says how long the run really was
         self._hooks = [optimizer.register_step_post_hook(self._after_step)]
-        ema_model = saveable(trainer.ema.ema, prune_model(
-            trainer.ema.ema, _kept_masks(model), self.pruner.example_inputs,
-            plan=self.pruner.plan))
+        ema_cut = prune_model(trainer.ema.ema, _kept_masks(model), self.pruner.example_inputs,
+                              plan=self.pruner.plan)
+        blocks = self.pruner.prune_info.get("blocks") or ()
+        if blocks:
+            from ...engine.block_surgery import prune_blocks
+
+            ema_cut = prune_blocks(ema_cut, blocks, self.pruner.example_inputs)
+        ema_model = saveable(trainer.ema.ema, ema_cut)
         # ModelEMA copies the model it is given, freezes it and puts it in eval mode
         ema = type(trainer.ema)(ema_model, updates=trainer.ema.updates)
         ema.enabled = trainer.ema.enabled
@@ -291,8 +306,9 @@ def pruner_settings(**options: Any) -> dict[str, Any]:
     UltralyticsPruner(**options)
     plain = {key: str(value) if isinstance(value, (Path, RunPoint)) else value
              for key, value in options.items()}
-    if options.get("spec") is not None:
-        plain["spec"] = options["spec"].to_json()
+    for key in ("spec", "blocks"):  # frozen dataclasses travel as their fields
+        if options.get(key) is not None:
+            plain[key] = dataclasses.asdict(options[key])
     return plain
 
 
@@ -301,6 +317,8 @@ def pruner_options(settings: dict[str, Any]) -> dict[str, Any]:
     options = dict(settings)
     if isinstance(options.get("spec"), dict):
         options["spec"] = PruneSpec.from_mapping(options["spec"], source="pruner settings")
+    if isinstance(options.get("blocks"), dict):
+        options["blocks"] = BlockSpec(**options["blocks"])
     return options
 
 

@@ -46,6 +46,7 @@ class PrunedCheckpoint:
         cutoff_step: the last recorded step the forecaster saw.
         target_step: the step whose γ it predicted.
         decision: the engine's decision summary (``PruneDecision.to_json()``).
+        blocks: the residual blocks removed (empty without a block spec).
     """
 
     path: Path
@@ -54,6 +55,7 @@ class PrunedCheckpoint:
     cutoff_step: int
     target_step: int
     decision: dict[str, Any]
+    blocks: tuple[str, ...] = ()
 
 
 def prune_ultralytics_checkpoint(
@@ -66,6 +68,7 @@ def prune_ultralytics_checkpoint(
     spec: PruneSpec | None = None,
     imgsz: int | None = None,
     overwrite: bool = False,
+    blocks: Any = None,
 ) -> PrunedCheckpoint:
     """Forecast from ``store``, prune the model in ``checkpoint`` and write ``out``.
 
@@ -83,6 +86,8 @@ def prune_ultralytics_checkpoint(
         imgsz: the square input size to trace at (default: the store's ``input_shape``, else
             the checkpoint's training ``imgsz``, else 640).
         overwrite: replace an existing ``out``.
+        blocks: also remove residual blocks (C3/C2f/C3k2 bottlenecks) picked from the same
+            forecast by this :class:`~forecastprune.engine.block_rule.BlockSpec`.
 
     Returns:
         A :class:`PrunedCheckpoint`.
@@ -102,17 +107,19 @@ def prune_ultralytics_checkpoint(
     with GammaTrajectoryStore.open(store) as gammas:
         size = imgsz or _input_size(gammas.metadata, ckpt)
         done = prune_from_store(model, gammas, forecaster, cutoff=cutoff, spec=spec,
-                                example_inputs=torch.zeros(1, 3, size, size))
+                                example_inputs=torch.zeros(1, 3, size, size), blocks=blocks)
     pruned = saveable(model, done.model)
     prediction = done.prediction
     summary = {"store": str(store), "forecaster": prediction.forecaster,
                "cutoff_step": prediction.cutoff_step, "target_step": prediction.target_step,
-               "policy": spec.policy, "decision": done.decision.to_json()}
+               "policy": spec.policy, "decision": done.decision.to_json(),
+               "blocks": list(done.blocks.removed) if done.blocks is not None else []}
     # stored as ultralytics stores a finished model: half precision, frozen, no optimizer
     _save({**ckpt, "model": pruned.half().requires_grad_(False), "ema": None, "optimizer": None,
            "updates": None, "forecastprune": summary}, target)
     return PrunedCheckpoint(target, _count(model), _count(pruned), prediction.cutoff_step,
-                            prediction.target_step, summary["decision"])
+                            prediction.target_step, summary["decision"],
+                            tuple(summary["blocks"]))
 
 
 def _check_paths(checkpoint: str | Path, out: str | Path, overwrite: bool) -> tuple[Path, Path]:
