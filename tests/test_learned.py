@@ -87,7 +87,7 @@ def test_fit_forecaster_command_writes_a_model(tmp_path):
 def test_squash_keeps_the_order_of_channels_predicted_below_zero():
     values = np.tile([0.5, 0.4, 0.3, 0.2], (5, 1)) + np.linspace(0, 0.01, 5)[:, None]
     window = Window(np.arange(5.0), np.arange(5.0), values, 10.0, 10.0)
-    out = from_change(window, np.array([-2.0, -3.0, -4.0, 0.0]))
+    out = from_change(window, np.array([-6.0, -7.0, -8.0, 0.0]))  # in units of the spread
     assert np.all(out > 0) and list(np.argsort(out)) == [2, 1, 0, 3]
     still = Window(np.arange(5.0), np.arange(5.0), values[:, :1] * 0 + 0.5, 10.0, 10.0)
     np.testing.assert_array_equal(from_change(still, np.array([-3.0])), [0.5])

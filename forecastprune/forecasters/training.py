@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ConfigError
 from .candidates import Window
 from .boosted import BoostedModel
+from .domain import KEY, Domain
 from .features import (
     FEATURES,
     LAYER_FEATURES,
@@ -119,6 +120,7 @@ def fit_learned(
         ConfigError: without stores, or on bad cutoffs.
     """
     x, y, info = _examples(store_paths, cutoffs, use_clock, False, progress)
+    info[KEY] = Domain.of(x, FEATURES).to_info()
     return RidgeModel.fit(x, y, FEATURES, alpha, info)
 
 
@@ -135,6 +137,7 @@ def fit_learned_gbr(
         ConfigError: without stores, or on bad cutoffs.
     """
     x, y, info = _examples(store_paths, cutoffs, use_clock, True, progress)
+    info[KEY] = Domain.of(x, FEATURES + LAYER_FEATURES).to_info()
     return BoostedModel.fit(x, y, FEATURES + LAYER_FEATURES, info)
 
 
