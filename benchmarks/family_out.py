@@ -1,0 +1,170 @@
+"""Family-out scores of every forecaster on the trajectory corpus (``scripts/make_corpus.py``).
+
+A family is architecture × training recipe. Every figure here is on runs of families the scored
+model never saw: the bundled ``learned`` / ``learned_gbr`` models (and ``auto``, which backtests
+``learned``) were fitted on the suite's tuning runs only (scripts/make_suite.py: SGD momentum 0.9,
+lr 0.05, γ init 0.5), so on every corpus family other than ``*/sgd-step-g05`` they are judged on
+a recipe they never saw, and on no corpus run on a run they saw. ``arima``, ``global_ridge`` and
+``naive`` fit nothing across runs. The corpus's held-out families (``corpus.json``) are reported
+apart: nothing was tuned on them.
+
+For each (run, cutoff, ratio) cell the score is ``compare``'s ranking metric (the tie-aware IoU
+of the pruned set with the one the finished run prunes) minus naive's, and Spearman's ρ of the
+forecast with the final |γ|. Per family: mean gain and the worst cell; overall: the mean with a
+bootstrap interval over runs. Cells are cached per run (``--cache``), so the replay can run in
+chunks (``--limit``) and the tables are printed from the cache (``--report``).
+
+Usage::
+
+    python benchmarks/family_out.py --corpus DIR --cache DIR [--limit N]   # replay
+    python benchmarks/family_out.py --corpus DIR --cache DIR --report      # tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forecastprune.compare.replay import CONTROL, replay
+from forecastprune.compare.settings import ReplaySettings
+from forecastprune.compare.suite import bootstrap_interval
+from forecastprune.store import GammaTrajectoryStore
+
+FORECASTERS = ("auto", "learned", "learned_gbr", "arima", "global_ridge")
+CUTOFFS = ("0.1", "0.2")
+RATIOS = (0.5, 0.7)
+
+
+def replay_run(path: Path, specs: tuple[str, ...] = FORECASTERS) -> dict[str, Any]:
+    """Every (forecaster, cutoff, ratio) cell of one run: gain over naive, ρ, IoU, note."""
+    settings = ReplaySettings(cutoffs=CUTOFFS, ratios=RATIOS, isolation="thread")
+    start = time.perf_counter()
+    with GammaTrajectoryStore.open(path) as store:
+        result = replay(store, list(specs), settings)
+    cells: dict[str, Any] = {}
+    for ratio in RATIOS:
+        key = result.oracle[ratio].rank_by
+        for cutoff in result.cutoffs:
+            rows = {r.forecaster: r for r in result.rows_for(ratio, cutoff)}
+            base = float(getattr(rows[CONTROL], key))
+            for label, row in rows.items():
+                cells[f"{label}|{cutoff.label}|{ratio:g}"] = {
+                    "score": float(getattr(row, key)) if row.ok else None,
+                    "gain": float(getattr(row, key)) - base if row.ok else None,
+                    "spearman": float(row.spearman) if row.ok else None,
+                    "note": row.note or ""}
+    return {"cells": cells, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def run_all(corpus: Path, cache: Path, limit: int | None) -> None:
+    """Replay the runs not yet in the cache (at most ``limit``)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    todo = [p for p in sorted(corpus.glob("*.fpstore"))
+            if not (cache / f"{p.stem}.json").exists()][:limit]
+    for path in todo:
+        data = replay_run(path)
+        (cache / f"{path.stem}.json").write_text(json.dumps(data) + "\n")
+        print(f"{path.stem}: {data['seconds']:.1f} s", flush=True)
+
+
+def report(corpus: Path, cache: Path) -> str:
+    """Markdown tables from the cached cells."""
+    manifest = json.loads((corpus / "corpus.json").read_text())
+    held = set(manifest.get("held_out_families", ()))
+    family = {name: run["family"] for name, run in manifest["runs"].items()}
+    cells = {p.stem: json.loads(p.read_text())["cells"] for p in sorted(cache.glob("*.json"))
+             if p.stem in family}
+    names = (CONTROL, *FORECASTERS)
+    lines = [f"{len(cells)} runs in {len(set(family[r] for r in cells))} families; held out "
+             f"(never tuned on): {', '.join(sorted(held))}", ""]
+    for cutoff in CUTOFFS:
+        for ratio in RATIOS:
+            lines += _family_table(cells, family, held, names, cutoff, ratio)
+    lines += _overall(cells, family, held, names)
+    return "\n".join(lines)
+
+
+def _values(cells, runs, label, cutoff, ratio, what):
+    out = [cells[r].get(f"{label}|{cutoff}|{ratio:g}", {}).get(what) for r in runs]
+    return np.array([np.nan if v is None else v for v in out], dtype=np.float64)
+
+
+def _family_table(cells, family, held, names, cutoff, ratio) -> list[str]:
+    lines = [f"### cutoff {float(cutoff):.0%}, ratio {ratio:g}: mean gain over naive "
+             "(worst cell) · mean Spearman ρ", "",
+             "| family | runs | naive IoU | " + " | ".join(names[1:]) + " |",
+             "|---|---|---|" + "---|" * (len(names) - 1)]
+    by_family = defaultdict(list)
+    for run in cells:
+        by_family[family[run]].append(run)
+    for fam in sorted(by_family, key=lambda f: (f in held, f)):
+        runs = by_family[fam]
+        naive = np.nanmean(_values(cells, runs, CONTROL, cutoff, ratio, "score"))
+        row = [f"{fam}{' (held out)' if fam in held else ''}", str(len(runs)), f"{naive:.3f}"]
+        for label in names[1:]:
+            gain = _values(cells, runs, label, cutoff, ratio, "gain")
+            rho = _values(cells, runs, label, cutoff, ratio, "spearman")
+            row.append(f"{np.nanmean(gain):+.3f} ({np.nanmin(gain):+.3f}) · "
+                       f"{np.nanmean(rho):.2f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+def _overall(cells, family, held, names) -> list[str]:
+    lines = ["### over cutoffs 10 % and 20 %, ratios 0.5 and 0.7 (bootstrap 90 % CI over runs)",
+             "", "| forecaster | runs | mean gain [CI] | worst cell | cells < −0.01 | "
+             "families with mean gain < 0 | families with mean ρ below naive's |",
+             "|---|---|---|---|---|---|---|"]
+    for part, runs in (("tuning families", [r for r in cells if family[r] not in held]),
+                       ("held-out families", [r for r in cells if family[r] in held])):
+        if not runs:
+            continue
+        for label in names[1:]:
+            per_run, cells_all = [], []
+            for run in runs:
+                gains = [_values(cells, [run], label, c, q, "gain")[0]
+                         for c in CUTOFFS for q in RATIOS]
+                per_run.append(np.nanmean(gains))
+                cells_all += gains
+            per_run, cells_all = np.array(per_run), np.array(cells_all)
+            low, high = bootstrap_interval(per_run[np.isfinite(per_run)])
+            bad_fam, reversed_fam = [], []
+            for fam in sorted({family[r] for r in runs}):
+                members = [r for r in runs if family[r] == fam]
+                if np.nanmean([per_run[runs.index(r)] for r in members]) < 0:
+                    bad_fam.append(fam)
+                rho = np.nanmean([_values(cells, members, label, c, q, "spearman")
+                                  for c in CUTOFFS for q in RATIOS])
+                base = np.nanmean([_values(cells, members, CONTROL, c, q, "spearman")
+                                   for c in CUTOFFS for q in RATIOS])
+                if rho < base - 0.05:
+                    reversed_fam.append(f"{fam} ({rho:.2f} vs {base:.2f})")
+            lines.append(
+                f"| {label} ({part}) | {len(runs)} | {np.nanmean(per_run):+.3f} "
+                f"[{low:+.3f}, {high:+.3f}] | {np.nanmin(cells_all):+.3f} | "
+                f"{int(np.sum(cells_all < -0.01))}/{len(cells_all)} | "
+                f"{', '.join(bad_fam) or '-'} | {', '.join(reversed_fam) or '-'} |")
+    return lines + [""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    if args.report:
+        print(report(args.corpus, args.cache))
+    else:
+        run_all(args.corpus, args.cache, args.limit)
+
+
+if __name__ == "__main__":
+    main()
