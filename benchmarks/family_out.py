@@ -62,27 +62,28 @@ def replay_run(path: Path, specs: tuple[str, ...] = FORECASTERS) -> dict[str, An
     return {"cells": cells, "seconds": round(time.perf_counter() - start, 2)}
 
 
-def run_all(corpus: Path, cache: Path, limit: int | None) -> None:
+def run_all(corpus: Path, cache: Path, limit: int | None,
+            specs: tuple[str, ...] = FORECASTERS) -> None:
     """Replay the runs not yet in the cache (at most ``limit``)."""
     cache.mkdir(parents=True, exist_ok=True)
     todo = [p for p in sorted(corpus.glob("*.fpstore"))
             if not (cache / f"{p.stem}.json").exists()][:limit]
     for path in todo:
-        data = replay_run(path)
+        data = replay_run(path, specs)
         (cache / f"{path.stem}.json").write_text(json.dumps(data) + "\n")
         print(f"{path.stem}: {data['seconds']:.1f} s", flush=True)
 
 
-def report(corpus: Path, cache: Path) -> str:
+def report(corpus: Path, cache: Path, specs: tuple[str, ...] = FORECASTERS) -> str:
     """Markdown tables from the cached cells."""
     manifest = json.loads((corpus / "corpus.json").read_text())
     held = set(manifest.get("held_out_families", ()))
     family = {name: run["family"] for name, run in manifest["runs"].items()}
     cells = {p.stem: json.loads(p.read_text())["cells"] for p in sorted(cache.glob("*.json"))
              if p.stem in family}
-    names = (CONTROL, *FORECASTERS)
-    lines = [f"{len(cells)} runs in {len(set(family[r] for r in cells))} families; held out "
-             f"(never tuned on): {', '.join(sorted(held))}", ""]
+    names = (CONTROL, *specs)
+    lines = [(f"{len(cells)} runs in {len({family[r] for r in cells})} families; held out "
+              f"(never tuned on): {', '.join(sorted(held))}"), ""]
     for cutoff in CUTOFFS:
         for ratio in RATIOS:
             lines += _family_table(cells, family, held, names, cutoff, ratio)
@@ -91,13 +92,14 @@ def report(corpus: Path, cache: Path) -> str:
 
 
 def _values(cells, runs, label, cutoff, ratio, what):
-    out = [cells[r].get(f"{label}|{cutoff}|{ratio:g}", {}).get(what) for r in runs]
+    key = f"{label}|{float(cutoff):.0%}|{ratio:g}"  # as compare labels its cutoffs
+    out = [cells[r].get(key, {}).get(what) for r in runs]
     return np.array([np.nan if v is None else v for v in out], dtype=np.float64)
 
 
 def _family_table(cells, family, held, names, cutoff, ratio) -> list[str]:
-    lines = [f"### cutoff {float(cutoff):.0%}, ratio {ratio:g}: mean gain over naive "
-             "(worst cell) · mean Spearman ρ", "",
+    lines = [(f"### cutoff {float(cutoff):.0%}, ratio {ratio:g}: mean gain over naive "
+              "(worst cell) · mean Spearman ρ"), "",
              "| family | runs | naive IoU | " + " | ".join(names[1:]) + " |",
              "|---|---|---|" + "---|" * (len(names) - 1)]
     by_family = defaultdict(list)
@@ -118,8 +120,8 @@ def _family_table(cells, family, held, names, cutoff, ratio) -> list[str]:
 
 def _overall(cells, family, held, names) -> list[str]:
     lines = ["### over cutoffs 10 % and 20 %, ratios 0.5 and 0.7 (bootstrap 90 % CI over runs)",
-             "", "| forecaster | runs | mean gain [CI] | worst cell | cells < −0.01 | "
-             "families with mean gain < 0 | families with mean ρ below naive's |",
+             "", ("| forecaster | runs | mean gain [CI] | worst cell | cells < −0.01 | "
+                  "families with mean gain < 0 | families with mean ρ below naive's |"),
              "|---|---|---|---|---|---|---|"]
     for part, runs in (("tuning families", [r for r in cells if family[r] not in held]),
                        ("held-out families", [r for r in cells if family[r] in held])):
@@ -159,11 +161,12 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--forecasters", nargs="*", default=list(FORECASTERS))
     args = parser.parse_args()
     if args.report:
-        print(report(args.corpus, args.cache))
+        print(report(args.corpus, args.cache, tuple(args.forecasters)))
     else:
-        run_all(args.corpus, args.cache, args.limit)
+        run_all(args.corpus, args.cache, args.limit, tuple(args.forecasters))
 
 
 if __name__ == "__main__":
