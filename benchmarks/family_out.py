@@ -37,6 +37,9 @@ from forecastprune.compare.suite import bootstrap_interval
 from forecastprune.store import GammaTrajectoryStore
 
 FORECASTERS = ("auto", "learned", "learned_gbr", "arima", "global_ridge")
+#: the labels of the models refitted on the corpus (``--refit``), by the spec they replace
+REFIT = {"learned": "learned·corpus", "learned_gbr": "learned_gbr·corpus",
+         "auto": "auto·corpus"}
 CUTOFFS = ("0.1", "0.2")
 RATIOS = (0.5, 0.7)
 
@@ -72,6 +75,77 @@ def run_all(corpus: Path, cache: Path, limit: int | None,
         data = replay_run(path, specs)
         (cache / f"{path.stem}.json").write_text(json.dumps(data) + "\n")
         print(f"{path.stem}: {data['seconds']:.1f} s", flush=True)
+
+
+def refit_all(corpus: Path, cache: Path, limit: int | None) -> None:
+    """Refit ``learned`` and ``learned_gbr`` on the corpus, family-out, and replay them.
+
+    For every tuning family the models are fitted on every *other* tuning family's runs (the
+    held-out families never take part) and replayed, with ``auto`` backtesting that
+    ``learned``, on the family's runs; the held-out families are replayed once with the
+    models fitted on all tuning families (the ones that would ship). Cells are added to each
+    run's cached cells under :data:`REFIT`'s labels; each fold is done once (resumable).
+    """
+    from forecastprune.forecasters.training import (
+        DEFAULT_CUTOFFS,
+        gbr_from_examples,
+        ridge_from_examples,
+    )
+
+    manifest = json.loads((corpus / "corpus.json").read_text())
+    held = set(manifest.get("held_out_families", ()))
+    family = {name: run["family"] for name, run in manifest["runs"].items()}
+    tuning = sorted({f for f in family.values() if f not in held})
+    folds = [(f, [f]) for f in tuning] + [("held-out", sorted(held))]
+    models = cache / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    todo = [(name, fams) for name, fams in folds
+            if not (models / f"{name.replace('/', '_')}.done").exists()][:limit]
+    for name, fams in todo:
+        start = time.perf_counter()
+        train = sorted(r for r, f in family.items() if f in tuning and f not in fams)
+        # both are ranking models now: they read the ranking examples (learned: its columns)
+        x, y = _stacked(corpus, cache, train, DEFAULT_CUTOFFS)[2:]
+        info = {"trained_on": train, "cutoffs": [str(c) for c in DEFAULT_CUTOFFS],
+                "use_clock": True, "examples": len(y)}
+        slug = name.replace("/", "_")
+        ridge = ridge_from_examples(x, y, info).save(models / f"{slug}.json")
+        gbr = gbr_from_examples(x, y, info).save(models / f"{slug}.skops")
+        specs = (f"learned(model='{ridge}')", f"learned_gbr(model='{gbr}')",
+                 f"auto(model='{ridge}')")
+        for run in sorted(r for r, f in family.items() if f in fams):
+            cells = replay_run(corpus / f"{run}.fpstore", specs)["cells"]
+            path = cache / f"{run}.json"
+            data = json.loads(path.read_text())
+            for key, cell in cells.items():
+                label, rest = key.split("|", 1)
+                base = label.split("(", 1)[0]
+                if label != CONTROL:
+                    data["cells"][f"{REFIT[base]}|{rest}"] = cell
+            path.write_text(json.dumps(data) + "\n")
+        (models / f"{slug}.done").write_text("")
+        print(f"{name}: fitted on {len(train)} runs, {time.perf_counter() - start:.1f} s",
+              flush=True)
+
+
+def _stacked(corpus: Path, cache: Path, runs: list[str], cutoffs) -> list[np.ndarray]:
+    """Every run's ridge and ranking examples stacked (each run's cached in ``cache``)."""
+    from forecastprune.forecasters.training import run_examples
+
+    parts: list[list[np.ndarray]] = [[], [], [], []]
+    folder = cache / "examples"
+    folder.mkdir(exist_ok=True)
+    for run in runs:
+        path = folder / f"{run}.npz"
+        if not path.exists():
+            with GammaTrajectoryStore.open(corpus / f"{run}.fpstore") as store:
+                rx, ry = run_examples(store, cutoffs)
+                gx, gy = run_examples(store, cutoffs, ranking=True)
+            np.savez(path, rx=rx, ry=ry, gx=gx, gy=gy)
+        with np.load(path) as data:
+            for part, key in zip(parts, ("rx", "ry", "gx", "gy")):
+                part.append(data[key])
+    return [np.concatenate(p) for p in parts]
 
 
 def report(corpus: Path, cache: Path, specs: tuple[str, ...] = FORECASTERS) -> str:
@@ -162,9 +236,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--forecasters", nargs="*", default=list(FORECASTERS))
+    parser.add_argument("--refit", action="store_true",
+                        help="refit learned/learned_gbr on the corpus family-out and replay")
     args = parser.parse_args()
     if args.report:
         print(report(args.corpus, args.cache, tuple(args.forecasters)))
+    elif args.refit:
+        refit_all(args.corpus, args.cache, args.limit)
     else:
         run_all(args.corpus, args.cache, args.limit, tuple(args.forecasters))
 

@@ -1,15 +1,17 @@
 """Learned cross-channel forecasters: one regression over all channels instead of one model each.
 
-Both predict each channel's scale-free change ``(γ_target − γ_last) / scale`` from the features
-of :mod:`forecastprune.forecasters.features` with a ridge regression
-(:mod:`forecastprune.forecasters.ridge`), and turn it back into |γ|:
+All read the channel features of :mod:`forecastprune.forecasters.features` and turn a
+regression's output back into |γ|:
 
-- ``global_ridge`` fits the regression on *this* run, on backtests inside its history (the same
-  ratio-matched origin → target pairs ``auto`` uses), pooling every channel: what moved, and
-  how, between earlier points of the run predicts what moves after the cutoff.
-- ``learned`` applies a regression fitted on *other* recorded runs
+- ``global_ridge`` fits a ridge regression (:mod:`forecastprune.forecasters.ridge`) of each
+  channel's scale-free change ``(γ_target − γ_last) / scale`` on *this* run, on backtests
+  inside its history (the same ratio-matched origin → target pairs ``auto`` uses), pooling
+  every channel: what moved, and how, between earlier points of the run predicts what moves
+  after the cutoff.
+- ``learned`` applies a ridge *ranking* regression fitted on *other* recorded runs
   (``forecastprune fit-forecaster``, :func:`forecastprune.forecasters.training.fit_learned`),
-  read from a JSON model file; by default the one fitted on the bundled suite's tuning runs.
+  read from a JSON model file; by default the one fitted on the corpus's tuning families. It
+  predicts each channel's final percentile, turned into |γ| as ``learned_gbr``'s is.
 - ``learned_gbr`` applies a gradient-boosted *ranking* model fitted on other runs, over the
   same features plus the channel's layer (:func:`.features.layered_features`; it needs the
   run's layout, which every store-based command and :class:`EarlyPruner` hand over). It
@@ -50,10 +52,14 @@ from .ridge import RidgeModel
 from .validate import check_bool, check_real
 from .windowed import WindowForecaster
 
-#: the model ``learned`` uses when none is named (fitted on the suite's tuning runs)
-BUNDLED_MODEL = "learned-suite.json"
-#: the model ``learned_gbr`` uses when none is named (fitted on the suite's tuning runs)
-BUNDLED_GBR_MODEL = "learned-gbr-suite.skops"
+#: the model ``learned`` uses when none is named: fitted on the corpus's tuning families (see
+#: :data:`BUNDLED_GBR_MODEL`)
+BUNDLED_MODEL = "learned-corpus.json"
+#: the model ``learned_gbr`` uses when none is named: fitted on the 88 runs of the corpus's 22
+#: tuning families (scripts/make_corpus.py). Fitted family-out, the same fit gained +0.021
+#: [+0.016, +0.027] IoU over naive at 10–20 % on those families and +0.050 on the two held-out
+#: ones; the suite-fitted model it replaces gained +0.008 and +0.037 (docs/corpus.md)
+BUNDLED_GBR_MODEL = "learned-gbr-corpus.skops"
 #: the columns ``learned_gbr`` reads
 LAYERED = FEATURES + LAYER_FEATURES
 
@@ -70,21 +76,21 @@ def learned_candidate(model: str | None = None) -> Candidate:
 
 
 def _apply(window: Window, regression: RidgeModel) -> np.ndarray:
-    return from_change(window, regression.predict(channel_features(window)))
+    return from_ranks(window, regression.predict(channel_features(window)))
 
 
 @register_forecaster("learned")
 class LearnedForecaster(WindowForecaster):
-    """A ridge regression over channel features, fitted on other runs, applied to this one.
+    """A ridge ranking regression over channel features, fitted on other runs.
 
     Args:
         model: path of a model JSON written by ``forecastprune fit-forecaster`` (None: the
-            bundled model, fitted on the suite's tuning runs).
+            bundled model, fitted on the corpus's tuning families).
         use_clock: measure slopes and horizons in cumulative LR when the clock is known (the
             model should have been fitted the same way).
     """
 
-    description = "ridge over channel features, fitted on other runs (fit-forecaster)"
+    description = "ridge ranking over channel features, fitted on other runs (fit-forecaster)"
     _tags = {"min_history": 1}
 
     def __init__(self, model: str | None = None, use_clock: bool = True) -> None:
@@ -102,7 +108,7 @@ class LearnedForecaster(WindowForecaster):
         x = channel_features(window)
         if not _trusted(self, self._domain, x):
             return window.values[-1].copy()
-        return from_change(window, self._regression.predict(x))
+        return from_ranks(window, self._regression.predict(x))
 
     def describe_choice(self) -> str:
         """Whether the run lay inside what the model was fitted on (see :mod:`.domain`)."""
@@ -179,7 +185,7 @@ class LearnedBoostedForecaster(WindowForecaster):
 
     Args:
         model: path of a model written by ``forecastprune fit-forecaster --kind gbr`` (None:
-            the bundled model, fitted on the suite's tuning runs).
+            the bundled model, fitted on the corpus's tuning families).
         use_clock: measure slopes and horizons in cumulative LR when the clock is known.
     """
 
