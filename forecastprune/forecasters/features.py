@@ -8,10 +8,11 @@ The spread, not the mean, is the scale because it is what the ranking depends on
 γ starts at 1.0 (torchvision, timm, ultralytics) and one starting at 0.5 (the suite) move by
 about the same absolute amounts, so divided by the mean the first's channels look twice as
 close together, and a model fitted on the second (which pulls the top percentiles down by a
-fixed share of the mean) reversed the first's ranking. The regression target is the same way
-scale-free: ``(γ_target − γ_last) / scale``; a prediction is turned back into γ
-by :func:`from_change`, so learned forecasts are |γ| values and thresholds work on them exactly
-as on any other forecaster's.
+fixed share of the mean) reversed the first's ranking. ``global_ridge``'s regression target is
+the same way scale-free: ``(γ_target − γ_last) / scale``; its prediction is turned back into γ
+by :func:`from_change`, so its forecasts are |γ| values and thresholds work on them exactly as
+on any other forecaster's. ``learned`` and ``learned_gbr`` predict percentiles instead
+(:func:`rank_target`, :func:`from_ranks`).
 
 :func:`layered_features` adds four layer columns for forecasters given the run's layout (tag
 ``uses_layout``): where a channel's layer stands, where the channel stands inside it, how deep
