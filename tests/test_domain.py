@@ -42,6 +42,11 @@ def test_learned_models_fall_back_to_naive_outside_what_they_were_fitted_on(tmp_
             prediction = predict_store(store, name, 0.1)
             np.testing.assert_array_equal(prediction.scores, naive)
             assert prediction.note.startswith("naive: ") and name in prediction.note
+    # compare says so beside its table
+    shown = CliRunner().invoke(cli, ["compare", "--store", str(store_path), "--forecasters",
+                                     "learned", "--cutoffs", "0.1"])
+    assert shown.exit_code == 0, shown.output
+    assert "learned at 10%: naive: " in shown.output and "was fitted on" in shown.output
     with GammaTrajectoryStore.open(SUITE_RUN) as store:
         naive = predict_store(store, "naive", 0.1).scores
         for name in ("learned", "learned_gbr"):
