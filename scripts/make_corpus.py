@@ -18,9 +18,14 @@ The output folder is a suite folder (``forecastprune benchmark --suite DIR`` rea
 run's family, settings, accuracy, size and generation time. Generation is resumable: a run whose
 store and ``corpus.json`` entry exist is skipped, so it can be made in chunks (``--limit``).
 
+A small part (:data:`SHIPPED`, one run per recipe) ships in the wheel as
+``forecastprune/data/corpus`` (``forecastprune benchmark --suite`` reads it); the rest is made
+here.
+
 Usage::
 
     python scripts/make_corpus.py --out DIR [--jobs 2] [--limit 8] [--family FAMILY ...]
+    python scripts/make_corpus.py --out DIR --ship     # refresh the shipped part from DIR
     python scripts/make_corpus.py --list
 """
 
@@ -82,6 +87,13 @@ VARIANTS: tuple[dict[str, Any], ...] = (
 )
 #: families kept out of all tuning and scored once; fixed before any corpus run was looked at
 HELD_OUT = ("resnet/adamw-linear-g1", "vgg/onecycle-hard-g1")
+#: the part of the corpus shipped in the wheel (``forecastprune/data/corpus``, about 1 MB): one
+#: run of each recipe, the architectures rotated. The bundled learned models were fitted on the
+#: four from tuning families; only the two from the held-out families are honest tests of them
+SHIPPED = ("vgg-sgd-step-g05-s0.005-w1-r0", "resnet-sgd-cos-g1-s0.005-w1-r0",
+           "darknet-nesterov-warm-cos-g1-s0.005-w1-r0", "mobilenet-adamw-warm-cos-g1-s0.005-w1-r0",
+           "resnet-adamw-linear-g1-s0.005-w1-r0", "vgg-onecycle-hard-g1-s0.005-w1-r0")
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "forecastprune" / "data" / "corpus"
 #: families the issue asks for that this script cannot make yet, and why
 NOT_MADE_HERE: dict[str, str] = {
     "torchvision ResNet/MobileNet/VGG": "needs a small-input adaptation of torchvision's "
@@ -171,6 +183,23 @@ def pending(out: Path, families: list[str] | None) -> list[CorpusRun]:
             and not (r.name in done and (out / f"{r.name}.fpstore").is_dir())]
 
 
+def ship(out: Path, dest: Path = SHIPPED_DIR) -> None:
+    """Copy the :data:`SHIPPED` runs of a made corpus into ``dest`` with their manifests.
+
+    Raises:
+        SystemExit: naming the shipped runs the corpus lacks.
+    """
+    manifest = read_manifest(out)
+    missing = [n for n in SHIPPED if n not in manifest["runs"]]
+    if missing:
+        raise SystemExit(f"make these runs first (--family ...): {', '.join(missing)}")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for name in SHIPPED:
+        shutil.copytree(out / f"{name}.fpstore", dest / f"{name}.fpstore")
+    write_manifests(dest, {"runs": {n: manifest["runs"][n] for n in SHIPPED}})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="the corpus folder (created)")
@@ -178,6 +207,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="make at most this many runs")
     parser.add_argument("--family", nargs="*", help="only these families (arch/recipe)")
     parser.add_argument("--list", action="store_true", help="list the table and exit")
+    parser.add_argument("--ship", action="store_true",
+                        help="copy the shipped part of a made corpus into the package and exit")
     args = parser.parse_args()
     if args.list:
         for run in corpus_runs():
@@ -188,6 +219,9 @@ def main() -> None:
         return
     if args.out is None or args.jobs < 1:
         parser.error("--out DIR is required and --jobs must be at least 1")
+    if args.ship:
+        ship(args.out)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     todo = pending(args.out, args.family)[: args.limit]
     manifest = read_manifest(args.out)

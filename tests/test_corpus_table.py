@@ -54,3 +54,17 @@ def test_a_run_is_made_once_and_recorded_in_both_manifests(corpus, tmp_path, mon
     saved = json.loads((tmp_path / "corpus.json").read_text())
     assert saved["runs"][small.name]["family"] == run.family and entry["seconds"] > 0
     assert json.loads((tmp_path / "suite.json").read_text())["held_out"] == []
+
+
+def test_the_shipped_part_is_a_suite_with_one_run_per_recipe(corpus):
+    from forecastprune.compare.suite import load_suite
+
+    runs = load_suite(corpus.SHIPPED_DIR)
+    assert [r.name for r in runs] == sorted(corpus.SHIPPED)
+    assert {r.name for r in runs if r.held_out} == {
+        n for n in corpus.SHIPPED if any(n.startswith(f.replace("/", "-")) for f in corpus.HELD_OUT)}
+    manifest = json.loads((corpus.SHIPPED_DIR / "corpus.json").read_text())
+    recipes = {manifest["runs"][r.name]["family"].split("/")[1] for r in runs}
+    assert recipes == set(corpus.RECIPES)
+    size = sum(f.stat().st_size for f in corpus.SHIPPED_DIR.rglob("*") if f.is_file())
+    assert size < 2_000_000  # the wheel stays light
