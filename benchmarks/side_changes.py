@@ -50,7 +50,7 @@ CUT_BAND = 0.02
 #: features scored, and whether each is signed toward the cut (False: used as it is)
 SCORED = {
     "closeness": False,           # −|rank distance| (the reference: distance alone)
-    "level": True,                # |γ| / run scale (below the cut high = close; above low = close)
+    "level_z": True,              # (|γ| − run mean) / run spread (below the cut high = close)
     "drop_since_start": True,     # |γ| / |γ| at the first snapshot − 1
     "trend_step_recent": True,    # slope over steps, last quarter, × horizon, minus the cut's
     "trend_lr_recent": True,      # the same over cumulative LR
@@ -159,7 +159,7 @@ def channel_features_here(
     cut_level = 0.5 * (last[below].max(initial=0.0) + last[~below].min(initial=np.inf))
     return {
         "closeness": -np.abs(distance),
-        "level": learned["level"],
+        "level_z": learned["level_z"],
         "drop_since_start": np.nan_to_num(last / first - 1.0),
         "trend_step_recent": learned["trend_step_recent"],
         "trend_lr_recent": learned["trend_lr_recent"],

@@ -17,6 +17,9 @@ from forecastprune.forecasters.features import FEATURES, channel_features, from_
 from forecastprune.forecasters.learned import GlobalRidgeForecaster, bundled_model_path
 from forecastprune.forecasters.ridge import RidgeModel
 from forecastprune.forecasters.training import fit_learned
+from forecastprune.predict import predict_store
+from forecastprune.store import GammaTrajectoryStore
+from forecastprune.store.bundled import bundled_store_path
 
 RUNS = [bundled_suite() / f"{name}.fpstore" for name in ("vgg-w0.5-s3e-3-cos", "resnet-s3e-3-cos")]
 
@@ -84,7 +87,7 @@ def test_fit_forecaster_command_writes_a_model(tmp_path):
 def test_squash_keeps_the_order_of_channels_predicted_below_zero():
     values = np.tile([0.5, 0.4, 0.3, 0.2], (5, 1)) + np.linspace(0, 0.01, 5)[:, None]
     window = Window(np.arange(5.0), np.arange(5.0), values, 10.0, 10.0)
-    out = from_change(window, np.array([-2.0, -3.0, -4.0, 0.0]))
+    out = from_change(window, np.array([-6.0, -7.0, -8.0, 0.0]))  # in units of the spread
     assert np.all(out > 0) and list(np.argsort(out)) == [2, 1, 0, 3]
     still = Window(np.arange(5.0), np.arange(5.0), values[:, :1] * 0 + 0.5, 10.0, 10.0)
     np.testing.assert_array_equal(from_change(still, np.array([-3.0])), [0.5])
@@ -103,3 +106,18 @@ def test_global_ridge_learns_a_steady_drift_and_falls_back_on_short_histories():
     np.testing.assert_array_equal(short.predict(198), values[2])
     assert channel_features(Window(steps[:3] * 1.0, steps[:3] * 1.0, values[:3], 9.0, 9.0)
                             ).shape == (200, len(FEATURES))
+
+
+def test_global_ridge_ignores_a_feature_constant_up_to_rounding():
+    # on the bundled run at 20 % every backtest matches the real horizon ratio, so the
+    # horizon_ratio column varies by ~1e-15 only; scaled by its "std" it used to put every
+    # channel at 0 (measured before the relative-spread guard: all 448 predictions 0.0)
+    with GammaTrajectoryStore.open(bundled_store_path()) as store:
+        scores = predict_store(store, "global_ridge", 0.2).scores
+        last = np.abs(store.view(until_step=store.steps[-1])[-1])
+    assert np.ptp(scores) > 0.1 and np.mean(scores < 1e-3) < 0.5
+    assert np.corrcoef(scores, last)[0, 1] > 0.5
+    x = np.column_stack([np.arange(50.0), np.full(50, 0.3) + 1e-16 * np.arange(50)])
+    model = RidgeModel.fit(x, 2.0 * np.arange(50.0), ("a", "b"), alpha=0.0)
+    assert model.coef[1] == 0.0 and model.std[1] == 1.0
+    np.testing.assert_allclose(model.predict(np.array([[10.0, 7.0]])), [20.0])

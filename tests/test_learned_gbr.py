@@ -50,8 +50,9 @@ def test_layer_columns_are_layer_level_rank_within_layer_depth_and_signed_volati
     x = layered_features(w)
     assert x.shape == (5, len(FEATURES) + len(LAYER_FEATURES))
     layer_level, within, depth, side = x[:, len(FEATURES):].T
-    scale = w.values[-1].mean()
-    np.testing.assert_allclose(layer_level, [0.7 / scale] * 3 + [0.3 / scale] * 2)
+    last = w.values[-1]
+    scale, mean = last.std(), last.mean()  # centred on the run's mean, in units of its spread
+    np.testing.assert_allclose(layer_level, [(0.7 - mean) / scale] * 3 + [(0.3 - mean) / scale] * 2)
     np.testing.assert_allclose(within, [1.0, 0.0, 0.5, 1.0, 0.0])
     np.testing.assert_allclose(depth, [0, 0, 0, 1, 1])
     volatility, percentile = x[:, FEATURES.index("volatility")], x[:, 1]

@@ -117,3 +117,29 @@ def test_bundled_store_has_the_documented_shape_and_real_structure():
     assert np.percentile(final, 75) > 0.15
     # nothing had collapsed at 20 % of training: there is something to forecast
     assert float((early < 0.01).mean()) == 0.0
+
+
+def test_adamw_warmup_and_the_other_recipes_users_train_with(tmp_path):
+    out, result = record(tmp_path, "--optimizer", "adamw", "--lr", "0.002", "--warmup", "0.5",
+                         "--lr-scheduler", "linear", "--gamma-init", "1.0", "--every", "1",
+                         "--sparsity", "0", "--task", "digits-hard", "--limit-batches", "4")
+    assert result.exit_code == 0, result.output
+    with GammaTrajectoryStore.open(out / "gammas.fpstore") as store:
+        gammas = store.history()[1]
+        meta = store.metadata
+    assert meta["optimizer"] == "adamw" and meta["task"] == "digits-hard"
+    # warm-up: the first update runs at half the peak (2 rising updates), the peak comes next,
+    # then linear decay toward 1 % of the peak (4 updates in all)
+    lrs = {int(s): lr for s, lr in meta["lr_schedule"]}
+    assert lrs[0] == pytest.approx(0.001) and lrs[2] == pytest.approx(0.002 * (1 - 0.99 * 0.25))
+    # AdamW's first update moves every γ by ≈ the LR whatever its gradient (SGD would not)
+    first = np.abs(gammas[1].astype(np.float64) - 1.0)
+    assert np.median(first) == pytest.approx(0.001, rel=0.05)
+    _, onecycle = record(tmp_path, "--lr-scheduler", "onecycle", "--optimizer", "nesterov",
+                         name="onecycle")
+    assert onecycle.exit_code == 0, onecycle.output
+    with GammaTrajectoryStore.open(tmp_path / "onecycle" / "gammas.fpstore") as store:
+        peak = max(lr for _, lr in store.metadata["lr_schedule"])
+    assert peak == pytest.approx(0.05, rel=0.02) and store.metadata["optimizer"] == "nesterov"
+    _, bad = record(tmp_path, "--optimizer", "lion", name="bad")
+    assert bad.exit_code == 2 and "adamw" in bad.output

@@ -15,7 +15,8 @@ from typing import Any
 import click
 import torch
 
-from ..pipeline.recording import RecordSettings, record_run
+from ..pipeline.recording import LR_SCHEDULERS, OPTIMIZERS, RecordSettings, record_run
+from ..zoo.data import TASKS
 
 #: each flag's default is the library's
 _DEFAULT = {f.name: f.default for f in fields(RecordSettings)}
@@ -66,15 +67,23 @@ def settings_from_flags(flags: dict[str, Any]) -> tuple[RecordSettings, int | No
               help="Record γ every this many updates.")
 @click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=_DEFAULT["lr"],
               show_default=True)
-@click.option("--lr-scheduler", type=click.Choice(["step", "cosine"]),
+@click.option("--lr-scheduler", type=click.Choice(list(LR_SCHEDULERS)),
               default=_DEFAULT["lr_scheduler"], show_default=True,
-              help="step: x --lr-decay at each milestone; cosine: anneal to 0 over the run.")
+              help="step: x --lr-decay at each milestone; cosine: anneal to 0 over the run; "
+                   "linear: down to 1% of --lr; onecycle: torch's OneCycleLR.")
 @click.option("--lr-milestones", default=",".join(map(str, _DEFAULT["lr_milestones"])),
               show_default=True,
               help="Fractions of training at which the LR is multiplied by --lr-decay.")
 @click.option("--lr-decay", type=click.FloatRange(0.0, 1.0, min_open=True),
               default=_DEFAULT["lr_decay"],
               show_default=True)
+@click.option("--warmup", type=click.FloatRange(0.0, 1.0, max_open=True),
+              default=_DEFAULT["warmup"], show_default=True,
+              help="Share of the run over which the LR rises linearly to --lr (onecycle: its "
+                   "rising share).")
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)),
+              default=_DEFAULT["optimizer"], show_default=True,
+              help="sgd / nesterov: SGD with (Nesterov) --momentum; adamw: beta1 = --momentum.")
 @click.option("--momentum", type=click.FloatRange(0.0, 1.0, max_open=True),
               default=_DEFAULT["momentum"],
               show_default=True)
@@ -88,6 +97,9 @@ def settings_from_flags(flags: dict[str, Any]) -> tuple[RecordSettings, int | No
 @click.option("--gamma-init", type=click.FloatRange(min=0.0, min_open=True),
               default=_DEFAULT["gamma_init"],
               show_default=True, help="Initial BN γ.")
+@click.option("--task", type=click.Choice(list(TASKS)), default=_DEFAULT["task"],
+              show_default=True,
+              help="digits: 1,437 training images; digits-hard: 359, stronger shifts.")
 @click.option("--width", type=click.FloatRange(min=0.0, min_open=True), default=_DEFAULT["width"],
               show_default=True, help="Channel width multiplier.")
 @click.option("--widths", default=None, help="Base widths, comma-separated (model-specific).")

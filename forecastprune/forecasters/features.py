@@ -1,11 +1,18 @@
 """Per-channel features of a γ history, for the learned cross-channel forecasters.
 
-Every feature is scale-free — γ differences are divided by the run's mean |γ| at the cutoff, and
-movements are projected over the real horizon — so a model fitted on one run (or on the early
-part of a run) applies to another run, a later cutoff or another horizon. The regression target
-is the same way scale-free: ``(γ_target − γ_last) / scale``; a prediction is turned back into γ
-by :func:`from_change`, so learned forecasts are |γ| values and thresholds work on them exactly
-as on any other forecaster's.
+Every feature is scale-free — γ levels are centred on the run's mean |γ| at the cutoff, and γ
+levels and differences are divided by the run's **spread** of |γ| across channels there
+(:func:`run_scale`); movements are projected over the real horizon — so a model fitted on one
+run (or on the early part of a run) applies to another run, a later cutoff or another horizon.
+The spread, not the mean, is the scale because it is what the ranking depends on: a run whose
+γ starts at 1.0 (torchvision, timm, ultralytics) and one starting at 0.5 (the suite) move by
+about the same absolute amounts, so divided by the mean the first's channels look twice as
+close together, and a model fitted on the second (which pulls the top percentiles down by a
+fixed share of the mean) reversed the first's ranking. ``global_ridge``'s regression target is
+the same way scale-free: ``(γ_target − γ_last) / scale``; its prediction is turned back into γ
+by :func:`from_change`, so its forecasts are |γ| values and thresholds work on them exactly as
+on any other forecaster's. ``learned`` and ``learned_gbr`` predict percentiles instead
+(:func:`rank_target`, :func:`from_ranks`).
 
 :func:`layered_features` adds four layer columns for forecasters given the run's layout (tag
 ``uses_layout``): where a channel's layer stands, where the channel stands inside it, how deep
@@ -23,7 +30,7 @@ from .candidates import Window, ar1_increments, ema
 
 #: feature names, in column order
 FEATURES = (
-    "level",             # last |γ| / scale
+    "level_z",           # (last |γ| − the run's mean) / scale
     "percentile",        # rank of the last |γ| among all channels, in [0, 1]
     "trend_lr_all",      # least-squares slope over the whole history (cumulative LR) × horizon
     "trend_lr_recent",   # the same over the last quarter
@@ -35,7 +42,7 @@ FEATURES = (
 )
 #: the layer columns :func:`layered_features` appends, in order
 LAYER_FEATURES = (
-    "layer_level",       # the channel's layer's mean last |γ| / scale
+    "layer_level_z",     # (the channel's layer's mean last |γ| − the run's mean) / scale
     "layer_percentile",  # rank of the last |γ| within its layer, in [0, 1]
     "depth",             # the layer's position in the network, 0 (first) to 1 (last)
     "volatility_side",   # volatility × (percentile − ½): lively channels below the median rise
@@ -53,7 +60,7 @@ def channel_features(w: Window) -> np.ndarray:
     span = float(w.t[-1] - w.t[0])
     horizon = max(float(w.target_t - w.t[-1]), 0.0)
     columns = [
-        last / scale,
+        (last - last.mean()) / scale,
         _percentile(last),
         _slope(w.t, values, 1.0) * horizon / scale,
         _slope(w.t, values, RECENT) * horizon / scale,
@@ -84,7 +91,7 @@ def layered_features(w: Window) -> np.ndarray:
         members = np.flatnonzero(layers == layer)
         within[members] = _percentile(last[members])
     volatility, percentile = base[:, FEATURES.index("volatility")], base[:, 1]
-    columns = [per_layer[layers] / run_scale(w.values), within,
+    columns = [(per_layer[layers] - last.mean()) / run_scale(w.values), within,
                layers / max(count - 1, 1), volatility * (percentile - 0.5)]
     return np.column_stack([base, *columns])
 
@@ -107,9 +114,13 @@ def from_ranks(w: Window, scores: np.ndarray) -> np.ndarray:
 
 
 def run_scale(values: np.ndarray) -> float:
-    """The run's γ scale at the cutoff: the mean last |γ| (1 when every channel is 0)."""
-    scale = float(np.mean(values[-1]))
-    return scale if scale > 0 else 1.0
+    """The run's γ scale at the cutoff: the standard deviation of the last |γ| across channels
+    (the mean |γ| while every channel still sits at one value, 1 when every channel is 0)."""
+    last = values[-1]
+    spread, mean = float(np.std(last)), float(np.mean(last))
+    if spread > 1e-9 * max(mean, 1e-300):
+        return spread
+    return mean if mean > 0 else 1.0
 
 
 def change_target(w: Window, future: np.ndarray) -> np.ndarray:

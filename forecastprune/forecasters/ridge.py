@@ -20,6 +20,8 @@ from .validate import check_model_header
 
 FORMAT = "forecastprune-ridge"
 VERSION = 1
+#: a feature whose spread is below this share of its magnitude (at least 1) counts as constant
+RELATIVE_SPREAD = 1e-9
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,16 @@ class RidgeModel:
                 f"{x.shape} and {y.shape}"
             )
         mean, std = x.mean(axis=0), x.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-        z = (x - mean) / std
+        # a feature constant up to rounding (global_ridge's horizon_ratio: the backtests match
+        # the real ratio, so its spread is ~1e-15) would be blown up by ~1e15 and swamp every
+        # prediction; below RELATIVE_SPREAD of its size it is constant and takes no part
+        varying = std > RELATIVE_SPREAD * np.maximum(np.abs(mean), 1.0)
+        std = np.where(varying, std, 1.0)
+        z = np.where(varying, (x - mean) / std, 0.0)
         gram = z.T @ z + alpha * len(y) * np.eye(z.shape[1])
         # least squares, not solve: with alpha = 0 a constant feature makes the system singular
         coef = np.linalg.lstsq(gram, z.T @ (y - y.mean()), rcond=None)[0]
+        coef = np.where(varying, coef, 0.0)  # a constant feature says nothing: no weight at all
         return cls(tuple(features), mean, std, coef, float(y.mean()), float(alpha), info or {})
 
     def predict(self, x: np.ndarray) -> np.ndarray:

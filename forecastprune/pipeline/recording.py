@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,15 @@ from .trainer import Callback, EpochRecord, Trainer
 
 STORE_NAME = "gammas.fpstore"
 SUMMARY_NAME = "run.json"
-#: step: × ``lr_decay`` at each milestone; cosine: annealed to 0 over the run
-LR_SCHEDULERS = ("step", "cosine")
+#: step: × ``lr_decay`` at each milestone; cosine: annealed to 0 over the run; linear: down to
+#: ``LINEAR_FINAL`` × lr (ultralytics' default); onecycle: torch's OneCycleLR peaking at lr
+LR_SCHEDULERS = ("step", "cosine", "linear", "onecycle")
+#: sgd: with momentum; nesterov: the same with Nesterov momentum; adamw: β₁ = momentum
+OPTIMIZERS = ("sgd", "nesterov", "adamw")
+#: where ``linear`` ends, as a share of the peak LR (ultralytics' ``lrf``)
+LINEAR_FINAL = 0.01
+#: OneCycle's rising share of the run when no ``warmup`` is given (torch's default)
+ONECYCLE_RISE = 0.3
 
 
 @dataclass(frozen=True)
@@ -57,11 +66,14 @@ class RecordSettings:
     lr_scheduler: str = "step"
     lr_milestones: tuple[float, ...] = (0.5, 0.75)
     lr_decay: float = 0.1
+    warmup: float = 0.0
+    optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 1e-4
     batch_size: int = 64
     seed: int = 0
     gamma_init: float = 0.5
+    task: str = "digits"
     width: float = 1.0
     widths: tuple[int, ...] | None = None
     augment: bool = True
@@ -76,6 +88,14 @@ class RecordSettings:
         if self.lr_scheduler not in LR_SCHEDULERS:
             raise ConfigError(f"lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}; got "
                               f"{self.lr_scheduler!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got "
+                              f"{self.optimizer!r}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ConfigError(f"warmup is a fraction of the run in [0, 1); got {self.warmup}")
+        from ..zoo.data import get_task
+
+        get_task(self.task)  # names the valid tasks on an unknown one
         fractions = list(self.lr_milestones)
         if any(not 0.0 < f < 1.0 for f in fractions) or fractions != sorted(set(fractions)):
             raise ConfigError(
@@ -148,14 +168,16 @@ def check_run_dir(out: Path, overwrite: bool) -> None:
 
 def record_run(settings: RecordSettings) -> RecordResult:
     """Sparse-train a zoo model on digits while recording every BN γ into the run directory."""
-    from ..zoo import build_model, load_digits_split, make_loaders
+    from ..zoo import build_model, make_loaders
+    from ..zoo.data import get_task
 
     check_run_dir(settings.out, settings.overwrite)
     torch.manual_seed(settings.seed)
     model = build_model(settings.model_name, **settings.model_kwargs)
+    task = get_task(settings.task)
     train_loader, test_loader = make_loaders(
-        load_digits_split(), settings.batch_size, augment=settings.augment,
-        noise_std=settings.noise, seed=settings.seed,
+        task.split(), settings.batch_size, augment=settings.augment,
+        max_shift=task.max_shift, noise_std=settings.noise, seed=settings.seed,
     )
     optimizer = _optimizer(model, settings)
     trainer = Trainer(model, optimizer, train_loader, test_loader, settings.epochs,
@@ -176,21 +198,50 @@ def record_run(settings: RecordSettings) -> RecordResult:
     return RecordResult(result.accuracy, store.path, shape)
 
 
-def _optimizer(model: nn.Module, settings: RecordSettings) -> torch.optim.SGD:
-    """SGD with momentum; weight decay on conv/linear weights only (never on BN γ/β)."""
+def _optimizer(model: nn.Module, settings: RecordSettings) -> torch.optim.Optimizer:
+    """SGD (plain or Nesterov momentum) or AdamW (β₁ = momentum); weight decay on conv/linear
+    weights only (never on BN γ/β)."""
     decayed = [p for p in model.parameters() if p.ndim > 1]
     plain = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decayed, "weight_decay": settings.weight_decay},
               {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum)
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=settings.lr, betas=(settings.momentum, 0.999))
+    return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
+                           nesterov=settings.optimizer == "nesterov")
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, settings: RecordSettings, milestones: list[int],
                total: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """The per-iteration LR scheduler ``lr_scheduler`` names."""
-    if settings.lr_scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=settings.lr_decay)
+    """The per-iteration LR scheduler ``lr_scheduler`` names, after a linear warm-up over the
+    first ``warmup`` share of the run (OneCycle's own rise takes that share instead)."""
+    lr_scheduler = torch.optim.lr_scheduler
+    name, rise = settings.lr_scheduler, max(1, round(settings.warmup * total))
+    if name == "onecycle":
+        share = settings.warmup or ONECYCLE_RISE
+        return lr_scheduler.OneCycleLR(optimizer, settings.lr, total_steps=total,
+                                       pct_start=share, cycle_momentum=False)
+    if settings.warmup == 0.0 and name == "cosine":  # the suite's runs: kept bit for bit
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    if settings.warmup == 0.0 and name == "step":
+        return lr_scheduler.MultiStepLR(optimizer, milestones, gamma=settings.lr_decay)
+    return lr_scheduler.LambdaLR(optimizer, partial(_lr_factor, name=name, total=total,
+                                                    rise=rise if settings.warmup else 0,
+                                                    milestones=tuple(milestones),
+                                                    decay=settings.lr_decay))
+
+
+def _lr_factor(step: int, name: str, total: int, rise: int, milestones: tuple[int, ...],
+               decay: float) -> float:
+    """The LR at update ``step`` as a share of the peak: a linear warm-up over ``rise``
+    updates, then the schedule ``name`` over the whole run."""
+    warm = min(1.0, (step + 1) / rise) if rise else 1.0
+    if name == "step":
+        return warm * decay ** sum(step >= m for m in milestones)
+    progress = min(step / total, 1.0)
+    if name == "cosine":
+        return warm * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return warm * (1.0 - (1.0 - LINEAR_FINAL) * progress)
 
 
 def _metadata(settings: RecordSettings, trainer: Trainer, milestones: list[int]) -> dict[str, Any]:
@@ -199,7 +250,8 @@ def _metadata(settings: RecordSettings, trainer: Trainer, milestones: list[int])
 
     return {
         "model": settings.model_name, "model_kwargs": settings.model_kwargs,
-        "dataset": "sklearn-digits", "sparsity": settings.sparsity,
+        "dataset": "sklearn-digits", "task": settings.task, "optimizer": settings.optimizer,
+        "warmup": settings.warmup, "sparsity": settings.sparsity,
         "sparsity_schedule": settings.sparsity_schedule,
         "sparsity_factor": settings.sparsity_factor, "sparsity_at": settings.sparsity_at,
         "relieve_top": settings.relieve_top, "lr": settings.lr,
