@@ -178,9 +178,10 @@ def check_step(value: Any, what: str = "step") -> int:
 
 
 def closest(name: str, valid: Iterable[str], cutoff: float = 0.6) -> str:
-    """``"; did you mean 'x'?"`` for the closest valid name, or ``""`` when none is close."""
+    """``" Did you mean 'x'?"`` for the closest valid name, or ``""`` when none is close: the
+    one hint every "unknown name" message gives (config keys, models, forecasters)."""
     match = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=cutoff)
-    return f"; did you mean {match[0]!r}?" if match else ""
+    return f" Did you mean {match[0]!r}?" if match else ""
 
 
 # ------------------------------------------------------------------------ lazy exports

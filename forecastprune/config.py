@@ -14,7 +14,6 @@ with dashes or underscores.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 import yaml
 
 from .errors import ConfigError
+from ._util import closest
 
 T = TypeVar("T")
 
@@ -174,6 +174,5 @@ def _scalar(value: Any, kind: Any, what: str) -> Any:
 
 
 def _unknown_key(key: str, valid: list[str], source: str) -> str:
-    close = difflib.get_close_matches(key.replace("-", "_"), valid, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"{source} has an unknown key {key!r}{hint}; valid keys: {', '.join(valid)}"
+    hint = closest(key.replace("-", "_"), valid)
+    return f"{source} has an unknown key {key!r}.{hint} Expected one of the valid keys: {', '.join(valid)}"

@@ -205,7 +205,7 @@ def test_config_unknown_key_names_valid_ones(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("ratios: [0.5]\n")
     line = _one_error_line(run("--config", str(config)))
-    assert "'ratios'" in line and "did you mean 'ratio'" in line and "min_keep" in line
+    assert "'ratios'" in line and "Did you mean 'ratio'" in line and "min_keep" in line
 
 
 def test_bundled_configs_compare_yaml_is_valid():

@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "forecastprune"
 #: Units in one layer are siblings and may not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("_util", "config", "runpoint", "isolation"),
+    ("_util",),
+    ("config", "runpoint", "isolation"),
     ("core",),                          # layout, BN layers, LR clock, mask metrics
     ("store",),
     ("record", "zoo"),                  # write stores; demo models and data

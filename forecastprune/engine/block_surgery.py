@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import PruningError
 from ..core.bn_layers import unwrap_model
+from ..core.modes import eval_mode
 from .blocks import Block, BlockPlan, plan_blocks
 from .coupling import as_args
 from .flow import output_signature, tensors_in
@@ -159,15 +160,12 @@ def _verify(reference: nn.Module, pruned: nn.Module, example_inputs: Any) -> Non
     """Raise unless ``pruned`` reproduces ``reference`` (eval mode) on the example inputs."""
     outs = []
     for model in (reference, pruned):
-        flags = {m: m.training for m in model.modules()}
         try:
-            outs.append(model.eval()(*as_args(example_inputs)))
+            with eval_mode(model):
+                outs.append(model(*as_args(example_inputs)))
         except RuntimeError as exc:
             raise PruningError(f"the model without the blocks no longer runs ({exc}); its code "
                                "reads the removed blocks in a way the plan did not foresee")
-        finally:
-            for m, flag in flags.items():
-                m.training = flag
     if output_signature(outs[0]) != output_signature(outs[1]):
         raise PruningError("removing the blocks changed the model's output structure")
     for a, b in zip(tensors_in(outs[0]), tensors_in(outs[1]), strict=True):

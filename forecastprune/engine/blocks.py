@@ -46,6 +46,7 @@ from torch import nn
 from ..errors import PruningError
 from ..core.bn_layers import unwrap_model
 from ..core.layout import ChannelLayout
+from ..core.modes import eval_mode
 from .coupling import as_args, check_layout, default_layout
 from .flow import _Tracer, running_layer
 from .flow_ops import CAT, tensors_in
@@ -241,12 +242,10 @@ class _BlockTracer(_Tracer):
 
 def _trace(model: nn.Module, args: tuple[Any, ...], layout: ChannelLayout) -> _BlockTracer:
     """One eval-mode, no-grad forward under the block tracer (flags restored after)."""
-    flags = {module: module.training for module in model.modules()}
     tracer = _BlockTracer(model, layout)
     handles = tracer.hooks(model)
     try:
-        model.eval()
-        with torch.no_grad(), tracer, running_layer(model):
+        with eval_mode(model), torch.no_grad(), tracer, running_layer(model):
             out = model(*args)
         tracer.finish(out)
     except (RuntimeError, TypeError, ValueError, IndexError) as exc:
@@ -258,8 +257,6 @@ def _trace(model: nn.Module, args: tuple[Any, ...], layout: ChannelLayout) -> _B
     finally:
         for handle in handles:
             handle.remove()
-        for module, flag in flags.items():
-            module.training = flag
     return tracer
 
 

@@ -46,6 +46,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.overrides import TorchFunctionMode
 
 from ..core.layout import ChannelLayout
+from ..core.modes import eval_mode
 from .flow_ops import (
     BINARY,
     CAT,
@@ -121,16 +122,10 @@ def trace_flow(model: nn.Module, example_inputs: tuple[Any, ...], layout: Channe
     Returns:
         The :class:`ChannelFlow`.
     """
-    flags = {module: module.training for module in model.modules()}
     tracer = _Tracer(model, layout)
-    try:
-        model.eval()
-        with torch.no_grad(), tracer, running_layer(model):
-            out = model(*example_inputs)
-        tracer.finish(out)
-    finally:
-        for module, flag in flags.items():
-            module.training = flag
+    with eval_mode(model), torch.no_grad(), tracer, running_layer(model):
+        out = model(*example_inputs)
+    tracer.finish(out)
     return tracer.result()
 
 

@@ -30,6 +30,7 @@ from torch import nn
 
 from ..errors import PruningError
 from ..core.bn_layers import unwrap_model
+from ..core.modes import eval_mode
 from .coupling import WEIGHTED, as_args
 
 #: how the timed passes of a model are summarised
@@ -80,7 +81,7 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
     layers = [m for m in model.modules() if isinstance(m, WEIGHTED)]
     handles = [m.register_forward_hook(hook) for m in layers]
     try:
-        with _eval_modes([model]), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(*as_args(example_inputs))
     finally:
         for handle in handles:
@@ -113,7 +114,7 @@ def measure_latencies(models: Sequence[nn.Module], example_inputs: Any, *, repea
     args = as_args(example_inputs)
     plain = [unwrap_model(m) for m in models]
     times: list[list[float]] = [[] for _ in plain]
-    with torch.inference_mode(), _eval_modes(plain):
+    with torch.inference_mode(), eval_mode(*plain):
         for _ in range(int(warmup)):
             for model in plain:
                 model(*args)
@@ -158,20 +159,3 @@ def _ratio(before: float, after: float) -> str:
     if after <= 0:
         return "-"
     return f"{before / after:.2f}x ({100 * (1 - after / before):.1f} % less)"
-
-
-@contextmanager
-def _eval_modes(models: Sequence[nn.Module]) -> Iterator[None]:
-    """Eval mode inside the block; every module's own flag restored afterwards.
-
-    TorchScript modules are left alone: a frozen one has its mode baked in and no flag to set.
-    """
-    models = [m for m in models if not isinstance(m, torch.jit.ScriptModule)]
-    flags = {m: m.training for model in models for m in model.modules()}
-    try:
-        for model in models:
-            model.eval()
-        yield
-    finally:
-        for module, flag in flags.items():
-            module.training = flag

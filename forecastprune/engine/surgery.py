@@ -36,6 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..errors import PruningError
 from ..core.bn_layers import unwrap_model
 from ..core.layout import ChannelLayout
+from ..core.modes import eval_mode
 from .compensation import fold_constants, recorded_inputs
 from .coupling import WEIGHTED, ChannelPlan, as_args, check_layout, plan_channels, traced_flow
 from .flow import output_signature, running_layer
@@ -338,13 +339,8 @@ def _prune_groups(name: str, conv: nn.Module, indices: list[int]) -> None:
 @torch.no_grad()
 def _output_signature(model: nn.Module, example_inputs: Any) -> list[tuple[str, tuple[int, ...]]]:
     """Path and shape of every tensor of the eval-mode output structure, in order."""
-    flags = {module: module.training for module in model.modules()}
-    try:
-        model.eval()
+    with eval_mode(model):
         out = model(*as_args(example_inputs))
-    finally:
-        for module, flag in flags.items():
-            module.training = flag
     return output_signature(out)
 
 

@@ -18,7 +18,6 @@ What they assume about γ is whatever the chosen model assumes.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import warnings
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from .evengrid import at_horizon, resample_even
 from .base import Forecaster
 from .registry import register_prefix
 from .validate import check_choice
+from .._util import closest
 
 STATSFORECAST_EXTRA = "pip install 'forecastprune[statsforecast]'"
 
@@ -64,10 +64,9 @@ def statsforecast_models() -> dict[str, type]:
 def _resolve(library: str, name: str, catalogue: Mapping[str, type]) -> type:
     if name in catalogue:
         return catalogue[name]
-    close = difflib.get_close_matches(name, list(catalogue), n=3, cutoff=0.5)
-    hint = f" Did you mean {close}?" if close else ""
     raise UnknownForecasterError(
-        f"{library} has no forecaster called {name!r}.{hint} Valid names: {sorted(catalogue)}"
+        f"{library} has no forecaster called {name!r}.{closest(name, catalogue, 0.5)} Valid "
+        f"names: {sorted(catalogue)}"
     )
 
 

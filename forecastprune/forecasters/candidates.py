@@ -27,6 +27,8 @@ from functools import partial
 
 import numpy as np
 
+from .ema import ema_level
+
 #: bottom-set fractions whose IoU ``rank_agreement`` averages (around the usual ratio 0.5)
 RANK_RATIOS = (0.3, 0.4, 0.5, 0.6, 0.7)
 #: windows of the trend and AR candidates, as fractions of the history they are given, so a
@@ -88,11 +90,7 @@ def naive(w: Window) -> np.ndarray:
 
 def ema(w: Window, span: float) -> np.ndarray:
     """The exponentially weighted mean, ``α = 2 / (span + 1)``, started at the first value."""
-    alpha = 2.0 / (span + 1.0)
-    age = np.arange(w.values.shape[0] - 1, -1, -1, dtype=np.float64)
-    weights = alpha * (1.0 - alpha) ** age
-    weights[0] = (1.0 - alpha) ** age[0]
-    return weights @ w.values
+    return ema_level(w.values, 2.0 / (span + 1.0))
 
 
 def trend(w: Window, window: float, shrink: float) -> np.ndarray:

@@ -71,13 +71,20 @@ class EMAForecaster(Forecaster):
         return 2.0 / (span + 1.0)
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
-        alpha = self._smoothing()
-        # The recursion unrolled: weight α(1−α)^(T−1−i) on x_i and (1−α)^(T−1) on x_0; one
-        # matrix-vector product over all channels instead of a loop over snapshots.
-        age = np.arange(values.shape[0] - 1, -1, -1, dtype=np.float64)
-        weights = alpha * (1.0 - alpha) ** age
-        weights[0] = (1.0 - alpha) ** age[0]
-        self.level_ = weights @ values
+        self.level_ = ema_level(values, self._smoothing())
 
     def _predict(self, target_t: float) -> np.ndarray:
         return self.level_.copy()
+
+
+def ema_level(values: np.ndarray, alpha: float) -> np.ndarray:
+    """The exponentially weighted mean of (T, C) ``values`` at smoothing ``alpha``, started at
+    the first row: the level ``ema`` forecasts (and ``auto``'s ema candidate).
+
+    The recursion unrolled: weight α(1−α)^(T−1−i) on x_i and (1−α)^(T−1) on x_0; one
+    matrix-vector product over all channels instead of a loop over snapshots.
+    """
+    age = np.arange(values.shape[0] - 1, -1, -1, dtype=np.float64)
+    weights = alpha * (1.0 - alpha) ** age
+    weights[0] = (1.0 - alpha) ** age[0]
+    return weights @ values

@@ -16,7 +16,6 @@ with :func:`register_prefix`, so the registry never has to enumerate a foreign c
 from __future__ import annotations
 
 import contextlib
-import difflib
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
@@ -26,6 +25,7 @@ from typing import Any, TypeVar
 from ..errors import ForecasterError, UnknownForecasterError
 from .base import Forecaster
 from .spec import parse_spec
+from .._util import closest
 
 #: Builds a forecaster of a prefix family from the name after the prefix and the parameters.
 PrefixFactory = Callable[[str, dict[str, Any]], Forecaster]
@@ -332,10 +332,9 @@ def describe_params(defaults: dict[str, Any]) -> str:
 
 def _unknown(name: str) -> UnknownForecasterError:
     valid = sorted(_STATE.classes)
-    closest = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-    hint = f" Did you mean {closest[0]!r}?" if closest else ""
     prefixes = [f"{p}:<Name>" for p in sorted(_STATE.prefixes)]
-    message = f"unknown forecaster {name!r}.{hint} Valid names: {valid + prefixes}"
+    message = (f"unknown forecaster {name!r}.{closest(name, valid, 0.5)} Valid names: "
+               f"{valid + prefixes}")
     if _STATE.broken:
         message += f". Plugins that failed to load: {sorted(_STATE.broken)}"
     return UnknownForecasterError(message)

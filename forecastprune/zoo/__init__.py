@@ -9,7 +9,6 @@ the valid ones and the closest match.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib
 import inspect
@@ -20,6 +19,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .data import DigitsSplit, load_digits_split, make_loaders
+from .._util import closest
 
 Builder = Callable[..., nn.Module]
 
@@ -86,9 +86,8 @@ def get_builder(name: str) -> Builder:
     """
     target = _MODELS.get(name)
     if target is None:
-        close = difflib.get_close_matches(str(name), _MODELS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown model {name!r}; valid names: {list_models()}.{hint}")
+        raise ConfigError(f"unknown model {name!r}.{closest(name, _MODELS)} Valid names: "
+                          f"{list_models()}")
     if callable(target):
         return target
     module_name, attribute = target.split(":")
