@@ -73,8 +73,10 @@ def side_changes(pruned_now: np.ndarray, pruned_end: np.ndarray) -> SideChanges:
     if now.shape != end.shape:
         raise ValueError(f"masks must have the same shape; got {now.shape} and {end.shape}")
     return SideChanges(
-        channels=int(now.size), pruned_end=int(end.sum()),
-        down=int(np.count_nonzero(~now & end)), up=int(np.count_nonzero(now & ~end)),
+        channels=int(now.size),
+        pruned_end=int(end.sum()),
+        down=int(np.count_nonzero(~now & end)),
+        up=int(np.count_nonzero(now & ~end)),
         iou=metrics.iou(now, end),
     )
 
@@ -147,8 +149,7 @@ class BinCounts:
     def share_changed(self) -> np.ndarray:
         """(B,) the crossers' share of each bin's channels (NaN for an empty bin)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.channels > 0, self.changed / np.maximum(self.channels, 1),
-                            np.nan)
+            return np.where(self.channels > 0, self.changed / np.maximum(self.channels, 1), np.nan)
 
     @property
     def share_of_changers(self) -> np.ndarray:
@@ -172,8 +173,11 @@ def bin_changers(
         raise ValueError(f"edges must be ≥ 2 increasing values; got {edges}")
     which = np.digitize(distance, edges[1:-1], right=False)  # bin i: edges[i] ≤ |d| < edges[i+1]
     n = len(edges) - 1
-    return BinCounts(tuple(edges), np.bincount(which, minlength=n),
-                     np.bincount(which, weights=changed, minlength=n).astype(np.int64))
+    return BinCounts(
+        tuple(edges),
+        np.bincount(which, minlength=n),
+        np.bincount(which, weights=changed, minlength=n).astype(np.int64),
+    )
 
 
 def toward_cut(feature: np.ndarray, below: np.ndarray) -> np.ndarray:
@@ -213,8 +217,10 @@ def auc(score: np.ndarray, target: np.ndarray, strata: np.ndarray | None = None)
     score, target = np.asarray(score, dtype=np.float64), np.asarray(target, dtype=bool)
     labels = np.zeros(score.shape, np.int64) if strata is None else np.asarray(strata)
     if not score.shape == target.shape == labels.shape:
-        raise ValueError(f"score {score.shape}, target {target.shape} and strata "
-                         f"{labels.shape} must have one shape")
+        raise ValueError(
+            f"score {score.shape}, target {target.shape} and strata "
+            f"{labels.shape} must have one shape"
+        )
     wins = pairs = 0.0
     for label in np.unique(labels):
         inside = labels == label

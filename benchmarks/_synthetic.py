@@ -47,7 +47,9 @@ class SyntheticRun:
 
 
 def step_decay_schedule(
-    total_steps: int, lr: float = 0.1, milestones: tuple[float, ...] = (0.5, 0.75),
+    total_steps: int,
+    lr: float = 0.1,
+    milestones: tuple[float, ...] = (0.5, 0.75),
     factor: float = 0.1,
 ) -> list[list[float]]:
     """A step-decay schedule: ``lr`` divided by ``1/factor`` at each milestone fraction."""
@@ -81,13 +83,19 @@ def make_run(
     chunks = list(iter_run(n_channels, n_snapshots, record_every, lr, noise, seed))
     steps, values, lrs = (np.concatenate([c[i] for c in chunks]) for i in range(3))
     kinds = _channel_kinds(np.random.default_rng(seed), n_channels)[0]
-    return SyntheticRun(steps, values, lrs, kinds, step_decay_schedule(
-        n_snapshots * record_every, lr))
+    return SyntheticRun(
+        steps, values, lrs, kinds, step_decay_schedule(n_snapshots * record_every, lr)
+    )
 
 
 def iter_run(
-    n_channels: int, n_snapshots: int, record_every: int = 10, lr: float = 0.1,
-    noise: float = 0.01, seed: int = 0, chunk: int = 2000,
+    n_channels: int,
+    n_snapshots: int,
+    record_every: int = 10,
+    lr: float = 0.1,
+    noise: float = 0.01,
+    seed: int = 0,
+    chunk: int = 2000,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The same recording as :func:`make_run`, ``chunk`` snapshots at a time.
 
@@ -102,8 +110,10 @@ def iter_run(
     tau = np.cumsum(lr_per_step) / np.sum(lr_per_step)  # 0 → 1 over the run
     steps = all_steps[record_every - 1 :: record_every]
     kinds, start = _channel_kinds(rng, n_channels)
-    params = {kind: _curve_params(kind, start[kinds == kind], rng)
-              for kind in ("linear", "exponential", "plateau")}
+    params = {
+        kind: _curve_params(kind, start[kinds == kind], rng)
+        for kind in ("linear", "exponential", "plateau")
+    }
     state = None
     for first in range(0, steps.shape[0], chunk):
         rows = steps[first : first + chunk]
@@ -116,8 +126,9 @@ def iter_run(
 
 
 def _channel_kinds(rng: np.random.Generator, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
-    kinds = rng.choice(np.array(["linear", "exponential", "plateau"]), size=n_channels,
-                       p=[0.35, 0.2, 0.45])
+    kinds = rng.choice(
+        np.array(["linear", "exponential", "plateau"]), size=n_channels, p=[0.35, 0.2, 0.45]
+    )
     return kinds, rng.uniform(0.6, 1.4, n_channels)
 
 
@@ -141,18 +152,21 @@ def _linear(tau: np.ndarray, start: np.ndarray, rate: np.ndarray) -> np.ndarray:
     return np.maximum(start - rate * tau, 0.0)
 
 
-def _exponential(tau: np.ndarray, start: np.ndarray, rate: np.ndarray,
-                 floor: np.ndarray) -> np.ndarray:
+def _exponential(
+    tau: np.ndarray, start: np.ndarray, rate: np.ndarray, floor: np.ndarray
+) -> np.ndarray:
     return floor + (start - floor) * np.exp(-rate * tau)
 
 
-def _plateau(tau: np.ndarray, start: np.ndarray, level: np.ndarray,
-             rate: np.ndarray) -> np.ndarray:
+def _plateau(tau: np.ndarray, start: np.ndarray, level: np.ndarray, rate: np.ndarray) -> np.ndarray:
     return level + (start - level) * np.exp(-rate * tau)
 
 
 def _noise(
-    rng: np.random.Generator, lr_ratio: np.ndarray, scale: float, n_channels: int,
+    rng: np.random.Generator,
+    lr_ratio: np.ndarray,
+    scale: float,
+    n_channels: int,
     previous: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """AR(1)-correlated noise whose size follows the learning rate (plus a 5 % floor).
@@ -162,8 +176,9 @@ def _noise(
     """
     shocks = rng.normal(size=(lr_ratio.shape[0], n_channels))
     correlated = np.empty_like(shocks)
-    correlated[0] = shocks[0] if previous is None else (
-        0.7 * previous + np.sqrt(1 - 0.7**2) * shocks[0])
+    correlated[0] = (
+        shocks[0] if previous is None else (0.7 * previous + np.sqrt(1 - 0.7**2) * shocks[0])
+    )
     for row in range(1, shocks.shape[0]):  # over time; each row is all channels at once
         correlated[row] = 0.7 * correlated[row - 1] + np.sqrt(1 - 0.7**2) * shocks[row]
     return correlated * scale * (lr_ratio + 0.05)[:, None], correlated[-1]

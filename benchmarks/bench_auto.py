@@ -23,11 +23,11 @@ import time
 import tracemalloc
 
 import numpy as np
-
 from _synthetic import YOLOV3_CHANNELS, make_run
-from forecastprune.predict import attach_layout, build_forecaster, predict_history
+
 from forecastprune.core.layout import ChannelLayout
 from forecastprune.core.lr_clock import cumulative_lr_clock
+from forecastprune.predict import attach_layout, build_forecaster, predict_history
 
 TARGET_SECONDS = 2.0
 #: BN layers of YOLOv3, for the layer-aware forecaster's layout
@@ -44,12 +44,17 @@ def main() -> None:
     total = int(run.steps[-1]) * 5  # the history is the first fifth of the run
     clock = cumulative_lr_clock(run.steps, run.lrs, run.lr_schedule, total)
     layers = [len(a) for a in np.array_split(np.arange(args.channels), YOLOV3_LAYERS)]
-    cases = [(spec, axis, run_clock) for spec in ("auto", "auto(learned=False)")
-             for axis, run_clock in (("LR clock", clock), ("steps", None))]
+    cases = [
+        (spec, axis, run_clock)
+        for spec in ("auto", "auto(learned=False)")
+        for axis, run_clock in (("LR clock", clock), ("steps", None))
+    ]
     cases.append(("learned_gbr", "LR clock", clock))
     for spec, axis, run_clock in cases:
-        model = attach_layout(build_forecaster(spec), ChannelLayout.from_pairs(
-            [(f"bn{i}", n) for i, n in enumerate(layers)]))
+        model = attach_layout(
+            build_forecaster(spec),
+            ChannelLayout.from_pairs([(f"bn{i}", n) for i, n in enumerate(layers)]),
+        )
         best, traced, prediction = np.inf, 0, None
         for _ in range(args.repeat):
             tracemalloc.start()
@@ -60,9 +65,12 @@ def main() -> None:
             tracemalloc.stop()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         verdict = "ok" if best <= TARGET_SECONDS else "TOO SLOW"
-        print(f"{spec:20s} {axis:8s} C={args.channels} T={args.snapshots}: {best:.3f} s "
-              f"(target ≤ {TARGET_SECONDS:g} s: {verdict}), +{traced / 2**20:.0f} MiB traced, "
-              f"peak RSS {rss:.0f} MiB; chose {prediction.note or spec}")
+        print(
+            f"{spec:20s} {axis:8s} C={args.channels} T={args.snapshots}: {best:.3f} s "
+            f"(target ≤ {TARGET_SECONDS:g} s: {verdict}), +{traced / 2**20:.0f} MiB traced, "
+            f"peak RSS {rss:.0f} MiB; chose {prediction.note or spec}"
+        )
+
 
 if __name__ == "__main__":
     main()

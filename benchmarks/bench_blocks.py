@@ -53,10 +53,10 @@ ensure_torchvision_ops()
 from forecastprune.engine.block_surgery import prune_blocks  # noqa: E402
 from forecastprune.engine.blocks import plan_blocks  # noqa: E402
 from forecastprune.engine.coupling import default_layout, plan_channels, traced_flow  # noqa: E402
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.stats import count_macs, count_params, measure_latencies  # noqa: E402
 from forecastprune.engine.surgery import prune_model  # noqa: E402
 from forecastprune.engine.threshold import select_channels  # noqa: E402
-from forecastprune.engine.spec import PruneSpec
 
 DETECTORS = ("yolov5nu", "yolov8n", "yolo11n", "yolov3u")
 SMALL = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
@@ -95,8 +95,12 @@ def remove_blocks(model: nn.Module, fraction: float, seed: int = 0) -> nn.Module
     return prune_blocks(model, [plan.blocks[i].name for i in chosen], SMALL, plan)
 
 
-def channels_to(model: nn.Module, target: float, x: torch.Tensor, round_to: int = 1,
-                ) -> tuple[nn.Module, float]:
+def channels_to(
+    model: nn.Module,
+    target: float,
+    x: torch.Tensor,
+    round_to: int = 1,
+) -> tuple[nn.Module, float]:
     """The grouped channel cut of ``model`` whose MACs (at ``x``) are closest to ``target``."""
     plan = plan_channels(model, SMALL, policy="grouped")
     scores = np.random.default_rng(0).random(plan.layout.total)
@@ -145,39 +149,51 @@ def rows_for(name: str, repeats: int, fractions: list[float], round_to: int) -> 
         target = count_macs(blocks, x)
         variants[fraction, "channels"] = channels_to(model, target, x, round_to)
         variants[fraction, "blocks"] = (blocks, 0.0)
-        variants[fraction, "both"] = channels_to(remove_blocks(model, fraction / 2), target, x,
-                                                 round_to)
+        variants[fraction, "both"] = channels_to(
+            remove_blocks(model, fraction / 2), target, x, round_to
+        )
     detector = name in DETECTORS
     fused = [fuse(m, detector) for m in (model, *(v[0] for v in variants.values()))]
     # every cut is timed interleaved with the original, in one loop
     times = measure_latencies(fused, x, repeats=repeats, statistic="min")
     rows = []
-    for ((fraction, kind), (cut, ratio)), seconds in zip(variants.items(), times[1:],
-                                                         strict=True):
+    for ((fraction, kind), (cut, ratio)), seconds in zip(variants.items(), times[1:], strict=True):
         macs = count_macs(cut, x)
-        rows.append({
-            "model": name, "size": size, "fraction": fraction, "kind": kind,
-            "round_to": round_to,
-            "channel_ratio": ratio,
-            "blocks_removed": len(cut.forecastprune_surgery.blocks),
-            "params0": params0, "params": count_params(cut), "macs0": macs0, "macs": macs,
-            "ms0": 1e3 * times[0], "ms": 1e3 * seconds,
-            "ratio": (times[0] / seconds) / (macs0 / macs),
-        })
+        rows.append(
+            {
+                "model": name,
+                "size": size,
+                "fraction": fraction,
+                "kind": kind,
+                "round_to": round_to,
+                "channel_ratio": ratio,
+                "blocks_removed": len(cut.forecastprune_surgery.blocks),
+                "params0": params0,
+                "params": count_params(cut),
+                "macs0": macs0,
+                "macs": macs,
+                "ms0": 1e3 * times[0],
+                "ms": 1e3 * seconds,
+                "ratio": (times[0] / seconds) / (macs0 / macs),
+            }
+        )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model (input) | f | cut | blocks removed | channel ratio | params M | GMACs | "
-             "MAC red. | fused ms | speedup | latency/MAC |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model (input) | f | cut | blocks removed | channel ratio | params M | GMACs | "
+        "MAC red. | fused ms | speedup | latency/MAC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['model']} ({r['size']}²) | {r['fraction']:g} | {r['kind']} | "
             f"{r['blocks_removed']} | "
             f"{r['channel_ratio']:.3f} | {r['params0'] / 1e6:.2f} → {r['params'] / 1e6:.2f} | "
             f"{r['macs0'] / 1e9:.2f} → {r['macs'] / 1e9:.2f} | {r['macs0'] / r['macs']:.2f}× | "
-            f"{r['ms0']:.1f} → {r['ms']:.1f} | {r['ms0'] / r['ms']:.2f}× | {r['ratio']:.2f} |")
+            f"{r['ms0']:.1f} → {r['ms']:.1f} | {r['ms0'] / r['ms']:.2f}× | {r['ratio']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -185,11 +201,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="yolov5nu,yolov8n,yolo11n,yolov3u,resnet50,darknet53")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--fractions", default="0.5,1.0",
-                        help="fractions of the removable blocks the blocks-only cut removes")
-    parser.add_argument("--round-to", type=int, default=1,
-                        help="kept channels per layer rounded up to a multiple of this (8 suits "
-                             "CPU kernels, see bench_engine.py)")
+    parser.add_argument(
+        "--fractions",
+        default="0.5,1.0",
+        help="fractions of the removable blocks the blocks-only cut removes",
+    )
+    parser.add_argument(
+        "--round-to",
+        type=int,
+        default=1,
+        help="kept channels per layer rounded up to a multiple of this (8 suits "
+        "CPU kernels, see bench_engine.py)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     torch.set_num_threads(1)

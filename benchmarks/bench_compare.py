@@ -40,8 +40,8 @@ GIB = 1024**3
 
 def build_store(path: Path, channels: int, snapshots: int, dtype: str) -> float:
     """Write a synthetic run (42 YOLOv3-like layers) chunk by chunk; return the seconds taken."""
-    from forecastprune.store import GammaTrajectoryStore
     from forecastprune.core.layout import ChannelLayout
+    from forecastprune.store import GammaTrajectoryStore
 
     sizes = np.full(42, channels // 42)
     sizes[: channels - sizes.sum()] += 1
@@ -49,8 +49,9 @@ def build_store(path: Path, channels: int, snapshots: int, dtype: str) -> float:
     total = snapshots * 10
     meta = {"lr_schedule": step_decay_schedule(total, 0.1), "total_steps": total}
     start = time.perf_counter()
-    with GammaTrajectoryStore.create(path, layout, metadata=meta, flush_every=2000,
-                                     dtype=dtype) as store:
+    with GammaTrajectoryStore.create(
+        path, layout, metadata=meta, flush_every=2000, dtype=dtype
+    ) as store:
         for steps, values, lrs in iter_run(channels, snapshots, record_every=10, seed=0):
             store.append_many(steps, values, lrs=lrs)
     return time.perf_counter() - start
@@ -63,15 +64,27 @@ def replay_once(path: str) -> None:
 
     start = time.perf_counter()
     with GammaTrajectoryStore.open(path) as store:
-        result = replay(store, FORECASTERS, ReplaySettings(cutoffs=CUTOFFS, ratios=(0.5,),
-                                                           timeout=None))
+        result = replay(
+            store, FORECASTERS, ReplaySettings(cutoffs=CUTOFFS, ratios=(0.5,), timeout=None)
+        )
     seconds = time.perf_counter() - start
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    iou = {name: float(np.nanmean([r.iou for r in result.rows if r.forecaster == name]))
-           for name in result.forecasters}
-    print(json.dumps({"seconds": seconds, "rss": own, "worker_rss": workers, "iou": iou,
-                      "failed": [n for n in result.forecasters if result.failure(n)]}))
+    iou = {
+        name: float(np.nanmean([r.iou for r in result.rows if r.forecaster == name]))
+        for name in result.forecasters
+    }
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rss": own,
+                "worker_rss": workers,
+                "iou": iou,
+                "failed": [n for n in result.forecasters if result.failure(n)],
+            }
+        )
+    )
 
 
 def measure(channels: int, snapshots: int, tmp: Path) -> dict:
@@ -79,8 +92,12 @@ def measure(channels: int, snapshots: int, tmp: Path) -> dict:
     path = tmp / f"s{snapshots}.fpstore"
     written = build_store(path, channels, snapshots, dtype)
     disk = sum(f.stat().st_size for f in path.iterdir())
-    child = subprocess.run([sys.executable, __file__, "--replay", str(path)],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, __file__, "--replay", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     figures = json.loads(child.stdout.strip().splitlines()[-1])
     for item in path.iterdir():
         item.unlink()
@@ -90,20 +107,28 @@ def measure(channels: int, snapshots: int, tmp: Path) -> dict:
 
 def report(rows: list[dict]) -> None:
     base = next((r for r in rows if r["snapshots"] == 20000), rows[0])
-    print(f"\n{'snapshots':>10} {'dtype':>8} {'disk GB':>8} {'build s':>8} {'replay s':>9} "
-          f"{'×time':>6} {'RSS GiB':>8} {'worker GiB':>11} {'×RSS':>6}")
+    print(
+        f"\n{'snapshots':>10} {'dtype':>8} {'disk GB':>8} {'build s':>8} {'replay s':>9} "
+        f"{'×time':>6} {'RSS GiB':>8} {'worker GiB':>11} {'×RSS':>6}"
+    )
     for r in rows:
         peak = max(r["rss"], r["worker_rss"])
-        print(f"{r['snapshots']:>10,} {r['dtype']:>8} {r['disk'] / 1e9:>8.2f} "
-              f"{r['write_s']:>8.1f} {r['seconds']:>9.1f} {r['seconds'] / base['seconds']:>6.2f} "
-              f"{r['rss'] / GIB:>8.2f} {r['worker_rss'] / GIB:>11.2f} "
-              f"{peak / max(base['rss'], base['worker_rss']):>6.2f}")
+        print(
+            f"{r['snapshots']:>10,} {r['dtype']:>8} {r['disk'] / 1e9:>8.2f} "
+            f"{r['write_s']:>8.1f} {r['seconds']:>9.1f} {r['seconds'] / base['seconds']:>6.2f} "
+            f"{r['rss'] / GIB:>8.2f} {r['worker_rss'] / GIB:>11.2f} "
+            f"{peak / max(base['rss'], base['worker_rss']):>6.2f}"
+        )
     for r in rows:
-        print(f"mean IoU over cutoffs at {r['snapshots']:,}: "
-              + ", ".join(f"{k} {v:.3f}" for k, v in r["iou"].items())
-              + (f"  FAILED: {r['failed']}" if r["failed"] else ""))
-    print(f"\nforecasters: {', '.join(FORECASTERS)} (+ naive) × {len(CUTOFFS)} cutoffs; RSS is "
-          "ru_maxrss of the replaying process and of its largest forecaster worker")
+        print(
+            f"mean IoU over cutoffs at {r['snapshots']:,}: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in r["iou"].items())
+            + (f"  FAILED: {r['failed']}" if r["failed"] else "")
+        )
+    print(
+        f"\nforecasters: {', '.join(FORECASTERS)} (+ naive) × {len(CUTOFFS)} cutoffs; RSS is "
+        "ru_maxrss of the replaying process and of its largest forecaster worker"
+    )
 
 
 def main() -> None:
@@ -119,8 +144,11 @@ def main() -> None:
         rows = []
         for snapshots in (int(s) for s in args.snapshots.split(",")):
             rows.append(measure(args.channels, snapshots, Path(tmp)))
-            print(f"{snapshots:,} snapshots: {rows[-1]['seconds']:.1f} s, "
-                  f"{max(rows[-1]['rss'], rows[-1]['worker_rss']) / GIB:.2f} GiB", flush=True)
+            print(
+                f"{snapshots:,} snapshots: {rows[-1]['seconds']:.1f} s, "
+                f"{max(rows[-1]['rss'], rows[-1]['worker_rss']) / GIB:.2f} GiB",
+                flush=True,
+            )
     report(rows)
 
 

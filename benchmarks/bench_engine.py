@@ -104,8 +104,7 @@ def prune_half(model: nn.Module, trace: torch.Tensor, policy: str, round_to: int
     return prune_model(model, decision, trace, plan).eval()
 
 
-def deploy(model: nn.Module, example: torch.Tensor, runtime: str
-           ) -> tuple[nn.Module, torch.Tensor]:
+def deploy(model: nn.Module, example: torch.Tensor, runtime: str) -> tuple[nn.Module, torch.Tensor]:
     """A copy of ``model`` and the input, prepared for ``runtime`` (the model is not touched)."""
     model = copy.deepcopy(model).eval()
     if runtime == "eager":
@@ -119,8 +118,9 @@ def deploy(model: nn.Module, example: torch.Tensor, runtime: str
         return torch.jit.optimize_for_inference(frozen), example
 
 
-def bench(name: str, threads: list[int], runtimes: list[str], repeats: int | None,
-          statistic: str) -> list[tuple]:
+def bench(
+    name: str, threads: list[int], runtimes: list[str], repeats: int | None, statistic: str
+) -> list[tuple]:
     """Rows ``(model, threads, runtime, variant, MAC red., speedup, ms before, ms after)``."""
     timed_shape, trace_shape = MODELS[name]
     torch.manual_seed(0)
@@ -133,50 +133,98 @@ def bench(name: str, threads: list[int], runtimes: list[str], repeats: int | Non
         torch.set_num_threads(n_threads)
         for runtime in runtimes:
             prepared = [deploy(m, timed, runtime) for m in models]
-            latency = measure_latencies([m for m, _ in prepared], prepared[0][1],
-                                        repeats=repeats or REPEATS[name], warmup=2,
-                                        statistic=statistic)
-            rows += [(name, n_threads, runtime, f"{policy}/{round_to}", macs[0] / macs[i],
-                      latency[0] / latency[i], latency[0], latency[i])
-                     for i, (policy, round_to) in enumerate(VARIANTS, start=1)]
+            latency = measure_latencies(
+                [m for m, _ in prepared],
+                prepared[0][1],
+                repeats=repeats or REPEATS[name],
+                warmup=2,
+                statistic=statistic,
+            )
+            rows += [
+                (
+                    name,
+                    n_threads,
+                    runtime,
+                    f"{policy}/{round_to}",
+                    macs[0] / macs[i],
+                    latency[0] / latency[i],
+                    latency[0],
+                    latency[i],
+                )
+                for i, (policy, round_to) in enumerate(VARIANTS, start=1)
+            ]
             del prepared
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed passes per model (default: 15 digits models, 5 YOLOv3)")
-    parser.add_argument("--statistic", choices=("min", "median"), default="min",
-                        help="how a model's timed passes are summarised")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed passes per model (default: 15 digits models, 5 YOLOv3)",
+    )
+    parser.add_argument(
+        "--statistic",
+        choices=("min", "median"),
+        default="min",
+        help="how a model's timed passes are summarised",
+    )
     parser.add_argument("--threads", default="1,2", help="comma-separated intra-op thread counts")
     parser.add_argument("--runtimes", default=",".join(RUNTIMES), help="comma-separated runtimes")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     runtimes = args.runtimes.split(",")
-    unknown = sorted(set(runtimes) - set(RUNTIMES)) + sorted(set(args.models.split(",")) - set(MODELS))
+    unknown = sorted(set(runtimes) - set(RUNTIMES)) + sorted(
+        set(args.models.split(",")) - set(MODELS)
+    )
     if unknown:
         parser.error(f"unknown runtime/model {unknown}; choose from {RUNTIMES} and {tuple(MODELS)}")
-    print(f"torch {torch.__version__}; {args.statistic} of {args.repeats or 'default'} "
-          f"interleaved passes after 2 warm-ups; 50 % of prunable channels pruned; "
-          f"digits models: batch 256 at 16x16, yolov3: 1 image at 416x416")
-    header = ("model", "thr", "runtime", "policy/round", "MAC red.", "speedup", "ratio",
-              "before ms", "after ms", f">={TARGET}")
+    print(
+        f"torch {torch.__version__}; {args.statistic} of {args.repeats or 'default'} "
+        f"interleaved passes after 2 warm-ups; 50 % of prunable channels pruned; "
+        f"digits models: batch 256 at 16x16, yolov3: 1 image at 416x416"
+    )
+    header = (
+        "model",
+        "thr",
+        "runtime",
+        "policy/round",
+        "MAC red.",
+        "speedup",
+        "ratio",
+        "before ms",
+        "after ms",
+        f">={TARGET}",
+    )
     widths = (8, 3, 13, 12, 9, 9, 6, 10, 10, 6)
     print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
     start, met, total = time.perf_counter(), 0, 0
     for name in args.models.split(","):
         for model, thr, runtime, variant, mac_red, speedup, before, after in bench(
-                name, threads, runtimes, args.repeats, args.statistic):
+            name, threads, runtimes, args.repeats, args.statistic
+        ):
             ratio = speedup / mac_red
             met, total = met + (ratio >= TARGET), total + 1
-            cells = (model, str(thr), runtime, variant, f"{mac_red:.2f}x", f"{speedup:.2f}x",
-                     f"{ratio:.2f}", f"{1e3 * before:.2f}", f"{1e3 * after:.2f}",
-                     "yes" if ratio >= TARGET else "NO")
+            cells = (
+                model,
+                str(thr),
+                runtime,
+                variant,
+                f"{mac_red:.2f}x",
+                f"{speedup:.2f}x",
+                f"{ratio:.2f}",
+                f"{1e3 * before:.2f}",
+                f"{1e3 * after:.2f}",
+                "yes" if ratio >= TARGET else "NO",
+            )
             print("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)), flush=True)
-    print(f"{met}/{total} rows meet speedup >= {TARGET} x MAC reduction; "
-          f"total {time.perf_counter() - start:.1f} s")
+    print(
+        f"{met}/{total} rows meet speedup >= {TARGET} x MAC reduction; "
+        f"total {time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":

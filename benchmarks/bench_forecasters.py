@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _synthetic import YOLOV3_CHANNELS, make_run  # noqa: E402
 
+from forecastprune.core.lr_clock import cumulative_lr_clock
+from forecastprune.core.metrics import iou
 from forecastprune.errors import StoreError  # noqa: E402
 from forecastprune.forecasters import get_forecaster, list_forecasters  # noqa: E402
-from forecastprune.core.metrics import iou
-from forecastprune.core.lr_clock import cumulative_lr_clock
 
 ORDERS = ((2, 1, 1), (1, 1, 0))
 RATIO = 0.5
@@ -66,8 +66,11 @@ def best_time(run: Callable[[], object], repeat: int) -> tuple[float, object]:
 
 def builtin_specs() -> list[str]:
     """Every built-in forecaster with default parameters, plus the ARIMA orders benchmarked."""
-    names = [info.name for info in list_forecasters(include_broken=False)
-             if info.source == "built-in" and not info.is_prefix]
+    names = [
+        info.name
+        for info in list_forecasters(include_broken=False)
+        if info.source == "built-in" and not info.is_prefix
+    ]
     extra = [f"arima(p={p},d={d},q={q})" for p, d, q in ORDERS if (p, d, q) != (1, 1, 0)]
     return names + extra + ["linear(time_axis=lr)", "arima(time_axis=lr)"]
 
@@ -88,9 +91,7 @@ def time_builtins(steps, values, clock, target, truth, repeat: int) -> None:
         print(f"{spec:<28}{seconds:>14.3f}{iou(lowest(prediction), oracle):>22.3f}{flag}")
 
 
-def statsforecast_seconds(
-    values: np.ndarray, order, horizon: int
-) -> tuple[float, np.ndarray, int]:
+def statsforecast_seconds(values: np.ndarray, order, horizon: int) -> tuple[float, np.ndarray, int]:
     """Seconds per series, predictions and failure count of statsforecast's ARIMA per column.
 
     statsforecast raises on some series (all-NaN residuals); those keep their last value.
@@ -125,31 +126,38 @@ def compare_orders(steps, values, target, subsample: int, repeat: int, seed: int
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(n_channels, size=min(subsample, n_channels), replace=False))
     horizon = int(round((target - steps[-1]) / (steps[1] - steps[0])))
-    print(f"\nReference fits on a random subsample of {picked.size} channels, scaled to "
-          f"C = {n_channels}; horizon {horizon} records")
-    header = (f"{'order':<10}{'batched s':>10}{'statsforecast s':>17}{'statsmodels s':>15}"
-              f"{'× sf':>8}{'× sm':>8}{'med |Δ| sm':>12}{'IoU sm':>8}{'IoU sf':>8}"
-              f"{'sf~sm':>8}")
+    print(
+        f"\nReference fits on a random subsample of {picked.size} channels, scaled to "
+        f"C = {n_channels}; horizon {horizon} records"
+    )
+    header = (
+        f"{'order':<10}{'batched s':>10}{'statsforecast s':>17}{'statsmodels s':>15}"
+        f"{'× sf':>8}{'× sm':>8}{'med |Δ| sm':>12}{'IoU sm':>8}{'IoU sf':>8}"
+        f"{'sf~sm':>8}"
+    )
     print(header)
     for p, d, q in ORDERS:
         batched = get_forecaster(f"arima(p={p},d={d},q={q})")
-        ours, _ = best_time(lambda: batched.fit(steps, values).predict(target), repeat)
-        mine = get_forecaster(f"arima(p={p},d={d},q={q})").fit(
-            steps, values[:, picked]).predict(target)
-        sf_each, sf_pred, sf_failed = statsforecast_seconds(values[:, picked], (p, d, q),
-                                                            horizon)
+        ours, _ = best_time(lambda model=batched: model.fit(steps, values).predict(target), repeat)
+        mine = (
+            get_forecaster(f"arima(p={p},d={d},q={q})")
+            .fit(steps, values[:, picked])
+            .predict(target)
+        )
+        sf_each, sf_pred, sf_failed = statsforecast_seconds(values[:, picked], (p, d, q), horizon)
         start = time.perf_counter()
         sm_pred = statsmodels_prediction(steps, values[:, picked], (p, d, q), target)
         sm_each = (time.perf_counter() - start) / picked.size
         sf_total, sm_total = sf_each * n_channels, sm_each * n_channels
-        print(f"{f'({p},{d},{q})':<10}{ours:>10.3f}{sf_total:>17.1f}{sm_total:>15.1f}"
-              f"{sf_total / ours:>8.0f}{sm_total / ours:>8.0f}"
-              f"{np.median(np.abs(mine - sm_pred)):>12.2e}"
-              f"{iou(lowest(mine), lowest(sm_pred)):>8.3f}"
-              f"{iou(lowest(mine), lowest(np.maximum(sf_pred, 0.0))):>8.3f}"
-              f"{iou(lowest(np.maximum(sf_pred, 0.0)), lowest(sm_pred)):>8.3f}"
-              + (f"   (statsforecast failed on {sf_failed}: last value used)" if sf_failed
-                 else ""))
+        print(
+            f"{f'({p},{d},{q})':<10}{ours:>10.3f}{sf_total:>17.1f}{sm_total:>15.1f}"
+            f"{sf_total / ours:>8.0f}{sm_total / ours:>8.0f}"
+            f"{np.median(np.abs(mine - sm_pred)):>12.2e}"
+            f"{iou(lowest(mine), lowest(sm_pred)):>8.3f}"
+            f"{iou(lowest(mine), lowest(np.maximum(sf_pred, 0.0))):>8.3f}"
+            f"{iou(lowest(np.maximum(sf_pred, 0.0)), lowest(sm_pred)):>8.3f}"
+            + (f"   (statsforecast failed on {sf_failed}: last value used)" if sf_failed else "")
+        )
 
 
 def bundled_store_section(repeat: int) -> None:
@@ -164,20 +172,26 @@ def bundled_store_section(repeat: int) -> None:
     steps, values = store.history()
     final_step, final = store.final()
     cutoff = max(int(0.25 * len(steps)), 12)
-    clock = cumulative_lr_clock(steps, store.lrs, store.metadata.get("lr_schedule"),
-                                store.metadata.get("total_steps"))
-    print(f"\nBundled store {path.name}: C = {values.shape[1]}, T = {len(steps)}; fit on the "
-          f"first {cutoff} snapshots (to step {steps[cutoff - 1]}), predict step {final_step}")
-    time_builtins(steps[:cutoff], np.abs(values[:cutoff]), clock, final_step, np.abs(final),
-                  repeat)
+    clock = cumulative_lr_clock(
+        steps, store.lrs, store.metadata.get("lr_schedule"), store.metadata.get("total_steps")
+    )
+    print(
+        f"\nBundled store {path.name}: C = {values.shape[1]}, T = {len(steps)}; fit on the "
+        f"first {cutoff} snapshots (to step {steps[cutoff - 1]}), predict step {final_step}"
+    )
+    time_builtins(steps[:cutoff], np.abs(values[:cutoff]), clock, final_step, np.abs(final), repeat)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--channels", type=int, default=YOLOV3_CHANNELS)
     parser.add_argument("--snapshots", type=int, default=200, help="history length T")
-    parser.add_argument("--subsample", type=int, default=100,
-                        help="channels for the per-series statsforecast/statsmodels fits")
+    parser.add_argument(
+        "--subsample",
+        type=int,
+        default=100,
+        help="channels for the per-series statsforecast/statsmodels fits",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -190,9 +204,11 @@ def main(argv: list[str] | None = None) -> None:
     target, truth = int(run.steps[-1]), np.abs(run.values[-1])
     clock = cumulative_lr_clock(steps, run.lrs[: args.snapshots], run.lr_schedule)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"forecastprune forecaster benchmark: C = {args.channels}, T = {args.snapshots}, "
-          f"target step {target}; {os.cpu_count()} CPUs, load average {load} (shared machine: "
-          f"times are the best of {args.repeat})")
+    print(
+        f"forecastprune forecaster benchmark: C = {args.channels}, T = {args.snapshots}, "
+        f"target step {target}; {os.cpu_count()} CPUs, load average {load} (shared machine: "
+        f"times are the best of {args.repeat})"
+    )
     time_builtins(steps, values, clock, target, truth, args.repeat)
     compare_orders(steps, values, target, args.subsample, args.repeat, args.seed)
     bundled_store_section(args.repeat)

@@ -65,7 +65,7 @@ class Loop:
         for _ in range(steps):
             self.iteration += 1
             first = (self.iteration * self.batch) % (len(self.x) - self.batch)
-            x, y = self.x[first: first + self.batch], self.y[first: first + self.batch]
+            x, y = self.x[first : first + self.batch], self.y[first : first + self.batch]
             self.optimizer.zero_grad()
             nn.functional.cross_entropy(self.model(x), y).backward()
             self.sparsity.apply(self.iteration)
@@ -84,11 +84,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     loop = Loop(args.model, args.batch)
     loop.block(args.steps, None)  # warm-up: allocator, kernels, first-call imports
-    times: dict[str, list[float]] = {k: [] for k in ("plain", "rec", "plain_cpu", "rec_cpu",
-                                                       "inside")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("plain", "rec", "plain_cpu", "rec_cpu", "inside")
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        recorder = GammaRecorder(loop.model, Path(tmp) / "gammas", every=1,
-                                 optimizer=loop.optimizer, flush_every=args.steps)
+        recorder = GammaRecorder(
+            loop.model,
+            Path(tmp) / "gammas",
+            every=1,
+            optimizer=loop.optimizer,
+            flush_every=args.steps,
+        )
         recorder.step(0)  # the initial γ, as in real use; creates the store outside the timing
         for repeat in range(args.repeats):
             order = (None, recorder) if repeat % 2 == 0 else (recorder, None)
@@ -105,22 +111,29 @@ def main() -> None:
     report(args, times, snapshots, channels)
 
 
-def report(args: argparse.Namespace, times: dict[str, list[float]], snapshots: int,
-           channels: int) -> None:
+def report(
+    args: argparse.Namespace, times: dict[str, list[float]], snapshots: int, channels: int
+) -> None:
     med = {key: statistics.median(values) for key, values in times.items()}
-    print(f"model={args.model} batch={args.batch} threads={args.threads} "
-          f"flush_every={args.steps} "
-          f"repeats={args.repeats} x {args.steps} steps per variant; "
-          f"{channels} channels, {snapshots} snapshots recorded")
+    print(
+        f"model={args.model} batch={args.batch} threads={args.threads} "
+        f"flush_every={args.steps} "
+        f"repeats={args.repeats} x {args.steps} steps per variant; "
+        f"{channels} channels, {snapshots} snapshots recorded"
+    )
     print(f"{'variant':<28}{'wall ms/step':>14}{'ratio':>9}{'CPU ms/step':>14}{'ratio':>9}")
     for label, key in (("plain loop", "plain"), ("loop + recorder (every=1)", "rec")):
-        print(f"{label:<28}{med[key] * 1e3:>14.3f}{med[key] / med['plain']:>9.4f}"
-              f"{med[key + '_cpu'] * 1e3:>14.3f}{med[key + '_cpu'] / med['plain_cpu']:>9.4f}")
+        print(
+            f"{label:<28}{med[key] * 1e3:>14.3f}{med[key] / med['plain']:>9.4f}"
+            f"{med[key + '_cpu'] * 1e3:>14.3f}{med[key + '_cpu'] / med['plain_cpu']:>9.4f}"
+        )
     paired = statistics.median(r / p for r, p in zip(times["rec_cpu"], times["plain_cpu"]))
     own = med["inside"] / med["plain"]
     print(f"CPU overhead, median of paired block ratios: {paired - 1:+.2%}")
-    print(f"wall time inside recorder.step: {med['inside'] * 1e6:.1f} us/step = {own:.2%} of a "
-          f"plain step")
+    print(
+        f"wall time inside recorder.step: {med['inside'] * 1e6:.1f} us/step = {own:.2%} of a "
+        f"plain step"
+    )
     cpu_overhead = med["rec_cpu"] / med["plain_cpu"] - 1
     verdict = "meets" if cpu_overhead <= TARGET else "misses"
     print(f"CPU overhead {cpu_overhead:+.2%}: {verdict} the {TARGET:.0%} target")

@@ -29,8 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _synthetic import YOLOV3_CHANNELS  # noqa: E402
 
-from forecastprune.store import GammaTrajectoryStore  # noqa: E402
 from forecastprune.core.layout import ChannelLayout
+from forecastprune.store import GammaTrajectoryStore  # noqa: E402
 
 
 def _layout(channels: int) -> ChannelLayout:
@@ -40,8 +40,9 @@ def _layout(channels: int) -> ChannelLayout:
 
 
 def per_row(tmp: Path, rows: np.ndarray, flush_every: int) -> float:
-    with GammaTrajectoryStore.create(tmp / "s", _layout(rows.shape[1]),
-                                     flush_every=flush_every) as store:
+    with GammaTrajectoryStore.create(
+        tmp / "s", _layout(rows.shape[1]), flush_every=flush_every
+    ) as store:
         start = time.perf_counter()
         for step, row in enumerate(rows):
             store.append(step, row, lr=0.1)
@@ -74,10 +75,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     rows = np.random.default_rng(0).normal(size=(args.rows, args.channels)).astype(np.float32)
-    cases = {"append, flush_every=50": lambda d: per_row(d, rows, 50),
-             "append, flush_every=256": lambda d: per_row(d, rows, 256),
-             "append_many (2,000-row segments)": lambda d: batched(d, rows),
-             "disk: np.save + fsync per 2,000 rows": lambda d: disk(d, rows)}
+    cases = {
+        "append, flush_every=50": lambda d: per_row(d, rows, 50),
+        "append, flush_every=256": lambda d: per_row(d, rows, 256),
+        "append_many (2,000-row segments)": lambda d: batched(d, rows),
+        "disk: np.save + fsync per 2,000 rows": lambda d: disk(d, rows),
+    }
     best = {name: float("inf") for name in cases}
     for _ in range(args.repeats):
         for name, case in cases.items():
@@ -87,10 +90,15 @@ def main() -> None:
             finally:
                 shutil.rmtree(tmp)
     megabytes = rows.nbytes / 1e6
-    print(f"{args.rows:,} snapshots × {args.channels:,} channels (float32, {megabytes:.0f} MB), "
-          f"best of {args.repeats}")
+    print(
+        f"{args.rows:,} snapshots × {args.channels:,} channels (float32, {megabytes:.0f} MB), "
+        f"best of {args.repeats}"
+    )
     for name, seconds in best.items():
-        print(f"  {name:<40} {args.rows / seconds:>9,.0f} snapshots/s {megabytes / seconds:>8.0f} MB/s")
+        print(
+            f"  {name:<40} {args.rows / seconds:>9,.0f} snapshots/s "
+            f"{megabytes / seconds:>8.0f} MB/s"
+        )
     ceiling = best["disk: np.save + fsync per 2,000 rows"]
     print(f"append_many / disk speed = {ceiling / best['append_many (2,000-row segments)']:.2f}")
 

@@ -37,7 +37,8 @@ load average of 5-7 during both runs):
   and 311 ms, so single rows move by up to 2×. With that caveat: on the fused models (BN in
   the convs, as deployed) 7 of 12 rows meet 0.8, among them every ``round_to=8`` row but
   yolo11n seed (0.65, where the fused original and pruned both timed ~245 ms); in eager mode 4
-  of 12 do (yolov3u, timed in eager mode only: 0.53-0.66). Eager rows fall short because BN and SiLU run as separate memory-bound passes whose
+  of 12 do (yolov3u, timed in eager mode only: 0.53-0.66). Eager rows fall short because BN and
+  SiLU run as separate memory-bound passes whose
   cost shrinks only linearly with the channels while conv MACs shrink about quadratically, and
   because Detect's box decoding and the layers that stay whole (outputs, attention) are a
   fixed cost. Rerun on a quiet machine before quoting single rows.
@@ -76,10 +77,10 @@ from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops  
 ensure_torchvision_ops()
 
 from forecastprune.engine.coupling import plan_channels  # noqa: E402
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.stats import count_macs, count_params, measure_latencies  # noqa: E402
 from forecastprune.engine.surgery import prune_model  # noqa: E402
 from forecastprune.engine.threshold import select_channels  # noqa: E402
-from forecastprune.engine.spec import PruneSpec
 
 SIZE = 640
 BAR = 0.8
@@ -93,8 +94,7 @@ def build(name: str) -> torch.nn.Module:
     """A model from its yaml, eval mode, with random but plausible BN statistics."""
     from ultralytics.nn import tasks
 
-    kind = next((c for suffix, c in TASK_MODELS.items() if name.endswith(suffix)),
-                "DetectionModel")
+    kind = next((c for suffix, c in TASK_MODELS.items() if name.endswith(suffix)), "DetectionModel")
     model = getattr(tasks, kind)(f"{name}.yaml", verbose=False).eval()
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -122,29 +122,46 @@ def engine_rows(name: str, repeats: int) -> list[dict]:
             decision = select_channels(scores, plan, PruneSpec(ratio=0.5, round_to=round_to))
             start = time.perf_counter()
             cut = prune_model(model, decision, x, plan)
-            rows.append({
-                "model": name, "policy": policy, "round_to": round_to,
-                "prunable": plan.prunable_channels, "channels": plan.layout.total,
-                "pruned": decision.n_pruned, "plan_s": plan_s,
-                "prune_s": time.perf_counter() - start, "params": count_params(cut),
-                "macs": count_macs(cut, x),
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "policy": policy,
+                    "round_to": round_to,
+                    "prunable": plan.prunable_channels,
+                    "channels": plan.layout.total,
+                    "pruned": decision.n_pruned,
+                    "plan_s": plan_s,
+                    "prune_s": time.perf_counter() - start,
+                    "params": count_params(cut),
+                    "macs": count_macs(cut, x),
+                }
+            )
             pruned.append(cut)
     models = [model, *pruned]
     eager = measure_latencies(models, x, repeats=repeats, statistic="min")
     fused = [copy.deepcopy(m).fuse(verbose=False) for m in models]
     folded = measure_latencies(fused, x, repeats=repeats, statistic="min")
     for i, row in enumerate(rows, start=1):
-        row.update(params0=before["params"], macs0=before["macs"], lat0=eager[0], lat=eager[i],
-                   fused0=folded[0], fused=folded[i])
+        row.update(
+            params0=before["params"],
+            macs0=before["macs"],
+            lat0=eager[0],
+            lat=eager[i],
+            fused0=folded[0],
+            fused=folded[i],
+        )
     return rows
 
 
 def torch_pruning_alone(name: str, timeout: float) -> str:
     """Run Torch-Pruning's own recipe in a child process; 'ok ...', 'error: ...' or 'timeout'."""
     try:
-        done = subprocess.run([sys.executable, __file__, "--tp-child", name],
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, __file__, "--tp-child", name],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return f"timeout (> {timeout:.0f} s)"
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
@@ -166,13 +183,19 @@ def _tp_child(name: str) -> None:
     x = torch.randn(1, 3, SIZE, SIZE)
     start = time.perf_counter()
     try:
-        pruner = tp.pruner.MetaPruner(model, x, importance=tp.importance.BNScaleImportance(),
-                                      pruning_ratio=0.5, ignored_layers=[model.model[-1]])
+        pruner = tp.pruner.MetaPruner(
+            model,
+            x,
+            importance=tp.importance.BNScaleImportance(),
+            pruning_ratio=0.5,
+            ignored_layers=[model.model[-1]],
+        )
         pruner.step()
         with torch.no_grad():
             model(x)
-        outcome = (f"ok: {count_params(model) / 1e6:.2f} M params "
-                   f"({time.perf_counter() - start:.0f} s)")
+        outcome = (
+            f"ok: {count_params(model) / 1e6:.2f} M params ({time.perf_counter() - start:.0f} s)"
+        )
     except (Exception, MemoryError) as exc:  # noqa: BLE001 - recording any failure is the point
         first = (str(exc).splitlines() or [""])[0][:100]
         outcome = f"error after {time.perf_counter() - start:.0f} s: {type(exc).__name__}: {first}"
@@ -190,15 +213,21 @@ def _table(rows: list[dict], tp_outcomes: dict[str, str]) -> str:
         cells = []
         for before, after in ((r["lat0"], r["lat"]), (r["fused0"], r["fused"])):
             share = before / after / mac_red
-            cells += [f"{1e3 * before:.0f} → {1e3 * after:.0f}",
-                      f"{share:.2f}{'' if share >= BAR else ' (below)'}"]
+            cells += [
+                f"{1e3 * before:.0f} → {1e3 * after:.0f}",
+                f"{share:.2f}{'' if share >= BAR else ' (below)'}",
+            ]
         lines.append(
             f"| {r['model']} | {r['policy']} | {r['round_to']} | {r['prunable']:,} / "
             f"{r['channels']:,} | {r['plan_s']:.1f} | {r['params0'] / 1e6:.2f} → "
             f"{r['params'] / 1e6:.2f} | {r['macs0'] / 1e9:.2f} → {r['macs'] / 1e9:.2f} | "
-            f"{mac_red:.2f}× | {' | '.join(cells)} |")
-    lines += ["", "| model | Torch-Pruning 1.6 alone (MetaPruner, BNScaleImportance, 0.5) |",
-              "|---|---|"]
+            f"{mac_red:.2f}× | {' | '.join(cells)} |"
+        )
+    lines += [
+        "",
+        "| model | Torch-Pruning 1.6 alone (MetaPruner, BNScaleImportance, 0.5) |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {outcome} |" for name, outcome in tp_outcomes.items()]
     return "\n".join(lines)
 

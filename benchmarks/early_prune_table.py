@@ -9,7 +9,8 @@ coupling policies and seeds, and writes ``docs/results.md`` with its plots
   twice as many steps, and at 0.5 it cannot tell methods apart);
 - ratios 0.5, 0.7, 0.85 of the prunable channels, policies ``seed`` and ``grouped``;
 - methods: normal, slimming, slimming 2×, Early-Bird, forecast with naive / sma / arima / auto
-  / learned / learned_gbr at fixed cutoffs 0.1 and 0.3, and forecast ``auto`` with automatic timing by the
+  / learned / learned_gbr at fixed cutoffs 0.1 and 0.3, and forecast ``auto`` with automatic timing
+  by the
   mask-``stability`` rule and by the backtest-``confidence`` rule;
 - ≥ 5 seeds; means with 95 % t-intervals and paired tests (see ``evidence_stats.py``).
 
@@ -68,33 +69,59 @@ class TaskGrid:
 
 #: the full grid; ``--quick`` shrinks it (see :func:`quick_grid`)
 GRIDS = (
-    TaskGrid("digits-hard", epochs=20, batch_size=32, ratios=(0.5, 0.7, 0.85),
-             policies=("seed", "grouped")),
+    TaskGrid(
+        "digits-hard",
+        epochs=20,
+        batch_size=32,
+        ratios=(0.5, 0.7, 0.85),
+        policies=("seed", "grouped"),
+    ),
     TaskGrid("digits", epochs=20, batch_size=64, ratios=(0.7,), policies=("seed", "grouped")),
 )
 
 
-def variants(epochs: int, forecasters: tuple[str, ...] = FORECASTERS,
-             cutoffs: tuple[str, ...] = CUTOFFS) -> list[Variant]:
+def variants(
+    epochs: int, forecasters: tuple[str, ...] = FORECASTERS, cutoffs: tuple[str, ...] = CUTOFFS
+) -> list[Variant]:
     """Every pruning variant of one (task, ratio, policy) group, in table order."""
     rows = [
         Variant("slimming", "slimming", "slimming"),
         # the original recipe: a full sparse run, then a fine-tuning run of the same length
-        Variant("slimming 2×", "slimming", "slimming",
-                {"epochs": 2 * epochs, "sparse_fraction": 0.5}),
+        Variant(
+            "slimming 2×", "slimming", "slimming", {"epochs": 2 * epochs, "sparse_fraction": 0.5}
+        ),
         Variant("early-bird", "early-bird", "early-bird"),
     ]
-    rows += [Variant(f"forecast {f} @{at}", "forecast-auto", "forecast",
-                     {"forecaster": f, "prune_at": at})
-             for at in cutoffs for f in forecasters]
+    rows += [
+        Variant(
+            f"forecast {f} @{at}", "forecast-auto", "forecast", {"forecaster": f, "prune_at": at}
+        )
+        for at in cutoffs
+        for f in forecasters
+    ]
     # the stability rule as configs/forecast-auto.yaml has it (window 3); the confidence rule
     # asks the newest mask to agree with the previous one only, because its backtest, not a
     # long window, is the evidence that the forecast is right
-    rows += [Variant("forecast auto @stability", "forecast-auto", "forecast-auto",
-                     {"forecaster": "auto", "prune_at": "auto", "auto_rule": "stability"}),
-             Variant("forecast auto @confidence", "forecast-auto", "forecast-auto",
-                     {"forecaster": "auto", "prune_at": "auto", "auto_rule": "confidence",
-                      "auto_window": 1, "auto_min_confidence": 0.9})]
+    rows += [
+        Variant(
+            "forecast auto @stability",
+            "forecast-auto",
+            "forecast-auto",
+            {"forecaster": "auto", "prune_at": "auto", "auto_rule": "stability"},
+        ),
+        Variant(
+            "forecast auto @confidence",
+            "forecast-auto",
+            "forecast-auto",
+            {
+                "forecaster": "auto",
+                "prune_at": "auto",
+                "auto_rule": "confidence",
+                "auto_window": 1,
+                "auto_min_confidence": 0.9,
+            },
+        ),
+    ]
     return rows
 
 
@@ -103,8 +130,7 @@ NORMAL = Variant("normal", "normal", "normal")
 
 def quick_grid() -> tuple[tuple[TaskGrid, ...], list[int], tuple[str, ...], tuple[str, ...]]:
     """A smoke-sized grid: one task, one ratio, one policy, 2 seeds, 2 forecasters, 4 epochs."""
-    grid = (TaskGrid("digits-hard", epochs=4, batch_size=32, ratios=(0.7,),
-                     policies=("seed",)),)
+    grid = (TaskGrid("digits-hard", epochs=4, batch_size=32, ratios=(0.7,), policies=("seed",)),)
     return grid, [0, 1], ("naive", "auto"), ("0.3",)
 
 
@@ -127,8 +153,12 @@ class Job:
         return int(self.variant.overrides.get("epochs", self.grid.epochs))
 
 
-def jobs_for(grids: tuple[TaskGrid, ...], seeds: list[int], forecasters: tuple[str, ...],
-             cutoffs: tuple[str, ...]) -> list[Job]:
+def jobs_for(
+    grids: tuple[TaskGrid, ...],
+    seeds: list[int],
+    forecasters: tuple[str, ...],
+    cutoffs: tuple[str, ...],
+) -> list[Job]:
     """Every run: task by task, then seed by seed (an interrupted grid keeps whole seeds of the
     first tasks), longest first within a seed so the last runs of the pool are short."""
     jobs = []
@@ -137,8 +167,10 @@ def jobs_for(grids: tuple[TaskGrid, ...], seeds: list[int], forecasters: tuple[s
             batch = [Job(grid, NORMAL, seed, None, None)]
             for ratio in grid.ratios:
                 for policy in grid.policies:
-                    batch += [Job(grid, v, seed, ratio, policy)
-                              for v in variants(grid.epochs, forecasters, cutoffs)]
+                    batch += [
+                        Job(grid, v, seed, ratio, policy)
+                        for v in variants(grid.epochs, forecasters, cutoffs)
+                    ]
             jobs += sorted(batch, key=lambda j: -j.cost)
     return jobs
 
@@ -154,8 +186,11 @@ def run_one(job: Job) -> dict[str, Any]:
     grid = job.grid
     config = TrainConfig.load(CONFIGS / f"{job.variant.config}.yaml")
     overrides: dict[str, Any] = {
-        "task": grid.task, "epochs": grid.epochs, "batch_size": grid.batch_size,
-        **job.variant.overrides, "seed": job.seed,
+        "task": grid.task,
+        "epochs": grid.epochs,
+        "batch_size": grid.batch_size,
+        **job.variant.overrides,
+        "seed": job.seed,
     }
     if job.ratio is not None:
         overrides.update(ratio=job.ratio, policy=job.policy)
@@ -168,19 +203,26 @@ def run_one(job: Job) -> dict[str, Any]:
     summary = run.summary()
     timing = (summary["pruner"] or {}).get("timing", {})
     return {
-        "task": grid.task, "variant": job.variant.name, "family": job.variant.family,
-        "seed": job.seed, "ratio": job.ratio, "policy": job.policy,
-        "accuracy": summary["accuracy"], "params": summary["params"], "macs": summary["macs"],
-        "prune_step": summary["prune_step"], "total_steps": summary["total_steps"],
-        "train_macs": summary["train_macs"], "wall_seconds": summary["wall_seconds"],
+        "task": grid.task,
+        "variant": job.variant.name,
+        "family": job.variant.family,
+        "seed": job.seed,
+        "ratio": job.ratio,
+        "policy": job.policy,
+        "accuracy": summary["accuracy"],
+        "params": summary["params"],
+        "macs": summary["macs"],
+        "prune_step": summary["prune_step"],
+        "total_steps": summary["total_steps"],
+        "train_macs": summary["train_macs"],
+        "wall_seconds": summary["wall_seconds"],
         "fired_by": (summary["pruner"] or {}).get("fired_by"),
         "timing": {k: timing[k] for k in ("distances", "confidences") if k in timing},
     }
 
 
 def _key(record: dict[str, Any]) -> tuple[Any, ...]:
-    return (record["task"], record["variant"], record["seed"], record["ratio"],
-            record["policy"])
+    return (record["task"], record["variant"], record["seed"], record["ratio"], record["policy"])
 
 
 def run_all(jobs: list[Job], workers: int, save: Any) -> float:
@@ -193,10 +235,13 @@ def run_all(jobs: list[Job], workers: int, save: Any) -> float:
         outputs = (f.result() for f in as_completed([pool.submit(run_one, j) for j in jobs]))
     for i, record in enumerate(outputs, 1):
         save(record)
-        print(f"[{i}/{len(jobs)}] {record['task']} {record['variant']:<26} r={record['ratio']} "
-              f"{record['policy']} seed {record['seed']}: acc {100 * record['accuracy']:.2f} %, "
-              f"prune {record['prune_step']}, {record['wall_seconds']:.1f} s "
-              f"({time.perf_counter() - start:.0f} s total)", flush=True)
+        print(
+            f"[{i}/{len(jobs)}] {record['task']} {record['variant']:<26} r={record['ratio']} "
+            f"{record['policy']} seed {record['seed']}: acc {100 * record['accuracy']:.2f} %, "
+            f"prune {record['prune_step']}, {record['wall_seconds']:.1f} s "
+            f"({time.perf_counter() - start:.0f} s total)",
+            flush=True,
+        )
     return time.perf_counter() - start
 
 
@@ -204,13 +249,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: tiny grid, 2 seeds, 4 epochs (minutes, not an answer)")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the runs already saved in the records file; run the rest")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: tiny grid, 2 seeds, 4 epochs (minutes, not an answer)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs already saved in the records file; run the rest",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results.md")
-    parser.add_argument("--render-only", action="store_true",
-                        help="re-render the report from the runs saved next to --out")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render the report from the runs saved next to --out",
+    )
     args = parser.parse_args(argv)
     raw = args.out.with_name(args.out.stem + "-runs.json")
     if args.quick:
@@ -218,16 +272,26 @@ def main(argv: list[str] | None = None) -> int:
     else:
         grids, seeds = GRIDS, [int(s) for s in args.seeds.split(",")]
         forecasters, cutoffs = FORECASTERS, CUTOFFS
-    saved = json.loads(raw.read_text(encoding="utf-8")) if (
-        args.render_only or args.resume) and raw.exists() else None
+    saved = (
+        json.loads(raw.read_text(encoding="utf-8"))
+        if (args.render_only or args.resume) and raw.exists()
+        else None
+    )
     if args.render_only:
         if saved is None:
             parser.error(f"--render-only needs the saved runs in {raw}")
         write_report(saved, args.out)
         return 0
-    meta = {"seeds": seeds, "jobs": args.jobs, "quick": args.quick,
-            "grids": [asdict(g) for g in grids], "forecasters": list(forecasters),
-            "cutoffs": list(cutoffs), "seconds": 0.0, "results": []}
+    meta = {
+        "seeds": seeds,
+        "jobs": args.jobs,
+        "quick": args.quick,
+        "grids": [asdict(g) for g in grids],
+        "forecasters": list(forecasters),
+        "cutoffs": list(cutoffs),
+        "seconds": 0.0,
+        "results": [],
+    }
     if saved is not None:
         meta["results"], meta["seconds"] = saved["results"], saved["seconds"]
     done = {_key(r) for r in meta["results"]}

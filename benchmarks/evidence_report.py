@@ -13,23 +13,35 @@ from typing import Any
 import evidence_stats as es
 
 TASK_TEXT = {
-    "digits-hard": "digits-hard (359 training / 1,438 test images; one test image = 0.07 "
-                   "points)",
+    "digits-hard": "digits-hard (359 training / 1,438 test images; one test image = 0.07 points)",
     "digits": "digits (1,437 training / 360 test images; one test image = 0.28 points)",
 }
 #: colour per method (forecasters share one per forecaster), marker per timing
-COLOURS = {"slimming": "black", "slimming 2×": "dimgray", "early-bird": "tab:red",
-           "normal": "tab:gray", "naive": "tab:blue", "sma": "tab:orange",
-           "arima": "tab:green", "auto": "tab:purple", "learned": "tab:brown",
-           "learned_gbr": "tab:olive"}
+COLOURS = {
+    "slimming": "black",
+    "slimming 2×": "dimgray",
+    "early-bird": "tab:red",
+    "normal": "tab:gray",
+    "naive": "tab:blue",
+    "sma": "tab:orange",
+    "arima": "tab:green",
+    "auto": "tab:purple",
+    "learned": "tab:brown",
+    "learned_gbr": "tab:olive",
+}
 MARKERS = {"0.1": "v", "0.3": "^", "stability": "*", "confidence": "P"}
 
 
 def groups(meta: dict[str, Any]) -> list[tuple[str, float, str]]:
     """The (task, ratio, policy) groups of the saved grid that have runs, in grid order."""
     present = {es.group_key(r) for r in meta["results"] if r["ratio"] is not None}
-    return [(g["task"], float(ratio), policy) for g in meta["grids"] for ratio in g["ratios"]
-            for policy in g["policies"] if (g["task"], float(ratio), policy) in present]
+    return [
+        (g["task"], float(ratio), policy)
+        for g in meta["grids"]
+        for ratio in g["ratios"]
+        for policy in g["policies"]
+        if (g["task"], float(ratio), policy) in present
+    ]
 
 
 def variant_order(meta: dict[str, Any]) -> list[tuple[str, str]]:
@@ -59,14 +71,19 @@ def _fraction(row: es.Row) -> str:
 def group_table(rows: list[es.Row]) -> list[str]:
     """Every variant of one group: accuracy, size, prune point, compute, firing reasons."""
     slim = next((r for r in rows if r.variant == "slimming"), None)
-    lines = ["| method | accuracy (%) | MACs/sample | prune point | training compute (G) | "
-             "vs slimming | fired by | wall (s) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | accuracy (%) | MACs/sample | prune point | training compute (G) | "
+        "vs slimming | fired by | wall (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ratio = f"{r.train_macs.mean / slim.train_macs.mean:.2f}" if slim else "—"
         fired = ", ".join(f"{k} {v}" for k, v in sorted(r.fired_by.items()) if k != "—")
         wall = es.t_interval([run["wall_seconds"] for run in r.runs.values()])
-        lines.append(f"| {r.variant} | {r.accuracy} | {r.macs / 1e3:.0f} k | {_fraction(r)} | "
-                     f"{r.train_macs} | {ratio} | {fired or '—'} | {wall.mean:.1f} |")
+        lines.append(
+            f"| {r.variant} | {r.accuracy} | {r.macs / 1e3:.0f} k | {_fraction(r)} | "
+            f"{r.train_macs} | {ratio} | {fired or '—'} | {wall.mean:.1f} |"
+        )
     return lines
 
 
@@ -76,9 +93,12 @@ def _p(value: float) -> str:
 
 def headline(meta: dict[str, Any]) -> list[str]:
     """The cheapest method within the margin of slimming, per group."""
-    lines = ["| task | ratio | policy | normal (%) | slimming 2× (%) | slimming (%) | cheapest "
-             "within 0.5 points | its accuracy (%) | compute vs slimming | paired gap (points, "
-             "95 % CI) | p (non-inferior) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | ratio | policy | normal (%) | slimming 2× (%) | slimming (%) | cheapest "
+        "within 0.5 points | its accuracy (%) | compute vs slimming | paired gap (points, "
+        "95 % CI) | p (non-inferior) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for task, ratio, policy in groups(meta):
         rows = es.aggregate(meta["results"], task, ratio, policy, variant_order(meta))
         found = es.cheapest_within(rows)
@@ -91,12 +111,14 @@ def headline(meta: dict[str, Any]) -> list[str]:
             f"| {task} | {ratio} | {policy} | {named.get('normal', '—')} | "
             f"{named.get('slimming 2×', '—')} | {slim.accuracy} | **{best.variant}** | "
             f"{best.accuracy} | {test.compute_ratio:.2f} | {test.accuracy_gap} | "
-            f"{_p(test.noninferior_p) if best.variant != 'slimming' else '—'} |")
+            f"{_p(test.noninferior_p) if best.variant != 'slimming' else '—'} |"
+        )
     return lines
 
 
-def verdicts(meta: dict[str, Any], reference: str, verdict: Any
-             ) -> list[tuple[str, tuple[str, float, str], str]]:
+def verdicts(
+    meta: dict[str, Any], reference: str, verdict: Any
+) -> list[tuple[str, tuple[str, float, str], str]]:
     """(variant, group, verdict) of every forecast variant in every group against
     ``reference``."""
     out = []
@@ -115,17 +137,22 @@ def summary(meta: dict[str, Any]) -> list[str]:
     """Computed one-line answers: each claim, each timing rule."""
     lines = []
     for name, reference, verdict in (
-            ("Claim 1 (within 0.5 points of slimming at ≤ 60 % of its compute)", "slimming",
-             es.claim_one),
-            ("Claim 2 (prunes earlier than Early-Bird at equal accuracy)", "early-bird",
-             es.claim_two)):
+        (
+            "Claim 1 (within 0.5 points of slimming at ≤ 60 % of its compute)",
+            "slimming",
+            es.claim_one,
+        ),
+        ("Claim 2 (prunes earlier than Early-Bird at equal accuracy)", "early-bird", es.claim_two),
+    ):
         cells = verdicts(meta, reference, verdict)
         held = [f"{v} ({t} {r} {p})" for v, (t, r, p), x in cells if x == "holds"]
         shown = sum(x == "not shown" for *_, x in cells)
-        lines.append(f"- **{name}** holds, with significance, in {len(held)} of {len(cells)} "
-                     f"(forecast variant, task, ratio, policy) cells"
-                     + (f": {', '.join(held)}" if held else "")
-                     + f"; {shown} more meet it on the means without a significant test.")
+        lines.append(
+            f"- **{name}** holds, with significance, in {len(held)} of {len(cells)} "
+            f"(forecast variant, task, ratio, policy) cells"
+            + (f": {', '.join(held)}" if held else "")
+            + f"; {shown} more meet it on the means without a significant test."
+        )
     best = []
     for key in groups(meta):
         rows = es.aggregate(meta["results"], *key, variant_order(meta))
@@ -133,17 +160,21 @@ def summary(meta: dict[str, Any]) -> list[str]:
         if pruned:
             best.append(max(pruned, key=lambda r: r.accuracy.mean).variant)
     for variant in dict.fromkeys(best):
-        lines.append(f"- The most accurate pruned method is **{variant}** in "
-                     f"{best.count(variant)} of {len(best)} (task, ratio, policy) groups.")
+        lines.append(
+            f"- The most accurate pruned method is **{variant}** in "
+            f"{best.count(variant)} of {len(best)} (task, ratio, policy) groups."
+        )
     for rule in ("stability", "confidence"):
         runs = [r for r in meta["results"] if r["variant"] == f"forecast auto @{rule}"]
         if not runs:
             continue
         by_rule = [r for r in runs if r["fired_by"] not in (None, "deadline")]
         fraction = es.t_interval([r["prune_step"] / r["total_steps"] for r in runs])
-        lines.append(f"- The **{rule}** rule fired by its own test in {len(by_rule)} of "
-                     f"{len(runs)} runs (the rest at the 60 % deadline), at "
-                     f"{100 * fraction.mean:.0f} % of the run on average.")
+        lines.append(
+            f"- The **{rule}** rule fired by its own test in {len(by_rule)} of "
+            f"{len(runs)} runs (the rest at the 60 % deadline), at "
+            f"{100 * fraction.mean:.0f} % of the run on average."
+        )
     return lines
 
 
@@ -166,38 +197,52 @@ def claims(meta: dict[str, Any], reference: str, verdict: Any, what: str) -> lis
             test = es.paired(a, b)
             v = verdict(test)
             counts[v] += 1
-            second = (f"{100 * test.compute_ratio:.0f} % compute" if what == "compute" else
-                      f"{-100 * test.step_gap.mean:.0f} % of the run earlier "
-                      f"(p {_p(test.earlier_p)})" if test.step_gap else "—")
-            cells.append(f"**{v}**: {test.accuracy_gap.mean:+.2f} pts "
-                         f"(p {_p(test.noninferior_p)}), {second}")
+            second = (
+                f"{100 * test.compute_ratio:.0f} % compute"
+                if what == "compute"
+                else f"{-100 * test.step_gap.mean:.0f} % of the run earlier "
+                f"(p {_p(test.earlier_p)})"
+                if test.step_gap
+                else "—"
+            )
+            cells.append(
+                f"**{v}**: {test.accuracy_gap.mean:+.2f} pts (p {_p(test.noninferior_p)}), {second}"
+            )
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Verdicts over all cells: {counts['holds']} hold, {counts['not shown']} not "
-              f"shown, {counts['fails']} fail."]
+    lines += [
+        "",
+        f"Verdicts over all cells: {counts['holds']} hold, {counts['not shown']} not "
+        f"shown, {counts['fails']} fail.",
+    ]
     return lines
 
 
 def timing_rules(meta: dict[str, Any]) -> list[str]:
     """When each automatic rule fired and what it bought, against the fixed cutoffs."""
-    lines = ["| task | ratio | policy | rule | fired by | prune point | accuracy (%) | vs auto "
-             "@0.3 (points) | vs auto @0.1 (points) | vs @stability (points) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | ratio | policy | rule | fired by | prune point | accuracy (%) | vs auto "
+        "@0.3 (points) | vs auto @0.1 (points) | vs @stability (points) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for task, ratio, policy in groups(meta):
-        rows = {r.variant: r for r in es.aggregate(meta["results"], task, ratio, policy,
-                                                   variant_order(meta))}
+        rows = {
+            r.variant: r
+            for r in es.aggregate(meta["results"], task, ratio, policy, variant_order(meta))
+        }
         for name in ("forecast auto @stability", "forecast auto @confidence", "early-bird"):
             row = rows.get(name)
             if row is None:
                 continue
             gaps = []
-            for fixed in ("forecast auto @0.3", "forecast auto @0.1",
-                          "forecast auto @stability"):
+            for fixed in ("forecast auto @0.3", "forecast auto @0.1", "forecast auto @stability"):
                 ref = rows.get(fixed)
                 same = ref is None or fixed == name
                 gaps.append("—" if same else str(es.paired(row.runs, ref.runs).accuracy_gap))
             fired = ", ".join(f"{k} {v}" for k, v in sorted(row.fired_by.items()))
-            lines.append(f"| {task} | {ratio} | {policy} | {name.split()[-1].lstrip('@')} | "
-                         f"{fired} | {_fraction(row)} | {row.accuracy} | {' | '.join(gaps)} |")
+            lines.append(
+                f"| {task} | {ratio} | {policy} | {name.split()[-1].lstrip('@')} | "
+                f"{fired} | {_fraction(row)} | {row.accuracy} | {' | '.join(gaps)} |"
+            )
     return lines
 
 
@@ -224,8 +269,9 @@ def plot_task(meta: dict[str, Any], task: str, x_of: str, path: Path) -> None:
     keys = [k for k in groups(meta) if k[0] == task]
     ratios = sorted({r for _, r, _ in keys})
     policies = [p for p in ("seed", "grouped") if any(k[2] == p for k in keys)]
-    fig, axes = plt.subplots(len(policies), len(ratios), squeeze=False,
-                             figsize=(4.6 * len(ratios), 3.8 * len(policies)))
+    fig, axes = plt.subplots(
+        len(policies), len(ratios), squeeze=False, figsize=(4.6 * len(ratios), 3.8 * len(policies))
+    )
     handles: dict[str, Any] = {}
     for i, policy in enumerate(policies):
         for j, ratio in enumerate(ratios):
@@ -236,14 +282,32 @@ def plot_task(meta: dict[str, Any], task: str, x_of: str, path: Path) -> None:
                 if r.family == "normal":
                     ax.axhline(r.accuracy.mean, color="tab:gray", ls="--", lw=1)
                     continue
-                x = (r.train_macs.mean if x_of == "compute" else
-                     100 * r.prune_fraction.mean if r.prune_fraction else math.nan)
-                xerr = (r.train_macs.half if x_of == "compute" else
-                        100 * r.prune_fraction.half if r.prune_fraction else 0.0)
+                x = (
+                    r.train_macs.mean
+                    if x_of == "compute"
+                    else 100 * r.prune_fraction.mean
+                    if r.prune_fraction
+                    else math.nan
+                )
+                xerr = (
+                    r.train_macs.half
+                    if x_of == "compute"
+                    else 100 * r.prune_fraction.half
+                    if r.prune_fraction
+                    else 0.0
+                )
                 colour, marker = _style(r.variant)
                 handles[r.variant] = ax.errorbar(
-                    [x], [r.accuracy.mean], yerr=[r.accuracy.half], xerr=[xerr], fmt=marker,
-                    color=colour, ms=7, capsize=2, lw=0.8)
+                    [x],
+                    [r.accuracy.mean],
+                    yerr=[r.accuracy.half],
+                    xerr=[xerr],
+                    fmt=marker,
+                    color=colour,
+                    ms=7,
+                    capsize=2,
+                    lw=0.8,
+                )
                 points.append((x, r.accuracy.mean))
             lows = [r.accuracy.mean - r.accuracy.half for r in rows]
             highs = [r.accuracy.mean + r.accuracy.half for r in rows]
@@ -252,14 +316,18 @@ def plot_task(meta: dict[str, Any], task: str, x_of: str, path: Path) -> None:
                 xs, ys = zip(*pareto(points))
                 ax.plot(xs, ys, color="k", lw=0.8, alpha=0.5, drawstyle="steps-post")
             ax.set_title(f"ratio {ratio}, {policy} policy", fontsize=9)
-            ax.set_xlabel("training compute (G MACs)" if x_of == "compute" else
-                          "prune point (% of the run)", fontsize=8)
+            ax.set_xlabel(
+                "training compute (G MACs)" if x_of == "compute" else "prune point (% of the run)",
+                fontsize=8,
+            )
             ax.set_ylabel("test accuracy (%)", fontsize=8)
             ax.grid(alpha=0.3)
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=6, fontsize=7,
-               frameon=False)
-    what = ("training compute (line: Pareto front; " if x_of == "compute" else
-            "prune point (") + "dashed: normal), mean ± 95 % CI over seeds"
+    fig.legend(
+        handles.values(), handles.keys(), loc="lower center", ncol=6, fontsize=7, frameon=False
+    )
+    what = (
+        "training compute (line: Pareto front; " if x_of == "compute" else "prune point ("
+    ) + "dashed: normal), mean ± 95 % CI over seeds"
     fig.suptitle(f"{task}: accuracy vs {what}", fontsize=10)
     fig.tight_layout(rect=(0, 0.09, 1, 0.96))
     atomic_write(path, lambda handle: fig.savefig(handle, dpi=90, format="png"))
@@ -271,7 +339,8 @@ def _setup(meta: dict[str, Any]) -> list[str]:
     grids = "; ".join(
         f"**{g['task']}**: ratios {', '.join(map(str, g['ratios']))}, policies "
         f"{' and '.join(g['policies'])}, {g['epochs']} epochs at batch {g['batch_size']}"
-        for g in meta["grids"])
+        for g in meta["grids"]
+    )
     return [
         "**Setup.** Darknet/YOLOv3-style demo model (CBL blocks, residual shortcuts, upsample "
         "+ route), γ initialised at 0.5, SGD lr 0.05, momentum 0.9, weight decay 0.0001, "
@@ -279,7 +348,8 @@ def _setup(meta: dict[str, Any]) -> list[str]:
         f"epoch budget for every method except slimming 2×. Grid: {grids}; seeds "
         f"{', '.join(map(str, meta['seeds']))}.",
         "",
-        "**Tasks.** " + "; ".join(TASK_TEXT.get(g["task"], g["task"]) for g in meta["grids"])
+        "**Tasks.** "
+        + "; ".join(TASK_TEXT.get(g["task"], g["task"]) for g in meta["grids"])
         + ". `digits` saturates (every method near 99 %), so it cannot tell methods apart; "
         "`digits-hard` trains on a fifth of the images with twice the shift and three times "
         "the noise of the augmentation, so the dense model sits near 91 % and the channels a "
@@ -328,9 +398,11 @@ def write_report(meta: dict[str, Any], out: Path) -> None:
             plot_task(meta, task, kind, png)
             pngs.append((task, kind, png.name))
     runs = len(meta["results"])
-    command = ("python benchmarks/early_prune_table.py " +
-               ("--quick" if meta.get("quick") else f"--seeds {','.join(map(str, meta['seeds']))}")
-               + f" --jobs {meta['jobs']}")
+    command = (
+        "python benchmarks/early_prune_table.py "
+        + ("--quick" if meta.get("quick") else f"--seeds {','.join(map(str, meta['seeds']))}")
+        + f" --jobs {meta['jobs']}"
+    )
     lines = [
         "# Early pruning: normal vs slimming vs Early-Bird vs forecast",
         "",

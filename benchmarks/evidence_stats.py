@@ -83,14 +83,15 @@ def group_key(run: Run) -> tuple[str, float, str]:
     return run["task"], float(run["ratio"]), run["policy"]
 
 
-def runs_of(runs: list[Run], task: str, ratio: float, policy: str, variant: str
-            ) -> dict[int, Run]:
+def runs_of(runs: list[Run], task: str, ratio: float, policy: str, variant: str) -> dict[int, Run]:
     """Seed → run of one variant in one group (``normal`` is shared by every group)."""
     if variant == "normal":
         return {r["seed"]: r for r in runs if r["task"] == task and r["variant"] == "normal"}
-    return {r["seed"]: r for r in runs
-            if (r["task"], r["ratio"], r["policy"], r["variant"])
-            == (task, ratio, policy, variant)}
+    return {
+        r["seed"]: r
+        for r in runs
+        if (r["task"], r["ratio"], r["policy"], r["variant"]) == (task, ratio, policy, variant)
+    }
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,9 @@ class Row:
     runs: dict[int, Run]
 
 
-def aggregate(runs: list[Run], task: str, ratio: float, policy: str,
-              variants: list[tuple[str, str]]) -> list[Row]:
+def aggregate(
+    runs: list[Run], task: str, ratio: float, policy: str, variants: list[tuple[str, str]]
+) -> list[Row]:
     """One :class:`Row` per ``(variant, family)`` with runs in the group, in the given order."""
     rows = []
     for variant, family in variants:
@@ -121,15 +123,20 @@ def aggregate(runs: list[Run], task: str, ratio: float, policy: str,
         for r in group:
             key = r.get("fired_by") or ("—" if r["family"] == "normal" else "never")
             fired[key] = fired.get(key, 0) + 1
-        rows.append(Row(
-            variant=variant, family=family,
-            accuracy=t_interval([100 * r["accuracy"] for r in group]),
-            train_macs=t_interval([r["train_macs"] / 1e9 for r in group]),
-            prune_fraction=t_interval([r["prune_step"] / r["total_steps"] for r in pruned])
-            if pruned else None,
-            macs=statistics.fmean(r["macs"] for r in group),
-            fired_by=fired, runs=seeds,
-        ))
+        rows.append(
+            Row(
+                variant=variant,
+                family=family,
+                accuracy=t_interval([100 * r["accuracy"] for r in group]),
+                train_macs=t_interval([r["train_macs"] / 1e9 for r in group]),
+                prune_fraction=t_interval([r["prune_step"] / r["total_steps"] for r in pruned])
+                if pruned
+                else None,
+                macs=statistics.fmean(r["macs"] for r in group),
+                fired_by=fired,
+                runs=seeds,
+            )
+        )
     return rows
 
 
@@ -180,20 +187,25 @@ def claim_one(test: Paired) -> str:
 
 def claim_two(test: Paired) -> str:
     """Verdict on "prunes earlier than Early-Bird at equal accuracy" (both significant)."""
-    if test.step_gap is None or test.step_gap.mean >= 0 or (
-            test.accuracy_gap.mean < -ACCURACY_MARGIN):
+    if (
+        test.step_gap is None
+        or test.step_gap.mean >= 0
+        or (test.accuracy_gap.mean < -ACCURACY_MARGIN)
+    ):
         return "fails"
     return "holds" if max(test.noninferior_p, test.earlier_p) < ALPHA else "not shown"
 
 
-def cheapest_within(rows: list[Row], reference: str = "slimming",
-                    margin: float = ACCURACY_MARGIN) -> tuple[Row, Paired] | None:
+def cheapest_within(
+    rows: list[Row], reference: str = "slimming", margin: float = ACCURACY_MARGIN
+) -> tuple[Row, Paired] | None:
     """The pruned variant with the least mean training compute whose mean accuracy is within
     ``margin`` points of ``reference`` (the reference itself qualifies), with its paired test."""
     ref = next((r for r in rows if r.variant == reference), None)
     if ref is None:
         return None
-    fits = [r for r in rows if r.family != "normal"
-            and r.accuracy.mean >= ref.accuracy.mean - margin]
+    fits = [
+        r for r in rows if r.family != "normal" and r.accuracy.mean >= ref.accuracy.mean - margin
+    ]
     best = min(fits, key=lambda r: r.train_macs.mean)
     return best, paired(best.runs, ref.runs, margin)

@@ -34,13 +34,12 @@ import numpy as np
 from forecastprune.compare.replay import CONTROL, replay
 from forecastprune.compare.settings import ReplaySettings
 from forecastprune.compare.suite import bootstrap_interval
-from forecastprune.store import GammaTrajectoryStore
 from forecastprune.engine.spec import PruneSpec
+from forecastprune.store import GammaTrajectoryStore
 
 FORECASTERS = ("auto", "learned", "learned_gbr", "arima", "global_ridge")
 #: the labels of the models refitted on the corpus (``--refit``), by the spec they replace
-REFIT = {"learned": "learned·corpus", "learned_gbr": "learned_gbr·corpus",
-         "auto": "auto·corpus"}
+REFIT = {"learned": "learned·corpus", "learned_gbr": "learned_gbr·corpus", "auto": "auto·corpus"}
 CUTOFFS = ("0.1", "0.2")
 RATIOS = (0.5, 0.7)
 
@@ -48,8 +47,9 @@ RATIOS = (0.5, 0.7)
 def replay_run(path: Path, specs: tuple[str, ...] = FORECASTERS) -> dict[str, Any]:
     """Every (forecaster, cutoff, ratio) cell of one run: gain over naive, ρ, IoU, note."""
     # policy none, as docs/corpus.md states: every recorded channel scored on its own
-    settings = ReplaySettings(cutoffs=CUTOFFS, spec=PruneSpec(policy="none"), ratios=RATIOS,
-                              isolation="thread")
+    settings = ReplaySettings(
+        cutoffs=CUTOFFS, spec=PruneSpec(policy="none"), ratios=RATIOS, isolation="thread"
+    )
     start = time.perf_counter()
     with GammaTrajectoryStore.open(path) as store:
         result = replay(store, list(specs), settings)
@@ -64,16 +64,19 @@ def replay_run(path: Path, specs: tuple[str, ...] = FORECASTERS) -> dict[str, An
                     "score": float(getattr(row, key)) if row.ok else None,
                     "gain": float(getattr(row, key)) - base if row.ok else None,
                     "spearman": float(row.spearman) if row.ok else None,
-                    "note": row.note or ""}
+                    "note": row.note or "",
+                }
     return {"cells": cells, "seconds": round(time.perf_counter() - start, 2)}
 
 
-def run_all(corpus: Path, cache: Path, limit: int | None,
-            specs: tuple[str, ...] = FORECASTERS) -> None:
+def run_all(
+    corpus: Path, cache: Path, limit: int | None, specs: tuple[str, ...] = FORECASTERS
+) -> None:
     """Replay the runs not yet in the cache (at most ``limit``)."""
     cache.mkdir(parents=True, exist_ok=True)
-    todo = [p for p in sorted(corpus.glob("*.fpstore"))
-            if not (cache / f"{p.stem}.json").exists()][:limit]
+    todo = [p for p in sorted(corpus.glob("*.fpstore")) if not (cache / f"{p.stem}.json").exists()][
+        :limit
+    ]
     for path in todo:
         data = replay_run(path, specs)
         (cache / f"{path.stem}.json").write_text(json.dumps(data) + "\n")
@@ -102,20 +105,30 @@ def refit_all(corpus: Path, cache: Path, limit: int | None) -> None:
     folds = [(f, [f]) for f in tuning] + [("held-out", sorted(held))]
     models = cache / "models"
     models.mkdir(parents=True, exist_ok=True)
-    todo = [(name, fams) for name, fams in folds
-            if not (models / f"{name.replace('/', '_')}.done").exists()][:limit]
+    todo = [
+        (name, fams)
+        for name, fams in folds
+        if not (models / f"{name.replace('/', '_')}.done").exists()
+    ][:limit]
     for name, fams in todo:
         start = time.perf_counter()
         train = sorted(r for r, f in family.items() if f in tuning and f not in fams)
         # both are ranking models now: they read the ranking examples (learned: its columns)
         x, y = _stacked(corpus, cache, train, DEFAULT_CUTOFFS)[2:]
-        info = {"trained_on": train, "cutoffs": [str(c) for c in DEFAULT_CUTOFFS],
-                "use_clock": True, "examples": len(y)}
+        info = {
+            "trained_on": train,
+            "cutoffs": [str(c) for c in DEFAULT_CUTOFFS],
+            "use_clock": True,
+            "examples": len(y),
+        }
         slug = name.replace("/", "_")
         ridge = ridge_from_examples(x, y, info).save(models / f"{slug}.json")
         gbr = gbr_from_examples(x, y, info).save(models / f"{slug}.skops")
-        specs = (f"learned(model='{ridge}')", f"learned_gbr(model='{gbr}')",
-                 f"auto(model='{ridge}')")
+        specs = (
+            f"learned(model='{ridge}')",
+            f"learned_gbr(model='{gbr}')",
+            f"auto(model='{ridge}')",
+        )
         for run in sorted(r for r, f in family.items() if f in fams):
             cells = replay_run(corpus / f"{run}.fpstore", specs)["cells"]
             path = cache / f"{run}.json"
@@ -127,8 +140,9 @@ def refit_all(corpus: Path, cache: Path, limit: int | None) -> None:
                     data["cells"][f"{REFIT[base]}|{rest}"] = cell
             path.write_text(json.dumps(data) + "\n")
         (models / f"{slug}.done").write_text("")
-        print(f"{name}: fitted on {len(train)} runs, {time.perf_counter() - start:.1f} s",
-              flush=True)
+        print(
+            f"{name}: fitted on {len(train)} runs, {time.perf_counter() - start:.1f} s", flush=True
+        )
 
 
 def _stacked(corpus: Path, cache: Path, runs: list[str], cutoffs) -> list[np.ndarray]:
@@ -156,11 +170,19 @@ def report(corpus: Path, cache: Path, specs: tuple[str, ...] = FORECASTERS) -> s
     manifest = json.loads((corpus / "corpus.json").read_text())
     held = set(manifest.get("held_out_families", ()))
     family = {name: run["family"] for name, run in manifest["runs"].items()}
-    cells = {p.stem: json.loads(p.read_text())["cells"] for p in sorted(cache.glob("*.json"))
-             if p.stem in family}
+    cells = {
+        p.stem: json.loads(p.read_text())["cells"]
+        for p in sorted(cache.glob("*.json"))
+        if p.stem in family
+    }
     names = (CONTROL, *specs)
-    lines = [(f"{len(cells)} runs in {len({family[r] for r in cells})} families; held out "
-              f"(never tuned on): {', '.join(sorted(held))}"), ""]
+    lines = [
+        (
+            f"{len(cells)} runs in {len({family[r] for r in cells})} families; held out "
+            f"(never tuned on): {', '.join(sorted(held))}"
+        ),
+        "",
+    ]
     for cutoff in CUTOFFS:
         for ratio in RATIOS:
             lines += _family_table(cells, family, held, names, cutoff, ratio)
@@ -175,10 +197,15 @@ def _values(cells, runs, label, cutoff, ratio, what):
 
 
 def _family_table(cells, family, held, names, cutoff, ratio) -> list[str]:
-    lines = [(f"### cutoff {float(cutoff):.0%}, ratio {ratio:g}: mean gain over naive "
-              "(worst cell) · mean Spearman ρ"), "",
-             "| family | runs | naive IoU | " + " | ".join(names[1:]) + " |",
-             "|---|---|---|" + "---|" * (len(names) - 1)]
+    lines = [
+        (
+            f"### cutoff {float(cutoff):.0%}, ratio {ratio:g}: mean gain over naive "
+            "(worst cell) · mean Spearman ρ"
+        ),
+        "",
+        "| family | runs | naive IoU | " + " | ".join(names[1:]) + " |",
+        "|---|---|---|" + "---|" * (len(names) - 1),
+    ]
     by_family = defaultdict(list)
     for run in cells:
         by_family[family[run]].append(run)
@@ -189,26 +216,33 @@ def _family_table(cells, family, held, names, cutoff, ratio) -> list[str]:
         for label in names[1:]:
             gain = _values(cells, runs, label, cutoff, ratio, "gain")
             rho = _values(cells, runs, label, cutoff, ratio, "spearman")
-            row.append(f"{np.nanmean(gain):+.3f} ({np.nanmin(gain):+.3f}) · "
-                       f"{np.nanmean(rho):.2f}")
+            row.append(f"{np.nanmean(gain):+.3f} ({np.nanmin(gain):+.3f}) · {np.nanmean(rho):.2f}")
         lines.append("| " + " | ".join(row) + " |")
     return lines + [""]
 
 
 def _overall(cells, family, held, names) -> list[str]:
-    lines = ["### over cutoffs 10 % and 20 %, ratios 0.5 and 0.7 (bootstrap 90 % CI over runs)",
-             "", ("| forecaster | runs | mean gain [CI] | worst cell | cells < −0.01 | "
-                  "families with mean gain < 0 | families with mean ρ below naive's |"),
-             "|---|---|---|---|---|---|---|"]
-    for part, runs in (("tuning families", [r for r in cells if family[r] not in held]),
-                       ("held-out families", [r for r in cells if family[r] in held])):
+    lines = [
+        "### over cutoffs 10 % and 20 %, ratios 0.5 and 0.7 (bootstrap 90 % CI over runs)",
+        "",
+        (
+            "| forecaster | runs | mean gain [CI] | worst cell | cells < −0.01 | "
+            "families with mean gain < 0 | families with mean ρ below naive's |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
+    for part, runs in (
+        ("tuning families", [r for r in cells if family[r] not in held]),
+        ("held-out families", [r for r in cells if family[r] in held]),
+    ):
         if not runs:
             continue
         for label in names[1:]:
             per_run, cells_all = [], []
             for run in runs:
-                gains = [_values(cells, [run], label, c, q, "gain")[0]
-                         for c in CUTOFFS for q in RATIOS]
+                gains = [
+                    _values(cells, [run], label, c, q, "gain")[0] for c in CUTOFFS for q in RATIOS
+                ]
                 per_run.append(np.nanmean(gains))
                 cells_all += gains
             per_run, cells_all = np.array(per_run), np.array(cells_all)
@@ -218,17 +252,28 @@ def _overall(cells, family, held, names) -> list[str]:
                 members = [r for r in runs if family[r] == fam]
                 if np.nanmean([per_run[runs.index(r)] for r in members]) < 0:
                     bad_fam.append(fam)
-                rho = np.nanmean([_values(cells, members, label, c, q, "spearman")
-                                  for c in CUTOFFS for q in RATIOS])
-                base = np.nanmean([_values(cells, members, CONTROL, c, q, "spearman")
-                                   for c in CUTOFFS for q in RATIOS])
+                rho = np.nanmean(
+                    [
+                        _values(cells, members, label, c, q, "spearman")
+                        for c in CUTOFFS
+                        for q in RATIOS
+                    ]
+                )
+                base = np.nanmean(
+                    [
+                        _values(cells, members, CONTROL, c, q, "spearman")
+                        for c in CUTOFFS
+                        for q in RATIOS
+                    ]
+                )
                 if rho < base - 0.05:
                     reversed_fam.append(f"{fam} ({rho:.2f} vs {base:.2f})")
             lines.append(
                 f"| {label} ({part}) | {len(runs)} | {np.nanmean(per_run):+.3f} "
                 f"[{low:+.3f}, {high:+.3f}] | {np.nanmin(cells_all):+.3f} | "
                 f"{int(np.sum(cells_all < -0.01))}/{len(cells_all)} | "
-                f"{', '.join(bad_fam) or '-'} | {', '.join(reversed_fam) or '-'} |")
+                f"{', '.join(bad_fam) or '-'} | {', '.join(reversed_fam) or '-'} |"
+            )
     return lines + [""]
 
 
@@ -239,8 +284,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--forecasters", nargs="*", default=list(FORECASTERS))
-    parser.add_argument("--refit", action="store_true",
-                        help="refit learned/learned_gbr on the corpus family-out and replay")
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="refit learned/learned_gbr on the corpus family-out and replay",
+    )
     args = parser.parse_args()
     if args.report:
         print(report(args.corpus, args.cache, tuple(args.forecasters)))

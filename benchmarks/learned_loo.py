@@ -38,24 +38,38 @@ def main() -> None:
             path = fit_learned(others).save(Path(work) / f"{run.name}.json")
             boosted = Path(work) / f"{run.name}.skops"
             fit_learned_gbr(others).save(boosted)
-            specs = [f"learned(model='{path}')", f"auto(model='{path}')",
-                     f"learned_gbr(model='{boosted}')"]
+            specs = [
+                f"learned(model='{path}')",
+                f"auto(model='{path}')",
+                f"learned_gbr(model='{boosted}')",
+            ]
             result = run_suite([run], specs, settings)
             if merged is None:
-                merged = SuiteResult(tuning, [f"{name} (leave-one-run-out)" for name in NAMES],
-                                     result.cutoffs, result.ratio)
+                merged = SuiteResult(
+                    tuning,
+                    [f"{name} (leave-one-run-out)" for name in NAMES],
+                    result.cutoffs,
+                    result.ratio,
+                )
             for name, label in zip(NAMES, result.forecasters):
                 gains = merged.gains.setdefault(f"{name} (leave-one-run-out)", {})
                 for cutoff in result.cutoffs:
                     gains.setdefault(cutoff, {})[run.name] = result.gains[label][cutoff][run.name]
                     merged.naive.setdefault(cutoff, {})[run.name] = result.naive[cutoff][run.name]
-                print(run.name, name, {c: round(result.gains[label][c][run.name], 3)
-                                       for c in result.cutoffs}, flush=True)
+                print(
+                    run.name,
+                    name,
+                    {c: round(result.gains[label][c][run.name], 3) for c in result.cutoffs},
+                    flush=True,
+                )
     assert merged is not None
     print(format_suite(merged))
     for label in merged.forecasters:
-        print(label, "mean over cutoffs:",
-              round(float(np.mean([merged.summary(label, c).mean for c in merged.cutoffs])), 4))
+        print(
+            label,
+            "mean over cutoffs:",
+            round(float(np.mean([merged.summary(label, c).mean for c in merged.cutoffs])), 4),
+        )
 
 
 if __name__ == "__main__":

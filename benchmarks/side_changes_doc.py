@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import side_changes as sc
 
-COMMAND = ("python benchmarks/side_changes.py --doc docs/side-changes.md "
-           "--plot docs/side-changes.png")
+COMMAND = (
+    "python benchmarks/side_changes.py --doc docs/side-changes.md --plot docs/side-changes.png"
+)
 
 
 def _pct(x: float) -> str:
@@ -47,13 +48,15 @@ def headline(cells: list) -> str:
             f"{_pct(1 - _within(group, 0.20))} were more than 20 % away. Near the cut "
             f"(±10 %, ties across it aside), {_pct(down)} of the channels just above it fall "
             f"below, but only "
-            f"{_pct(up)} of those just below it rise.")
+            f"{_pct(up)} of those just below it rise."
+        )
     spread = {c: np.mean([x.spread for x in by[c]]) for c in sc.CUTOFFS}
     lines.append(
         f"- The |γ| distribution is still bunched early: its interquartile range is "
         f"{_pct(spread['0.05'])} of the median at 5 %, {_pct(spread['0.1'])} at 10 % and "
         f"{_pct(spread['0.3'])} at 30 % (every γ starts at 0.5), so a large rank distance "
-        "early is a small distance in |γ|.")
+        "early is a small distance in |γ|."
+    )
     for cutoff in ("0.05", "0.1"):
         group = by[cutoff]
         tied = sum(int(c.tied.sum()) for c in group)
@@ -62,17 +65,25 @@ def headline(cells: list) -> str:
         lines.append(
             f"- At {float(cutoff):.0%}, {tied} channels have exactly the |γ| of the cut (at the "
             f"store's float16 precision), so the engine's tie-break by index puts them on a "
-            f"side: it prunes {now} of them; the end prunes {end}.")
-    lines.append("- Near the cut, the single features that best say *which* channels cross "
-                 "(AUC within run and side of the cut; all runs / held-out runs):")
-    pools = {(c, h): sc.Pooled.of(sc.cells_at(cells, c, h), sc.NEAR)
-             for c in sc.CUTOFFS for h in (None, True)}
-    mean_auc = {name: np.mean([pools[(c, None)].auc(name) for c in sc.CUTOFFS])
-                for name in sc.SCORED}
+            f"side: it prunes {now} of them; the end prunes {end}."
+        )
+    lines.append(
+        "- Near the cut, the single features that best say *which* channels cross "
+        "(AUC within run and side of the cut; all runs / held-out runs):"
+    )
+    pools = {
+        (c, h): sc.Pooled.of(sc.cells_at(cells, c, h), sc.NEAR)
+        for c in sc.CUTOFFS
+        for h in (None, True)
+    }
+    mean_auc = {
+        name: np.mean([pools[(c, None)].auc(name) for c in sc.CUTOFFS]) for name in sc.SCORED
+    }
     for name in sorted(mean_auc, key=mean_auc.get, reverse=True)[:4] + ["closeness"]:
         cells_text = ", ".join(
             f"{float(c):.0%} {pools[(c, None)].auc(name):.2f} / {pools[(c, True)].auc(name):.2f}"
-            for c in sc.CUTOFFS)
+            for c in sc.CUTOFFS
+        )
         lines.append(f"  - `{name}`: {cells_text}")
     return "\n".join(lines)
 
@@ -101,7 +112,8 @@ below):
    near 0.5 only because the two sides pull opposite ways. A channel whose γ still jitters gets
    loss gradient that resists the L1 pull; a smooth one is decaying under L1 alone.
 2. *The layer.* Channels of early layers (`shallowness`) rise from below the cut and stay
-   above it (weaker on the held-out runs, near noise there at 30 %). From 20 % on, channels of layers with a high mean
+   above it (weaker on the held-out runs, near noise there at 30 %). From 20 % on, channels of
+   layers with a high mean
    |γ| (`layer_mean`) rise and those of weak layers fall; at 5–10 % that effect is absent or
    reversed. `layer_percentile` is its mirror image: at a fixed global level, a channel high
    within its layer sits in a weak layer.
@@ -144,14 +156,14 @@ Read these tables as where to aim, not as the gain to expect.
 
 def render(cells: list, tables: dict[str, str], plot: Path | None) -> str:
     """The whole markdown document."""
-    figure = (f"\n![Crossers by distance from the cut]({plot.name})\n" if plot is not None
-              else "")
+    figure = f"\n![Crossers by distance from the cut]({plot.name})\n" if plot is not None else ""
     runs = len({cell.run.name for cell in cells})
     return f"""# Where is the signal? Channels that change side after the cutoff
 
 `forecastprune benchmark` finds the best forecasters only modestly ahead of `naive` (prune by
 the |γ| at the cutoff), and none ahead on every run. A forecaster can only win on the channels
-that are on the other side of the cut at the end of training than at the cutoff, so this page measures that set on the trajectory suite
+that are on the other side of the cut at the end of training than at the cutoff, so this page
+measures that set on the trajectory suite
 (`forecastprune/data/suite`, {runs} runs, see [suite.md](suite.md)): how big it is, where its
 channels sat at the cutoff, and which history features single them out.
 
@@ -162,7 +174,8 @@ Regenerate this page (a few seconds on one core):
 ```
 
 **Protocol.** Same threshold rule as `benchmark`: ratio {sc.RATIO:g}, policy `none` (all
-channels compete globally), min-keep 1 (the floor kept {sum(c.rescued for c in cells)} channel(s) below the cut in all the
+channels compete globally), min-keep 1 (the floor kept {sum(c.rescued for c in cells)} channel(s)
+below the cut in all the
 cells); the cutoff's history is every snapshot at or before
 `round(fraction × run length)`. A channel *crosses* when the |γ| at the cutoff and the final
 |γ| put it on different sides of the cut. Its *distance* from the cut is its rank distance in
@@ -187,30 +200,30 @@ too). Held-out runs are those of `suite.json`.
 
 Pooled over the {runs} runs:
 
-{tables['summary']}
+{tables["summary"]}
 
 Share of each distance bin that crosses (and, in brackets, the bin's share of all crossers):
 
-{tables['bins']}
+{tables["bins"]}
 {figure}
 Per run (naive IoU · share of channels that cross · channels tied across the cut):
 
-{tables['runs']}
+{tables["runs"]}
 
 ## Which features predict crossing, near the cut (±{sc.NEAR:.0%})
 
 All runs:
 
-{tables['auc_near']}
+{tables["auc_near"]}
 
 Held-out runs only:
 
-{tables['auc_near_held']}
+{tables["auc_near_held"]}
 
 Per direction (all runs; "down": above the cut at the cutoff, pruned at the end; "up": the
 reverse), AUC within runs:
 
-{tables['sides_near']}
+{tables["sides_near"]}
 
 ## Ties at the cutoff
 
@@ -218,13 +231,13 @@ Naive's mean IoU over the runs when channels of equal |γ| at the cutoff are ord
 engine's rule (lowest index pruned first), the other way round (later layers first), or by
 their mean |γ| over the history (a plain cut at the ratio, no per-layer floor):
 
-{tables['ties']}
+{tables["ties"]}
 
 ## The same over every channel
 
 All runs, every channel (distance itself then carries most of the information late):
 
-{tables['auc_every']}
+{tables["auc_every"]}
 
 Feature key: `closeness` −|rank distance|; `level` |γ| / run scale; `drop_since_start` |γ| /
 first |γ| − 1; `trend_step_recent`, `trend_lr_recent` slope over the last quarter of the history

@@ -67,18 +67,35 @@ def run(variant: str, epochs: int, root: Path, channel_ratio: float, seed: int) 
         torch.manual_seed(seed)
         model = YOLO("yolov8n.yaml")
         pruner = attach(model, **options(variant, channel_ratio))
-        model.train(data=str(data), epochs=epochs, imgsz=64, batch=16, nbs=16, workers=0,
-                    plots=False, device="cpu", amp=False, seed=seed, deterministic=True,
-                    verbose=False, project=str(root / "runs"), name=f"{variant}-{seed}",
-                    exist_ok=True)
+        model.train(
+            data=str(data),
+            epochs=epochs,
+            imgsz=64,
+            batch=16,
+            nbs=16,
+            workers=0,
+            plots=False,
+            device="cpu",
+            amp=False,
+            seed=seed,
+            deterministic=True,
+            verbose=False,
+            project=str(root / "runs"),
+            name=f"{variant}-{seed}",
+            exist_ok=True,
+        )
     trainer = model.trainer
     final = trainer.ema.ema.float()
     x = torch.zeros(1, 3, 64, 64)
     metrics = trainer.metrics
     return {
-        "variant": variant, "epochs": epochs, "seed": seed, "pruned_at": pruner.pruned_at,
+        "variant": variant,
+        "epochs": epochs,
+        "seed": seed,
+        "pruned_at": pruner.pruned_at,
         "blocks": (pruner.pruner.prune_info or {}).get("blocks", []) if pruner.pruner else [],
-        "params": count_params(final), "macs": count_macs(final, x),
+        "params": count_params(final),
+        "macs": count_macs(final, x),
         "map50": float(metrics.get("metrics/mAP50(B)", float("nan"))),
         "map50_95": float(metrics.get("metrics/mAP50-95(B)", float("nan"))),
         "seconds": time.perf_counter() - start,

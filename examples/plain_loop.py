@@ -43,8 +43,16 @@ def main() -> None:
     model = build_model("darknet", gamma_init=0.5)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     total = EPOCHS * len(train_loader)
-    pruner = EarlyPruner(model, optimizer, forecaster="sma", spec=PruneSpec(ratio=0.5),
-                         prune_at=0.3, sparsity=5e-3, total_steps=total, example_inputs=split.x_train[:2])
+    pruner = EarlyPruner(
+        model,
+        optimizer,
+        forecaster="sma",
+        spec=PruneSpec(ratio=0.5),
+        prune_at=0.3,
+        sparsity=5e-3,
+        total_steps=total,
+        example_inputs=split.x_train[:2],
+    )
     x1 = split.x_train[:1]
     print(f"dense: {count_params(model):,} params, {count_macs(model, x1):,} MACs/sample")
 
@@ -54,13 +62,15 @@ def main() -> None:
             loss = nn.functional.cross_entropy(model(x), y)
             optimizer.zero_grad()
             loss.backward()
-            pruner.regularize(step)                  # L1 on γ, only before the prune
+            pruner.regularize(step)  # L1 on γ, only before the prune
             optimizer.step()
             step += 1
-            model, optimizer = pruner.step(step)     # a new, smaller model at the prune step
+            model, optimizer = pruner.step(step)  # a new, smaller model at the prune step
             if pruner.pruned_at == step:
-                print(f"step {step}: pruned -> {count_params(model):,} params, "
-                      f"{count_macs(model, x1):,} MACs/sample")
+                print(
+                    f"step {step}: pruned -> {count_params(model):,} params, "
+                    f"{count_macs(model, x1):,} MACs/sample"
+                )
         print(f"epoch {epoch + 1}: test accuracy {accuracy(model, test_loader):.3f}")
 
 

@@ -53,9 +53,22 @@ def train(data: Path, out: Path, name: str, epochs: int, **pruner_options):
     model = YOLO("yolov8n.yaml")
     pruner = attach(model, **pruner_options)
     start = time.perf_counter()
-    model.train(data=str(data), epochs=epochs, imgsz=64, batch=16, nbs=16, workers=0,
-                plots=False, device="cpu", amp=False, project=str(out), name=name,
-                exist_ok=True, seed=0, verbose=False)
+    model.train(
+        data=str(data),
+        epochs=epochs,
+        imgsz=64,
+        batch=16,
+        nbs=16,
+        workers=0,
+        plots=False,
+        device="cpu",
+        amp=False,
+        project=str(out),
+        name=name,
+        exist_ok=True,
+        seed=0,
+        verbose=False,
+    )
     seconds = time.perf_counter() - start
     run = Path(model.trainer.save_dir)
     return pruner, run, epoch_maps(run / "results.csv"), seconds
@@ -103,8 +116,15 @@ def main() -> None:
 
     with offline():
         _, dense, dense_maps, dense_s = train(
-            data, out, "record", args.epochs, prune_at=None, sparsity=args.sparsity,
-            store_path=store_path, overwrite=True)
+            data,
+            out,
+            "record",
+            args.epochs,
+            prune_at=None,
+            sparsity=args.sparsity,
+            store_path=store_path,
+            overwrite=True,
+        )
 
         with GammaTrajectoryStore.open(store_path) as store:
             result = replay(store, FORECASTERS, ReplaySettings(cutoffs=CUTOFFS, spec=spec))
@@ -114,26 +134,59 @@ def main() -> None:
 
         # network slimming's way: prune the finished run by its final |γ| (naive at the end)
         final = prune_ultralytics_checkpoint(
-            dense / "weights" / "last.pt", store_path, out / "dense-pruned.pt",
-            forecaster="naive", cutoff=1.0, spec=spec, overwrite=True)
+            dense / "weights" / "last.pt",
+            store_path,
+            out / "dense-pruned.pt",
+            forecaster="naive",
+            cutoff=1.0,
+            spec=spec,
+            overwrite=True,
+        )
         from ultralytics import YOLO
 
-        cut_map = YOLO(str(final.path)).val(data=str(data), imgsz=64, batch=32, device="cpu",
-                                             plots=False, verbose=False,
-                                             project=str(out), name="val-dense-pruned",
-                                             exist_ok=True).box.map
+        cut_map = (
+            YOLO(str(final.path))
+            .val(
+                data=str(data),
+                imgsz=64,
+                batch=32,
+                device="cpu",
+                plots=False,
+                verbose=False,
+                project=str(out),
+                name="val-dense-pruned",
+                exist_ok=True,
+            )
+            .box.map
+        )
 
         early, early_run, early_maps, early_s = train(
-            data, out, "early", args.epochs, forecaster=forecaster, prune_at=cutoff,
-            spec=spec, sparsity=args.sparsity, store_path=out / "early.fpstore",
-            overwrite=True)
+            data,
+            out,
+            "early",
+            args.epochs,
+            forecaster=forecaster,
+            prune_at=cutoff,
+            spec=spec,
+            sparsity=args.sparsity,
+            store_path=out / "early.fpstore",
+            overwrite=True,
+        )
         rows = [
-            (f"dense, sparse-trained {args.epochs} epochs", dense / "weights" / "last.pt",
-             dense_maps[-1], f"{dense_s:.0f} s"),
+            (
+                f"dense, sparse-trained {args.epochs} epochs",
+                dense / "weights" / "last.pt",
+                dense_maps[-1],
+                f"{dense_s:.0f} s",
+            ),
             ("the same, pruned at the end (no fine-tune)", final.path, cut_map, "-"),
-            (f"pruned early ({forecaster}, update {early.pruned_at} of {early.updates}), "
-             "then trained", early_run / "weights" / "last.pt", early_maps[-1],
-             f"{early_s:.0f} s"),
+            (
+                f"pruned early ({forecaster}, update {early.pruned_at} of {early.updates}), "
+                "then trained",
+                early_run / "weights" / "last.pt",
+                early_maps[-1],
+                f"{early_s:.0f} s",
+            ),
         ]
         table = [(label, *measure(path), value, seconds) for label, path, value, seconds in rows]
 
@@ -144,8 +197,11 @@ def main() -> None:
     # validation runs at each epoch's end: epoch e's (0-based) is the first after the prune
     e = max(i for i, start in enumerate(early.update_plan.epoch_starts) if start <= early.pruned_at)
     before = f"{early_maps[e - 1]:.3f}" if e else "none (pruned in the first epoch)"
-    print(f"\nearly run mAP50-95: epoch {e} (before the prune) {before}, epoch {e + 1} (after) "
-          f"{early_maps[e]:.3f}, final {early_maps[-1]:.3f}")
+    print(
+        f"\nearly run mAP50-95: epoch {e} (before the prune) {before}, epoch {e + 1} (after) "
+        f"{early_maps[e]:.3f}, final {early_maps[-1]:.3f}"
+    )
+
 
 if __name__ == "__main__":
     main()

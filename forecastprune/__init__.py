@@ -6,8 +6,8 @@ The heavy parts (torch models, sktime) are imported lazily so ``import forecastp
 from __future__ import annotations
 
 from ._util import lazy_attributes
-from .errors import ForecastPruneError
 from .core.layout import ChannelLayout
+from .errors import ForecastPruneError
 
 __version__ = "0.2.0"
 

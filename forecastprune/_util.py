@@ -84,7 +84,7 @@ _WRITE_HINTS = {
     errno.ENOSPC: "free some disk space or write elsewhere",
     errno.EDQUOT: "free some of your disk quota or write elsewhere",
     errno.EFBIG: "it would exceed the file-size limit (see `ulimit -f`); raise the limit or "
-                 "write less",
+    "write less",
     errno.EROFS: "the file system is read-only; choose a writable path",
     errno.EACCES: "you lack permission there; choose a writable path",
     errno.EPERM: "the operation is not permitted there; choose a writable path",

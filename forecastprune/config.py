@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .errors import ConfigError
 from ._util import closest
+from .errors import ConfigError
 
 T = TypeVar("T")
 
@@ -40,8 +40,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start} is "
-                          f"{exc.object[exc.start]:#04x}); pass a YAML file") from None
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start} is "
+            f"{exc.object[exc.start]:#04x}); pass a YAML file"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -50,8 +52,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"config file {path} must hold a mapping of keys to values; got a "
-            f"{type(data).__name__}"
+            f"config file {path} must hold a mapping of keys to values; got a {type(data).__name__}"
         )
     return data
 
@@ -168,11 +169,15 @@ def _scalar(value: Any, kind: Any, what: str) -> Any:
             return str(value)
     else:  # a schema bug, not user input
         raise TypeError(f"unsupported config annotation {kind!r} for {what}")
-    expected = {bool: "true or false", int: "a whole number", float: "a number",
-                str: "a string"}[kind]
+    expected = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[
+        kind
+    ]
     raise ConfigError(f"{what} must be {expected}; got {value!r}")
 
 
 def _unknown_key(key: str, valid: list[str], source: str) -> str:
     hint = closest(key.replace("-", "_"), valid)
-    return f"{source} has an unknown key {key!r}.{hint} Expected one of the valid keys: {', '.join(valid)}"
+    return (
+        f"{source} has an unknown key {key!r}.{hint} Expected one of the valid keys: "
+        f"{', '.join(valid)}"
+    )

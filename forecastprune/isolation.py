@@ -17,6 +17,7 @@ where ``SIGALRM`` does not exist or outside the main thread :func:`time_limit` d
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import multiprocessing as mp
@@ -27,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from .errors import ForecasterError, ForecastPruneError
@@ -56,13 +57,13 @@ def start_child(target: Callable[..., None], args: tuple) -> Callable[[], None]:
     it ends the process, which runs no cleanup that could stop the worker).
     """
     parent = os.getpid()
-    process = mp.get_context("fork").Process(target=_child, args=(parent, target, args),
-                                             daemon=True)
+    process = mp.get_context("fork").Process(
+        target=_child, args=(parent, target, args), daemon=True
+    )
     process.start()
-    try:
-        os.setpgid(process.pid, process.pid)  # also done by the child: whoever runs first
-    except OSError:
-        pass  # the child did it already (or has exited)
+    # also done by the child, whoever runs first: an error means it did (or has exited)
+    with contextlib.suppress(OSError):
+        os.setpgid(process.pid, process.pid)
     restore = _kill_on_sigterm(process.pid)
 
     def stop() -> None:
@@ -89,8 +90,7 @@ def _kill_on_sigterm(pid: int) -> Callable[[], None]:
             os.kill(os.getpid(), signum)  # the default action: end with SIGTERM's status
 
     signal.signal(signal.SIGTERM, handle)
-    return lambda: signal.signal(signal.SIGTERM,
-                                 signal.SIG_DFL if previous is None else previous)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def kill_group(pid: int, leader_alive: bool = True) -> None:
@@ -100,17 +100,13 @@ def kill_group(pid: int, leader_alive: bool = True) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         if leader_alive:  # it never got its own group: kill it alone
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def _child(parent: int, target: Callable[..., None], args: tuple) -> None:
-    try:
+    with suppress(OSError):
         os.setpgid(0, 0)
-    except OSError:
-        pass
     _die_with_parent(parent)
     target(*args)
 
@@ -158,8 +154,10 @@ def run_isolated(function: Callable[[], Any], *, timeout: float | None, what: st
         try:
             kind, value = receiver.recv()
         except (EOFError, OSError):
-            raise ForecasterError(f"{what} ended its worker process without an answer (a "
-                                  "crash, or the process was killed)") from None
+            raise ForecasterError(
+                f"{what} ended its worker process without an answer (a "
+                "crash, or the process was killed)"
+            ) from None
     finally:
         receiver.close()
         stop()
@@ -212,8 +210,12 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
     Raises:
         ForecasterError: ``what`` and the limit, when the block ran past it.
     """
-    usable = (seconds and math.isfinite(seconds) and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
+    usable = (
+        seconds
+        and math.isfinite(seconds)
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
     if not usable:
         yield
         return
@@ -235,8 +237,9 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
     try:
         yield
     except _Expired:
-        raise ForecasterError(f"{what} did not finish within {seconds:g} s; fix it, or raise "
-                              "--timeout") from None
+        raise ForecasterError(
+            f"{what} did not finish within {seconds:g} s; fix it, or raise --timeout"
+        ) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, outer_handler)

@@ -140,15 +140,21 @@ def predict_history(
         scores = _finite(model.predict(target_step), model, "prediction")
         lower = upper = None
         if coverage is not None and model.get_tag("supports_interval"):
-            lower, upper = (_finite(b, model, "interval") for b in
-                            model.predict_interval(target_step, coverage))
+            lower, upper = (
+                _finite(b, model, "interval") for b in model.predict_interval(target_step, coverage)
+            )
             lower = np.clip(lower, 0.0, None)
     return Prediction(
-        scores=np.clip(scores, 0.0, None), lower=lower, upper=upper,
-        cutoff_step=int(steps[-1]), target_step=int(target_step),
-        n_history=int(len(rows)), forecaster=repr(model),
+        scores=np.clip(scores, 0.0, None),
+        lower=lower,
+        upper=upper,
+        cutoff_step=int(steps[-1]),
+        target_step=int(target_step),
+        n_history=int(len(rows)),
+        forecaster=repr(model),
         clock_assumption=str(getattr(clock, "assumption", "")) if clock is not None else "",
-        seconds=time.perf_counter() - start, note=_choice(model),
+        seconds=time.perf_counter() - start,
+        note=_choice(model),
     )
 
 
@@ -166,8 +172,9 @@ def _reported_as_forecaster_error(model: Forecaster) -> Iterator[None]:
     except SystemExit as exc:
         if type(exc) is not SystemExit:  # e.g. Preempted: a stop signal, not the forecaster
             raise
-        raise ForecasterError(f"{model!r} called sys.exit({exc.code!r}) instead of returning "
-                              "a forecast") from exc
+        raise ForecasterError(
+            f"{model!r} called sys.exit({exc.code!r}) instead of returning a forecast"
+        ) from exc
 
 
 def predict_store(

@@ -69,8 +69,10 @@ class RunPoint:
         else:
             point = cls(fraction=_fraction(value, what, rules))
         if point.rule is not None and not rules:
-            raise ConfigError(f"{what} {point.rule!r} is a timing rule; here give a place in "
-                              f"the run: {_forms(False)}")
+            raise ConfigError(
+                f"{what} {point.rule!r} is a timing rule; here give a place in "
+                f"the run: {_forms(False)}"
+            )
         return point
 
     @property
@@ -101,10 +103,11 @@ class RunPoint:
 def _from_text(text: str, what: str, rules: bool) -> RunPoint:
     lowered = text.lower()
     if lowered.startswith(STEP_PREFIX):
-        number = lowered[len(STEP_PREFIX):].strip()
+        number = lowered[len(STEP_PREFIX) :].strip()
         if not number.isdigit() or len(number) > _MAX_STEP_DIGITS:
-            raise ConfigError(f"{what} {text!r}: after 'step:' comes a whole step number ≥ 0, "
-                              "e.g. step:1000")
+            raise ConfigError(
+                f"{what} {text!r}: after 'step:' comes a whole step number ≥ 0, e.g. step:1000"
+            )
         return RunPoint(step=int(number))
     name = RULE_ALIASES.get(lowered, lowered)
     if name in RULES:
@@ -118,13 +121,18 @@ def _from_text(text: str, what: str, rules: bool) -> RunPoint:
 
 def _fraction(value: Any, what: str, rules: bool) -> float:
     """A fraction in (0, 1]; a whole number above 1 is refused with the step form to use."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(
-            value, "__float__"):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        and not hasattr(value, "__float__")
+    ):
         raise ConfigError(f"{what}: got {value!r}; expected {_forms(rules)}")
     number = float(value)
     if math.isfinite(number) and number > 1.0 and number.is_integer():
-        raise ConfigError(f"{what}: got {value!r}; a number is a fraction of the run in (0, 1] "
-                          f"— for step {int(number)} write 'step:{int(number)}'")
+        raise ConfigError(
+            f"{what}: got {value!r}; a number is a fraction of the run in (0, 1] "
+            f"— for step {int(number)} write 'step:{int(number)}'"
+        )
     if not (math.isfinite(number) and 0.0 < number <= 1.0):
         raise ConfigError(f"{what}: got {value!r}; expected {_forms(rules)}")
     return number

@@ -112,8 +112,9 @@ def _select(checks: Iterable[str] | None) -> tuple[str, ...]:
     names = tuple(checks)
     unknown = [name for name in names if name not in CHECKS]
     if unknown:
-        raise ForecasterError(f"unknown conformance check(s) {unknown}; valid checks: "
-                              f"{list(CHECKS)}")
+        raise ForecasterError(
+            f"unknown conformance check(s) {unknown}; valid checks: {list(CHECKS)}"
+        )
     return names
 
 

@@ -32,7 +32,7 @@ class MedianForecaster(Forecaster):
         self.set_tags(min_history=int(window), history_window=int(window))
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
-        self.level_ = np.median(values[-self.window:], axis=0)
+        self.level_ = np.median(values[-self.window :], axis=0)
 
     def _predict(self, target_t: float) -> np.ndarray:
         return self.level_.copy()

@@ -26,8 +26,11 @@ def tuning_stores(corpus: Path) -> list[Path]:
     """The stores of every corpus run outside the held-out families, sorted by name."""
     manifest = json.loads((corpus / "corpus.json").read_text())
     held = set(manifest["held_out_families"])
-    return [corpus / f"{name}.fpstore" for name, run in sorted(manifest["runs"].items())
-            if run["family"] not in held]
+    return [
+        corpus / f"{name}.fpstore"
+        for name, run in sorted(manifest["runs"].items())
+        if run["family"] not in held
+    ]
 
 
 def main() -> None:

@@ -45,31 +45,65 @@ from typing import Any
 MANIFEST = "corpus.json"
 SUITE_MANIFEST = "suite.json"
 #: every run: recorded every 3 updates, γ in float16, one segment
-COMMON: dict[str, Any] = {"every": 3, "dtype": "float16", "flush_every": 1000,
-                          "progress": False}
+COMMON: dict[str, Any] = {"every": 3, "dtype": "float16", "flush_every": 1000, "progress": False}
 
 #: recipe -> the recording settings it fixes (what differs from ``RecordSettings``' defaults)
 RECIPES: dict[str, dict[str, Any]] = {
     # the suite's own recipe, so the corpus also holds runs like the ones models were fitted on
-    "sgd-step-g05": {"optimizer": "sgd", "lr": 0.05, "lr_scheduler": "step",
-                     "gamma_init": 0.5, "epochs": 30},
+    "sgd-step-g05": {
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "lr_scheduler": "step",
+        "gamma_init": 0.5,
+        "epochs": 30,
+    },
     # torchvision-style: γ at 1.0, SGD + cosine
-    "sgd-cos-g1": {"optimizer": "sgd", "lr": 0.05, "lr_scheduler": "cosine",
-                   "gamma_init": 1.0, "epochs": 30},
-    "nesterov-warm-cos-g1": {"optimizer": "nesterov", "lr": 0.05, "lr_scheduler": "cosine",
-                             "warmup": 0.05, "gamma_init": 1.0, "epochs": 30},
+    "sgd-cos-g1": {
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "lr_scheduler": "cosine",
+        "gamma_init": 1.0,
+        "epochs": 30,
+    },
+    "nesterov-warm-cos-g1": {
+        "optimizer": "nesterov",
+        "lr": 0.05,
+        "lr_scheduler": "cosine",
+        "warmup": 0.05,
+        "gamma_init": 1.0,
+        "epochs": 30,
+    },
     # timm-style
-    "adamw-warm-cos-g1": {"optimizer": "adamw", "lr": 0.003, "lr_scheduler": "cosine",
-                          "warmup": 0.05, "gamma_init": 1.0, "weight_decay": 0.05,
-                          "epochs": 30},
+    "adamw-warm-cos-g1": {
+        "optimizer": "adamw",
+        "lr": 0.003,
+        "lr_scheduler": "cosine",
+        "warmup": 0.05,
+        "gamma_init": 1.0,
+        "weight_decay": 0.05,
+        "epochs": 30,
+    },
     # ultralytics' defaults for short runs: AdamW, β₁ 0.937, warm-up, linear decay to 1 %
-    "adamw-linear-g1": {"optimizer": "adamw", "lr": 0.002, "momentum": 0.937,
-                        "lr_scheduler": "linear", "warmup": 0.1, "gamma_init": 1.0,
-                        "weight_decay": 5e-4, "epochs": 30},
+    "adamw-linear-g1": {
+        "optimizer": "adamw",
+        "lr": 0.002,
+        "momentum": 0.937,
+        "lr_scheduler": "linear",
+        "warmup": 0.1,
+        "gamma_init": 1.0,
+        "weight_decay": 5e-4,
+        "epochs": 30,
+    },
     # few images, many epochs, OneCycle
-    "onecycle-hard-g1": {"optimizer": "sgd", "lr": 0.1, "lr_scheduler": "onecycle",
-                         "gamma_init": 1.0, "task": "digits-hard", "batch_size": 32,
-                         "epochs": 60},
+    "onecycle-hard-g1": {
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "lr_scheduler": "onecycle",
+        "gamma_init": 1.0,
+        "task": "digits-hard",
+        "batch_size": 32,
+        "epochs": 60,
+    },
 }
 #: architecture -> its zoo name and settings
 ARCHITECTURES: dict[str, dict[str, Any]] = {
@@ -90,9 +124,14 @@ HELD_OUT = ("resnet/adamw-linear-g1", "vgg/onecycle-hard-g1")
 #: the part of the corpus shipped in the wheel (``forecastprune/data/corpus``, about 1 MB): one
 #: run of each recipe, the architectures rotated. The bundled learned models were fitted on the
 #: four from tuning families; only the two from the held-out families are honest tests of them
-SHIPPED = ("vgg-sgd-step-g05-s0.005-w1-r0", "resnet-sgd-cos-g1-s0.005-w1-r0",
-           "darknet-nesterov-warm-cos-g1-s0.005-w1-r0", "mobilenet-adamw-warm-cos-g1-s0.005-w1-r0",
-           "resnet-adamw-linear-g1-s0.005-w1-r0", "vgg-onecycle-hard-g1-s0.005-w1-r0")
+SHIPPED = (
+    "vgg-sgd-step-g05-s0.005-w1-r0",
+    "resnet-sgd-cos-g1-s0.005-w1-r0",
+    "darknet-nesterov-warm-cos-g1-s0.005-w1-r0",
+    "mobilenet-adamw-warm-cos-g1-s0.005-w1-r0",
+    "resnet-adamw-linear-g1-s0.005-w1-r0",
+    "vgg-onecycle-hard-g1-s0.005-w1-r0",
+)
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "forecastprune" / "data" / "corpus"
 #: families the issue asks for that this script cannot make yet, and why
 NOT_MADE_HERE: dict[str, str] = {
@@ -121,8 +160,10 @@ def corpus_runs() -> list[CorpusRun]:
     for variant in VARIANTS:
         for arch, arch_settings in ARCHITECTURES.items():
             for recipe, recipe_settings in RECIPES.items():
-                name = (f"{arch}-{recipe}-s{variant['sparsity']:g}-w{variant['width']:g}"
-                        f"-r{variant['seed']}")
+                name = (
+                    f"{arch}-{recipe}-s{variant['sparsity']:g}-w{variant['width']:g}"
+                    f"-r{variant['seed']}"
+                )
                 settings = {**COMMON, **recipe_settings, **arch_settings, **variant}
                 runs.append(CorpusRun(name, f"{arch}/{recipe}", settings))
     return runs
@@ -143,10 +184,15 @@ def make_run(run: CorpusRun, out: Path) -> dict[str, Any]:
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(result.store_path, dest)
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
-    return {"family": run.family, "settings": _jsonable(run.settings),
-            "accuracy": result.accuracy, "snapshots": result.shape[0],
-            "channels": result.shape[1], "bytes": size,
-            "seconds": round(time.perf_counter() - start, 2)}
+    return {
+        "family": run.family,
+        "settings": _jsonable(run.settings),
+        "accuracy": result.accuracy,
+        "snapshots": result.shape[0],
+        "channels": result.shape[1],
+        "bytes": size,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
 
 
 def _jsonable(settings: dict[str, Any]) -> dict[str, Any]:
@@ -163,12 +209,17 @@ def read_manifest(out: Path) -> dict[str, Any]:
 
 def write_manifests(out: Path, manifest: dict[str, Any]) -> None:
     """``corpus.json`` and the suite folder's ``suite.json`` (held-out runs), atomically."""
-    manifest.update(held_out_families=list(HELD_OUT), not_made_here=NOT_MADE_HERE,
-                    about="Generated by scripts/make_corpus.py; families are architecture x "
-                          "recipe; held-out families take no part in any tuning")
+    manifest.update(
+        held_out_families=list(HELD_OUT),
+        not_made_here=NOT_MADE_HERE,
+        about="Generated by scripts/make_corpus.py; families are architecture x "
+        "recipe; held-out families take no part in any tuning",
+    )
     held = sorted(n for n, r in manifest["runs"].items() if r["family"] in HELD_OUT)
-    suite = {"held_out": held, "about": "corpus runs of the held-out families "
-             f"{', '.join(HELD_OUT)}"}
+    suite = {
+        "held_out": held,
+        "about": f"corpus runs of the held-out families {', '.join(HELD_OUT)}",
+    }
     for name, data in ((MANIFEST, manifest), (SUITE_MANIFEST, suite)):
         tmp = out / f".{name}.tmp"
         tmp.write_text(json.dumps(data, indent=1) + "\n")
@@ -178,9 +229,12 @@ def write_manifests(out: Path, manifest: dict[str, Any]) -> None:
 def pending(out: Path, families: list[str] | None) -> list[CorpusRun]:
     """The table's runs not yet made (store and manifest entry), of the chosen families."""
     done = read_manifest(out)["runs"]
-    return [r for r in corpus_runs()
-            if (families is None or r.family in families)
-            and not (r.name in done and (out / f"{r.name}.fpstore").is_dir())]
+    return [
+        r
+        for r in corpus_runs()
+        if (families is None or r.family in families)
+        and not (r.name in done and (out / f"{r.name}.fpstore").is_dir())
+    ]
 
 
 def ship(out: Path, dest: Path = SHIPPED_DIR) -> None:
@@ -207,8 +261,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="make at most this many runs")
     parser.add_argument("--family", nargs="*", help="only these families (arch/recipe)")
     parser.add_argument("--list", action="store_true", help="list the table and exit")
-    parser.add_argument("--ship", action="store_true",
-                        help="copy the shipped part of a made corpus into the package and exit")
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy the shipped part of a made corpus into the package and exit",
+    )
     args = parser.parse_args()
     if args.list:
         for run in corpus_runs():
@@ -229,10 +286,15 @@ def main() -> None:
         for run, entry in zip(todo, pool.map(make_run, todo, [args.out] * len(todo))):
             manifest["runs"][run.name] = entry
             write_manifests(args.out, manifest)  # after each run: a stop loses nothing made
-            print(f"{run.name}: {entry['seconds']:.1f} s, accuracy {entry['accuracy']:.3f}, "
-                  f"{entry['snapshots']} x {entry['channels']}", flush=True)
-    print(f"{len(manifest['runs'])} of {len(corpus_runs())} runs made; "
-          f"{len(pending(args.out, None))} to go")
+            print(
+                f"{run.name}: {entry['seconds']:.1f} s, accuracy {entry['accuracy']:.3f}, "
+                f"{entry['snapshots']} x {entry['channels']}",
+                flush=True,
+            )
+    print(
+        f"{len(manifest['runs'])} of {len(corpus_runs())} runs made; "
+        f"{len(pending(args.out, None))} to go"
+    )
 
 
 if __name__ == "__main__":

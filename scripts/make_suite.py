@@ -30,41 +30,150 @@ from forecastprune.cli.record_cmd import record, settings_from_flags
 from forecastprune.pipeline.recording import record_run
 
 SUITE = Path(__file__).resolve().parent.parent / "forecastprune" / "data" / "suite"
-COMMON = ["--epochs", "30", "--every", "3", "--gamma-init", "0.5", "--dtype", "float16",
-          "--flush-every", "1000", "--threads", "1", "--no-progress", "--lr", "0.05"]
+COMMON = [
+    "--epochs",
+    "30",
+    "--every",
+    "3",
+    "--gamma-init",
+    "0.5",
+    "--dtype",
+    "float16",
+    "--flush-every",
+    "1000",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--lr",
+    "0.05",
+]
 
 #: run name -> the ``forecastprune record`` arguments that make it
 RUNS: dict[str, list[str]] = {
     "vgg-s3e-3-step": ["--model", "vgg", "--sparsity", "3e-3", "--seed", "0"],
-    "vgg-w0.5-s3e-3-cos": ["--model", "vgg", "--width", "0.5", "--sparsity", "3e-3",
-                           "--lr-scheduler", "cosine", "--seed", "1"],
+    "vgg-w0.5-s3e-3-cos": [
+        "--model",
+        "vgg",
+        "--width",
+        "0.5",
+        "--sparsity",
+        "3e-3",
+        "--lr-scheduler",
+        "cosine",
+        "--seed",
+        "1",
+    ],
     "vgg-w2-s1e-3-step": ["--model", "vgg", "--width", "2", "--sparsity", "1e-3", "--seed", "3"],
     "resnet-s1e-3-step": ["--model", "resnet", "--sparsity", "1e-3", "--seed", "0"],
-    "resnet-s3e-3-cos": ["--model", "resnet", "--sparsity", "3e-3", "--lr-scheduler", "cosine",
-                         "--seed", "1"],
-    "resnet-w0.5-s5e-3-step": ["--model", "resnet", "--width", "0.5", "--sparsity", "5e-3",
-                               "--seed", "4"],
-    "darknet-s2e-3-step": ["--model", "darknet", "--widths", "16,32,64,32", "--sparsity", "2e-3",
-                           "--seed", "1"],
-    "darknet-s5e-3-cos": ["--model", "darknet", "--widths", "16,32,64,32", "--sparsity", "5e-3",
-                          "--lr-scheduler", "cosine", "--seed", "2"],
+    "resnet-s3e-3-cos": [
+        "--model",
+        "resnet",
+        "--sparsity",
+        "3e-3",
+        "--lr-scheduler",
+        "cosine",
+        "--seed",
+        "1",
+    ],
+    "resnet-w0.5-s5e-3-step": [
+        "--model",
+        "resnet",
+        "--width",
+        "0.5",
+        "--sparsity",
+        "5e-3",
+        "--seed",
+        "4",
+    ],
+    "darknet-s2e-3-step": [
+        "--model",
+        "darknet",
+        "--widths",
+        "16,32,64,32",
+        "--sparsity",
+        "2e-3",
+        "--seed",
+        "1",
+    ],
+    "darknet-s5e-3-cos": [
+        "--model",
+        "darknet",
+        "--widths",
+        "16,32,64,32",
+        "--sparsity",
+        "5e-3",
+        "--lr-scheduler",
+        "cosine",
+        "--seed",
+        "2",
+    ],
     "mobilenet-s2e-3-step": ["--model", "mobilenet", "--sparsity", "2e-3", "--seed", "0"],
-    "mobilenet-w0.5-s1e-3-cos": ["--model", "mobilenet", "--width", "0.5", "--sparsity", "1e-3",
-                                 "--lr-scheduler", "cosine", "--seed", "2"],
+    "mobilenet-w0.5-s1e-3-cos": [
+        "--model",
+        "mobilenet",
+        "--width",
+        "0.5",
+        "--sparsity",
+        "1e-3",
+        "--lr-scheduler",
+        "cosine",
+        "--seed",
+        "2",
+    ],
     # recorded after auto's first release, never looked at while its safety rule was revised
-    "darknet-w0.5-s3e-3-step": ["--model", "darknet", "--widths", "16,32,64,32", "--width",
-                                "0.5", "--sparsity", "3e-3", "--seed", "5"],
-    "mobilenet-s3e-3-cos": ["--model", "mobilenet", "--sparsity", "3e-3", "--lr-scheduler",
-                            "cosine", "--seed", "6"],
-    "resnet-w2-s2e-3-cos": ["--model", "resnet", "--width", "2", "--sparsity", "2e-3",
-                            "--lr-scheduler", "cosine", "--seed", "7"],
-    "vgg-s5e-3-cos": ["--model", "vgg", "--sparsity", "5e-3", "--lr-scheduler", "cosine",
-                      "--seed", "8"],
+    "darknet-w0.5-s3e-3-step": [
+        "--model",
+        "darknet",
+        "--widths",
+        "16,32,64,32",
+        "--width",
+        "0.5",
+        "--sparsity",
+        "3e-3",
+        "--seed",
+        "5",
+    ],
+    "mobilenet-s3e-3-cos": [
+        "--model",
+        "mobilenet",
+        "--sparsity",
+        "3e-3",
+        "--lr-scheduler",
+        "cosine",
+        "--seed",
+        "6",
+    ],
+    "resnet-w2-s2e-3-cos": [
+        "--model",
+        "resnet",
+        "--width",
+        "2",
+        "--sparsity",
+        "2e-3",
+        "--lr-scheduler",
+        "cosine",
+        "--seed",
+        "7",
+    ],
+    "vgg-s5e-3-cos": [
+        "--model",
+        "vgg",
+        "--sparsity",
+        "5e-3",
+        "--lr-scheduler",
+        "cosine",
+        "--seed",
+        "8",
+    ],
 }
 
 #: runs never used to tune auto or the learned forecasters (one per architecture)
-HELD_OUT = ("darknet-w0.5-s3e-3-step", "mobilenet-s3e-3-cos", "resnet-w2-s2e-3-cos",
-            "vgg-s5e-3-cos")
+HELD_OUT = (
+    "darknet-w0.5-s3e-3-step",
+    "mobilenet-s3e-3-cos",
+    "resnet-w2-s2e-3-cos",
+    "vgg-s5e-3-cos",
+)
 #: the first held-out runs: scored once against auto's first release, whose losses there then
 #: shaped its safety rule, so they count as tuning runs now (the bundled learned model was
 #: fitted without them)
@@ -88,9 +197,12 @@ def make_run(name: str, work: Path) -> Path:
 
 def write_manifest() -> None:
     """``suite.json``: which runs are held out (read by ``forecastprune benchmark``)."""
-    manifest = {"held_out": list(HELD_OUT), "diagnosed": list(DIAGNOSED),
-                "about": "Runs never used to tune auto or the learned forecasters; regenerate "
-                         "with scripts/make_suite.py"}
+    manifest = {
+        "held_out": list(HELD_OUT),
+        "diagnosed": list(DIAGNOSED),
+        "about": "Runs never used to tune auto or the learned forecasters; regenerate "
+        "with scripts/make_suite.py",
+    }
     (SUITE / "suite.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 

@@ -12,8 +12,9 @@ from forecastprune.engine.block_surgery import prune_blocks, zero_blocks
 from forecastprune.engine.blocks import BlockPlan, plan_blocks
 
 
-def remove_exactly(model: nn.Module, x: torch.Tensor, x_train: torch.Tensor, every: int = 2,
-                   rel: float = 1e-5) -> tuple[BlockPlan, nn.Module]:
+def remove_exactly(
+    model: nn.Module, x: torch.Tensor, x_train: torch.Tensor, every: int = 2, rel: float = 1e-5
+) -> tuple[BlockPlan, nn.Module]:
     """Remove every ``every``-th removable block; the copy must equal the zeroed reference in
     eval mode (on ``x``) and in train mode (on the batch ``x_train``), every output tensor.
 
@@ -29,12 +30,18 @@ def remove_exactly(model: nn.Module, x: torch.Tensor, x_train: torch.Tensor, eve
     reference = zero_blocks(model, chosen)
     names = {n for n, _ in pruned.named_modules()}
     assert not any(b.name in names for b in chosen if b.mode != "identity" and b.mode != "relu")
-    assert sum(p.numel() for p in pruned.parameters()) \
-        == sum(p.numel() for p in model.parameters()) - sum(b.params for b in chosen) \
-        - sum(b.fold.width * _conv_rows(model, b.fold.conv) for b in chosen if b.fold)
+    assert sum(p.numel() for p in pruned.parameters()) == sum(
+        p.numel() for p in model.parameters()
+    ) - sum(b.params for b in chosen) - sum(
+        b.fold.width * _conv_rows(model, b.fold.conv) for b in chosen if b.fold
+    )
     for train, inputs in ((False, x), (True, x_train)):
-        assert_same_outputs(copy.deepcopy(reference).double().train(train),
-                            copy.deepcopy(pruned).double().train(train), inputs.double(), rel)
+        assert_same_outputs(
+            copy.deepcopy(reference).double().train(train),
+            copy.deepcopy(pruned).double().train(train),
+            inputs.double(),
+            rel,
+        )
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "the input model changed"
     return plan, pruned

@@ -13,8 +13,14 @@ import torch
 from torch import nn
 
 
-def _cbr(cin: int, cout: int, stride: int = 1, kernel: int = 3, groups: int = 1,
-         act: type[nn.Module] | None = nn.ReLU) -> list[nn.Module]:
+def _cbr(
+    cin: int,
+    cout: int,
+    stride: int = 1,
+    kernel: int = 3,
+    groups: int = 1,
+    act: type[nn.Module] | None = nn.ReLU,
+) -> list[nn.Module]:
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
@@ -111,11 +117,18 @@ class TinyVGG(nn.Module):
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            *_cbr(1, 8), *_cbr(8, 8), nn.MaxPool2d(2),
-            *_cbr(8, 16), *_cbr(16, 16), nn.MaxPool2d(2),
+            *_cbr(1, 8),
+            *_cbr(8, 8),
+            nn.MaxPool2d(2),
+            *_cbr(8, 16),
+            *_cbr(16, 16),
+            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(16 * 4 * 4, 32), nn.BatchNorm1d(32), nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(16 * 4 * 4, 32),
+            nn.BatchNorm1d(32),
+            nn.ReLU(),
             nn.Linear(32, num_classes),
         )
 

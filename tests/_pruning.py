@@ -10,13 +10,14 @@ from torch import nn
 
 from forecastprune.engine.coupling import ChannelPlan, plan_channels
 from forecastprune.engine.flow import output_signature, tensors_in
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.surgery import prune_model
 from forecastprune.engine.threshold import PruneDecision, select_channels
-from forecastprune.engine.spec import PruneSpec
 
 
-def decide(model: nn.Module, x: torch.Tensor, policy: str, ratio: float = 0.5,
-           seed: int = 0) -> tuple[ChannelPlan, PruneDecision]:
+def decide(
+    model: nn.Module, x: torch.Tensor, policy: str, ratio: float = 0.5, seed: int = 0
+) -> tuple[ChannelPlan, PruneDecision]:
     """Plan under ``policy`` and prune ``ratio`` of the prunable channels by random scores."""
     plan = plan_channels(model, x, policy=policy)
     scores = np.random.default_rng(seed).random(plan.layout.total)
@@ -45,8 +46,9 @@ def assert_same_outputs(a: nn.Module, b: nn.Module, x: torch.Tensor, rel: float 
         torch.testing.assert_close(tb, ta, rtol=rel, atol=rel * max(scale, 1e-12))
 
 
-def prune_exactly(model: nn.Module, x: torch.Tensor, policy: str,
-                  ratio: float = 0.5) -> tuple[ChannelPlan, PruneDecision, nn.Module]:
+def prune_exactly(
+    model: nn.Module, x: torch.Tensor, policy: str, ratio: float = 0.5
+) -> tuple[ChannelPlan, PruneDecision, nn.Module]:
     """Plan, select, zero, cut; check the cut model equals the zeroed one and is smaller."""
     plan, decision = decide(model, x, policy, ratio)
     assert decision.n_pruned > 0, plan.reasons

@@ -17,8 +17,13 @@ START = np.array([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
 END = np.array([0.1, 0.95, 0.2, 0.85, 0.3, 0.75, 0.4, 0.65])
 
 
-def write_store(path: Path, steps: np.ndarray, values: np.ndarray, layout: ChannelLayout,
-                metadata: dict[str, Any] | None = None) -> Path:
+def write_store(
+    path: Path,
+    steps: np.ndarray,
+    values: np.ndarray,
+    layout: ChannelLayout,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
     """Record ``values`` (T, C) at ``steps`` into a new store at ``path``."""
     with GammaTrajectoryStore.create(path, layout, metadata=metadata or {}) as store:
         for step, row in zip(steps, values, strict=True):
@@ -43,7 +48,8 @@ def settling_store(path: Path, settle_at: int = 50, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     steps = np.arange(0, 101, 5)
     frozen = rng.permutation(20) / 20 + 0.05
-    values = np.array([frozen if s >= settle_at else rng.permutation(20) / 20 + 0.05
-                       for s in steps])
+    values = np.array(
+        [frozen if s >= settle_at else rng.permutation(20) / 20 + 0.05 for s in steps]
+    )
     layout = ChannelLayout((("x", 10), ("y", 10)))
     return write_store(path, steps, values, layout)

@@ -63,8 +63,7 @@ def _setup_ddp(self) -> None:
 
 class _CPUDistributedDataParallel(DistributedDataParallel):
     def __init__(self, module, device_ids=None, **kwargs) -> None:
-        super().__init__(module, device_ids=None if device_ids == [None] else device_ids,
-                         **kwargs)
+        super().__init__(module, device_ids=None if device_ids == [None] else device_ids, **kwargs)
 
 
 class _CPUBackend:
@@ -103,12 +102,18 @@ def _dump_rank(trainer) -> None:
 
     model = unwrap_model(trainer.model)
     rank = dist.get_rank() if dist.is_initialized() else -1
-    torch.save({"rank": rank, "world": dist.get_world_size() if dist.is_initialized() else 1,
-                "pruned_at": trainer.pruner.pruned_at, "updates": trainer.pruner.updates,
-                "params": [name for name, _ in model.named_parameters()],
-                "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
-                "ema": sum(p.numel() for p in trainer.ema.ema.parameters())},
-               Path(os.environ["FP_DDP_OUT"]) / f"rank{rank}.pt")
+    torch.save(
+        {
+            "rank": rank,
+            "world": dist.get_world_size() if dist.is_initialized() else 1,
+            "pruned_at": trainer.pruner.pruned_at,
+            "updates": trainer.pruner.updates,
+            "params": [name for name, _ in model.named_parameters()],
+            "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "ema": sum(p.numel() for p in trainer.ema.ema.parameters()),
+        },
+        Path(os.environ["FP_DDP_OUT"]) / f"rank{rank}.pt",
+    )
 
 
 def main(root: str, mode: str) -> None:
@@ -124,10 +129,22 @@ def main(root: str, mode: str) -> None:
         from ultralytics import YOLO
 
         model = YOLO("yolov8n.yaml")
-        args = {"data": str(data), "epochs": EPOCHS, "imgsz": 64, "batch": BATCH, "nbs": BATCH,
-                "warmup_epochs": 1, "workers": 0, "plots": False, "amp": False,
-                "device": "0,1", "project": str(out / "runs"), "name": "train", "seed": 0,
-                "verbose": False}
+        args = {
+            "data": str(data),
+            "epochs": EPOCHS,
+            "imgsz": 64,
+            "batch": BATCH,
+            "nbs": BATCH,
+            "warmup_epochs": 1,
+            "workers": 0,
+            "plots": False,
+            "amp": False,
+            "device": "0,1",
+            "project": str(out / "runs"),
+            "name": "train",
+            "seed": 0,
+            "verbose": False,
+        }
         if mode == "attach":
             attach(model, spec=PruneSpec(ratio=RATIO), prune_at=PRUNE_AT)
             try:
@@ -137,8 +154,13 @@ def main(root: str, mode: str) -> None:
                 return
             print("attach trained on several devices without refusing")
             sys.exit(1)
-        settings = pruner_settings(forecaster="naive", spec=PruneSpec(ratio=RATIO),
-                                   prune_at=PRUNE_AT, sparsity=1e-3, store_path=out / "gammas.fpstore")
+        settings = pruner_settings(
+            forecaster="naive",
+            spec=PruneSpec(ratio=RATIO),
+            prune_at=PRUNE_AT,
+            sparsity=1e-3,
+            store_path=out / "gammas.fpstore",
+        )
         model.train(trainer=CPUTrainer, forecastprune=settings, **args)
         print(json.dumps({"params": sum(p.numel() for p in model.model.parameters())}))
 

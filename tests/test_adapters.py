@@ -74,12 +74,15 @@ def test_statsforecast_naive_matches_last_value(history):
     assert not forecaster.get_tag("vectorized")
 
 
-@pytest.mark.parametrize("spec, error, match", [
-    ("sktime:Naiveforecaster", UnknownForecasterError, "NaiveForecaster"),
-    ("sktime:NaiveForecaster(foo=1)", ForecasterError, "foo"),
-    ("statsforecast:Nave", UnknownForecasterError, "Naive"),
-    ("statsforecast:Naive(time_axis=days)", ForecasterError, "time_axis"),
-])
+@pytest.mark.parametrize(
+    "spec, error, match",
+    [
+        ("sktime:Naiveforecaster", UnknownForecasterError, "NaiveForecaster"),
+        ("sktime:NaiveForecaster(foo=1)", ForecasterError, "foo"),
+        ("statsforecast:Nave", UnknownForecasterError, "Naive"),
+        ("statsforecast:Naive(time_axis=days)", ForecasterError, "time_axis"),
+    ],
+)
 def test_bad_names_and_parameters_fail_at_get_forecaster(spec, error, match):
     with pytest.raises(error, match=match):
         get_forecaster(spec)

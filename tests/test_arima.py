@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from forecastprune.errors import ForecasterError
 from forecastprune.forecasters import get_forecaster
 from forecastprune.forecasters.arima import css_refine, hannan_rissanen
-from forecastprune.forecasters.evengrid import resample_even
 from forecastprune.forecasters.arima.statsmodels_backend import StatsmodelsFitWarning
+from forecastprune.forecasters.evengrid import resample_even
 
 
 def simulate_arma(ar, ma, n, n_channels, seed=0, burn=100):
@@ -61,8 +61,9 @@ def test_recovers_ar2_with_mean():
 
 def test_recovers_arma11_coefficients():
     n_channels = 300
-    series = simulate_arma(np.full((n_channels, 1), 0.6), np.full((n_channels, 1), 0.4), 400,
-                           n_channels, seed=3)
+    series = simulate_arma(
+        np.full((n_channels, 1), 0.6), np.full((n_channels, 1), 0.4), 400, n_channels, seed=3
+    )
     forecaster = get_forecaster("arima(p=1,d=0,q=1,trend=n,clip_at_zero=False)")
     forecaster.fit(np.arange(400), series)
     assert abs(np.median(forecaster.model_.ar[:, 0]) - 0.6) < 0.05
@@ -88,8 +89,13 @@ def test_css_jacobian_matches_finite_differences(p, q, constant):
     def eps_at(b):
         return hannan_rissanen.arma_innovations(ws, b[:, :p], b[:, p : p + q], intercept(b))[p:]
 
-    jac = np.stack([(eps_at(beta + h) - eps_at(beta - h)) / 2e-6
-                    for h in np.eye(beta.shape[1])[:, None, :] * 1e-6 * np.ones((4, 1))], axis=1)
+    jac = np.stack(
+        [
+            (eps_at(beta + h) - eps_at(beta - h)) / 2e-6
+            for h in np.eye(beta.shape[1])[:, None, :] * 1e-6 * np.ones((4, 1))
+        ],
+        axis=1,
+    )
     eps = eps_at(beta)
     assert np.allclose(sse, np.sum(eps**2, axis=0), rtol=1e-12)
     assert np.allclose(gram, np.einsum("tkc,tlc->ckl", jac, jac), rtol=1e-6, atol=1e-6)
@@ -100,12 +106,20 @@ def test_css_jacobian_matches_finite_differences(p, q, constant):
 @given(seed=st.integers(0, 2**31), theta=st.floats(-0.95, 0.95), phi=st.floats(-0.9, 0.9))
 def test_refinement_never_increases_the_conditional_sum_of_squares(seed, theta, phi):
     n_channels = 6
-    ws = simulate_arma(np.full((n_channels, 1), phi), np.full((n_channels, 1), theta), 80,
-                       n_channels, seed=seed % 1000, burn=20)
+    ws = simulate_arma(
+        np.full((n_channels, 1), phi),
+        np.full((n_channels, 1), theta),
+        80,
+        n_channels,
+        seed=seed % 1000,
+        burn=20,
+    )
     start = np.random.default_rng(seed).uniform(-0.9, 0.9, size=(n_channels, 2))
     refined = css_refine.refine_css(ws, start, 1, 1, False, steps=5)
-    before, after = conditional_sse(ws, start, 1, 1, False), conditional_sse(ws, refined, 1, 1,
-                                                                             False)
+    before, after = (
+        conditional_sse(ws, start, 1, 1, False),
+        conditional_sse(ws, refined, 1, 1, False),
+    )
     assert np.all(after <= before * (1 + 1e-12))
     assert np.all(np.abs(refined) < 1.0)  # roots kept inside the unit circle
     assert np.mean(after < before * (1 - 1e-6)) > 0.5  # and it does move
@@ -114,8 +128,9 @@ def test_refinement_never_increases_the_conditional_sum_of_squares(seed, theta, 
 def test_refinement_recovers_arma11_closer_than_hannan_rissanen():
     # An MA root near the unit circle is where Hannan–Rissanen's long-AR innovations are worst.
     n_channels, n = 300, 200
-    series = simulate_arma(np.full((n_channels, 1), 0.5), np.full((n_channels, 1), -0.8), n,
-                           n_channels, seed=5)
+    series = simulate_arma(
+        np.full((n_channels, 1), 0.5), np.full((n_channels, 1), -0.8), n, n_channels, seed=5
+    )
     plain = hannan_rissanen.fit_batched(series, 1, 0, 1, False, refine=0)
     refined = hannan_rissanen.fit_batched(series, 1, 0, 1, False, refine=8)
     truth = np.array([0.5, -0.8])
@@ -127,8 +142,10 @@ def test_refinement_recovers_arma11_closer_than_hannan_rissanen():
     assert np.all(error(refined) < 0.12)
     assert np.all(error(refined) < error(plain) / 3)
     scaled = series / np.sqrt(np.mean(series**2, axis=0))  # what the fit regresses on
-    sse = [conditional_sse(scaled, np.concatenate([f.ar, f.ma], axis=1), 1, 1, False)
-           for f in (plain, refined)]
+    sse = [
+        conditional_sse(scaled, np.concatenate([f.ar, f.ma], axis=1), 1, 1, False)
+        for f in (plain, refined)
+    ]
     assert np.all(sse[1] <= sse[0] * (1 + 1e-12))
 
 
@@ -183,8 +200,12 @@ def test_forecast_and_interval_match_hand_recursion(trend):
     mean = forecaster.predict(steps[-1] + 10 * horizon)
     lower, upper = forecaster.predict_interval(steps[-1] + 10 * horizon, coverage=0.95)
     for c in range(3):
-        channel = {"ar": fit.ar[c], "ma": fit.ma[c], "intercept": fit.intercept[c],
-                   "eps_tail": fit.eps_tail[:, c]}
+        channel = {
+            "ar": fit.ar[c],
+            "ma": fit.ma[c],
+            "intercept": fit.intercept[c],
+            "eps_tail": fit.eps_tail[:, c],
+        }
         assert mean[c] == pytest.approx(hand_forecast(channel, levels[:, c], horizon), rel=1e-10)
         sd = np.sqrt(hand_psi_variance(fit.ar[c], fit.ma[c], fit.sigma2[c], horizon))
         assert upper[c] - mean[c] == pytest.approx(1.959963984540054 * sd, rel=1e-8)
@@ -205,16 +226,26 @@ def test_far_horizon_is_finite_and_cheap_and_fractional_horizons_interpolate():
     assert np.array_equal(forecaster.predict(100), levels[-1])
 
 
-@pytest.mark.parametrize("spec", ["arima", "arima(p=2,d=1,q=1)", "arima(p=1,d=0,q=0)",
-                                  "arima(p=0,d=2,q=1)", "arima(p=1,d=1,trend=c)"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "arima",
+        "arima(p=2,d=1,q=1)",
+        "arima(p=1,d=0,q=0)",
+        "arima(p=0,d=2,q=1)",
+        "arima(p=1,d=1,trend=c)",
+    ],
+)
 def test_constant_and_near_constant_channels(spec):
     rng = np.random.default_rng(6)
-    values = np.column_stack([
-        np.full(40, 0.7),                          # exactly constant
-        np.zeros(40),                              # exactly zero
-        0.3 + 1e-13 * rng.normal(size=40),         # constant to rounding
-        1.0 + 0.01 * rng.normal(size=40),          # an ordinary channel alongside
-    ])
+    values = np.column_stack(
+        [
+            np.full(40, 0.7),  # exactly constant
+            np.zeros(40),  # exactly zero
+            0.3 + 1e-13 * rng.normal(size=40),  # constant to rounding
+            1.0 + 0.01 * rng.normal(size=40),  # an ordinary channel alongside
+        ]
+    )
     forecaster = get_forecaster(spec).fit(np.arange(40), values)
     prediction = forecaster.predict(400)
     lower, upper = forecaster.predict_interval(400)
@@ -234,8 +265,9 @@ def test_exact_line_with_drift_extrapolates_exactly():
 
 def test_intervals_widen_with_horizon_and_cover_at_nominal_rate():
     n_channels, n, horizon = 3000, 150, 8
-    increments = simulate_arma(np.full((n_channels, 1), 0.5), np.zeros((n_channels, 0)),
-                               n + horizon, n_channels, seed=7)
+    increments = simulate_arma(
+        np.full((n_channels, 1), 0.5), np.zeros((n_channels, 0)), n + horizon, n_channels, seed=7
+    )
     levels = 50.0 + np.cumsum(increments, axis=0)
     forecaster = get_forecaster("arima(p=1,d=1,q=0,clip_at_zero=False)")
     forecaster.fit(np.arange(n), levels[:n])
@@ -282,8 +314,17 @@ def test_min_history_depends_on_order_and_is_enforced():
         large.fit(np.arange(values.shape[0]), values)
 
 
-@pytest.mark.parametrize("bad", ["arima(d=3)", "arima(p=-1)", "arima(backend=numba)",
-                                 "arima(trend=t)", "arima(q=1.5)", "arima(refine=-1)"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "arima(d=3)",
+        "arima(p=-1)",
+        "arima(backend=numba)",
+        "arima(trend=t)",
+        "arima(q=1.5)",
+        "arima(refine=-1)",
+    ],
+)
 def test_bad_parameters_fail_at_construction(bad):
     with pytest.raises(ForecasterError):
         get_forecaster(bad)
@@ -291,8 +332,9 @@ def test_bad_parameters_fail_at_construction(bad):
 
 def test_agrees_with_statsmodels_on_a_few_channels():
     n_channels = 4
-    increments = simulate_arma(np.full((n_channels, 1), 0.6), np.zeros((n_channels, 0)), 150,
-                               n_channels, seed=8)
+    increments = simulate_arma(
+        np.full((n_channels, 1), 0.6), np.zeros((n_channels, 0)), 150, n_channels, seed=8
+    )
     levels = 100.0 + np.cumsum(increments, axis=0)
     steps = np.arange(150)
     batched = get_forecaster("arima(p=1,d=1,q=0)").fit(steps, levels)
@@ -307,11 +349,13 @@ def test_agrees_with_statsmodels_on_a_few_channels():
 
 def test_statsmodels_backend_counts_constant_and_failed_channels():
     rng = np.random.default_rng(9)
-    values = np.column_stack([
-        np.full(30, 0.5),                                    # constant: never sent
-        1e308 * np.sign(rng.normal(size=30)),                # increments overflow: fit fails
-        1.0 + np.cumsum(0.01 * rng.normal(size=30)),         # an ordinary channel
-    ])
+    values = np.column_stack(
+        [
+            np.full(30, 0.5),  # constant: never sent
+            1e308 * np.sign(rng.normal(size=30)),  # increments overflow: fit fails
+            1.0 + np.cumsum(0.01 * rng.normal(size=30)),  # an ordinary channel
+        ]
+    )
     forecaster = get_forecaster("arima(p=1,d=1,q=0,backend=statsmodels,clip_at_zero=False)")
     with pytest.warns(StatsmodelsFitWarning, match="1 failed"):
         forecaster.fit(np.arange(30), values)

@@ -1,4 +1,4 @@
-"""``auto``: backtests inside the history choose the forecast, and it never strays far from naive."""
+"""``auto``: backtests in the history choose the forecast, never straying far from naive."""
 
 from __future__ import annotations
 
@@ -107,8 +107,9 @@ def test_clock_changes_the_time_axis_and_is_optional():
     clock = lambda s: np.sqrt(np.asarray(s, dtype=float))  # noqa: E731 - a monotone clock
     with_clock = AutoForecaster(learned=False).fit(STEPS[:CUTOFF], values, clock=clock)
     np.testing.assert_allclose(with_clock.t_, np.sqrt(STEPS[:CUTOFF]))
-    ignored = AutoForecaster(learned=False, use_clock=False).fit(STEPS[:CUTOFF], values,
-                                                                 clock=clock)
+    ignored = AutoForecaster(learned=False, use_clock=False).fit(
+        STEPS[:CUTOFF], values, clock=clock
+    )
     np.testing.assert_allclose(ignored.t_, STEPS[:CUTOFF])
     model = get_forecaster("auto")
     assert model.get_tag("uses_clock") and not model.get_tag("needs_clock")
@@ -165,8 +166,10 @@ def test_the_margin_grows_with_the_extrapolation_past_the_backtests():
     early = AutoForecaster(learned=False, margin=0.01).fit(STEPS[:12], values[:12])
     early.predict(int(STEPS[-1]))  # 12 snapshots: horizon ≈ 8× the history
     assert 0.01 < near.required_ < early.required_
-    tested = max(horizon_ratio(early.t_[: o + 1], early.t_[p])
-                 for o, p in backtest_pairs(early.t_, float(STEPS[-1]), 3))
+    tested = max(
+        horizon_ratio(early.t_[: o + 1], early.t_[p])
+        for o, p in backtest_pairs(early.t_, float(STEPS[-1]), 3)
+    )
     reach = horizon_ratio(early.t_, float(STEPS[-1]))
     assert early.required_ == pytest.approx(0.01 * reach / tested)
     assert f"needed +{near.required_:.3f}" in near.describe_choice()

@@ -43,9 +43,19 @@ def test_bundled_suite_has_fourteen_runs_with_lr_schedules_and_one_held_out_per_
 
 @pytest.mark.slow
 def test_benchmark_on_two_runs_prints_gains_and_writes_json_and_png(two_runs, tmp_path):
-    args = ["benchmark", "--suite", str(two_runs), "--forecasters", "auto,sma",
-            "--cutoffs", "0.1,0.2", "--json", str(tmp_path / "s.json"),
-            "--plot", str(tmp_path / "s.png")]
+    args = [
+        "benchmark",
+        "--suite",
+        str(two_runs),
+        "--forecasters",
+        "auto,sma",
+        "--cutoffs",
+        "0.1,0.2",
+        "--json",
+        str(tmp_path / "s.json"),
+        "--plot",
+        str(tmp_path / "s.png"),
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "held out of tuning: " + TWO[1] in result.output

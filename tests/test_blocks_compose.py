@@ -76,8 +76,10 @@ def test_the_optimizer_carries_over_including_folded_columns():
     assert len(rebuilt.param_groups[0]["params"]) == len(list(new.parameters()))
     old_conv = model.get_submodule("model.2.cv2.conv").weight
     new_conv = new.get_submodule("model.2.cv2.conv").weight
-    buf_old, buf_new = opt.state[old_conv]["momentum_buffer"], \
-        rebuilt.state[new_conv]["momentum_buffer"]
+    buf_old, buf_new = (
+        opt.state[old_conv]["momentum_buffer"],
+        rebuilt.state[new_conv]["momentum_buffer"],
+    )
     kept = np.r_[0:32]  # the slot of the removed bottleneck (32..47) is dropped
     torch.testing.assert_close(buf_new, buf_old[:, kept])
     gone = {id(p) for p in model.get_submodule("model.2.m.0").parameters()}

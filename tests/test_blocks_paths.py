@@ -18,8 +18,8 @@ from forecastprune.engine.block_rule import BlockSpec, block_iou, select_blocks
 from forecastprune.engine.persist import load_pruned
 from forecastprune.engine.surgery import surgery_record
 from forecastprune.predict import cutoff_step, predict_store
-from forecastprune.store.timeline import run_length
 from forecastprune.store import GammaTrajectoryStore, bundled_store_path
+from forecastprune.store.timeline import run_length
 
 SPEC = BlockSpec(count=1, reduction="mean")
 
@@ -49,9 +49,23 @@ def test_compare_without_blocks_has_no_block_column():
 
 def test_prune_blocks_from_a_recorded_store(tmp_path: Path):
     out = tmp_path / "shallow.pt"
-    result = CliRunner().invoke(cli, [
-        "prune", "--forecaster", "sma", "--cutoff", "0.3", "--ratio", "0", "--blocks", "2",
-        "--random-init", "--out", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "prune",
+            "--forecaster",
+            "sma",
+            "--cutoff",
+            "0.3",
+            "--ratio",
+            "0",
+            "--blocks",
+            "2",
+            "--random-init",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "removed 2 of 3 removable residual blocks" in result.output
     loaded = load_pruned(out)
@@ -61,16 +75,18 @@ def test_prune_blocks_from_a_recorded_store(tmp_path: Path):
     assert not set(record.blocks) & names
     with GammaTrajectoryStore.open(bundled_store_path()) as store:
         prediction = predict_store(store, "sma", 0.3)
-        expected = select_blocks(store_block_plan(store), prediction.scores, store.layout,
-                                 BlockSpec(count=2))
+        expected = select_blocks(
+            store_block_plan(store), prediction.scores, store.layout, BlockSpec(count=2)
+        )
     assert set(record.blocks) == set(expected.removed)
     loaded.eval()(torch.zeros(1, 1, 8, 8))
 
 
 def test_prune_block_options_are_checked():
     runner = CliRunner()
-    both = runner.invoke(cli, ["prune", "--random-init", "--blocks", "1", "--block-ratio", "0.5",
-                               "--out", "x.pt"])
+    both = runner.invoke(
+        cli, ["prune", "--random-init", "--blocks", "1", "--block-ratio", "0.5", "--out", "x.pt"]
+    )
     assert both.exit_code == 2 and "not both" in both.output
     many = runner.invoke(cli, ["prune", "--random-init", "--blocks", "7", "--out", "x.pt"])
     assert many.exit_code == 2 and "only 3 removable" in many.output
@@ -78,7 +94,19 @@ def test_prune_block_options_are_checked():
 
 
 def test_compare_cli_takes_block_flags():
-    result = CliRunner().invoke(cli, ["compare", "--forecasters", "sma", "--cutoffs", "0.3",
-                                      "--block-ratio", "0.34", "--block-reduce", "max"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "compare",
+            "--forecasters",
+            "sma",
+            "--cutoffs",
+            "0.3",
+            "--block-ratio",
+            "0.34",
+            "--block-reduce",
+            "max",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "bIoU" in result.output and "blocks (max |γ|" in result.output

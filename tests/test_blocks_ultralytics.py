@@ -15,8 +15,8 @@ from _models import randomize_bn
 
 from forecastprune.engine.block_surgery import prune_blocks
 from forecastprune.engine.blocks import plan_blocks
-from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops
 from forecastprune.engine.spec import PruneSpec
+from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops
 
 ensure_torchvision_ops()
 tasks = pytest.importorskip("ultralytics.nn.tasks", reason="ultralytics is an optional extra")
@@ -29,9 +29,15 @@ def _detector(name: str) -> torch.nn.Module:
     return randomize_bn(tasks.DetectionModel(f"{name}.yaml", verbose=False))
 
 
-@pytest.mark.parametrize(("name", "modes", "count"), [
-    ("yolov5nu", {"delete"}, 7), ("yolov8n", {"fold"}, 6), ("yolo11n", {"fold", "delete"}, 11),
-    pytest.param("yolov3u", {"delete", "identity"}, 23, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    ("name", "modes", "count"),
+    [
+        ("yolov5nu", {"delete"}, 7),
+        ("yolov8n", {"fold"}, 6),
+        ("yolo11n", {"fold", "delete"}, 11),
+        pytest.param("yolov3u", {"delete", "identity"}, 23, marks=pytest.mark.slow),
+    ],
+)
 def test_detector_blocks_go_exactly(name, modes, count):
     plan, pruned = remove_exactly(_detector(name), X64, XB, every=1 if count < 12 else 2)
     assert len(plan.blocks) == count and {b.mode for b in plan.blocks} == modes
@@ -76,11 +82,30 @@ def test_attach_removes_blocks_in_a_real_training_run(tmp_path):
         from ultralytics import YOLO
 
         model = YOLO("yolov8n.yaml")
-        pruner = attach(model, forecaster="sma", spec=PruneSpec(ratio=0.2, policy="grouped"),
-                        prune_at=0.6, sparsity=1e-3, blocks=BlockSpec(count=2))
-        model.train(data=str(data), epochs=3, imgsz=64, batch=8, nbs=8, warmup_epochs=0,
-                    workers=0, plots=False, device="cpu", amp=False, seed=0, verbose=False,
-                    project=str(tmp_path / "runs"), name="train")
+        pruner = attach(
+            model,
+            forecaster="sma",
+            spec=PruneSpec(ratio=0.2, policy="grouped"),
+            prune_at=0.6,
+            sparsity=1e-3,
+            blocks=BlockSpec(count=2),
+        )
+        model.train(
+            data=str(data),
+            epochs=3,
+            imgsz=64,
+            batch=8,
+            nbs=8,
+            warmup_epochs=0,
+            workers=0,
+            plots=False,
+            device="cpu",
+            amp=False,
+            seed=0,
+            verbose=False,
+            project=str(tmp_path / "runs"),
+            name="train",
+        )
     trainer = model.trainer
     removed = pruner.pruner.prune_info["blocks"]
     assert len(removed) == 2 and pruner.pruned_at == 7

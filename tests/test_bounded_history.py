@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 from forecastprune.cli import cli
 from forecastprune.compare.replay import ReplaySettings, replay
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.errors import StoreError
 from forecastprune.forecasters import get_forecaster
 from forecastprune.predict import predict_history, rows_to_read
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.core.layout import ChannelLayout
 from forecastprune.store.thin import thin_rows, thin_store
 
 LAYOUT = ChannelLayout((("a", 3), ("b", 4)))
@@ -23,8 +23,9 @@ LAYOUT = ChannelLayout((("a", 3), ("b", 4)))
 def _store(path: Path, n: int = 40, flush_every: int = 8, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     values = (1.0 + np.cumsum(rng.normal(0, 0.05, (n, LAYOUT.total)), axis=0)).astype(np.float32)
-    with GammaTrajectoryStore.create(path, LAYOUT, flush_every=flush_every,
-                                     metadata={"total_steps": 10 * (n - 1)}) as store:
+    with GammaTrajectoryStore.create(
+        path, LAYOUT, flush_every=flush_every, metadata={"total_steps": 10 * (n - 1)}
+    ) as store:
         for i, row in enumerate(values):
             store.append(10 * i, row, lr=0.1 if i < n // 2 else 0.01)
     return values
@@ -100,19 +101,24 @@ def test_append_many_equals_appending_row_by_row(tmp_path: Path) -> None:
     with GammaTrajectoryStore.create(tmp_path / "many", LAYOUT, flush_every=7) as many:
         many.append(0, values[0])
         many.append_many(3 * np.arange(1, 30), values[1:], lrs=lrs[1:])
-    with GammaTrajectoryStore.open(tmp_path / "one") as a, \
-            GammaTrajectoryStore.open(tmp_path / "many") as b:
+    with (
+        GammaTrajectoryStore.open(tmp_path / "one") as a,
+        GammaTrajectoryStore.open(tmp_path / "many") as b,
+    ):
         np.testing.assert_array_equal(a.history()[1], b.history()[1])
         np.testing.assert_array_equal(a.steps, b.steps)
         np.testing.assert_array_equal(a.lrs, b.lrs)
 
 
-@pytest.mark.parametrize("steps, values, match", [
-    (np.array([5, 4]), np.ones((2, 7)), "steps must increase"),
-    (np.array([1, 2]), np.ones((2, 6)), "the layout has 7"),
-    (np.array([1, 2]), np.ones(7), "values must be a numeric"),
-    (np.array([1, 2]), np.array([[1.0] * 7, [np.nan] * 7]), "non-finite"),
-])
+@pytest.mark.parametrize(
+    "steps, values, match",
+    [
+        (np.array([5, 4]), np.ones((2, 7)), "steps must increase"),
+        (np.array([1, 2]), np.ones((2, 6)), "the layout has 7"),
+        (np.array([1, 2]), np.ones(7), "values must be a numeric"),
+        (np.array([1, 2]), np.array([[1.0] * 7, [np.nan] * 7]), "non-finite"),
+    ],
+)
 def test_a_bad_batch_is_refused_whole(tmp_path: Path, steps, values, match) -> None:
     with GammaTrajectoryStore.create(tmp_path / "s", LAYOUT) as store:
         store.append(0, np.ones(LAYOUT.total))
@@ -136,14 +142,17 @@ def test_thin_keeps_first_last_and_every_kth(tmp_path: Path) -> None:
 
 def test_store_thin_command_and_its_errors(tmp_path: Path) -> None:
     _store(tmp_path / "s")
-    ok = CliRunner().invoke(cli, ["store", "thin", str(tmp_path / "s"), str(tmp_path / "t"),
-                                  "--every", "3"])
+    ok = CliRunner().invoke(
+        cli, ["store", "thin", str(tmp_path / "s"), str(tmp_path / "t"), "--every", "3"]
+    )
     assert ok.exit_code == 0, ok.output
-    same = CliRunner().invoke(cli, ["store", "thin", str(tmp_path / "s"), str(tmp_path / "s"),
-                                    "--every", "3"])
+    same = CliRunner().invoke(
+        cli, ["store", "thin", str(tmp_path / "s"), str(tmp_path / "s"), "--every", "3"]
+    )
     assert same.exit_code == 2 and "the source itself" in same.output
-    taken = CliRunner().invoke(cli, ["store", "thin", str(tmp_path / "s"), str(tmp_path / "t"),
-                                     "--count", "3"])
+    taken = CliRunner().invoke(
+        cli, ["store", "thin", str(tmp_path / "s"), str(tmp_path / "t"), "--count", "3"]
+    )
     assert taken.exit_code == 2 and "Traceback" not in taken.output
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import _models  # noqa: F401  (one intra-op thread for the tests)
 import numpy as np
 import pytest
 import yaml
@@ -33,14 +34,18 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-import _models  # noqa: F401  (one intra-op thread for the tests)
 from forecastprune.cli import cli
-from forecastprune.store import GammaTrajectoryStore
 from forecastprune.core.layout import ChannelLayout
+from forecastprune.store import GammaTrajectoryStore
 from forecastprune.testing import isolated_registry
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 #: seconds one command may take before the test calls it a hang
 HANG_S = 60
 LAYOUT = ChannelLayout((("a", 3), ("b", 3)))
@@ -113,26 +118,61 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("fuzz") / "tiny.fpstore"
     rng = np.random.default_rng(0)
     rates = rng.random(LAYOUT.total)
-    with GammaTrajectoryStore.create(path, LAYOUT, metadata={"total_steps": 300},
-                                     flush_every=10) as store:
+    with GammaTrajectoryStore.create(
+        path, LAYOUT, metadata={"total_steps": 300}, flush_every=10
+    ) as store:
         for i in range(30):
-            store.append(10 * i, np.exp(-rates * i / 10) * (1 + 0.01 * rng.standard_normal(6)),
-                         lr=0.1 if i < 20 else 0.01)
+            store.append(
+                10 * i,
+                np.exp(-rates * i / 10) * (1 + 0.01 * rng.standard_normal(6)),
+                lr=0.1 if i < 20 else 0.01,
+            )
     return path
 
 
 NUMBERS = st.one_of(
-    st.integers(-5, 40), st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.integers(-5, 40),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
     st.sampled_from([0, 1, -1, 2**63, -(2**63) - 1, 10**30, 1e-300, 1e308]),
 )
-WORDS = st.one_of(st.sampled_from(["lr", "step", "True", "None", "nan", "inf", "-", "'x'",
-                                   '"y"', "mean", "9" * 5000]),
-                  st.text(max_size=8))
-PARAM_NAMES = st.sampled_from(["window", "alpha", "span", "p", "d", "q", "trend", "backend",
-                               "time_axis", "damped", "refine", "clip_at_zero", "nope"])
-FORECASTER_NAMES = st.sampled_from(["naive", "sma", "ema", "linear", "arima",
-                                    "smaa", "sktime:NaiveForecaster", "sktime:Nope",
-                                    "statsforecast:Naive", "x:y", ""])
+WORDS = st.one_of(
+    st.sampled_from(
+        ["lr", "step", "True", "None", "nan", "inf", "-", "'x'", '"y"', "mean", "9" * 5000]
+    ),
+    st.text(max_size=8),
+)
+PARAM_NAMES = st.sampled_from(
+    [
+        "window",
+        "alpha",
+        "span",
+        "p",
+        "d",
+        "q",
+        "trend",
+        "backend",
+        "time_axis",
+        "damped",
+        "refine",
+        "clip_at_zero",
+        "nope",
+    ]
+)
+FORECASTER_NAMES = st.sampled_from(
+    [
+        "naive",
+        "sma",
+        "ema",
+        "linear",
+        "arima",
+        "smaa",
+        "sktime:NaiveForecaster",
+        "sktime:Nope",
+        "statsforecast:Naive",
+        "x:y",
+        "",
+    ]
+)
 
 
 @st.composite
@@ -150,17 +190,38 @@ def specs(draw: st.DrawFn) -> str:
     return f"{name}({', '.join(f'{k}={v}' for k, v in params.items())})"
 
 
-CUTOFFS = st.one_of(st.sampled_from(["0.1", "0.5", "0.9", "1", "1.0", "0", "-0.2", "step:50",
-                                     "step:-1", "step:", "step:1e3", "nan", "inf", ""]),
-                    st.text(max_size=6), NUMBERS.map(str))
+CUTOFFS = st.one_of(
+    st.sampled_from(
+        [
+            "0.1",
+            "0.5",
+            "0.9",
+            "1",
+            "1.0",
+            "0",
+            "-0.2",
+            "step:50",
+            "step:-1",
+            "step:",
+            "step:1e3",
+            "nan",
+            "inf",
+            "",
+        ]
+    ),
+    st.text(max_size=6),
+    NUMBERS.map(str),
+)
 
 
-def _maybe(flag: str, good: st.SearchStrategy[Any],
-           bad: st.SearchStrategy[Any] | None = None) -> st.SearchStrategy[list[Any]]:
+def _maybe(
+    flag: str, good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any] | None = None
+) -> st.SearchStrategy[list[Any]]:
     """The flag left out (half the time), with a sensible value (30 %) or a wild one (20 %).
 
     Mostly sensible values let examples get past the first check into the deeper paths.
     """
+
     def pick(k: int) -> st.SearchStrategy[list[Any]]:
         if k < 5:
             return st.just([])
@@ -189,8 +250,11 @@ def _damage_store(source: Path, folder: Path, how: int, data: st.DataObject) -> 
     elif how == 1:
         manifest = json.loads((path / "manifest.json").read_text())
         key = data.draw(st.sampled_from(sorted(manifest)))
-        manifest[key] = data.draw(st.one_of(st.none(), NUMBERS, st.text(max_size=5),
-                                            st.lists(st.integers(-3, 3), max_size=3)))
+        manifest[key] = data.draw(
+            st.one_of(
+                st.none(), NUMBERS, st.text(max_size=5), st.lists(st.integers(-3, 3), max_size=3)
+            )
+        )
         (path / "manifest.json").write_text(json.dumps(manifest, allow_nan=True))
     elif how == 2:
         raw = target.read_bytes()
@@ -205,9 +269,10 @@ def _damage_store(source: Path, folder: Path, how: int, data: st.DataObject) -> 
     else:
         values = sorted(path.glob("seg-*-values.npy"))
         array = np.load(data.draw(st.sampled_from(values)), mmap_mode="r+")
-        array[data.draw(st.integers(0, array.shape[0] - 1)),
-              data.draw(st.integers(0, array.shape[1] - 1))] = data.draw(
-            st.sampled_from([np.nan, np.inf, -np.inf]))
+        array[
+            data.draw(st.integers(0, array.shape[0] - 1)),
+            data.draw(st.integers(0, array.shape[1] - 1)),
+        ] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]))
         array.flush()
     return path
 
@@ -219,28 +284,56 @@ def npz_files(draw: st.DrawFn) -> tuple[str, Any]:
     if kind == 0:
         return "bytes", draw(st.binary(max_size=200))
     if kind == 1:
-        members = draw(st.dictionaries(st.sampled_from(["steps.npy", "gammas.npy", "x", "a.b"]),
-                                       st.binary(max_size=50), max_size=3))
+        members = draw(
+            st.dictionaries(
+                st.sampled_from(["steps.npy", "gammas.npy", "x", "a.b"]),
+                st.binary(max_size=50),
+                max_size=3,
+            )
+        )
         return "zip", members
     t = draw(st.integers(0, 4))
     c = draw(st.integers(0, 4))
     arrays: dict[str, Any] = {
-        "steps": draw(st.sampled_from([
-            np.arange(t) * 10, np.arange(t)[::-1], np.full(t, 3), np.arange(t) - 5,
-            np.arange(t) + 0.5, np.array(["a"] * t), np.zeros((t, 2))])),
-        "gammas": draw(st.sampled_from([
-            np.ones((t, c)), np.full((t, c), np.nan), np.ones(c), np.ones((t, c), dtype=bool),
-            np.array([["x"] * c] * t) if t and c else np.zeros((t, c), dtype=np.float16)])),
-        "layer_names": draw(st.sampled_from([np.array(["l"]), np.array(["l", "l"]),
-                                             np.array([1, 2]), np.array([])])),
-        "layer_sizes": draw(st.sampled_from([np.array([c]), np.array([c - 1, 1]),
-                                             np.array([-c]), np.array([1.5]), np.array([])])),
+        "steps": draw(
+            st.sampled_from(
+                [
+                    np.arange(t) * 10,
+                    np.arange(t)[::-1],
+                    np.full(t, 3),
+                    np.arange(t) - 5,
+                    np.arange(t) + 0.5,
+                    np.array(["a"] * t),
+                    np.zeros((t, 2)),
+                ]
+            )
+        ),
+        "gammas": draw(
+            st.sampled_from(
+                [
+                    np.ones((t, c)),
+                    np.full((t, c), np.nan),
+                    np.ones(c),
+                    np.ones((t, c), dtype=bool),
+                    np.array([["x"] * c] * t) if t and c else np.zeros((t, c), dtype=np.float16),
+                ]
+            )
+        ),
+        "layer_names": draw(
+            st.sampled_from([np.array(["l"]), np.array(["l", "l"]), np.array([1, 2]), np.array([])])
+        ),
+        "layer_sizes": draw(
+            st.sampled_from(
+                [np.array([c]), np.array([c - 1, 1]), np.array([-c]), np.array([1.5]), np.array([])]
+            )
+        ),
     }
     for key in draw(st.sets(st.sampled_from(sorted(arrays)), max_size=2)):
         del arrays[key]
     if draw(st.booleans()):
-        arrays["metadata"] = np.array(draw(st.sampled_from(
-            ["{}", "{not json", "[1, 2]", '{"total_steps": -4}', "null"])))
+        arrays["metadata"] = np.array(
+            draw(st.sampled_from(["{}", "{not json", "[1, 2]", '{"total_steps": -4}', "null"]))
+        )
     if draw(st.booleans()):
         arrays["lrs"] = draw(st.sampled_from([np.full(t, 0.1), np.full(t, np.inf), np.ones(1)]))
     return "arrays", arrays
@@ -261,8 +354,10 @@ def _write_npz(path: Path, made: tuple[str, Any]) -> Path:
 
 # ------------------------------------------------------------------------------ commands
 @FUZZ
-@given(pattern=st.one_of(st.none(), st.text(max_size=10)),
-       plugin=st.sampled_from([None, "missing.py", "syntax", "raises", "empty-dir"]))
+@given(
+    pattern=st.one_of(st.none(), st.text(max_size=10)),
+    plugin=st.sampled_from([None, "missing.py", "syntax", "raises", "empty-dir"]),
+)
 def test_list(pattern: str | None, plugin: str | None) -> None:
     with scratch() as folder:
         args: list[Any] = ["list"] + ([pattern] if pattern is not None else [])
@@ -280,45 +375,70 @@ def test_list(pattern: str | None, plugin: str | None) -> None:
 
 
 @FUZZ
-@given(spec=specs(), flags=_flags(
-    _maybe("--cutoff", GOOD_CUTOFFS, CUTOFFS), _maybe("--at", st.integers(0, 300), NUMBERS),
-    _maybe("--target", st.integers(300, 600), NUMBERS),
-    _maybe("--time-axis", st.sampled_from(["step", "lr"]), st.just("days")),
-    _maybe("--coverage", st.floats(0.05, 0.95), NUMBERS)),
-    out=st.sampled_from(["p.npz", "p.npz", "sub/p.npz", "."]))
+@given(
+    spec=specs(),
+    flags=_flags(
+        _maybe("--cutoff", GOOD_CUTOFFS, CUTOFFS),
+        _maybe("--at", st.integers(0, 300), NUMBERS),
+        _maybe("--target", st.integers(300, 600), NUMBERS),
+        _maybe("--time-axis", st.sampled_from(["step", "lr"]), st.just("days")),
+        _maybe("--coverage", st.floats(0.05, 0.95), NUMBERS),
+    ),
+    out=st.sampled_from(["p.npz", "p.npz", "sub/p.npz", "."]),
+)
 @example(spec=f"sma(window={'9' * 5000})", flags=[], out="p.npz")  # Python's digit limit
 @example(spec="sma", flags=["--target", 10**20, "--coverage", "nan"], out="p.npz")
 @example(spec="sma", flags=[], out="sub/p.npz")  # a missing folder is created
 def test_forecast(tiny_store: Path, spec: str, flags: list[Any], out: str) -> None:
     with scratch() as folder:
-        check(["forecast", "--store", tiny_store, "--forecaster", spec, "--out", folder / out,
-               *flags])
+        check(
+            ["forecast", "--store", tiny_store, "--forecaster", spec, "--out", folder / out, *flags]
+        )
 
 
 @FUZZ
-@given(forecasters=st.lists(specs(), min_size=1, max_size=3).map(",".join),
-       cutoffs=st.lists(st.one_of(GOOD_CUTOFFS, GOOD_CUTOFFS, CUTOFFS), min_size=1,
-                        max_size=3).map(",".join),
-       flags=_flags(
-           _maybe("--ratio", st.floats(0, 1), NUMBERS),
-           _maybe("--min-keep", st.integers(1, 4), NUMBERS),
-           _maybe("--eps", st.floats(0, 0.5), NUMBERS),
-           _maybe("--eb-spacing", st.integers(1, 100), NUMBERS),
-           _maybe("--timeout", st.sampled_from([20, 0]), st.sampled_from([-1, 1e300])),
-           _maybe("--policy", st.just("none"), st.sampled_from(["seed", "grouped", "x"])),
-           _maybe("--group-reduce", st.just("max"), st.just("min"))))
+@given(
+    forecasters=st.lists(specs(), min_size=1, max_size=3).map(",".join),
+    cutoffs=st.lists(st.one_of(GOOD_CUTOFFS, GOOD_CUTOFFS, CUTOFFS), min_size=1, max_size=3).map(
+        ",".join
+    ),
+    flags=_flags(
+        _maybe("--ratio", st.floats(0, 1), NUMBERS),
+        _maybe("--min-keep", st.integers(1, 4), NUMBERS),
+        _maybe("--eps", st.floats(0, 0.5), NUMBERS),
+        _maybe("--eb-spacing", st.integers(1, 100), NUMBERS),
+        _maybe("--timeout", st.sampled_from([20, 0]), st.sampled_from([-1, 1e300])),
+        _maybe("--policy", st.just("none"), st.sampled_from(["seed", "grouped", "x"])),
+        _maybe("--group-reduce", st.just("max"), st.just("min")),
+    ),
+)
 @example(forecasters="sma", cutoffs="0.2", flags=["--min-keep", 1000])  # the oracle prunes 0
 @example(forecasters=",,,", cutoffs="1", flags=[])
 @example(forecasters="sma", cutoffs="0.5", flags=["--timeout", 1e300])
 def test_compare(tiny_store: Path, forecasters: str, cutoffs: str, flags: list[Any]) -> None:
-    check(["compare", "--store", tiny_store, "--forecasters", forecasters, "--cutoffs", cutoffs,
-           *flags], may_exit_1=True)
+    check(
+        [
+            "compare",
+            "--store",
+            tiny_store,
+            "--forecasters",
+            forecasters,
+            "--cutoffs",
+            cutoffs,
+            *flags,
+        ],
+        may_exit_1=True,
+    )
 
 
-CONFIG_VALUES = st.one_of(st.none(), NUMBERS, st.text(max_size=8), st.booleans(),
-                          st.lists(st.one_of(st.integers(-2, 2), st.text(max_size=3)),
-                                   max_size=3),
-                          st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+CONFIG_VALUES = st.one_of(
+    st.none(),
+    NUMBERS,
+    st.text(max_size=8),
+    st.booleans(),
+    st.lists(st.one_of(st.integers(-2, 2), st.text(max_size=3)), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 @st.composite
@@ -326,15 +446,34 @@ def config_text(draw: st.DrawFn, keys: list[str]) -> str:
     """YAML text: a mapping of (mostly known) keys to random values, or not a mapping at all."""
     if draw(st.integers(0, 4)) == 0:
         return draw(st.sampled_from(["", "- a\n- b\n", "just text", "a: [1,\n", "\t:", "42"]))
-    mapping = draw(st.dictionaries(st.one_of(st.sampled_from(keys), st.text(max_size=5)),
-                                   CONFIG_VALUES, max_size=4))
+    mapping = draw(
+        st.dictionaries(
+            st.one_of(st.sampled_from(keys), st.text(max_size=5)), CONFIG_VALUES, max_size=4
+        )
+    )
     return yaml.safe_dump(mapping, allow_unicode=True)
 
 
 @pytest.mark.slow
 @FUZZ
-@given(text=config_text(["store", "forecasters", "cutoffs", "ratio", "policy", "min_keep",
-                         "eps", "timeout", "eb_spacing", "plugins", "json", "html"]))
+@given(
+    text=config_text(
+        [
+            "store",
+            "forecasters",
+            "cutoffs",
+            "ratio",
+            "policy",
+            "min_keep",
+            "eps",
+            "timeout",
+            "eb_spacing",
+            "plugins",
+            "json",
+            "html",
+        ]
+    )
+)
 def test_compare_config(tiny_store: Path, text: str) -> None:
     with scratch() as folder:
         config = folder / "c.yaml"
@@ -344,15 +483,25 @@ def test_compare_config(tiny_store: Path, text: str) -> None:
 
 @pytest.mark.slow
 @FUZZ
-@given(spec=specs(), flags=_flags(
-    _maybe("--ratio", st.floats(0, 1), NUMBERS), _maybe("--cutoff", GOOD_CUTOFFS, CUTOFFS),
-    _maybe("--min-keep", st.integers(1, 40), NUMBERS),
-    _maybe("--policy", st.sampled_from(["seed", "grouped"]), st.just("none")),
-    _maybe("--input-shape", st.sampled_from(["1,1,8,8", "2,1,8,8", "1,1,16,16"]), st.one_of(
-        st.sampled_from(["1,1,100000,100000", "0,1,8,8", "1,x", "", "1,1,8", "2,3,8,8"]),
-        st.text(max_size=10))),
-    _maybe("--model", st.just("darknet"), st.sampled_from(["vgg", "nope"]))),
-    checkpoint=st.sampled_from([None, "garbage", "empty-dict", "missing"]))
+@given(
+    spec=specs(),
+    flags=_flags(
+        _maybe("--ratio", st.floats(0, 1), NUMBERS),
+        _maybe("--cutoff", GOOD_CUTOFFS, CUTOFFS),
+        _maybe("--min-keep", st.integers(1, 40), NUMBERS),
+        _maybe("--policy", st.sampled_from(["seed", "grouped"]), st.just("none")),
+        _maybe(
+            "--input-shape",
+            st.sampled_from(["1,1,8,8", "2,1,8,8", "1,1,16,16"]),
+            st.one_of(
+                st.sampled_from(["1,1,100000,100000", "0,1,8,8", "1,x", "", "1,1,8", "2,3,8,8"]),
+                st.text(max_size=10),
+            ),
+        ),
+        _maybe("--model", st.just("darknet"), st.sampled_from(["vgg", "nope"])),
+    ),
+    checkpoint=st.sampled_from([None, "garbage", "empty-dict", "missing"]),
+)
 @example(spec="sma", flags=["--input-shape", "1,1,100000,100000"], checkpoint=None)
 @example(spec="sma", flags=["--cutoff", "2"], checkpoint="empty-dict")
 @example(spec="naive", flags=["--min-keep", 2**63], checkpoint=None)
@@ -373,8 +522,11 @@ def test_prune(spec: str, flags: list[Any], checkpoint: str | None) -> None:
 
 @pytest.mark.slow
 @FUZZ
-@given(data=st.data(), how=st.integers(0, 5),
-       command=st.sampled_from(["info", "verify", "export", "forecast", "compare"]))
+@given(
+    data=st.data(),
+    how=st.integers(0, 5),
+    command=st.sampled_from(["info", "verify", "export", "forecast", "compare"]),
+)
 def test_damaged_stores(tiny_store: Path, data: st.DataObject, how: int, command: str) -> None:
     with scratch() as folder:
         store = _damage_store(tiny_store, folder, how, data)
@@ -382,16 +534,28 @@ def test_damaged_stores(tiny_store: Path, data: st.DataObject, how: int, command
             "info": ["store", "info", store],
             "verify": ["store", "verify", store],
             "export": ["store", "export", store, folder / "out.npz"],
-            "forecast": ["forecast", "--store", store, "--forecaster", "sma", "--out",
-                         folder / "p.npz"],
+            "forecast": [
+                "forecast",
+                "--store",
+                store,
+                "--forecaster",
+                "sma",
+                "--out",
+                folder / "p.npz",
+            ],
             "compare": ["compare", "--store", store, "--forecasters", "sma", "--cutoffs", "0.5"],
         }[command]
         check(args, may_exit_1=command == "compare")
 
 
 @FUZZ
-@given(made=npz_files(), flags=_flags(_maybe("--dtype", st.sampled_from(["float16", "x"])),
-                                      _maybe("--fingerprint", st.text(max_size=5))))
+@given(
+    made=npz_files(),
+    flags=_flags(
+        _maybe("--dtype", st.sampled_from(["float16", "x"])),
+        _maybe("--fingerprint", st.text(max_size=5)),
+    ),
+)
 def test_import_damaged_npz(made: tuple[str, Any], flags: list[Any]) -> None:
     with scratch() as folder:
         npz = _write_npz(folder / "in.npz", made)
@@ -399,10 +563,11 @@ def test_import_damaged_npz(made: tuple[str, Any], flags: list[Any]) -> None:
 
 
 @FUZZ
-@given(content=st.sampled_from(["bytes", "state", "nested"]),
-       steps=st.one_of(st.none(), st.sampled_from(["1", "x", "-1", "1,1", ""]),
-                       st.text(max_size=5)),
-       pattern=st.one_of(st.none(), st.sampled_from(["(", r"(\d+)", "x", "(a)(b)", ""])))
+@given(
+    content=st.sampled_from(["bytes", "state", "nested"]),
+    steps=st.one_of(st.none(), st.sampled_from(["1", "x", "-1", "1,1", ""]), st.text(max_size=5)),
+    pattern=st.one_of(st.none(), st.sampled_from(["(", r"(\d+)", "x", "(a)(b)", ""])),
+)
 def test_store_from_checkpoints(content: str, steps: str | None, pattern: str | None) -> None:
     import torch
 
@@ -411,8 +576,12 @@ def test_store_from_checkpoints(content: str, steps: str | None, pattern: str | 
         if content == "bytes":
             path.write_bytes(b"\x80\x02not a checkpoint")
         else:
-            state = {"bn.weight": torch.ones(3), "bn.bias": torch.zeros(3),
-                     "bn.running_mean": torch.zeros(3), "bn.running_var": torch.ones(3)}
+            state = {
+                "bn.weight": torch.ones(3),
+                "bn.bias": torch.zeros(3),
+                "bn.running_mean": torch.zeros(3),
+                "bn.running_var": torch.ones(3),
+            }
             torch.save(state if content == "state" else {"model": state, "lr": "x"}, path)
         args: list[Any] = ["store", "from-checkpoints", folder / "s.fpstore", path]
         args += ["--steps", steps] if steps is not None else []
@@ -421,19 +590,50 @@ def test_store_from_checkpoints(content: str, steps: str | None, pattern: str | 
 
 
 #: (key, a value it must refuse) — train always gets one, so it must stop before training
-BAD_TRAIN = [("method", "prune-everything"), ("epochs", 0), ("epochs", "ten"), ("lr", -1),
-             ("ratio", 1.5), ("prune_at", "soon"), ("schedule", "step"), ("model", "nope"),
-             ("policy", "x"), ("forecaster", "smaa"), ("batch_size", -3), ("width", -1),
-             ("unknown_key", 1), ("auto_tolerance", 2), ("widths", "wide")]
+BAD_TRAIN = [
+    ("method", "prune-everything"),
+    ("epochs", 0),
+    ("epochs", "ten"),
+    ("lr", -1),
+    ("ratio", 1.5),
+    ("prune_at", "soon"),
+    ("schedule", "step"),
+    ("model", "nope"),
+    ("policy", "x"),
+    ("forecaster", "smaa"),
+    ("batch_size", -3),
+    ("width", -1),
+    ("unknown_key", 1),
+    ("auto_tolerance", 2),
+    ("widths", "wide"),
+]
 
 
 @FUZZ
-@given(bad=st.sampled_from(BAD_TRAIN), text=config_text(
-    ["method", "model", "epochs", "lr", "ratio", "prune_at", "forecaster", "policy",
-     "sparsity", "seed", "min_keep"]),
-    flags=_flags(_maybe("--epochs", st.integers(1, 3), NUMBERS),
-                 _maybe("--prune-at", GOOD_CUTOFFS, CUTOFFS),
-                 _maybe("--forecaster", specs()), _maybe("--seed", st.integers(0, 9), NUMBERS)))
+@given(
+    bad=st.sampled_from(BAD_TRAIN),
+    text=config_text(
+        [
+            "method",
+            "model",
+            "epochs",
+            "lr",
+            "ratio",
+            "prune_at",
+            "forecaster",
+            "policy",
+            "sparsity",
+            "seed",
+            "min_keep",
+        ]
+    ),
+    flags=_flags(
+        _maybe("--epochs", st.integers(1, 3), NUMBERS),
+        _maybe("--prune-at", GOOD_CUTOFFS, CUTOFFS),
+        _maybe("--forecaster", specs()),
+        _maybe("--seed", st.integers(0, 9), NUMBERS),
+    ),
+)
 def test_train_refuses_bad_configs(bad: tuple[str, Any], text: str, flags: list[Any]) -> None:
     with scratch() as folder:
         try:
@@ -449,25 +649,54 @@ def test_train_refuses_bad_configs(bad: tuple[str, Any], text: str, flags: list[
 
 
 #: (flag, a value it must refuse) — record always gets one, so it must stop before training
-BAD_RECORD = [("--model", "nope"), ("--epochs", "0"), ("--sparsity", "-1"), ("--lr", "0"),
-              ("--lr-milestones", "0.5,x"), ("--lr-milestones", "1.5"), ("--widths", "a,b"),
-              ("--widths", "-4"), ("--every", "0"), ("--relieve-top", "0"), ("--width", "0"),
-              ("--dtype", "int8"), ("--sparsity-schedule", "wavy"), ("--gamma-init", "nan")]
+BAD_RECORD = [
+    ("--model", "nope"),
+    ("--epochs", "0"),
+    ("--sparsity", "-1"),
+    ("--lr", "0"),
+    ("--lr-milestones", "0.5,x"),
+    ("--lr-milestones", "1.5"),
+    ("--widths", "a,b"),
+    ("--widths", "-4"),
+    ("--every", "0"),
+    ("--relieve-top", "0"),
+    ("--width", "0"),
+    ("--dtype", "int8"),
+    ("--sparsity-schedule", "wavy"),
+    ("--gamma-init", "nan"),
+]
 
 
 @FUZZ
-@given(bad=st.sampled_from(BAD_RECORD), flags=_flags(
-    _maybe("--model", st.sampled_from(["darknet", "vgg", "resnet"])),
-    _maybe("--sparsity", st.floats(0, 0.01), NUMBERS),
-    _maybe("--every", st.integers(1, 5), NUMBERS), _maybe("--lr", st.floats(1e-3, 0.1), NUMBERS),
-    _maybe("--lr-milestones", st.just("0.5"), st.text(max_size=6)),
-    _maybe("--widths", st.just("8,8"), st.text(max_size=6)),
-    _maybe("--width", st.floats(0.25, 1), NUMBERS),
-    _maybe("--batch-size", st.integers(1, 64), NUMBERS)))
+@given(
+    bad=st.sampled_from(BAD_RECORD),
+    flags=_flags(
+        _maybe("--model", st.sampled_from(["darknet", "vgg", "resnet"])),
+        _maybe("--sparsity", st.floats(0, 0.01), NUMBERS),
+        _maybe("--every", st.integers(1, 5), NUMBERS),
+        _maybe("--lr", st.floats(1e-3, 0.1), NUMBERS),
+        _maybe("--lr-milestones", st.just("0.5"), st.text(max_size=6)),
+        _maybe("--widths", st.just("8,8"), st.text(max_size=6)),
+        _maybe("--width", st.floats(0.25, 1), NUMBERS),
+        _maybe("--batch-size", st.integers(1, 64), NUMBERS),
+    ),
+)
 def test_record_refuses_bad_flags(bad: tuple[str, str], flags: list[Any]) -> None:
     with scratch() as folder:
-        check(["record", "--out", folder / "run", "--epochs", "1", "--limit-batches", "1",
-               *flags, *bad], must_fail=True)
+        check(
+            [
+                "record",
+                "--out",
+                folder / "run",
+                "--epochs",
+                "1",
+                "--limit-batches",
+                "1",
+                *flags,
+                *bad,
+            ],
+            must_fail=True,
+        )
 
 
 # ------------------------------------------------------------------------------ outputs
@@ -491,26 +720,65 @@ def _writers(tiny_store: Path, folder: Path) -> dict[str, Any]:
     npz = folder / "in.npz"
     if not npz.exists():
         rng = np.random.default_rng(0)
-        np.savez(npz, steps=np.arange(1000), gammas=rng.random((1000, 6)).astype(np.float32),
-                 layer_names=np.array(LAYOUT.names), layer_sizes=np.array(LAYOUT.sizes))
+        np.savez(
+            npz,
+            steps=np.arange(1000),
+            gammas=rng.random((1000, 6)).astype(np.float32),
+            layer_names=np.array(LAYOUT.names),
+            layer_sizes=np.array(LAYOUT.sizes),
+        )
     config = folder / "t.yaml"
-    config.write_text(yaml.safe_dump({"width": 0.5, "epochs": 1, "batch_size": 32,
-                                      "train_subset": 64, "method": "normal"}))
+    config.write_text(
+        yaml.safe_dump(
+            {"width": 0.5, "epochs": 1, "batch_size": 32, "train_subset": 64, "method": "normal"}
+        )
+    )
     return {
-        "forecast": lambda o: ["forecast", "--store", tiny_store, "--forecaster", "sma",
-                               "--out", o / "p.npz"],
-        "prune": lambda o: ["prune", "--random-init", "--forecaster", "naive",
-                            "--out", o / "p.pt"],
+        "forecast": lambda o: [
+            "forecast",
+            "--store",
+            tiny_store,
+            "--forecaster",
+            "sma",
+            "--out",
+            o / "p.npz",
+        ],
+        "prune": lambda o: ["prune", "--random-init", "--forecaster", "naive", "--out", o / "p.pt"],
         "export": lambda o: ["store", "export", tiny_store, o / "e.npz"],
         "thin": lambda o: ["store", "thin", tiny_store, o / "t.fpstore", "--every", "2"],
         "import": lambda o: ["store", "import", npz, o / "i.fpstore"],
         "fit-ridge": lambda o: ["fit-forecaster", "--stores", tiny_store, "--out", o / "m.json"],
-        "fit-gbr": lambda o: ["fit-forecaster", "--kind", "gbr", "--stores", tiny_store,
-                              "--out", o / "m.skops"],
-        "compare": lambda o: ["compare", "--store", tiny_store, "--forecasters", "sma",
-                              "--cutoffs", "0.5", "--json", o / "r.json"],
-        "record": lambda o: ["record", "--out", o / "run", "--epochs", "1", "--limit-batches",
-                             "1", "--widths", "4,8,8,4"],
+        "fit-gbr": lambda o: [
+            "fit-forecaster",
+            "--kind",
+            "gbr",
+            "--stores",
+            tiny_store,
+            "--out",
+            o / "m.skops",
+        ],
+        "compare": lambda o: [
+            "compare",
+            "--store",
+            tiny_store,
+            "--forecasters",
+            "sma",
+            "--cutoffs",
+            "0.5",
+            "--json",
+            o / "r.json",
+        ],
+        "record": lambda o: [
+            "record",
+            "--out",
+            o / "run",
+            "--epochs",
+            "1",
+            "--limit-batches",
+            "1",
+            "--widths",
+            "4,8,8,4",
+        ],
         "train": lambda o: ["train", "--config", config, "--out", o / "t"],
     }
 
@@ -531,15 +799,30 @@ def _file_size_limit(nbytes: int | None) -> Iterator[None]:
 
 
 @FUZZ
-@given(command=st.sampled_from(["forecast", "prune", "export", "thin", "import", "fit-ridge",
-                                "fit-gbr", "compare", "record", "train"]),
-       obstacle=st.sampled_from(["file-size", "read-only", "under-a-file"]),
-       limit=st.sampled_from(FILE_SIZE_LIMITS))
+@given(
+    command=st.sampled_from(
+        [
+            "forecast",
+            "prune",
+            "export",
+            "thin",
+            "import",
+            "fit-ridge",
+            "fit-gbr",
+            "compare",
+            "record",
+            "train",
+        ]
+    ),
+    obstacle=st.sampled_from(["file-size", "read-only", "under-a-file"]),
+    limit=st.sampled_from(FILE_SIZE_LIMITS),
+)
 @example(command="import", obstacle="file-size", limit=4096)  # fails inside a segment
 @example(command="record", obstacle="file-size", limit=4096)  # the store fits, model.pt not
 @example(command="train", obstacle="read-only", limit=0)
-def test_outputs_that_cannot_be_written(tiny_store: Path, command: str, obstacle: str,
-                                        limit: int) -> None:
+def test_outputs_that_cannot_be_written(
+    tiny_store: Path, command: str, obstacle: str, limit: int
+) -> None:
     """Disk full, read-only, the file-size limit: one ``Error:`` line, never a traceback."""
     with scratch() as folder:
         args = _writers(tiny_store, folder)[command]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.engine.coupling import ChannelPlan
 from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import ConfigError
 from forecastprune.pipeline.confidence import backtest_confidence
 from forecastprune.pipeline.timing import auto_timing
 from forecastprune.pipeline.train_config import TrainConfig
-from forecastprune.core.layout import ChannelLayout
 
 C = 40
 
@@ -106,6 +106,7 @@ def test_the_rule_fires_only_when_stable_and_confident() -> None:
         def compute() -> _Conf:
             calls.append(value)
             return _Conf(value)
+
         return compute
 
     assert not timing.observe(1, mask, None, confidence(0.99))  # nothing to compare with yet
@@ -155,11 +156,22 @@ def test_a_run_prunes_at_the_first_check_its_backtest_allows() -> None:
 
     # every mask counts as stable (tolerance 1) and any backtest as confident (threshold 0):
     # the rule must fire at the first check where a backtest could run at all
-    config = TrainConfig(method="forecast", model="vgg", width=0.25, task="digits-hard",
-                         epochs=6, batch_size=64, forecaster="sma", prune_at="confidence",
-                         auto_min_confidence=0.0, auto_window=1,
-                         auto_tolerance=1.0, auto_min_fraction=0.0, auto_deadline=0.9,
-                         eval_every=6)
+    config = TrainConfig(
+        method="forecast",
+        model="vgg",
+        width=0.25,
+        task="digits-hard",
+        epochs=6,
+        batch_size=64,
+        forecaster="sma",
+        prune_at="confidence",
+        auto_min_confidence=0.0,
+        auto_window=1,
+        auto_tolerance=1.0,
+        auto_min_fraction=0.0,
+        auto_deadline=0.9,
+        eval_every=6,
+    )
     run = run_config(config, progress=False)
     timing = run.pruner["timing"]
     assert timing["kind"] == "confidence" and timing["min_confidence"] == 0.0
@@ -194,8 +206,14 @@ def test_a_timing_written_before_confidence_existed_still_works() -> None:
     model = build_model("vgg", width=0.25)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
-    pruner = EarlyPruner(model, optimizer, forecaster="naive", prune_at=OldTiming(),
-                         total_steps=6, example_inputs=x[:2])
+    pruner = EarlyPruner(
+        model,
+        optimizer,
+        forecaster="naive",
+        prune_at=OldTiming(),
+        total_steps=6,
+        example_inputs=x[:2],
+    )
     for step in range(1, 4):
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()

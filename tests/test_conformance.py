@@ -39,8 +39,10 @@ def _cases() -> list[Any]:
         load_plugins(SINGLE_FILE_PLUGIN)
         for info in list_forecasters(include_broken=False):
             if info.is_prefix:
-                cases += [pytest.param(("spec", spec), id=spec, marks=pytest.mark.slow)
-                          for spec in info.examples]
+                cases += [
+                    pytest.param(("spec", spec), id=spec, marks=pytest.mark.slow)
+                    for spec in info.examples
+                ]
             else:
                 marks = pytest.mark.slow if info.name in SLOW_CASES else ()
                 cases.append(pytest.param(("class", info.name), id=info.name, marks=marks))
@@ -81,16 +83,23 @@ def test_every_registered_forecaster_conforms(case: tuple[str, str]) -> None:
 
 
 def test_accepts_an_instance_and_a_custom_clock() -> None:
-    results = check_forecaster(get_forecaster("linear(window=4, time_axis=lr)"),
-                               clock=StepDecayClock(lr=0.5, drop_at=100), n_large=1000)
-    assert list(results) == [f"{name}[LinearForecaster(window=4, clip_at_zero=True, "
-                             f"damped=None, time_axis='lr')]" for name in CHECKS]
+    results = check_forecaster(
+        get_forecaster("linear(window=4, time_axis=lr)"),
+        clock=StepDecayClock(lr=0.5, drop_at=100),
+        n_large=1000,
+    )
+    assert list(results) == [
+        f"{name}[LinearForecaster(window=4, clip_at_zero=True, damped=None, time_axis='lr')]"
+        for name in CHECKS
+    ]
 
 
 def test_runs_selected_checks_and_rejects_unknown_names() -> None:
     results = check_forecaster(get_forecaster("sma(window=3)"), checks=["tags", "pickle"])
-    assert results == {"tags[SMAForecaster(window=3)]": PASSED,
-                       "pickle[SMAForecaster(window=3)]": PASSED}
+    assert results == {
+        "tags[SMAForecaster(window=3)]": PASSED,
+        "pickle[SMAForecaster(window=3)]": PASSED,
+    }
     naive = get_forecaster("naive")
     assert list(check_forecaster(naive, checks="tags")) == ["tags[NaiveForecaster()]"]
     with pytest.raises(ForecasterError, match=r"unknown conformance check\(s\) \['tag'\]"):
@@ -166,8 +175,7 @@ class _Unpicklable(_Last):
 class _BadInterval(_Last):
     _tags = {"supports_interval": True}
 
-    def _predict_interval(self, target_t: float, coverage: float) -> tuple[np.ndarray,
-                                                                           np.ndarray]:
+    def _predict_interval(self, target_t: float, coverage: float) -> tuple[np.ndarray, np.ndarray]:
         return self.last_ + 1.0, self.last_ + 2.0  # does not contain the forecast
 
 
@@ -245,26 +253,29 @@ class _SilentUnfitted(_Last):
         return super().predict(target_step)
 
 
-@pytest.mark.parametrize("broken, check", [
-    (_Mutates, "inputs_not_mutated"),
-    (_Random, "deterministic"),
-    (_WrongConstant, "constant_history"),
-    (_NaN, "output"),
-    (_HiddenParam, "params"),
-    (_SilentShortHistory, "min_history"),
-    (_Unpicklable, "pickle"),
-    (_BadInterval, "intervals"),
-    (_ClaimsIntervals, "intervals"),
-    (_WrongDtype, "output"),
-    (_BadTagType, "tags"),
-    (_ClockMismatch, "tags"),
-    (_ChangesParams, "params_unchanged_by_fit"),
-    (_Accumulates, "refit_idempotent"),
-    (_Caches, "refit_replaces_state"),
-    (_KeepsOldAttributes, "refit_replaces_state"),
-    (_ReadsMoreThanItsWindow, "history_window"),
-    (_SilentUnfitted, "predict_before_fit"),
-])
+@pytest.mark.parametrize(
+    "broken, check",
+    [
+        (_Mutates, "inputs_not_mutated"),
+        (_Random, "deterministic"),
+        (_WrongConstant, "constant_history"),
+        (_NaN, "output"),
+        (_HiddenParam, "params"),
+        (_SilentShortHistory, "min_history"),
+        (_Unpicklable, "pickle"),
+        (_BadInterval, "intervals"),
+        (_ClaimsIntervals, "intervals"),
+        (_WrongDtype, "output"),
+        (_BadTagType, "tags"),
+        (_ClockMismatch, "tags"),
+        (_ChangesParams, "params_unchanged_by_fit"),
+        (_Accumulates, "refit_idempotent"),
+        (_Caches, "refit_replaces_state"),
+        (_KeepsOldAttributes, "refit_replaces_state"),
+        (_ReadsMoreThanItsWindow, "history_window"),
+        (_SilentUnfitted, "predict_before_fit"),
+    ],
+)
 def test_each_violation_is_caught(broken: type[Forecaster], check: str) -> None:
     with pytest.raises(ConformanceError, match=f"failed '{check}'"):
         check_forecaster(broken, n_large=100)

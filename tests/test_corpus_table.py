@@ -34,7 +34,8 @@ def test_the_table_spans_the_recipes_users_train_with(corpus, tmp_path):
     assert {s.optimizer for s in settings} == {"sgd", "nesterov", "adamw"}
     assert {s.lr_scheduler for s in settings} == {"step", "cosine", "linear", "onecycle"}
     assert {s.gamma_init for s in settings} == {0.5, 1.0} and {s.dtype for s in settings} == {
-        "float16"}
+        "float16"
+    }
     assert min(s.sparsity for s in settings) == 1e-4 and max(s.sparsity for s in settings) == 5e-3
     # the first runs made already span every family (a corpus made in part stays diverse)
     assert {r.family for r in runs[: len(families)]} == families
@@ -42,8 +43,9 @@ def test_the_table_spans_the_recipes_users_train_with(corpus, tmp_path):
 
 def test_a_run_is_made_once_and_recorded_in_both_manifests(corpus, tmp_path, monkeypatch):
     run = corpus.corpus_runs()[0]
-    small = corpus.CorpusRun(run.name, run.family, {**run.settings, "epochs": 1,
-                                                    "limit_batches": 4})
+    small = corpus.CorpusRun(
+        run.name, run.family, {**run.settings, "epochs": 1, "limit_batches": 4}
+    )
     monkeypatch.setattr(corpus, "corpus_runs", lambda: [small])
     entry = corpus.make_run(small, tmp_path)
     manifest = {"runs": {small.name: entry}}
@@ -62,7 +64,8 @@ def test_the_shipped_part_is_a_suite_with_one_run_per_recipe(corpus):
     runs = load_suite(corpus.SHIPPED_DIR)
     assert [r.name for r in runs] == sorted(corpus.SHIPPED)
     assert {r.name for r in runs if r.held_out} == {
-        n for n in corpus.SHIPPED if any(n.startswith(f.replace("/", "-")) for f in corpus.HELD_OUT)}
+        n for n in corpus.SHIPPED if any(n.startswith(f.replace("/", "-")) for f in corpus.HELD_OUT)
+    }
     manifest = json.loads((corpus.SHIPPED_DIR / "corpus.json").read_text())
     recipes = {manifest["runs"][r.name]["family"].split("/")[1] for r in runs}
     assert recipes == set(corpus.RECIPES)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _models import TinyMobileNetV2, TinyResNet, TinyVGG
 from torch import nn
 
-from _models import TinyMobileNetV2, TinyResNet, TinyVGG
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.engine.coupling import default_layout, plan_channels
 from forecastprune.errors import LayoutError, PruningError
-from forecastprune.core.layout import ChannelLayout
 from forecastprune.zoo import build_model
 
 X16 = torch.randn(2, 1, 16, 16)
@@ -41,7 +41,10 @@ def test_resnet_grouped_ties_the_residual_stream_channel_by_channel():
     assert _group_layers(plan, stream[0]) == [("bn1", 3), ("layer1.0.bn2", 3), ("layer1.1.bn2", 3)]
     stage2 = [g for g in plan.groups if ("layer2.0.downsample.1", 5) in _group_layers(plan, g)]
     assert _group_layers(plan, stage2[0]) == [
-        ("layer2.0.bn2", 5), ("layer2.0.downsample.1", 5), ("layer2.1.bn2", 5)]
+        ("layer2.0.bn2", 5),
+        ("layer2.0.downsample.1", 5),
+        ("layer2.1.bn2", 5),
+    ]
     # groups are disjoint and cover only coupled channels
     flat = np.concatenate(plan.groups)
     assert len(flat) == len(set(flat.tolist()))
@@ -67,7 +70,13 @@ def test_darknet_seed_excludes_shortcuts_and_the_route_lateral():
     model = build_model("darknet")
     seed = plan_channels(model, X8, policy="seed")
     assert seed.prunable_layers == (
-        "stem.bn", "stage1.0.cv1.bn", "stage2.0.cv1.bn", "stage2.1.cv1.bn", "fuse.bn", "head.bn")
+        "stem.bn",
+        "stage1.0.cv1.bn",
+        "stage2.0.cv1.bn",
+        "stage2.1.cv1.bn",
+        "fuse.bn",
+        "head.bn",
+    )
     assert "route" in seed.reasons["lateral.bn"]
     grouped = plan_channels(model, X8, policy="grouped")
     # the concat only feeds the next conv's inputs: lateral is prunable alone under grouped
@@ -82,8 +91,9 @@ def test_default_layout_is_every_affine_bn_in_module_order():
 
 
 def test_a_bn_feeding_the_model_output_is_not_prunable():
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
-                          nn.Conv2d(4, 3, 1), nn.BatchNorm2d(3))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 3, 1), nn.BatchNorm2d(3)
+    )
     plan = plan_channels(model, X8, policy="grouped")
     assert plan.prunable_layers == ("1",)
     assert "output" in plan.reasons["4"]

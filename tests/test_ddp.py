@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-
 import copy
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
+from _ddp import WORLD, init_rank, run_ranks
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-
-from _ddp import WORLD, init_rank, run_ranks
 
 from forecastprune.record.recorder import GammaRecorder
 from forecastprune.record.sparsity import BNSparsity
@@ -28,9 +26,15 @@ BN_NAMES = ["1", "4"]
 def make_net() -> nn.Sequential:
     torch.manual_seed(0)  # every rank builds the same initial model
     net = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 3),
     )
     with torch.no_grad():
         for name in BN_NAMES:
@@ -83,15 +87,17 @@ def worker(rank: int, out: str) -> None:
             sgd_step(model, lr=0.1)
             recorder.step(step)
         recorder.close()
-        torch.save({"got": got, "wanted": wanted, "signs": signs,
-                    "gamma": torch.cat([net.get_submodule(n).weight.detach() for n in BN_NAMES])},
-                   Path(out) / f"rank{rank}.pt")
+        torch.save(
+            {
+                "got": got,
+                "wanted": wanted,
+                "signs": signs,
+                "gamma": torch.cat([net.get_submodule(n).weight.detach() for n in BN_NAMES]),
+            },
+            Path(out) / f"rank{rank}.pt",
+        )
     finally:
         dist.destroy_process_group()
-
-
-
-
 
 
 def test_ddp_only_rank0_writes_and_l1_is_added_once(tmp_path):

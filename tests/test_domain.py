@@ -24,8 +24,9 @@ SUITE_RUN = bundled_suite() / "vgg-s3e-3-step.fpstore"
 
 def record(tmp_path, *args):
     out = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["record", "--out", str(out), "--no-progress",
-                                      "--threads", "1", "--every", "3", *args])
+    result = CliRunner().invoke(
+        cli, ["record", "--out", str(out), "--no-progress", "--threads", "1", "--every", "3", *args]
+    )
     assert result.exit_code == 0, result.output
     return out / "gammas.fpstore"
 
@@ -33,9 +34,25 @@ def record(tmp_path, *args):
 def test_learned_models_fall_back_to_naive_outside_what_they_were_fitted_on(tmp_path):
     # ultralytics-style: AdamW, a long warm-up, γ at 1.0, few images. At 10 % the LR has
     # barely risen, so the horizon in cumulative LR is far longer than any the suite showed
-    store_path = record(tmp_path, "--optimizer", "adamw", "--lr", "0.003", "--warmup", "0.3",
-                        "--lr-scheduler", "linear", "--gamma-init", "1.0",
-                        "--task", "digits-hard", "--epochs", "8", "--model", "vgg")
+    store_path = record(
+        tmp_path,
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.003",
+        "--warmup",
+        "0.3",
+        "--lr-scheduler",
+        "linear",
+        "--gamma-init",
+        "1.0",
+        "--task",
+        "digits-hard",
+        "--epochs",
+        "8",
+        "--model",
+        "vgg",
+    )
     with GammaTrajectoryStore.open(store_path) as store:
         naive = predict_store(store, "naive", 0.1).scores
         for name in ("learned", "learned_gbr"):
@@ -43,8 +60,9 @@ def test_learned_models_fall_back_to_naive_outside_what_they_were_fitted_on(tmp_
             np.testing.assert_array_equal(prediction.scores, naive)
             assert prediction.note.startswith("naive: ") and name in prediction.note
     # compare says so beside its table
-    shown = CliRunner().invoke(cli, ["compare", "--store", str(store_path), "--forecasters",
-                                     "learned", "--cutoffs", "0.1"])
+    shown = CliRunner().invoke(
+        cli, ["compare", "--store", str(store_path), "--forecasters", "learned", "--cutoffs", "0.1"]
+    )
     assert shown.exit_code == 0, shown.output
     assert "learned at 10%: naive: " in shown.output and "was fitted on" in shown.output
     with GammaTrajectoryStore.open(SUITE_RUN) as store:
@@ -52,7 +70,8 @@ def test_learned_models_fall_back_to_naive_outside_what_they_were_fitted_on(tmp_
         for name in ("learned", "learned_gbr"):
             prediction = predict_store(store, name, 0.1)
             assert prediction.note.startswith(f"{name}: ") and not np.array_equal(
-                prediction.scores, naive)
+                prediction.scores, naive
+            )
 
 
 @pytest.mark.slow
@@ -60,10 +79,29 @@ def test_learned_does_not_reverse_the_ranking_of_an_adamw_run_with_gamma_at_one(
     # with γ at 1.0 the channels sit twice as close together relative to their mean as in the
     # suite's γ-0.5 runs; divided by the mean, the suite-fitted model pulled the top channels
     # below the bottom ones. Divided by the run's spread, the ranking holds
-    store_path = record(tmp_path, "--optimizer", "adamw", "--lr", "0.003", "--warmup", "0.05",
-                        "--lr-scheduler", "cosine", "--gamma-init", "1.0", "--epochs", "30",
-                        "--task", "digits-hard", "--batch-size", "32", "--model", "vgg",
-                        "--sparsity", "5e-3")
+    store_path = record(
+        tmp_path,
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.003",
+        "--warmup",
+        "0.05",
+        "--lr-scheduler",
+        "cosine",
+        "--gamma-init",
+        "1.0",
+        "--epochs",
+        "30",
+        "--task",
+        "digits-hard",
+        "--batch-size",
+        "32",
+        "--model",
+        "vgg",
+        "--sparsity",
+        "5e-3",
+    )
     with GammaTrajectoryStore.open(store_path) as store:
         final = np.abs(store.final()[1].astype(np.float64))
         for name in ("learned", "learned_gbr"):
@@ -79,8 +117,9 @@ def test_domain_round_trips_through_the_model_info_and_refuses_a_malformed_one(t
     assert domain.check(x).share < 0.05 and domain.check(x).inside
     far = domain.check(x + np.array([0.0, 0.0, 10.0]))
     assert far.share > LIMIT and not far.inside and far.worst == "c"
-    again = Domain.from_info(json.loads(json.dumps({"domain": domain.to_info()})), "m",
-                             ("a", "b", "c"))
+    again = Domain.from_info(
+        json.loads(json.dumps({"domain": domain.to_info()})), "m", ("a", "b", "c")
+    )
     np.testing.assert_array_equal(again.low, domain.low)
     assert Domain.from_info({}, "m", ("a", "b", "c")) is None
     with pytest.raises(ForecasterError, match="features"):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -25,26 +24,68 @@ def invoke(*args: str) -> str:
 @pytest.mark.slow
 def test_record_compare_prune_load_forward(tmp_path):
     run = tmp_path / "run"
-    invoke("record", "--model", "darknet", "--epochs", "2", "--limit-batches", "6",
-           "--every", "1", "--sparsity", "5e-3", "--no-progress", "--threads", "1",
-           "--out", str(run))
+    invoke(
+        "record",
+        "--model",
+        "darknet",
+        "--epochs",
+        "2",
+        "--limit-batches",
+        "6",
+        "--every",
+        "1",
+        "--sparsity",
+        "5e-3",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--out",
+        str(run),
+    )
     store_path = run / "gammas.fpstore"
     with GammaTrajectoryStore.open(store_path) as store:
         n_steps, layout = len(store), store.layout
     assert n_steps == 13  # the initial γ and one snapshot per update
 
     report = tmp_path / "compare.json"
-    output = invoke("compare", "--store", str(store_path), "--forecasters", "sma,ema",
-                    "--cutoffs", "0.3,0.6", "--policy", "seed", "--json", str(report))
+    output = invoke(
+        "compare",
+        "--store",
+        str(store_path),
+        "--forecasters",
+        "sma,ema",
+        "--cutoffs",
+        "0.3,0.6",
+        "--policy",
+        "seed",
+        "--json",
+        str(report),
+    )
     assert "naive" in output and "sma" in output
     rows = json.loads(report.read_text())["rows"]
     assert {row["forecaster"] for row in rows} == {"naive", "sma", "ema"}
     assert all(0.0 <= row["iou"] <= 1.0 for row in rows if row.get("iou") is not None)
 
     pruned_path = tmp_path / "pruned.pt"
-    invoke("prune", "--model", "darknet", "--checkpoint", str(run / "model.pt"),
-           "--store", str(store_path), "--forecaster", "sma", "--cutoff", "0.5",
-           "--ratio", "0.5", "--policy", "seed", "--out", str(pruned_path))
+    invoke(
+        "prune",
+        "--model",
+        "darknet",
+        "--checkpoint",
+        str(run / "model.pt"),
+        "--store",
+        str(store_path),
+        "--forecaster",
+        "sma",
+        "--cutoff",
+        "0.5",
+        "--ratio",
+        "0.5",
+        "--policy",
+        "seed",
+        "--out",
+        str(pruned_path),
+    )
 
     original = build_model("darknet")
     original.load_state_dict(torch.load(run / "model.pt", weights_only=True))

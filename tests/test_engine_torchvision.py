@@ -7,13 +7,13 @@ never a raw exception.
 
 from __future__ import annotations
 
+import _pruning
 import pytest
 import torch
+from _models import randomize_bn
+from _pruning import prune_exactly
 from torch import nn
 
-from _models import randomize_bn
-import _pruning
-from _pruning import prune_exactly
 from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.surgery import prune_model
 from forecastprune.errors import PruningError
@@ -35,22 +35,36 @@ def test_torchvision_model_prunes_exactly(name, policy):
     if name.startswith("shufflenet"):
         assert "shuffled" in plan.reasons["stage2.0.branch1.3"]
     elif policy == "grouped":  # regnet's grouped 3x3 convs lose whole groups
-        groups = [(a.groups, b.groups) for a, b in zip(model.modules(), pruned.modules())
-                  if isinstance(a, nn.Conv2d) and a.groups > 1]
+        groups = [
+            (a.groups, b.groups)
+            for a, b in zip(model.modules(), pruned.modules())
+            if isinstance(a, nn.Conv2d) and a.groups > 1
+        ]
         assert groups and any(after < before for before, after in groups)
 
 
 def test_a_grouped_conv_loses_whole_groups_with_their_inputs():
-    model = randomize_bn(nn.Sequential(
-        nn.Conv2d(3, 32, 3), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, groups=4), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.Conv2d(32, 8, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 2),
-    )).eval()
+    model = randomize_bn(
+        nn.Sequential(
+            nn.Conv2d(3, 32, 3),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, groups=4),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 8, 1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(8 * 4 * 4, 2),
+        )
+    ).eval()
     plan = plan_channels(model, X8, policy="grouped")
     units = sorted(sorted(g.tolist()) for g in plan.groups)
     # group k: input channels 8k..8k+7 (BN '1') with output channels 8k..8k+7 (BN '4')
-    assert units == [[*range(8 * k, 8 * k + 8), *range(32 + 8 * k, 32 + 8 * k + 8)]
-                     for k in range(4)]
+    assert units == [
+        [*range(8 * k, 8 * k + 8), *range(32 + 8 * k, 32 + 8 * k + 8)] for k in range(4)
+    ]
     keep = {name: torch.ones(size, dtype=torch.bool).numpy() for name, size in plan.layout.layers}
     keep["1"][8:16] = keep["4"][8:16] = False
     keep["7"][[0, 5]] = False  # the flatten before the linear layer is followed too

@@ -11,9 +11,9 @@ import time
 
 import pytest
 import torch
-
 from _models import randomize_bn
 from _pruning import assert_same_outputs, prune_exactly, zeroed
+
 from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.surgery import prune_model, surgery_record
 from forecastprune.errors import PruningError
@@ -38,12 +38,19 @@ def test_detector_prunes_exactly_in_eval_mode(name, policy):
     # feature maps it returns are model outputs and stay whole
     outputs = [layer for layer, why in plan.reasons.items() if "model's output" in why]
     assert len(outputs) >= 3
-    assert all(pruned.get_submodule(layer).num_features
-               == plan.layout.sizes[plan.layout.names.index(layer)] for layer in outputs)
+    assert all(
+        pruned.get_submodule(layer).num_features
+        == plan.layout.sizes[plan.layout.names.index(layer)]
+        for layer in outputs
+    )
 
 
-YOLO26 = {"yolo26n": "DetectionModel", "yolo26n-seg": "SegmentationModel",
-          "yolo26n-pose": "PoseModel", "yolo26n-obb": "OBBModel"}
+YOLO26 = {
+    "yolo26n": "DetectionModel",
+    "yolo26n-seg": "SegmentationModel",
+    "yolo26n-pose": "PoseModel",
+    "yolo26n-obb": "OBBModel",
+}
 
 
 @pytest.mark.slow
@@ -121,8 +128,7 @@ def test_a_pruned_detector_survives_a_checkpoint_round_trip(tmp_path):
 def test_a_cut_through_a_model_output_is_refused_with_the_layer_named():
     model = _detector("yolov8n")
     plan = plan_channels(model, X64, policy="grouped")
-    keep = {name: torch.ones(size, dtype=torch.bool).numpy()
-            for name, size in plan.layout.layers}
+    keep = {name: torch.ones(size, dtype=torch.bool).numpy() for name, size in plan.layout.layers}
     keep["model.21.cv2.bn"][:3] = False
     with pytest.raises(PruningError, match=r"'model\.21\.cv2\.bn'.*reach the model's output"):
         prune_model(model, keep, X64, plan)

@@ -17,14 +17,34 @@ SEEDS = (0, 1, 2, 3, 4)
 TOTAL = 200
 
 
-def record(variant: str, family: str, seed: int, accuracy: float, gmacs: float,
-           step: int | None, ratio: float | None = 0.5, policy: str | None = "seed",
-           fired_by: str | None = "fixed") -> dict:
-    return {"task": "digits-hard", "variant": variant, "family": family, "seed": seed,
-            "ratio": ratio, "policy": policy, "accuracy": accuracy, "params": 1000,
-            "macs": 100_000, "prune_step": step, "total_steps": TOTAL,
-            "train_macs": gmacs * 1e9, "wall_seconds": 1.0, "fired_by": fired_by,
-            "timing": {}}
+def record(
+    variant: str,
+    family: str,
+    seed: int,
+    accuracy: float,
+    gmacs: float,
+    step: int | None,
+    ratio: float | None = 0.5,
+    policy: str | None = "seed",
+    fired_by: str | None = "fixed",
+) -> dict:
+    return {
+        "task": "digits-hard",
+        "variant": variant,
+        "family": family,
+        "seed": seed,
+        "ratio": ratio,
+        "policy": policy,
+        "accuracy": accuracy,
+        "params": 1000,
+        "macs": 100_000,
+        "prune_step": step,
+        "total_steps": TOTAL,
+        "train_macs": gmacs * 1e9,
+        "wall_seconds": 1.0,
+        "fired_by": fired_by,
+        "timing": {},
+    }
 
 
 def synthetic() -> list[dict]:
@@ -39,8 +59,15 @@ def synthetic() -> list[dict]:
             record("early-bird", "early-bird", s, base, 7.0, 120 + s, fired_by="stability"),
             record("forecast good @0.1", "forecast", s, base + 0.001 + 0.0002 * s, 4.0, 20),
             record("forecast bad @0.1", "forecast", s, base - 0.03, 4.0, 20),
-            record("forecast auto @confidence", "forecast-auto", s, base, 5.0, 60 + s,
-                   fired_by="stability+confidence" if s else "deadline"),
+            record(
+                "forecast auto @confidence",
+                "forecast-auto",
+                s,
+                base,
+                5.0,
+                60 + s,
+                fired_by="stability+confidence" if s else "deadline",
+            ),
         ]
     return runs
 
@@ -133,25 +160,43 @@ def test_pareto_front() -> None:
 
 
 def test_report_renders_tables_claims_and_plots(tmp_path: Path) -> None:
-    meta = {"seeds": list(SEEDS), "jobs": 2, "quick": False, "seconds": 600.0,
-            "grids": [{"task": "digits-hard", "epochs": 20, "batch_size": 32,
-                       "ratios": [0.5], "policies": ["seed"]}],
-            "forecasters": ["good", "bad"], "cutoffs": ["0.1"], "results": synthetic()}
+    meta = {
+        "seeds": list(SEEDS),
+        "jobs": 2,
+        "quick": False,
+        "seconds": 600.0,
+        "grids": [
+            {
+                "task": "digits-hard",
+                "epochs": 20,
+                "batch_size": 32,
+                "ratios": [0.5],
+                "policies": ["seed"],
+            }
+        ],
+        "forecasters": ["good", "bad"],
+        "cutoffs": ["0.1"],
+        "results": synthetic(),
+    }
     out = tmp_path / "results.md"
     er.write_report(meta, out)
     text = out.read_text(encoding="utf-8")
     assert "30 training runs in 10.0 min" in text
     # normal, slimming 2× (not run here), slimming, then the cheapest within the margin
-    assert ("| digits-hard | 0.5 | seed | 87.00 ± 1.96 | — | 82.00 ± 1.96 | "
-            "**forecast good @0.1** | 82.14 ± ") in text
+    assert (
+        "| digits-hard | 0.5 | seed | 87.00 ± 1.96 | — | 82.00 ± 1.96 | "
+        "**forecast good @0.1** | 82.14 ± "
+    ) in text
     assert "most accurate pruned method is **forecast good @0.1** in 1 of 1" in text
     assert "| forecast good @0.1 | **holds**: +0.14 pts (p 0.000), 50 % compute |" in text
     assert "| forecast bad @0.1 | **fails**: -3.00 pts" in text
     assert "**holds**: +0.14 pts (p 0.000), 51 % of the run earlier (p 0.000) |" in text
     assert "| confidence | deadline 1, stability+confidence 4 | 31 ± " in text
-    assert ("**Claim 1 (within 0.5 points of slimming at ≤ 60 % of its compute)** holds, with "
-            "significance, in 1 of 3 (forecast variant, task, ratio, policy) cells: forecast "
-            "good @0.1 (digits-hard 0.5 seed)") in text
+    assert (
+        "**Claim 1 (within 0.5 points of slimming at ≤ 60 % of its compute)** holds, with "
+        "significance, in 1 of 3 (forecast variant, task, ratio, policy) cells: forecast "
+        "good @0.1 (digits-hard 0.5 seed)"
+    ) in text
     assert "The **confidence** rule fired by its own test in 4 of 5 runs" in text
     for kind in ("compute", "prune"):
         png = tmp_path / f"results-digits-hard-{kind}.png"

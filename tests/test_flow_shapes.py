@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from _models import randomize_bn
 from _pruning import prune_exactly
+from torch import nn
+
 from forecastprune.engine.coupling import plan_channels
 
 X = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -32,8 +32,11 @@ class HeadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        q, k, v = self.qkv(x).view(b, self.heads, 3 * self.head_dim, h * w).split(
-            [self.head_dim] * 3, dim=2)
+        q, k, v = (
+            self.qkv(x)
+            .view(b, self.heads, 3 * self.head_dim, h * w)
+            .split([self.head_dim] * 3, dim=2)
+        )
         attn = (q.transpose(-2, -1) @ k).softmax(dim=-1)
         return self.proj((v @ attn.transpose(-2, -1)).view(b, c, h, w))
 
@@ -45,8 +48,11 @@ class AreaAttention(HeadAttention):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         width = self.heads * self.head_dim
-        q, k, v = self.qkv(x).view(b, self.heads, 3 * self.head_dim, h * w).split(
-            [self.head_dim] * 3, dim=2)
+        q, k, v = (
+            self.qkv(x)
+            .view(b, self.heads, 3 * self.head_dim, h * w)
+            .split([self.head_dim] * 3, dim=2)
+        )
         attn = (q.transpose(-2, -1) @ k).softmax(dim=-1)
         merged = (v @ attn.transpose(-2, -1)).permute(0, 3, 1, 2).reshape(b, h, w, width)
         return self.proj(merged.permute(0, 3, 1, 2))

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from forecastprune.cli import cli
-from forecastprune.forecasters import get_forecaster
 from forecastprune.core.layout import ChannelLayout
+from forecastprune.core.lr_clock import clock_for_store
+from forecastprune.forecasters import get_forecaster
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.testing import isolated_registry, synthetic_history
-from forecastprune.core.lr_clock import clock_for_store
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 LAYOUT = ChannelLayout((("features.0.bn", 4), ("features.1.bn", 6)))
@@ -27,8 +27,9 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     steps, values = synthetic_history(40, LAYOUT.total, seed=3)
     signs = np.where(np.arange(LAYOUT.total) % 3 == 0, -1.0, 1.0)  # the CLI must take |γ|
     schedule = [[0, 0.1], [300, 0.01]]
-    with GammaTrajectoryStore.create(path, LAYOUT, metadata={
-        "total_steps": TOTAL_STEPS, "lr_schedule": schedule}) as store:
+    with GammaTrajectoryStore.create(
+        path, LAYOUT, metadata={"total_steps": TOTAL_STEPS, "lr_schedule": schedule}
+    ) as store:
         for step, row in zip(steps, values, strict=True):
             store.append(int(step), row * signs, lr=0.1 if step < 300 else 0.01)
     return path
@@ -53,8 +54,17 @@ def history_abs(store_path: Path, until: int) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------ forecast
 def test_forecast_sma_at_a_step(store_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred.npz"
-    result = invoke("forecast", "--store", store_path, "--forecaster", "sma(window=4)",
-                    "--at", 105, "--out", out)
+    result = invoke(
+        "forecast",
+        "--store",
+        store_path,
+        "--forecaster",
+        "sma(window=4)",
+        "--at",
+        105,
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     saved = load(out)
     _, values = history_abs(store_path, 105)
@@ -67,11 +77,23 @@ def test_forecast_sma_at_a_step(store_path: Path, tmp_path: Path) -> None:
     assert f"wrote {out}: 10 channels" in result.output
 
 
-def test_forecast_linear_with_interval_cutoff_and_target(store_path: Path,
-                                                         tmp_path: Path) -> None:
+def test_forecast_linear_with_interval_cutoff_and_target(store_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred.npz"
-    result = invoke("forecast", "--store", store_path, "--forecaster", "linear(window=6)",
-                    "--cutoff", 0.25, "--target", 500, "--coverage", 0.8, "--out", out)
+    result = invoke(
+        "forecast",
+        "--store",
+        store_path,
+        "--forecaster",
+        "linear(window=6)",
+        "--cutoff",
+        0.25,
+        "--target",
+        500,
+        "--coverage",
+        0.8,
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     saved = load(out)
     assert saved["cutoff_step"] == 150 and saved["target_step"] == 500  # 0.25 × 600
@@ -83,20 +105,35 @@ def test_forecast_linear_with_interval_cutoff_and_target(store_path: Path,
     np.testing.assert_allclose(saved["upper"], upper)
     assert saved["coverage"] == 0.8
     assert np.all(saved["lower"] <= saved["prediction"]) and np.all(
-        saved["prediction"] <= saved["upper"])
+        saved["prediction"] <= saved["upper"]
+    )
 
 
 def test_forecast_on_the_lr_axis_uses_the_store_clock(store_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred.npz"
-    result = invoke("forecast", "--store", store_path, "--forecaster", "linear(window=5)",
-                    "--at", 200, "--time-axis", "lr", "--out", out)
+    result = invoke(
+        "forecast",
+        "--store",
+        store_path,
+        "--forecaster",
+        "linear(window=5)",
+        "--at",
+        200,
+        "--time-axis",
+        "lr",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     saved = load(out)
     with GammaTrajectoryStore.open(store_path) as store:
         clock = clock_for_store(store)
         steps, values = store.history(until_step=200)
-    expected = get_forecaster("linear(window=5, time_axis=lr)").fit(
-        steps, np.abs(values), clock=clock).predict(TOTAL_STEPS)
+    expected = (
+        get_forecaster("linear(window=5, time_axis=lr)")
+        .fit(steps, np.abs(values), clock=clock)
+        .predict(TOTAL_STEPS)
+    )
     np.testing.assert_allclose(saved["prediction"], expected)
     assert "time_axis='lr'" in str(saved["forecaster"])
     assert str(saved["clock_assumption"]) == clock.assumption != ""
@@ -105,30 +142,50 @@ def test_forecast_on_the_lr_axis_uses_the_store_clock(store_path: Path, tmp_path
 
 def test_forecast_with_a_plugin(store_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred.npz"
-    result = invoke("forecast", "--store", store_path, "--forecaster", "median(window=3)",
-                    "--plugins", PLUGINS / "single_file_plugin.py", "--at", 90, "--out", out)
+    result = invoke(
+        "forecast",
+        "--store",
+        store_path,
+        "--forecaster",
+        "median(window=3)",
+        "--plugins",
+        PLUGINS / "single_file_plugin.py",
+        "--at",
+        90,
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     _, values = history_abs(store_path, 90)
     np.testing.assert_allclose(load(out)["prediction"], np.median(values[-3:], axis=0))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--forecaster", "sma", "--at", "5", "--cutoff", "0.5"], "got both"),
-    (["--forecaster", "sma", "--cutoff", "1.5"], "expected a fraction of the run in (0, 1]"),
-    (["--forecaster", "sma", "--cutoff", "step:x"], "after 'step:' comes a whole step"),
-    (["--forecaster", "smaa", "--at", "100"], "Did you mean 'sma'?"),
-    (["--forecaster", "__import__('os').system('x')", "--at", "100"], "cannot parse"),
-    (["--forecaster", "sma(windw=3)", "--at", "100"], "valid parameters: window=5"),
-    (["--forecaster", f"sma(window={'9' * 5000})", "--at", "100"], "has 5000 digits"),
-    (["--forecaster", "sma", "--time-axis", "lr", "--at", "100"], "has none. Drop the time axis"),
-    (["--forecaster", "linear(time_axis=lr)", "--time-axis", "lr", "--at", "100"], "both"),
-    (["--forecaster", "linear(window=20)", "--at", "100"], "min_history=20"),
-    (["--forecaster", "sma", "--at", "100", "--target", "50"], "before the cutoff"),
-    (["--forecaster", "sma", "--at", "100", "--plugins", "no/such/plugin.py"],
-     "does not exist"),
-])
-def test_forecast_user_errors_are_one_line_exit_2(store_path: Path, tmp_path: Path,
-                                                  args: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--forecaster", "sma", "--at", "5", "--cutoff", "0.5"], "got both"),
+        (["--forecaster", "sma", "--cutoff", "1.5"], "expected a fraction of the run in (0, 1]"),
+        (["--forecaster", "sma", "--cutoff", "step:x"], "after 'step:' comes a whole step"),
+        (["--forecaster", "smaa", "--at", "100"], "Did you mean 'sma'?"),
+        (["--forecaster", "__import__('os').system('x')", "--at", "100"], "cannot parse"),
+        (["--forecaster", "sma(windw=3)", "--at", "100"], "valid parameters: window=5"),
+        (["--forecaster", f"sma(window={'9' * 5000})", "--at", "100"], "has 5000 digits"),
+        (
+            ["--forecaster", "sma", "--time-axis", "lr", "--at", "100"],
+            "has none. Drop the time axis",
+        ),
+        (["--forecaster", "linear(time_axis=lr)", "--time-axis", "lr", "--at", "100"], "both"),
+        (["--forecaster", "linear(window=20)", "--at", "100"], "min_history=20"),
+        (["--forecaster", "sma", "--at", "100", "--target", "50"], "before the cutoff"),
+        (
+            ["--forecaster", "sma", "--at", "100", "--plugins", "no/such/plugin.py"],
+            "does not exist",
+        ),
+    ],
+)
+def test_forecast_user_errors_are_one_line_exit_2(
+    store_path: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     out = tmp_path / "pred.npz"
     result = invoke("forecast", "--store", store_path, "--out", out, *args)
     assert result.exit_code == 2, result.output
@@ -139,16 +196,28 @@ def test_forecast_user_errors_are_one_line_exit_2(store_path: Path, tmp_path: Pa
 
 def test_forecast_missing_store_and_existing_output(store_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred.npz"
-    missing = invoke("forecast", "--store", tmp_path / "nope", "--forecaster", "sma",
-                     "--at", 100, "--out", out)
+    missing = invoke(
+        "forecast", "--store", tmp_path / "nope", "--forecaster", "sma", "--at", 100, "--out", out
+    )
     assert missing.exit_code == 2 and "Error:" in missing.output and not out.exists()
     out.write_bytes(b"keep me")
-    taken = invoke("forecast", "--store", store_path, "--forecaster", "sma", "--at", 100,
-                   "--out", out)
+    taken = invoke(
+        "forecast", "--store", store_path, "--forecaster", "sma", "--at", 100, "--out", out
+    )
     assert taken.exit_code == 2 and "--overwrite" in taken.output
     assert out.read_bytes() == b"keep me"
-    replaced = invoke("forecast", "--store", store_path, "--forecaster", "sma", "--at", 100,
-                      "--out", out, "--overwrite")
+    replaced = invoke(
+        "forecast",
+        "--store",
+        store_path,
+        "--forecaster",
+        "sma",
+        "--at",
+        100,
+        "--out",
+        out,
+        "--overwrite",
+    )
     assert replaced.exit_code == 0 and "prediction" in load(out)
     assert [p.name for p in tmp_path.iterdir()] == ["pred.npz"]  # no temp files left
 
@@ -166,8 +235,9 @@ def test_list_shows_builtins_with_defaults_and_sources() -> None:
 
 def test_list_pattern_and_plugins(tmp_path: Path) -> None:
     (tmp_path / "bad.py").write_text("import no_such_module_for_the_test\n")
-    result = invoke("list", "--plugins", PLUGINS / "single_file_plugin.py",
-                    "--plugins", tmp_path, "med")
+    result = invoke(
+        "list", "--plugins", PLUGINS / "single_file_plugin.py", "--plugins", tmp_path, "med"
+    )
     assert result.exit_code == 0, result.output
     names = [line.split()[0] for line in result.output.splitlines()[1:] if line.strip()]
     assert names[0] == "median" and "sma" not in names

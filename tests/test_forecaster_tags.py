@@ -25,8 +25,17 @@ BUILT_IN_TAGS: dict[str, tuple[Any, ...]] = {
     "arima(p=2, q=1, time_axis=lr)": (True, False, True, True, True, 10, None, 1024, False),
     "arima(backend=statsmodels)": (False, False, True, False, True, 6, None, 1024, False),
     "sktime:NaiveForecaster": (False, False, True, False, True, 3, None, None, False),
-    "statsforecast:WindowAverage(window_size=3)": (False, False, True, False, False, 3, None,
-                                                   None, False),
+    "statsforecast:WindowAverage(window_size=3)": (
+        False,
+        False,
+        True,
+        False,
+        False,
+        3,
+        None,
+        None,
+        False,
+    ),
 }
 
 
@@ -45,7 +54,7 @@ class _Base(Forecaster):
         self.set_tags(history_window=window)
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
-        self.level_ = values[-self.window:].mean(axis=0)
+        self.level_ = values[-self.window :].mean(axis=0)
         if np.any(values < 0):
             raise ForecasterError("negative values")
         self.checked_ = True

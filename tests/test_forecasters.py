@@ -32,8 +32,7 @@ def histories(draw: st.DrawFn, min_t: int = 1) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.slow
 @SETTINGS
 @given(histories(), st.integers(0, 10_000))
-def test_naive_predicts_the_last_row(history: tuple[np.ndarray, np.ndarray],
-                                     horizon: int) -> None:
+def test_naive_predicts_the_last_row(history: tuple[np.ndarray, np.ndarray], horizon: int) -> None:
     steps, values = history
     prediction = get_forecaster("naive").fit(steps, values).predict(steps[-1] + horizon)
     np.testing.assert_array_equal(prediction, values[-1])
@@ -41,8 +40,9 @@ def test_naive_predicts_the_last_row(history: tuple[np.ndarray, np.ndarray],
 
 @SETTINGS
 @given(histories(), st.integers(1, 8))
-def test_sma_is_the_mean_of_the_last_window(history: tuple[np.ndarray, np.ndarray],
-                                            window: int) -> None:
+def test_sma_is_the_mean_of_the_last_window(
+    history: tuple[np.ndarray, np.ndarray], window: int
+) -> None:
     steps, values = history
     forecaster = get_forecaster("sma", window=window)
     if len(steps) < window:
@@ -81,26 +81,31 @@ def test_ema_span_and_alpha_agree_and_default_is_span_10() -> None:
     by_alpha = get_forecaster("ema", alpha=0.4).fit(steps, values).predict(40)
     np.testing.assert_allclose(by_span, by_alpha)
     default = get_forecaster("ema").fit(steps, values).predict(40)
-    np.testing.assert_allclose(default, get_forecaster("ema(span=10)").fit(steps, values)
-                               .predict(40))
-    np.testing.assert_array_equal(get_forecaster("ema(alpha=1)").fit(steps, values).predict(40),
-                                  values[-1])
+    np.testing.assert_allclose(
+        default, get_forecaster("ema(span=10)").fit(steps, values).predict(40)
+    )
+    np.testing.assert_array_equal(
+        get_forecaster("ema(alpha=1)").fit(steps, values).predict(40), values[-1]
+    )
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("ema(alpha=0.5, span=3)", "not both"),
-    ("ema(alpha=0)", r"alpha must be a number in \(0.0, 1.0\]"),
-    ("ema(alpha=1.5)", "alpha must be"),
-    ("ema(span=0.5)", r"span must be a number in \[1.0"),
-    ("ema(alpha=true)", "alpha must be"),
-    ("sma(window=2.5)", "window must be an integer"),
-    ("sma(window=True)", "window must be an integer"),
-    ("linear(window=2)", "window must be an integer >= 3"),
-    ("linear(damped=0)", "damped must be"),
-    ("linear(damped=1.2)", "damped must be"),
-    ("linear(time_axis=epoch)", r"time_axis must be one of \['step', 'lr'\]"),
-    ("linear(clip_at_zero=1)", "clip_at_zero must be True or False"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("ema(alpha=0.5, span=3)", "not both"),
+        ("ema(alpha=0)", r"alpha must be a number in \(0.0, 1.0\]"),
+        ("ema(alpha=1.5)", "alpha must be"),
+        ("ema(span=0.5)", r"span must be a number in \[1.0"),
+        ("ema(alpha=true)", "alpha must be"),
+        ("sma(window=2.5)", "window must be an integer"),
+        ("sma(window=True)", "window must be an integer"),
+        ("linear(window=2)", "window must be an integer >= 3"),
+        ("linear(damped=0)", "damped must be"),
+        ("linear(damped=1.2)", "damped must be"),
+        ("linear(time_axis=epoch)", r"time_axis must be one of \['step', 'lr'\]"),
+        ("linear(clip_at_zero=1)", "clip_at_zero must be True or False"),
+    ],
+)
 def test_bad_hyper_parameters_fail_at_construction(spec: str, message: str) -> None:
     with pytest.raises(ForecasterError, match=message):
         get_forecaster(spec)
@@ -109,18 +114,23 @@ def test_bad_hyper_parameters_fail_at_construction(spec: str, message: str) -> N
 # ------------------------------------------------------------------ linear
 @SETTINGS
 @given(
-    st.floats(-5.0, 5.0), st.floats(-1e-2, 1e-2), st.integers(3, 15), st.integers(0, 5000),
+    st.floats(-5.0, 5.0),
+    st.floats(-1e-2, 1e-2),
+    st.integers(3, 15),
+    st.integers(0, 5000),
     st.floats(0.5, 100.0),
 )
-def test_linear_recovers_an_exact_line(intercept: float, slope: float, n_steps: int,
-                                       horizon: int, spacing: float) -> None:
+def test_linear_recovers_an_exact_line(
+    intercept: float, slope: float, n_steps: int, horizon: int, spacing: float
+) -> None:
     steps = 1000 + np.arange(n_steps) * spacing  # an offset axis tests the centring
     values = intercept + np.outer(steps, [slope, -slope, 0.0]) + [0.0, 1.0, 2.0]
     forecaster = get_forecaster("linear", window=n_steps, clip_at_zero=False)
     target = steps[-1] + horizon
     expected = intercept + np.array([slope, -slope, 0.0]) * target + [0.0, 1.0, 2.0]
-    np.testing.assert_allclose(forecaster.fit(steps, values).predict(target), expected,
-                               rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(
+        forecaster.fit(steps, values).predict(target), expected, rtol=1e-8, atol=1e-8
+    )
     lower, upper = forecaster.predict_interval(target, 0.9)  # zero residuals: zero width
     np.testing.assert_allclose(upper - lower, 0.0, atol=1e-6)
 
@@ -183,8 +193,11 @@ def test_linear_lr_axis_is_invariant_to_rescaling_and_follows_the_clock() -> Non
     steps = np.arange(10) * 10
     values = np.random.default_rng(5).uniform(0.2, 1.0, (10, 4))
     on_steps = get_forecaster("linear").fit(steps, values).predict(300)
-    scaled = get_forecaster("linear(time_axis=lr)").fit(steps, values,
-                                                         clock=lambda s: 0.05 * s).predict(300)
+    scaled = (
+        get_forecaster("linear(time_axis=lr)")
+        .fit(steps, values, clock=lambda s: 0.05 * s)
+        .predict(300)
+    )
     np.testing.assert_allclose(scaled, on_steps, rtol=1e-10)
 
     # Linear in cumulative LR under a step decay: the lr axis is exact, the step axis is not.
@@ -198,8 +211,11 @@ def test_linear_lr_axis_is_invariant_to_rescaling_and_follows_the_clock() -> Non
     step = get_forecaster("linear", window=6).fit(steps, values).predict(target)
     np.testing.assert_allclose(step, expected, rtol=1e-10)  # after the drop, both are straight
     early = get_forecaster("linear", window=6).fit(steps[:10], values[:10]).predict(target)
-    lr_early = get_forecaster("linear", window=6, time_axis="lr").fit(
-        steps[:10], values[:10], clock=clock).predict(target)
+    lr_early = (
+        get_forecaster("linear", window=6, time_axis="lr")
+        .fit(steps[:10], values[:10], clock=clock)
+        .predict(target)
+    )
     np.testing.assert_allclose(lr_early, expected, rtol=1e-10)
     assert early[0] == 0.0  # over steps the pre-drop slope overshoots to the clip
 
@@ -209,10 +225,17 @@ def test_lr_axis_without_clock_is_a_clear_error() -> None:
         get_forecaster("linear(time_axis=lr)").fit(np.arange(10), np.ones((10, 2)))
 
 
-@pytest.mark.parametrize("spec, minimum", [
-    ("naive", 1), ("sma", 5), ("sma(window=9)", 9), ("ema", 1), ("linear", 10),
-    ("linear(window=4)", 4),
-])
+@pytest.mark.parametrize(
+    "spec, minimum",
+    [
+        ("naive", 1),
+        ("sma", 5),
+        ("sma(window=9)", 9),
+        ("ema", 1),
+        ("linear", 10),
+        ("linear(window=4)", 4),
+    ],
+)
 def test_min_history_follows_the_parameters(spec: str, minimum: int) -> None:
     forecaster = get_forecaster(spec)
     assert forecaster.get_tag("min_history") == minimum

@@ -61,12 +61,15 @@ def _shared_child(nodes):
     nodes["right"][0] = nodes["left"][0]  # two parents for one node, another node orphaned
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (_out_of_range_children, "outside its"),
-    (_out_of_range_feature, f"splits on feature {len(LAYERED) + 3} of {len(LAYERED)}"),
-    (_cycle, "is not a tree"),
-    (_shared_child, "is not a tree"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_out_of_range_children, "outside its"),
+        (_out_of_range_feature, f"splits on feature {len(LAYERED) + 3} of {len(LAYERED)}"),
+        (_cycle, "is not a tree"),
+        (_shared_child, "is not a tree"),
+    ],
+)
 def test_crafted_trees_are_refused_before_use(tmp_path, change, message):
     with pytest.raises(ForecasterError, match=message):
         BoostedModel.load(_crafted(tmp_path, change), LAYERED)
@@ -77,10 +80,23 @@ def test_cli_refuses_an_out_of_range_tree_with_one_line_instead_of_crashing(tmp_
     path = _crafted(tmp_path, _out_of_range_children)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
-        [sys.executable, "-c", "from forecastprune.cli import main; main()", "forecast",
-         "--forecaster",
-         f"learned_gbr(model={path!r})", "--cutoff", "0.2", "--out", str(tmp_path / "o.npz")],
-        check=False, capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "from forecastprune.cli import main; main()",
+            "forecast",
+            "--forecaster",
+            f"learned_gbr(model={path!r})",
+            "--cutoff",
+            "0.2",
+            "--out",
+            str(tmp_path / "o.npz"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -92,15 +108,33 @@ def test_unfitted_estimator_and_empty_file_get_clear_messages(tmp_path):
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     path = tmp_path / "unfitted.skops"
-    path.write_bytes(sio.dumps({"format": FORMAT, "version": VERSION, "features": list(LAYERED),
-                                "info": {}, "estimator": HistGradientBoostingRegressor()}))
+    path.write_bytes(
+        sio.dumps(
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "features": list(LAYERED),
+                "info": {},
+                "estimator": HistGradientBoostingRegressor(),
+            }
+        )
+    )
     with pytest.raises(ForecasterError, match="unfitted regressor"):
         BoostedModel.load(path, LAYERED)
     empty = tmp_path / "empty.skops"
     empty.write_bytes(b"")
-    result = CliRunner().invoke(cli, ["forecast", "--forecaster",
-                                      f"learned_gbr(model={str(empty)!r})", "--cutoff", "0.2",
-                                      "--out", str(tmp_path / "o.npz")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "forecast",
+            "--forecaster",
+            f"learned_gbr(model={str(empty)!r})",
+            "--cutoff",
+            "0.2",
+            "--out",
+            str(tmp_path / "o.npz"),
+        ],
+    )
     assert result.exit_code == 2
     assert "the file is empty" in result.stderr and "Exactly one" not in result.stderr
 

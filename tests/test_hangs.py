@@ -23,7 +23,7 @@ from forecastprune.forecasters import get_forecaster, load_plugins
 from forecastprune.forecasters.registry import broken_plugins
 from forecastprune.testing import isolated_registry
 
-PLUGIN = '''
+PLUGIN = """
 import os, subprocess, sys, time
 import numpy as np
 from forecastprune.forecasters import Forecaster, register_forecaster
@@ -38,7 +38,7 @@ class Misbehaving(Forecaster):
     def _predict(self, target_t):
         {body}
         return self.level_.copy()
-'''
+"""
 
 
 def _plugin(tmp_path: Path, name: str, body: str) -> Path:
@@ -87,8 +87,20 @@ def test_compare_bounds_a_plugin_that_hangs_at_import(tmp_path):
     hang = tmp_path / "hang.py"
     hang.write_text("import time\ntime.sleep(3600)\n")
     started = time.monotonic()
-    result = CliRunner().invoke(cli, ["compare", "--timeout", "1", "--plugins", str(hang),
-                                      "--forecasters", "sma", "--cutoffs", "0.5"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "compare",
+            "--timeout",
+            "1",
+            "--plugins",
+            str(hang),
+            "--forecasters",
+            "sma",
+            "--cutoffs",
+            "0.5",
+        ],
+    )
     _one_error_line(result, "(importing it) did not finish within 1 s")
     assert time.monotonic() - started < 30
 
@@ -96,14 +108,29 @@ def test_compare_bounds_a_plugin_that_hangs_at_import(tmp_path):
 @pytest.mark.parametrize("command", ["forecast", "prune"])
 def test_forecast_and_prune_stop_a_hanging_forecaster_and_what_it_spawned(tmp_path, command):
     pid_file = tmp_path / "spawned.pid"
-    body = (f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)']); "
-            f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(3600)")
+    body = (
+        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)']); "
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(3600)"
+    )
     plugin = _plugin(tmp_path, "hangs", body)
     out = tmp_path / "out.bin"
     extra = ["--random-init"] if command == "prune" else []
     started = time.monotonic()
-    result = CliRunner().invoke(cli, [command, "--plugins", str(plugin), "--forecaster",
-                                      "hangs", "--timeout", "2", "--out", str(out), *extra])
+    result = CliRunner().invoke(
+        cli,
+        [
+            command,
+            "--plugins",
+            str(plugin),
+            "--forecaster",
+            "hangs",
+            "--timeout",
+            "2",
+            "--out",
+            str(out),
+            *extra,
+        ],
+    )
     _one_error_line(result, "did not finish within 2 s and was stopped")
     assert time.monotonic() - started < 60
     assert _gone(int(pid_file.read_text()))  # the plugin's own child was killed with it
@@ -113,13 +140,26 @@ def test_forecast_and_prune_stop_a_hanging_forecaster_and_what_it_spawned(tmp_pa
 def test_sys_exit_and_exceptions_in_predict_are_errors_not_successes(tmp_path):
     exits = _plugin(tmp_path, "exits", "sys.exit(0)")
     raises = _plugin(tmp_path, "raises", "raise RuntimeError('boom in predict')")
-    for name, plugin, fragment in (("exits", exits, "called sys.exit(0)"),
-                                   ("raises", raises, "failed: RuntimeError: boom in predict")):
+    for name, plugin, fragment in (
+        ("exits", exits, "called sys.exit(0)"),
+        ("raises", raises, "failed: RuntimeError: boom in predict"),
+    ):
         for command in ("forecast", "prune"):
             out = tmp_path / f"{name}-{command}.bin"
             extra = ["--random-init"] if command == "prune" else []
-            result = CliRunner().invoke(cli, [command, "--plugins", str(plugin), "--forecaster",
-                                              name, "--out", str(out), *extra])
+            result = CliRunner().invoke(
+                cli,
+                [
+                    command,
+                    "--plugins",
+                    str(plugin),
+                    "--forecaster",
+                    name,
+                    "--out",
+                    str(out),
+                    *extra,
+                ],
+            )
             _one_error_line(result, fragment)
             assert not out.exists()
 
@@ -139,8 +179,12 @@ def test_stopping_compare_stops_its_worker(tmp_path, signum):
     body = f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(3600)"
     plugin = _plugin(tmp_path, "waits", body)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", COMPARE, str(plugin)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", COMPARE, str(plugin)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         worker = int(_wait_for(pid_file))
         proc.send_signal(signum)
@@ -153,7 +197,8 @@ def test_stopping_compare_stops_its_worker(tmp_path, signum):
 
 def test_a_plugin_failing_midway_registers_nothing(tmp_path):
     half = tmp_path / "half.py"
-    half.write_text(textwrap.dedent("""
+    half.write_text(
+        textwrap.dedent("""
         from forecastprune.forecasters import Forecaster, register_forecaster
 
         @register_forecaster("first_of_two")
@@ -164,7 +209,8 @@ def test_a_plugin_failing_midway_registers_nothing(tmp_path):
         @register_forecaster("first_of_two")  # a second class under the same name
         class Second(First):
             pass
-    """))
+    """)
+    )
     with pytest.warns(UserWarning, match="already registered"):
         assert load_plugins(half) == []
     assert any(name.endswith("half.py") for name in broken_plugins())

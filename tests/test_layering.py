@@ -19,11 +19,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
     ("_util",),
     ("config", "runpoint", "isolation"),
-    ("core",),                          # layout, BN layers, LR clock, mask metrics
+    ("core",),  # layout, BN layers, LR clock, mask metrics
     ("store",),
-    ("record", "zoo"),                  # write stores; demo models and data
+    ("record", "zoo"),  # write stores; demo models and data
     ("forecasters",),
-    ("predict", "engine", "testing"),   # the prediction path; the pruning engine
+    ("predict", "engine", "testing"),  # the prediction path; the pruning engine
     ("compare", "pipeline"),
     ("integrations",),
     ("cli",),
@@ -99,7 +99,9 @@ def test_every_unit_is_placed_in_a_layer():
 
 def test_no_import_goes_up_a_layer_or_sideways():
     bad = sorted(
-        f"{a} -> {b}" for a, targets in _graph().items() for b in targets
+        f"{a} -> {b}"
+        for a, targets in _graph().items()
+        for b in targets
         if _unit(a) != _unit(b) and _rank(_unit(b)) >= _rank(_unit(a))
     )
     assert not bad, "imports against the layering:\n" + "\n".join(bad)
@@ -112,10 +114,13 @@ def test_no_module_cycles():
 
 
 def test_the_check_sees_deferred_imports_and_skips_type_only_ones():
-    source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import a\n"
-              "def f():\n    import b\n")
-    names = [n.names[0].name for n in _runtime_imports(ast.parse(source))
-             if isinstance(n, ast.Import)]
+    source = (
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import a\n"
+        "def f():\n    import b\n"
+    )
+    names = [
+        n.names[0].name for n in _runtime_imports(ast.parse(source)) if isinstance(n, ast.Import)
+    ]
     assert names == ["b"]
 
 

@@ -45,13 +45,16 @@ def test_ridge_recovers_coefficients_and_round_trips_through_plain_json(tmp_path
     assert loaded.info == {"trained_on": ["toy"]}
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d.update(format="pickle"), "format"),
-    (lambda d: d.update(version=99), "version"),
-    (lambda d: d.update(coef=d["coef"][:-1]), "coef"),
-    (lambda d: d.update(features=["x"] * len(d["features"])), "features"),
-    (lambda d: d.update(std=[0.0] * len(d["std"])), "std"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.update(format="pickle"), "format"),
+        (lambda d: d.update(version=99), "version"),
+        (lambda d: d.update(coef=d["coef"][:-1]), "coef"),
+        (lambda d: d.update(features=["x"] * len(d["features"])), "features"),
+        (lambda d: d.update(std=[0.0] * len(d["std"])), "std"),
+    ],
+)
 def test_bad_model_files_are_refused_with_a_reason(tmp_path, edit, message):
     data = toy_model().to_json()
     edit(data)
@@ -104,8 +107,9 @@ def test_global_ridge_learns_a_steady_drift_and_falls_back_on_short_histories():
     assert np.corrcoef(predicted, values[-1])[0, 1] > np.corrcoef(values[39], values[-1])[0, 1]
     short = GlobalRidgeForecaster().fit(steps[:3], values[:3])
     np.testing.assert_array_equal(short.predict(198), values[2])
-    assert channel_features(Window(steps[:3] * 1.0, steps[:3] * 1.0, values[:3], 9.0, 9.0)
-                            ).shape == (200, len(FEATURES))
+    assert channel_features(
+        Window(steps[:3] * 1.0, steps[:3] * 1.0, values[:3], 9.0, 9.0)
+    ).shape == (200, len(FEATURES))
 
 
 def test_global_ridge_ignores_a_feature_constant_up_to_rounding():

@@ -31,9 +31,9 @@ RUN = bundled_suite() / "vgg-w0.5-s3e-3-cos.fpstore"
 
 def window(layers: np.ndarray | None) -> Window:
     """Three snapshots of five channels in two layers (3 + 2 channels)."""
-    values = np.array([[1.0, 0.9, 0.8, 0.5, 0.4],
-                       [0.9, 0.8, 0.8, 0.5, 0.3],
-                       [0.8, 0.6, 0.7, 0.4, 0.2]])
+    values = np.array(
+        [[1.0, 0.9, 0.8, 0.5, 0.4], [0.9, 0.8, 0.8, 0.5, 0.3], [0.8, 0.6, 0.7, 0.4, 0.2]]
+    )
     steps = np.array([0.0, 10.0, 20.0])
     return Window(steps, steps, values, 100.0, 100.0, layers)
 
@@ -49,7 +49,7 @@ def test_layer_columns_are_layer_level_rank_within_layer_depth_and_signed_volati
     w = window(np.array([0, 0, 0, 1, 1]))
     x = layered_features(w)
     assert x.shape == (5, len(FEATURES) + len(LAYER_FEATURES))
-    layer_level, within, depth, side = x[:, len(FEATURES):].T
+    layer_level, within, depth, side = x[:, len(FEATURES) :].T
     last = w.values[-1]
     scale, mean = last.std(), last.mean()  # centred on the run's mean, in units of its spread
     np.testing.assert_allclose(layer_level, [(0.7 - mean) / scale] * 3 + [(0.3 - mean) / scale] * 2)
@@ -82,24 +82,38 @@ def test_boosted_model_round_trips_through_skops(tmp_path):
 def test_a_file_asking_for_untrusted_types_is_refused_before_it_is_built(tmp_path):
     import skops.io as sio
 
-    payload = {"format": FORMAT, "version": VERSION, "features": list(LAYERED), "info": {},
-               "estimator": functools.partial(print, "loaded")}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "features": list(LAYERED),
+        "info": {},
+        "estimator": functools.partial(print, "loaded"),
+    }
     (tmp_path / "evil.skops").write_bytes(sio.dumps(payload))
     with pytest.raises(ForecasterError, match="refusing"):
         BoostedModel.load(tmp_path / "evil.skops", LAYERED)
 
 
-@pytest.mark.parametrize("edit, message", [
-    ({"format": "other"}, "not a forecastprune"),
-    ({"version": 99}, "version"),
-    ({"features": ["x"]}, "features"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"format": "other"}, "not a forecastprune"),
+        ({"version": 99}, "version"),
+        ({"features": ["x"]}, "features"),
+    ],
+)
 def test_bad_model_files_are_refused_with_a_reason(tmp_path, edit, message):
     import skops.io as sio
 
     model = toy_booster()
-    payload = {"format": FORMAT, "version": VERSION, "features": list(LAYERED), "info": {},
-               "estimator": model.estimator, **edit}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "features": list(LAYERED),
+        "info": {},
+        "estimator": model.estimator,
+        **edit,
+    }
     data = sio.dumps(payload)
     (tmp_path / "bad.skops").write_bytes(data)
     with pytest.raises(ForecasterError, match=message):
@@ -139,8 +153,20 @@ def test_learned_gbr_reorders_the_current_values_through_a_store():
 def test_fit_forecaster_gbr_writes_a_model_learned_gbr_loads(tmp_path):
     other = bundled_suite() / "resnet-s3e-3-cos.fpstore"
     out = tmp_path / "new-folder" / "m.skops"  # the folder is created, as for ridge models
-    result = CliRunner().invoke(cli, ["fit-forecaster", "--kind", "gbr", "--stores", str(other),
-                                      "--out", str(out), "--cutoffs", "0.1,0.2"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "fit-forecaster",
+            "--kind",
+            "gbr",
+            "--stores",
+            str(other),
+            "--out",
+            str(out),
+            "--cutoffs",
+            "0.1,0.2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert BoostedModel.load(out, LAYERED).info["trained_on"] == ["resnet-s3e-3-cos.fpstore"]
     with GammaTrajectoryStore.open(RUN) as store:

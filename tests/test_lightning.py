@@ -19,8 +19,11 @@ from torch import nn
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.zoo import build_model, load_digits_split
 
-pytest.importorskip("lightning", reason="the Lightning integration is an optional extra "
-                    "('lightning'); install it to run these tests")
+pytest.importorskip(
+    "lightning",
+    reason="the Lightning integration is an optional extra "
+    "('lightning'); install it to run these tests",
+)
 import lightning.pytorch as pl  # noqa: E402
 
 from forecastprune.integrations.lightning import EarlyPruneCallback  # noqa: E402
@@ -41,8 +44,10 @@ class Digits(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.SGD(self.net.parameters(), lr=0.05, momentum=0.9)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +58,29 @@ def data() -> tuple[torch.utils.data.DataLoader, torch.Tensor]:
     return torch.utils.data.DataLoader(dataset, batch_size=32), split.x_train[:2]
 
 
-def _fit(data, store: Path, epochs: int, root: Path, ckpt: Path | None = None
-         ) -> tuple[Digits, EarlyPruneCallback, pl.Trainer]:
+def _fit(
+    data, store: Path, epochs: int, root: Path, ckpt: Path | None = None
+) -> tuple[Digits, EarlyPruneCallback, pl.Trainer]:
     loader, example = data
     module = Digits()
-    callback = EarlyPruneCallback("net", example, forecaster="sma", prune_at=f"step:{PRUNE_AT}",
-                                  total_steps=STEPS_PER_EPOCH * EPOCHS, store_path=store)
-    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=root, callbacks=[callback], accelerator="cpu")
+    callback = EarlyPruneCallback(
+        "net",
+        example,
+        forecaster="sma",
+        prune_at=f"step:{PRUNE_AT}",
+        total_steps=STEPS_PER_EPOCH * EPOCHS,
+        store_path=store,
+    )
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        callbacks=[callback],
+        accelerator="cpu",
+    )
     trainer.fit(module, loader, ckpt_path=ckpt)
     return module, callback, trainer
 
@@ -77,8 +96,11 @@ def straight(data, tmp_path_factory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("straight")
     module, callback, trainer = _fit(data, root / "g.fpstore", EPOCHS, root)
     assert callback.pruner is not None and callback.pruner.pruned_at == PRUNE_AT
-    return {"weights": module.net.state_dict(), "optimizer": trainer.optimizers[0].state_dict(),
-            "store": _store(root / "g.fpstore")}
+    return {
+        "weights": module.net.state_dict(),
+        "optimizer": trainer.optimizers[0].state_dict(),
+        "store": _store(root / "g.fpstore"),
+    }
 
 
 @pytest.mark.parametrize("stop_epochs", [1, 2], ids=["before-prune", "after-prune"])
@@ -100,10 +122,15 @@ def test_resumed_fit_equals_the_straight_one(data, straight, tmp_path, stop_epoc
         torch.testing.assert_close(weights[name], tensor, rtol=0, atol=1e-6, msg=name)
     optimizer = trainer.optimizers[0].state_dict()
     assert {id(p) for g in trainer.optimizers[0].param_groups for p in g["params"]} == {
-        id(p) for p in module.net.parameters()}
+        id(p) for p in module.net.parameters()
+    }
     for slot, saved_state in straight["optimizer"]["state"].items():
-        torch.testing.assert_close(optimizer["state"][slot]["momentum_buffer"],
-                                   saved_state["momentum_buffer"], rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            optimizer["state"][slot]["momentum_buffer"],
+            saved_state["momentum_buffer"],
+            rtol=0,
+            atol=1e-6,
+        )
     for got, expected in zip(_store(store), straight["store"], strict=True):
         np.testing.assert_array_equal(got, expected)
 
@@ -119,7 +146,8 @@ def test_optimizer_is_rebuilt_in_the_saved_parameter_order() -> None:
     ordered = _ordered(user, net, saved)
     params = dict(net.named_parameters())
     assert [[id(p) for p in g["params"]] for g in ordered.param_groups] == [
-        [id(params[n]) for n in group] for group in saved]
+        [id(params[n]) for n in group] for group in saved
+    ]
     assert type(ordered) is torch.optim.SGD and ordered.defaults["nesterov"] is True
     with pytest.raises(ConfigError, match="other parameters"):
         _ordered(user, net, [names[:-1]])
@@ -133,11 +161,23 @@ def test_an_exception_mid_fit_leaves_the_store_flushed_and_closed(data, tmp_path
             return super().training_step(batch, batch_idx)
 
     loader, example = data
-    callback = EarlyPruneCallback("net", example, forecaster="sma", prune_at=f"step:{PRUNE_AT}",
-                                  store_path=tmp_path / "g.fpstore")
-    trainer = pl.Trainer(max_epochs=EPOCHS, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=tmp_path, callbacks=[callback], accelerator="cpu")
+    callback = EarlyPruneCallback(
+        "net",
+        example,
+        forecaster="sma",
+        prune_at=f"step:{PRUNE_AT}",
+        store_path=tmp_path / "g.fpstore",
+    )
+    trainer = pl.Trainer(
+        max_epochs=EPOCHS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[callback],
+        accelerator="cpu",
+    )
     with pytest.raises(RuntimeError, match="out of memory"):
         trainer.fit(Failing(), loader)
     with GammaTrajectoryStore.open(tmp_path / "g.fpstore", mode="a") as store:  # lock free

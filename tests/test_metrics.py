@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecastprune.core.metrics import collapsed_set, early_bird_step, iou, mae, mask_distance, precision_recall, separation, spearman, tie_aware_iou
+from forecastprune.core.metrics import (
+    collapsed_set,
+    early_bird_step,
+    iou,
+    mae,
+    mask_distance,
+    precision_recall,
+    separation,
+    spearman,
+    tie_aware_iou,
+)
 
 A = np.array([1, 1, 0, 0, 0], dtype=bool)
 B = np.array([1, 0, 1, 0, 0], dtype=bool)
@@ -33,7 +43,7 @@ def test_empty_sets_follow_the_documented_convention():
 
 def test_spearman_and_mae():
     oracle = np.array([0.1, 0.2, 0.3, 0.4])
-    assert spearman(oracle ** 2, oracle) == pytest.approx(1.0)  # monotone: same ranking
+    assert spearman(oracle**2, oracle) == pytest.approx(1.0)  # monotone: same ranking
     assert spearman(-oracle, oracle) == pytest.approx(-1.0)
     assert math.isnan(spearman(np.ones(4), oracle))
     assert mae(oracle + 0.1, oracle) == pytest.approx(0.1)
@@ -79,8 +89,7 @@ def test_early_bird_step_needs_four_stable_predecessors():
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=1,
-                max_size=40))
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=1, max_size=40))
 def test_set_metric_identities(triples):
     columns = zip(*triples, strict=True)
     pred, oracle, collapsed = (np.array(column, dtype=bool) for column in columns)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from _models import randomize_bn
+
 from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.persist import FORMAT_TAG, load_pruned, save_pruned
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.stats import compare_stats, count_macs, measure_latencies, model_stats
 from forecastprune.engine.surgery import prune_model, surgery_record
 from forecastprune.engine.threshold import select_channels
-from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import LayoutError, PruningError
 from forecastprune.zoo import build_model
 
@@ -27,8 +27,9 @@ def _pruned(name: str, policy: str, ratio: float = 0.5, **kwargs):
     return model, prune_model(model, decision, X8, plan)
 
 
-@pytest.mark.parametrize(("name", "policy"), [("vgg", "seed"), ("resnet", "grouped"),
-                                              ("darknet", "grouped")])
+@pytest.mark.parametrize(
+    ("name", "policy"), [("vgg", "seed"), ("resnet", "grouped"), ("darknet", "grouped")]
+)
 def test_round_trip_gives_identical_outputs(tmp_path, name, policy):
     _, pruned = _pruned(name, policy, width=0.5)
     path = save_pruned(pruned, tmp_path / "m.pt", builder=name, kwargs={"width": 0.5})
@@ -36,7 +37,8 @@ def test_round_trip_gives_identical_outputs(tmp_path, name, policy):
     with torch.no_grad():
         assert torch.equal(loaded(X8), pruned(X8))
     assert {k: v.shape for k, v in loaded.state_dict().items()} == {
-        k: v.shape for k, v in pruned.state_dict().items()}
+        k: v.shape for k, v in pruned.state_dict().items()
+    }
     # the file is plain containers: readable without unpickling any class
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == FORMAT_TAG and isinstance(raw["plan"], str)
@@ -45,7 +47,9 @@ def test_round_trip_gives_identical_outputs(tmp_path, name, policy):
 def test_repeated_cuts_compose_into_one_replayable_plan(tmp_path):
     _, once = _pruned("darknet", "seed", ratio=0.3)
     plan = plan_channels(once, X8, policy="seed")
-    decision = select_channels(np.random.default_rng(2).random(plan.layout.total), plan, PruneSpec(ratio=0.3))
+    decision = select_channels(
+        np.random.default_rng(2).random(plan.layout.total), plan, PruneSpec(ratio=0.3)
+    )
     twice = prune_model(once, decision, X8, plan)
     record = surgery_record(twice)
     assert record.sizes["head.bn"] == 32 and len(record.keep["head.bn"]) < 32
@@ -91,8 +95,9 @@ def test_load_rejects_foreign_pickled_and_mismatched_files(tmp_path):
 
 
 def test_stats_count_macs_by_hand_and_report_the_reduction():
-    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.Flatten(),
-                                torch.nn.Linear(4 * 8 * 8, 5))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 5)
+    )
     x = torch.zeros(2, 2, 8, 8)
     assert count_macs(model, x) == 2 * (4 * 8 * 8 * 2 * 9 + 5 * 256)
     before, pruned = _pruned("vgg", "seed")
@@ -105,11 +110,14 @@ def test_stats_count_macs_by_hand_and_report_the_reduction():
         measure_latencies([before], X8, repeats=0)
 
 
-@pytest.mark.parametrize(("index", "message"), [
-    (10_000, r"keeps channel 10000 of layer 'features.conv1.bn', which has \d+ channels"),
-    (-1, r"keeps channel -1 of layer 'features.conv1.bn'"),
-    ("3", r"keeps channel '3' of layer 'features.conv1.bn'"),
-])
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        (10_000, r"keeps channel 10000 of layer 'features.conv1.bn', which has \d+ channels"),
+        (-1, r"keeps channel -1 of layer 'features.conv1.bn'"),
+        ("3", r"keeps channel '3' of layer 'features.conv1.bn'"),
+    ],
+)
 def test_load_names_the_layer_of_an_index_outside_it(tmp_path, index, message):
     import json
 

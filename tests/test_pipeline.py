@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from forecastprune.engine.coupling import plan_channels
-from forecastprune.errors import ConfigError, ForecastPruneError
 from forecastprune.core.metrics import early_bird_step
+from forecastprune.engine.coupling import plan_channels
+from forecastprune.engine.spec import PruneSpec
+from forecastprune.errors import ConfigError, ForecastPruneError
 from forecastprune.pipeline import EarlyPruner
 from forecastprune.pipeline.compute import TRAIN_MAC_FACTOR, ComputeMeter, per_sample_macs
-from forecastprune.engine.spec import PruneSpec
 from forecastprune.pipeline.decision import forecast_mask
 from forecastprune.pipeline.timing import (
     FixedTiming,
@@ -31,7 +31,7 @@ BATCH = 32
 @pytest.fixture(scope="module")
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
     split = load_digits_split(seed=0)
-    return split.x_train[:BATCH * 4], split.y_train[:BATCH * 4]
+    return split.x_train[: BATCH * 4], split.y_train[: BATCH * 4]
 
 
 def _model() -> nn.Module:
@@ -42,11 +42,17 @@ def _model() -> nn.Module:
 def _batches(data: tuple[torch.Tensor, torch.Tensor], step: int):
     x, y = data
     i = (step % 4) * BATCH
-    return x[i:i + BATCH], y[i:i + BATCH]
+    return x[i : i + BATCH], y[i : i + BATCH]
 
 
-def _train(pruner: EarlyPruner, model: nn.Module, optimizer: torch.optim.Optimizer,
-           data, steps: int, start: int = 1) -> tuple[nn.Module, torch.optim.Optimizer, list]:
+def _train(
+    pruner: EarlyPruner,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data,
+    steps: int,
+    start: int = 1,
+) -> tuple[nn.Module, torch.optim.Optimizer, list]:
     losses = []
     for step in range(start, start + steps):
         x, y = _batches(data, step)
@@ -68,15 +74,22 @@ def test_prunes_at_the_fixed_step_and_training_continues(digits, tmp_path) -> No
     model = _model()
     dense_params = _params(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    pruner = EarlyPruner(model, optimizer, forecaster="sma", prune_at="step:6",
-                         total_steps=12, example_inputs=digits[0][:2],
-                         store_path=tmp_path / "g.fpstore")
+    pruner = EarlyPruner(
+        model,
+        optimizer,
+        forecaster="sma",
+        prune_at="step:6",
+        total_steps=12,
+        example_inputs=digits[0][:2],
+        store_path=tmp_path / "g.fpstore",
+    )
     new_model, new_opt, losses = _train(pruner, model, optimizer, digits, 6)
     assert pruner.pruned_at == 6 and new_model is not model and new_opt is not optimizer
     # the user's model keeps its architecture; the returned one is smaller
     assert _params(model) == dense_params > _params(new_model)
     assert {id(p) for g in new_opt.param_groups for p in g["params"]} == {
-        id(p) for p in new_model.parameters()}
+        id(p) for p in new_model.parameters()
+    }
     before = [p.detach().clone() for p in new_model.parameters()]
     final_model, final_opt, more = _train(pruner, new_model, new_opt, digits, 6, start=7)
     assert final_model is new_model and final_opt is new_opt  # no second prune
@@ -95,8 +108,15 @@ def test_regularize_adds_l1_before_pruning_and_nothing_after(digits) -> None:
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     s = 1e-2
-    pruner = EarlyPruner(model, optimizer, forecaster="naive", sparsity=s, prune_at="step:2",
-                         total_steps=10, example_inputs=digits[0][:2])
+    pruner = EarlyPruner(
+        model,
+        optimizer,
+        forecaster="naive",
+        sparsity=s,
+        prune_at="step:2",
+        total_steps=10,
+        example_inputs=digits[0][:2],
+    )
     bn = model.stem.bn
     x, y = _batches(digits, 0)
     nn.functional.cross_entropy(model(x), y).backward()
@@ -115,9 +135,17 @@ def test_regularize_adds_l1_before_pruning_and_nothing_after(digits) -> None:
 def test_auto_prunes_when_forecast_masks_settle(digits) -> None:
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    pruner = EarlyPruner(model, optimizer, forecaster="naive", prune_at="stability", sparsity=0.0,
-                         check_every=1, total_steps=40, example_inputs=digits[0][:2],
-                         auto_options={"window": 2, "tolerance": 0.0, "deadline": 0.9})
+    pruner = EarlyPruner(
+        model,
+        optimizer,
+        forecaster="naive",
+        prune_at="stability",
+        sparsity=0.0,
+        check_every=1,
+        total_steps=40,
+        example_inputs=digits[0][:2],
+        auto_options={"window": 2, "tolerance": 0.0, "deadline": 0.9},
+    )
     # lr=0 after the first steps: γ freezes, so the forecast masks stop changing at once
     for group in optimizer.param_groups:
         group["lr"] = 0.0
@@ -136,19 +164,27 @@ def test_timing_rules_on_synthetic_masks() -> None:
     # the deadline forces a prune when masks never settle
     rule = auto_timing(check_every=10, window=3, tolerance=0.0, deadline=30)
     assert [rule.observe(s, rng.random(50) < 0.5, None) for s in (10, 20, 30)] == [
-        False, False, True]
+        False,
+        False,
+        True,
+    ]
     assert rule.fired_by == "deadline"
     # separated intervals are required when asked for
     rule = auto_timing(check_every=1, window=1, tolerance=0.0, max_ambiguous=0.1)
     mask = np.zeros(10, bool)
-    assert [rule.observe(1, mask, 0.5), rule.observe(2, mask, 0.5), rule.observe(3, mask, 0.05)
-            ] == [False, False, True]
+    assert [
+        rule.observe(1, mask, 0.5),
+        rule.observe(2, mask, 0.5),
+        rule.observe(3, mask, 0.05),
+    ] == [False, False, True]
     assert FixedTiming(5).observe(4, None, None) is False and FixedTiming(5).observe(5, None, None)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(st.booleans(), min_size=12, max_size=12), min_size=1, max_size=12),
-       st.integers(0, 3))
+@given(
+    st.lists(st.lists(st.booleans(), min_size=12, max_size=12), min_size=1, max_size=12),
+    st.integers(0, 3),
+)
 def test_early_bird_timing_fires_where_the_offline_criterion_does(rows, flips) -> None:
     masks = np.array(rows, dtype=bool)
     # make later masks settle sometimes: repeat the last row with a few flips
@@ -180,8 +216,9 @@ def test_forecast_mask_counts_channels_straddling_the_cut(digits) -> None:
     # uncertainty-aware: only channels whose upper bound is below the cut too, a subset
     noisy = gammas + rng.normal(0, 0.05, gammas.shape)
     plain = forecast_mask("linear", steps, noisy, 40, plan, PruneSpec(ratio=0.5)).decision
-    cautious = forecast_mask("linear", steps, noisy, 40, plan,
-                             PruneSpec(ratio=0.5, uncertainty=True)).decision.pruned
+    cautious = forecast_mask(
+        "linear", steps, noisy, 40, plan, PruneSpec(ratio=0.5, uncertainty=True)
+    ).decision.pruned
     assert not (cautious & ~plain.pruned).any() and cautious.sum() < plain.n_pruned
 
 
@@ -215,7 +252,8 @@ def test_bad_arguments_raise_clear_errors(digits) -> None:
 
 def test_lightning_callback_prunes_the_module_attribute(digits, tmp_path) -> None:
     lightning = pytest.importorskip(
-        "lightning", reason="the Lightning integration is an optional extra ('lightning')")
+        "lightning", reason="the Lightning integration is an optional extra ('lightning')"
+    )
     from forecastprune.integrations.lightning import EarlyPruneCallback
 
     class Module(lightning.pytorch.LightningModule):
@@ -234,13 +272,19 @@ def test_lightning_callback_prunes_the_module_attribute(digits, tmp_path) -> Non
     dense = _params(module.net)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*digits), batch_size=BATCH)
     callback = EarlyPruneCallback("net", digits[0][:2], forecaster="naive", prune_at="step:3")
-    trainer = lightning.pytorch.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
-                                        enable_progress_bar=False, default_root_dir=tmp_path,
-                                        callbacks=[callback])
+    trainer = lightning.pytorch.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        callbacks=[callback],
+    )
     trainer.fit(module, loader)
     assert callback.pruner.pruned_at == 3 and _params(module.net) < dense
     assert {id(p) for p in trainer.optimizers[0].param_groups[0]["params"]} == {
-        id(p) for p in module.net.parameters()}
+        id(p) for p in module.net.parameters()
+    }
 
 
 def test_unknown_forecaster_fails_before_training(digits) -> None:
@@ -249,8 +293,9 @@ def test_unknown_forecaster_fails_before_training(digits) -> None:
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     with pytest.raises(UnknownForecasterError, match="smaa"):
-        EarlyPruner(model, optimizer, forecaster="smaa", total_steps=10,
-                    example_inputs=digits[0][:2])
+        EarlyPruner(
+            model, optimizer, forecaster="smaa", total_steps=10, example_inputs=digits[0][:2]
+        )
 
 
 def test_forecast_mask_hands_the_plan_layout_to_layer_aware_forecasters(digits) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
+from _ddp import WORLD, init_rank, run_ranks
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-
-from _ddp import WORLD, init_rank, run_ranks
 
 pytestmark = pytest.mark.slow  # real training or several processes: seconds each
 
@@ -29,33 +27,41 @@ def worker(rank: int, out: str) -> None:
         torch.manual_seed(0)  # the same initial model on every rank
         model: nn.Module = DistributedDataParallel(build_model("darknet", width=0.25))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        pruner = EarlyPruner(model, optimizer, forecaster="naive", prune_at=f"step:{PRUNE_AT}",
-                             total_steps=STEPS, example_inputs=split.x_train[:2],
-                             store_path=Path(out) / f"store_rank{rank}")
+        pruner = EarlyPruner(
+            model,
+            optimizer,
+            forecaster="naive",
+            prune_at=f"step:{PRUNE_AT}",
+            total_steps=STEPS,
+            example_inputs=split.x_train[:2],
+            store_path=Path(out) / f"store_rank{rank}",
+        )
         for step in range(1, STEPS + 1):
             # each rank trains on its own shard: only DDP's all-reduce keeps them equal
             i = (2 * step + rank) * 16
-            x, y = split.x_train[i:i + 16], split.y_train[i:i + 16]
+            x, y = split.x_train[i : i + 16], split.y_train[i : i + 16]
             optimizer.zero_grad()
             nn.functional.cross_entropy(model(x), y).backward()
             pruner.regularize(step - 1)
             optimizer.step()
             model, optimizer = pruner.step(step)
-        torch.save({"wrapped": isinstance(model, DistributedDataParallel),
-                    "pruned_at": pruner.pruned_at,
-                    "params": [name for name, _ in model.module.named_parameters()],
-                    "state": model.module.state_dict()}, Path(out) / f"rank{rank}.pt")
+        torch.save(
+            {
+                "wrapped": isinstance(model, DistributedDataParallel),
+                "pruned_at": pruner.pruned_at,
+                "params": [name for name, _ in model.module.named_parameters()],
+                "state": model.module.state_dict(),
+            },
+            Path(out) / f"rank{rank}.pt",
+        )
     finally:
         dist.destroy_process_group()
 
 
-
-
-
-
 def test_both_ranks_end_with_the_same_pruned_model_and_only_rank0_records(tmp_path) -> None:
-    run_ranks(worker, tmp_path,
-              ["torch.optim", "forecastprune.pipeline", "forecastprune.zoo", __name__])
+    run_ranks(
+        worker, tmp_path, ["torch.optim", "forecastprune.pipeline", "forecastprune.zoo", __name__]
+    )
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
     for result in results:
         assert result["wrapped"] and result["pruned_at"] == PRUNE_AT

@@ -56,8 +56,9 @@ def test_expdecay_from_source_conforms(expdecay_module: ModuleType) -> None:
 
 
 @pytest.mark.parametrize("amplitude, rate, level", [(0.8, 3.0, 0.1), (-0.4, 1.2, 0.9)])
-def test_expdecay_recovers_an_exact_decay(expdecay_module: ModuleType, amplitude: float,
-                                          rate: float, level: float) -> None:
+def test_expdecay_recovers_an_exact_decay(
+    expdecay_module: ModuleType, amplitude: float, rate: float, level: float
+) -> None:
     grid = expdecay_module.RATE_GRID
     rate = float(grid[np.argmin(np.abs(grid - rate))])  # a rate on the grid is fitted exactly
     steps = np.arange(0, 200, 10)
@@ -66,16 +67,18 @@ def test_expdecay_recovers_an_exact_decay(expdecay_module: ModuleType, amplitude
     values = np.column_stack([truth(steps), np.full(steps.size, 0.3)])
     forecaster = expdecay_module.ExpDecayForecaster().fit(steps, values)
     for target in (250, 600, 10_000):
-        np.testing.assert_allclose(forecaster.predict(target), [truth(target), 0.3],
-                                   rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(
+            forecaster.predict(target), [truth(target), 0.3], rtol=1e-6, atol=1e-9
+        )
 
 
 def test_expdecay_beats_naive_on_decaying_channels(expdecay_module: ModuleType) -> None:
     rng = np.random.default_rng(0)
     steps = np.arange(0, 1000, 10)
     levels = rng.uniform(0.0, 0.5, 50)
-    curves = levels + rng.uniform(0.3, 1.0, 50) * np.exp(-np.outer(steps, rng.uniform(
-        0.004, 0.01, 50)))
+    curves = levels + rng.uniform(0.3, 1.0, 50) * np.exp(
+        -np.outer(steps, rng.uniform(0.004, 0.01, 50))
+    )
     history = slice(0, 30)  # 30% of the run
     final = curves[-1]
     expdecay = expdecay_module.ExpDecayForecaster().fit(steps[history], curves[history])
@@ -132,12 +135,18 @@ def test_broken_entry_points_are_reported_and_the_rest_still_work(
         "from forecastprune.forecasters.naive import NaiveForecaster\n"
         "class Good(NaiveForecaster):\n    description = 'fake good'\n"
     )
-    _fake_distribution(tmp_path, "fake-plugins", "\n".join([
-        "missing = fake_no_such_module_xyz:Thing",
-        "notaforecaster = json:dumps",
-        "good = fake_good_plugin:Good",
-        "sma = fake_good_plugin:Good",
-    ]))
+    _fake_distribution(
+        tmp_path,
+        "fake-plugins",
+        "\n".join(
+            [
+                "missing = fake_no_such_module_xyz:Thing",
+                "notaforecaster = json:dumps",
+                "good = fake_good_plugin:Good",
+                "sma = fake_good_plugin:Good",
+            ]
+        ),
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
     with isolated_registry(rediscover=True):

@@ -22,8 +22,8 @@ from forecastprune.compare.replay import ReplaySettings, replay
 from forecastprune.engine.spec import PruneSpec
 from forecastprune.pipeline import EarlyPruner
 from forecastprune.predict import cutoff_step, predict_store
-from forecastprune.store.timeline import run_length
 from forecastprune.store import GammaTrajectoryStore, bundled_store_path
+from forecastprune.store.timeline import run_length
 from forecastprune.zoo import build_model
 from forecastprune.zoo.data import load_digits_split
 
@@ -32,10 +32,25 @@ FORECASTERS = ["sma", "linear"]
 
 def _pruned_by_cli(store: Path, spec: str, cutoff: str, out: Path, *extra: str) -> np.ndarray:
     """Run ``forecastprune prune`` and read the removed channels back from the saved plan."""
-    result = CliRunner().invoke(cli, [
-        "prune", "--store", str(store), "--forecaster", spec, "--cutoff", cutoff,
-        "--ratio", "0.5", "--policy", "seed", "--out", str(out), *extra,
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "prune",
+            "--store",
+            str(store),
+            "--forecaster",
+            spec,
+            "--cutoff",
+            cutoff,
+            "--ratio",
+            "0.5",
+            "--policy",
+            "seed",
+            "--out",
+            str(out),
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     plan = json.loads(torch.load(out, weights_only=True)["plan"])
     with GammaTrajectoryStore.open(store) as opened:
@@ -52,7 +67,9 @@ def _pruned_by_cli(store: Path, spec: str, cutoff: str, out: Path, *extra: str) 
 def test_compare_scores_the_channels_prune_removes(spec: str, tmp_path: Path) -> None:
     store_path = bundled_store_path()
     with GammaTrajectoryStore.open(store_path) as store:
-        result = replay(store, [spec], ReplaySettings(cutoffs=(0.3,), spec=PruneSpec(policy="seed")))
+        result = replay(
+            store, [spec], ReplaySettings(cutoffs=(0.3,), spec=PruneSpec(policy="seed"))
+        )
         step = cutoff_step(0.3, run_length(store))
         negative = predict_store(store, spec, 0.3).scores
     scored = result.pruned_set(spec, step, 0.5)
@@ -82,10 +99,17 @@ def test_early_pruner_removes_what_prune_cuts_from_its_store(spec: str, tmp_path
     model = build_model("darknet", widths=(8, 16, 16, 8))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     store_path = tmp_path / "run" / "gammas.fpstore"
-    pruner = EarlyPruner(model, optimizer, forecaster=spec, prune_at="step:24",
-                         sparsity=5e-3, total_steps=60, example_inputs=x[:1],
-                         store_path=store_path, metadata={"model": "darknet",
-                         "model_kwargs": {"widths": [8, 16, 16, 8]}})
+    pruner = EarlyPruner(
+        model,
+        optimizer,
+        forecaster=spec,
+        prune_at="step:24",
+        sparsity=5e-3,
+        total_steps=60,
+        example_inputs=x[:1],
+        store_path=store_path,
+        metadata={"model": "darknet", "model_kwargs": {"widths": [8, 16, 16, 8]}},
+    )
     for step in range(1, 25):
         loss = torch.nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import _models  # noqa: F401  (one intra-op thread for the tests)
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-import _models  # noqa: F401  (one intra-op thread for the tests)
 from forecastprune.cli import cli
-from forecastprune.engine.persist import load_pruned
 from forecastprune.core.bn_layers import layout_of, select_bn_layers
+from forecastprune.engine.persist import load_pruned
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.zoo import build_model
 
@@ -39,8 +39,17 @@ def vgg_store(tmp_path):
 
 def test_prune_the_bundled_store_and_reload(tmp_path):
     out = tmp_path / "pruned.pt"
-    result = _run("--forecaster", "sma", "--cutoff", "0.3", "--policy", "grouped", "--out", out,
-                  "--random-init")
+    result = _run(
+        "--forecaster",
+        "sma",
+        "--cutoff",
+        "0.3",
+        "--policy",
+        "grouped",
+        "--out",
+        out,
+        "--random-init",
+    )
     assert result.exit_code == 0, result.output
     assert "freshly initialised" in result.output
     assert "params" in result.output and "MACs" in result.output and "% less" in result.output
@@ -55,8 +64,20 @@ def test_prune_the_bundled_store_and_reload(tmp_path):
 def test_checkpoint_weights_are_carried_and_forecast_ranks_channels(vgg_store, tmp_path):
     path, checkpoint, model, rates = vgg_store
     out = tmp_path / "p.pt"
-    result = _run("--store", path, "--checkpoint", checkpoint, "--forecaster", "linear",
-                  "--cutoff", "0.5", "--ratio", "0.25", "--out", out)
+    result = _run(
+        "--store",
+        path,
+        "--checkpoint",
+        checkpoint,
+        "--forecaster",
+        "linear",
+        "--cutoff",
+        "0.5",
+        "--ratio",
+        "0.25",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     pruned = load_pruned(out)
     # the fastest-decaying quarter of conv1's channels is gone, the rest kept with its weights
@@ -80,18 +101,24 @@ def test_out_is_never_overwritten_silently(vgg_store, tmp_path):
     assert load_pruned(out) is not None
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--model", "resnet"], "layer 'features.conv1.bn' of the layout is not an affine BatchNorm"),
-    (["--forecaster", "smaa"], "unknown forecaster 'smaa'"),
-    (["--ratio", "1.5"], "Invalid value for --ratio: ratio is the fraction"),
-    (["--policy", "none"], "a cut needs policy seed or grouped"),
-    (["--ratio", "0.3", "--threshold", "0.1"], "give a ratio or a threshold, not both"),
-    (["--cutoff", "0"], "expected a fraction of the run in (0, 1]"),
-    (["--cutoff", "2"], "for step 2 write 'step:2'"),
-    (["--input-shape", "1,1,100000,100000"], "tracing needs one small batch"),
-    (["--input-shape", "1,x"], "comma-separated positive sizes"),
-    (["--model", "yolo"], "model 'yolo' is not in the zoo"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--model", "resnet"],
+            "layer 'features.conv1.bn' of the layout is not an affine BatchNorm",
+        ),
+        (["--forecaster", "smaa"], "unknown forecaster 'smaa'"),
+        (["--ratio", "1.5"], "Invalid value for --ratio: ratio is the fraction"),
+        (["--policy", "none"], "a cut needs policy seed or grouped"),
+        (["--ratio", "0.3", "--threshold", "0.1"], "give a ratio or a threshold, not both"),
+        (["--cutoff", "0"], "expected a fraction of the run in (0, 1]"),
+        (["--cutoff", "2"], "for step 2 write 'step:2'"),
+        (["--input-shape", "1,1,100000,100000"], "tracing needs one small batch"),
+        (["--input-shape", "1,x"], "comma-separated positive sizes"),
+        (["--model", "yolo"], "model 'yolo' is not in the zoo"),
+    ],
+)
 def test_bad_arguments_are_one_line_errors(vgg_store, tmp_path, args, message):
     path, *_ = vgg_store
     forecaster = [] if "--forecaster" in args else ["--forecaster", "naive"]
@@ -106,8 +133,9 @@ def test_a_checkpoint_of_another_model_and_a_store_without_model(vgg_store, tmp_
     path, *_ = vgg_store
     other = tmp_path / "other.pt"
     torch.save(build_model("vgg").state_dict(), other)  # full width, store says width 0.5
-    result = _run("--store", path, "--checkpoint", other, "--forecaster", "naive",
-                  "--out", tmp_path / "p.pt")
+    result = _run(
+        "--store", path, "--checkpoint", other, "--forecaster", "naive", "--out", tmp_path / "p.pt"
+    )
     assert result.exit_code == 2 and "does not fit VGG" in result.output
     assert "size mismatches (first: features.conv1.conv.weight" in result.output
     bare = tmp_path / "bare.fpstore"

@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from forecastprune.cli import cli
+from forecastprune.core.bn_layers import model_fingerprint
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.engine.coupling import check_layout
 from forecastprune.errors import LayoutError
-from forecastprune.core.bn_layers import model_fingerprint
 from forecastprune.store import GammaTrajectoryStore, bundled_store_path
-from forecastprune.core.layout import ChannelLayout
 from forecastprune.zoo import build_model
 
 
@@ -30,14 +30,26 @@ def _edited_copy(tmp_path, edit):
 
 def _swap_equal_widths(manifest):
     layout = manifest["layout"]
-    i = next(i for i in range(len(layout) - 1)
-             if layout[i]["channels"] == layout[i + 1]["channels"])
+    i = next(
+        i for i in range(len(layout) - 1) if layout[i]["channels"] == layout[i + 1]["channels"]
+    )
     layout[i], layout[i + 1] = layout[i + 1], layout[i]
 
 
 def _prune(store, tmp_path):
-    return CliRunner().invoke(cli, ["prune", "--store", str(store), "--random-init",
-                                    "--forecaster", "naive", "--out", str(tmp_path / "p.pt")])
+    return CliRunner().invoke(
+        cli,
+        [
+            "prune",
+            "--store",
+            str(store),
+            "--random-init",
+            "--forecaster",
+            "naive",
+            "--out",
+            str(tmp_path / "p.pt"),
+        ],
+    )
 
 
 def test_a_swapped_layout_is_refused_before_cutting(tmp_path):

@@ -30,7 +30,8 @@ def test_tiny_run_writes_a_readable_store_model_and_summary(tmp_path):
         # initial γ, every 2nd update, and the last update
         assert store.steps.tolist() == [0, 2, 3]
         assert store.layout.names == tuple(
-            n for n, m in build_model("darknet").named_modules()
+            n
+            for n, m in build_model("darknet").named_modules()
             if isinstance(m, torch.nn.BatchNorm2d)
         )
         assert np.allclose(store.history()[1][0], 0.7)
@@ -120,9 +121,27 @@ def test_bundled_store_has_the_documented_shape_and_real_structure():
 
 
 def test_adamw_warmup_and_the_other_recipes_users_train_with(tmp_path):
-    out, result = record(tmp_path, "--optimizer", "adamw", "--lr", "0.002", "--warmup", "0.5",
-                         "--lr-scheduler", "linear", "--gamma-init", "1.0", "--every", "1",
-                         "--sparsity", "0", "--task", "digits-hard", "--limit-batches", "4")
+    out, result = record(
+        tmp_path,
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.002",
+        "--warmup",
+        "0.5",
+        "--lr-scheduler",
+        "linear",
+        "--gamma-init",
+        "1.0",
+        "--every",
+        "1",
+        "--sparsity",
+        "0",
+        "--task",
+        "digits-hard",
+        "--limit-batches",
+        "4",
+    )
     assert result.exit_code == 0, result.output
     with GammaTrajectoryStore.open(out / "gammas.fpstore") as store:
         gammas = store.history()[1]
@@ -135,8 +154,9 @@ def test_adamw_warmup_and_the_other_recipes_users_train_with(tmp_path):
     # AdamW's first update moves every γ by ≈ the LR whatever its gradient (SGD would not)
     first = np.abs(gammas[1].astype(np.float64) - 1.0)
     assert np.median(first) == pytest.approx(0.001, rel=0.05)
-    _, onecycle = record(tmp_path, "--lr-scheduler", "onecycle", "--optimizer", "nesterov",
-                         name="onecycle")
+    _, onecycle = record(
+        tmp_path, "--lr-scheduler", "onecycle", "--optimizer", "nesterov", name="onecycle"
+    )
     assert onecycle.exit_code == 0, onecycle.output
     with GammaTrajectoryStore.open(tmp_path / "onecycle" / "gammas.fpstore") as store:
         peak = max(lr for _, lr in store.metadata["lr_schedule"])

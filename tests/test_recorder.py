@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
+from forecastprune.core.bn_layers import model_fingerprint, select_bn_layers, unwrap_model
+from forecastprune.core.lr_clock import lr_at
 from forecastprune.errors import ConfigError, LayoutError, StoreError
 from forecastprune.record.recorder import GammaRecorder
-from forecastprune.core.bn_layers import model_fingerprint, select_bn_layers, unwrap_model
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.core.lr_clock import lr_at
 
 
 class Net(nn.Module):
@@ -23,9 +23,14 @@ class Net(nn.Module):
     def __init__(self, width: int = 4) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
-            nn.BatchNorm2d(6, affine=False), nn.InstanceNorm2d(6, affine=True),
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, 6, 3, padding=1),
+            nn.BatchNorm2d(6),
+            nn.ReLU(),
+            nn.BatchNorm2d(6, affine=False),
+            nn.InstanceNorm2d(6, affine=True),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Linear(5, 3))
@@ -79,9 +84,13 @@ def test_selection_by_pattern_explicit_name_and_exclusion():
     assert [n for n, _ in select_bn_layers(net, "features.*")] == ["features.1", "features.4"]
     # explicit names come back in model order, whatever order they were given in
     assert [n for n, _ in select_bn_layers(net, ["head.2", "features.1"])] == [
-        "features.1", "head.2"]
+        "features.1",
+        "head.2",
+    ]
     assert [n for n, _ in select_bn_layers(net, exclude=["unused", "head.*"])] == [
-        "features.1", "features.4"]
+        "features.1",
+        "features.4",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -120,8 +129,14 @@ def test_records_signed_gamma_every_k_iterations_with_the_lr(tmp_path):
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[4, 7], gamma=0.5)
     seen = {0: gammas(net)}
     with GammaRecorder(
-        net, tmp_path / "s", every=3, optimizer=optimizer, exclude="unused",
-        total_steps=10, lr_schedule=scheduler, metadata={"seed": 7, "model": "toy"},
+        net,
+        tmp_path / "s",
+        every=3,
+        optimizer=optimizer,
+        exclude="unused",
+        total_steps=10,
+        lr_schedule=scheduler,
+        metadata={"seed": 7, "model": "toy"},
     ) as recorder:
         recorder.step(0)
         train(net, recorder, 10, scheduler=scheduler, optimizer=optimizer, seen=seen)
@@ -230,10 +245,18 @@ def test_misuse_raises_clear_errors(tmp_path):
     for _ in range(2):  # the path is taken and overwrite=False; a retry fails the same way
         with pytest.raises(StoreError, match="exists|taken|not empty"):
             taken.step(1)
-    for kwargs, fragment in [({"every": 0}, "every must be a positive integer"),
-                             ({"lr_schedule": [[5, 0.1], [2, 0.01]]}, "strictly increase"),
-                             ({"lr_schedule": torch.optim.lr_scheduler.StepLR(
-                                 torch.optim.SGD(net.parameters(), lr=1.0), 2)}, "total_steps")]:
+    for kwargs, fragment in [
+        ({"every": 0}, "every must be a positive integer"),
+        ({"lr_schedule": [[5, 0.1], [2, 0.01]]}, "strictly increase"),
+        (
+            {
+                "lr_schedule": torch.optim.lr_scheduler.StepLR(
+                    torch.optim.SGD(net.parameters(), lr=1.0), 2
+                )
+            },
+            "total_steps",
+        ),
+    ]:
         with pytest.raises(ConfigError, match=fragment):
             GammaRecorder(net, tmp_path / "t", **kwargs)
     with pytest.raises(ConfigError, match="GammaTrajectoryStore or a directory path"):

@@ -7,17 +7,21 @@ import time
 
 import numpy as np
 import pytest
+from _replay_data import END, START, linear_store, settling_store, write_store
 
-from forecastprune.engine.threshold import select_channels
+from forecastprune.compare.replay import (
+    ReplaySettings,
+    replay,
+    resolve_cutoffs,
+    resolve_forecasters,
+)
+from forecastprune.compare.worker import run_forecaster
 from forecastprune.engine.spec import PruneSpec
+from forecastprune.engine.threshold import select_channels
 from forecastprune.errors import ConfigError, UnknownForecasterError
 from forecastprune.forecasters import Forecaster, register_forecaster
-from forecastprune.compare.worker import run_forecaster
-from forecastprune.compare.replay import ReplaySettings, replay, resolve_cutoffs, resolve_forecasters
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.testing import isolated_registry
-
-from _replay_data import END, START, linear_store, settling_store, write_store
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +42,19 @@ def test_fractions_are_of_the_planned_run_length():
     assert [c.step for c in cutoffs] == [100]
 
 
-@pytest.mark.parametrize("values, match", [
-    ([1.0], "not before the store's final step"),
-    ([0.6], "not before the store's final step"),
-    (["step:200"], "not before the store's final step"),
-    ([0.0], "expected a fraction of the run"),
-    ([2.5], "expected a fraction of the run"),
-    ([100], "write .step:100."),
-    (["step:-3"], "whole step number"),
-    ([], "at least one cutoff"),
-])
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ([1.0], "not before the store's final step"),
+        ([0.6], "not before the store's final step"),
+        (["step:200"], "not before the store's final step"),
+        ([0.0], "expected a fraction of the run"),
+        ([2.5], "expected a fraction of the run"),
+        ([100], "write .step:100."),
+        (["step:-3"], "whole step number"),
+        ([], "at least one cutoff"),
+    ],
+)
 def test_bad_cutoffs_raise_config_error(values, match):
     with pytest.raises(ConfigError, match=match):
         resolve_cutoffs(values, length=400, final_step=200)
@@ -63,8 +70,12 @@ def test_naive_control_is_added_first_and_unknown_names_list_valid_ones():
 
 def test_replay_sees_only_the_history_up_to_each_cutoff(line_store):
     calls = []
-    result = replay(line_store, ["linear"], ReplaySettings(cutoffs=(0.5,), ratios=(0.5,)),
-                    progress=lambda *args: calls.append(args))
+    result = replay(
+        line_store,
+        ["linear"],
+        ReplaySettings(cutoffs=(0.5,), ratios=(0.5,)),
+        progress=lambda *args: calls.append(args),
+    )
     assert calls == [("naive", 1, 2), ("linear", 2, 2)]
     naive, linear = (result.rows_for(0.5)[i] for i in (0, 1))
     # naive predicts the mid-run |γ|: lowest four {2, 4, 6, 7} vs the oracle's {0, 2, 4, 6}
@@ -80,6 +91,7 @@ def test_replay_sees_only_the_history_up_to_each_cutoff(line_store):
 
 def test_one_failing_forecaster_does_not_stop_the_others(line_store):
     with isolated_registry():
+
         @register_forecaster("boom")
         class Boom(Forecaster):
             def _fit(self, t, values):
@@ -93,8 +105,11 @@ def test_one_failing_forecaster_does_not_stop_the_others(line_store):
             def _predict(self, target_t):
                 return np.full(self.n, np.nan)
 
-        result = replay(line_store, ["boom", "nanny", "sma"],
-                        ReplaySettings(cutoffs=(0.3, 0.5), ratios=(0.5, 0.7)))
+        result = replay(
+            line_store,
+            ["boom", "nanny", "sma"],
+            ReplaySettings(cutoffs=(0.3, 0.5), ratios=(0.5, 0.7)),
+        )
     assert "RuntimeError: kaboom" in result.failure("boom")
     assert "8 NaN/Inf" in result.failure("nanny")
     assert result.failure("sma") is None
@@ -106,6 +121,7 @@ def test_one_failing_forecaster_does_not_stop_the_others(line_store):
 
 def test_all_requested_failing_is_reported(line_store):
     with isolated_registry():
+
         @register_forecaster("boom")
         class Boom(Forecaster):
             def _fit(self, t, values):
@@ -124,8 +140,7 @@ class Sleepy(Forecaster):
 def test_timeout_stops_waiting_and_marks_every_remaining_cutoff(isolation):
     steps, values = np.arange(10), np.ones((10, 3))
     start = time.monotonic()
-    outcomes = run_forecaster(Sleepy(), steps, values, [4, 6], 9, timeout=0.3,
-                              isolation=isolation)
+    outcomes = run_forecaster(Sleepy(), steps, values, [4, 6], 9, timeout=0.3, isolation=isolation)
     assert time.monotonic() - start < 5
     assert [o.error for o in outcomes] == ["timed out after 0.3 s (0 of 2 cutoffs done)"] * 2
 
@@ -136,8 +151,9 @@ class Crasher(Forecaster):
 
 
 def test_a_crashing_worker_fails_its_cells_and_the_parent_survives():
-    outcomes = run_forecaster(Crasher(), np.arange(5), np.ones((5, 3)), [2, 3], 4,
-                              isolation="process")
+    outcomes = run_forecaster(
+        Crasher(), np.arange(5), np.ones((5, 3)), [2, 3], 4, isolation="process"
+    )
     assert all("exited without an answer" in o.error for o in outcomes)
 
 
@@ -167,8 +183,9 @@ def test_collapsed_cut_ranks_by_tie_aware_iou_and_warns(tmp_path):
     values = np.linspace(np.full(8, 0.8), final, len(steps))
     from _replay_data import LAYOUT, write_store
 
-    with GammaTrajectoryStore.open(write_store(tmp_path / "z.fpstore", steps, values,
-                                               LAYOUT)) as store:
+    with GammaTrajectoryStore.open(
+        write_store(tmp_path / "z.fpstore", steps, values, LAYOUT)
+    ) as store:
         result = replay(store, ["sma"], ReplaySettings(cutoffs=(0.5,), ratios=(0.5,)))
     oracle = result.oracle[0.5]
     assert oracle.separation.inside_collapsed and oracle.rank_by == "tie_iou"
@@ -186,8 +203,11 @@ def test_unfinished_run_is_flagged(tmp_path):
 
 
 def test_a_policy_without_the_model_falls_back_to_none_and_says_why(line_store):
-    result = replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), isolation="thread",
-                                                        spec=PruneSpec(policy="seed")))
+    result = replay(
+        line_store,
+        ["sma"],
+        ReplaySettings(cutoffs=(0.5,), isolation="thread", spec=PruneSpec(policy="seed")),
+    )
     assert result.settings.spec.policy == "none" and result.prunable == 8
     assert any("policy none, not seed" in w and "names no model" in w for w in result.warnings)
     with pytest.raises(ConfigError, match="names no model"):
@@ -198,10 +218,10 @@ def test_a_policy_without_the_model_falls_back_to_none_and_says_why(line_store):
 
 @pytest.mark.parametrize("policy", ["seed", "grouped"])
 def test_policies_trace_the_stores_zoo_model(tmp_path, policy):
+    import torch
+
     from forecastprune.engine.coupling import default_layout, plan_channels
     from forecastprune.zoo import build_model
-
-    import torch
 
     model = build_model("resnet")
     layout = default_layout(model)
@@ -210,7 +230,9 @@ def test_policies_trace_the_stores_zoo_model(tmp_path, policy):
     values = np.cumsum(rng.normal(0, 0.05, (len(steps), layout.total)), axis=0) + 1.0
     path = write_store(tmp_path / "r.fpstore", steps, values, layout, {"model": "resnet"})
     with GammaTrajectoryStore.open(path) as store:
-        result = replay(store, ["sma"], ReplaySettings(cutoffs=(0.5,), spec=PruneSpec(policy=policy)))
+        result = replay(
+            store, ["sma"], ReplaySettings(cutoffs=(0.5,), spec=PruneSpec(policy=policy))
+        )
     plan = plan_channels(model, torch.zeros(1, 1, 8, 8), layout, policy)
     assert result.prunable == plan.prunable_channels
     if policy == "seed":
@@ -224,21 +246,26 @@ def test_policies_trace_the_stores_zoo_model(tmp_path, policy):
     assert result.oracle[0.5].separation.cut == pytest.approx(expected.threshold)
 
 
-@pytest.mark.parametrize(("settings", "reason"), [
-    (dict(spec=PruneSpec(min_keep=1000)),
-     "min-keep 1000 keeps every channel of every layer (the widest has 4)"),
-    (dict(ratios=(0.0,)), "ratio 0 of 8 channels asks for none"),
-])
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        (
+            dict(spec=PruneSpec(min_keep=1000)),
+            "min-keep 1000 keeps every channel of every layer (the widest has 4)",
+        ),
+        (dict(ratios=(0.0,)), "ratio 0 of 8 channels asks for none"),
+    ],
+)
 def test_an_oracle_that_prunes_nothing_is_refused(line_store, settings, reason):
     with pytest.raises(ConfigError, match="nothing to compare") as caught:
-        replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), isolation="thread",
-                                                   **settings))
+        replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), isolation="thread", **settings))
     assert reason in str(caught.value)
 
 
 def test_a_ratio_that_prunes_nothing_has_no_best_and_a_loud_warning(line_store):
-    result = replay(line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), ratios=(0.0, 0.5),
-                                                        isolation="thread"))
+    result = replay(
+        line_store, ["sma"], ReplaySettings(cutoffs=(0.5,), ratios=(0.0, 0.5), isolation="thread")
+    )
     cutoff = result.cutoffs[0]
     assert result.best(cutoff, 0.0) is None and result.best(cutoff, 0.5) is not None
     assert any("RATIO 0 PRUNES NOTHING" in w for w in result.warnings)
@@ -252,28 +279,35 @@ def test_the_verdict_names_the_forecaster_how_early_and_its_margin(line_store):
 
     # straight lines: linear predicts the final ranking exactly, naive gets 3 of 5 right
     result = replay(line_store, ["linear"], ReplaySettings(cutoffs=(0.5,), isolation="thread"))
-    line = ("verdict (ratio 0.5): linear reaches IoU ≥ 0.9 earliest, at 50% (step 100): 1.000, "
-            "+0.400 over naive (0.600)")
+    line = (
+        "verdict (ratio 0.5): linear reaches IoU ≥ 0.9 earliest, at 50% (step 100): 1.000, "
+        "+0.400 over naive (0.600)"
+    )
     assert verdicts(result) == [line]
     assert format_table(result).endswith(line)
     assert '"verdict": [' in dumps_json(result)
     assert verdicts(result, target=1.5) == [
         "verdict (ratio 0.5): no forecaster reaches IoU ≥ 1.5 at any cutoff; the closest is "
         "linear at 50% (step 100) with 1.000; the largest lead over naive: linear at 50% "
-        "(step 100), +0.400 IoU"]
+        "(step 100), +0.400 IoU"
+    ]
 
 
 def test_the_iou_figure_has_one_legend_for_all_panels_and_distinct_lines(line_store):
     from forecastprune.compare.plots import iou_figure
 
-    result = replay(line_store, ["sma", "ema", "linear"],
-                    ReplaySettings(cutoffs=(0.2, 0.5), ratios=(0.25, 0.5), isolation="thread"))
+    result = replay(
+        line_store,
+        ["sma", "ema", "linear"],
+        ReplaySettings(cutoffs=(0.2, 0.5), ratios=(0.25, 0.5), isolation="thread"),
+    )
     figure = iou_figure(result)
     (legend,) = figure.legends  # on the figure, so it covers the left panel too
     assert [t.get_text() for t in legend.get_texts()][:4] == ["naive", "sma", "ema", "linear"]
     for ax in figure.axes:
         lines = [line for line in ax.get_lines() if line.get_label() in result.forecasters]
         assert len(lines) == 4
-        styles = {(line.get_marker(), str(line.get_linestyle()), line.get_color())
-                  for line in lines}
+        styles = {
+            (line.get_marker(), str(line.get_linestyle()), line.get_color()) for line in lines
+        }
         assert len(styles) == 4  # no two forecasters drawn alike

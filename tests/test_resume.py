@@ -59,12 +59,28 @@ def build(store: Path, checkpoints: Path | None = None) -> tuple[Trainer, EarlyP
     model = build_model("darknet", width=0.5)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=TOTAL)
-    pruner = EarlyPruner(model, optimizer, forecaster="sma", prune_at=f"step:{PRUNE_AT}",
-                         total_steps=TOTAL, example_inputs=split.x_train[:2], store_path=store,
-                         steps_per_epoch=BATCHES, lr_schedule=scheduler)
-    trainer = Trainer(model, optimizer, train_loader, test_loader, EPOCHS, scheduler=scheduler,
-                      callbacks=[PrunerCallback(pruner), Checkpoints(checkpoints, store)],
-                      limit_batches=BATCHES, progress=False)
+    pruner = EarlyPruner(
+        model,
+        optimizer,
+        forecaster="sma",
+        prune_at=f"step:{PRUNE_AT}",
+        total_steps=TOTAL,
+        example_inputs=split.x_train[:2],
+        store_path=store,
+        steps_per_epoch=BATCHES,
+        lr_schedule=scheduler,
+    )
+    trainer = Trainer(
+        model,
+        optimizer,
+        train_loader,
+        test_loader,
+        EPOCHS,
+        scheduler=scheduler,
+        callbacks=[PrunerCallback(pruner), Checkpoints(checkpoints, store)],
+        limit_batches=BATCHES,
+        progress=False,
+    )
     return trainer, pruner
 
 
@@ -72,9 +88,14 @@ def outcome(trainer: Trainer, store: Path) -> dict[str, Any]:
     with GammaTrajectoryStore.open(store) as opened:
         steps, values = opened.history()
         lrs = opened.lrs
-    return {"model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
-            "history": [vars(e) for e in trainer.history], "steps": steps, "values": values,
-            "lrs": lrs}
+    return {
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "history": [vars(e) for e in trainer.history],
+        "steps": steps,
+        "values": values,
+        "lrs": lrs,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +128,9 @@ def test_resumed_run_equals_the_uninterrupted_one(straight, tmp_path, step, hook
         torch.testing.assert_close(got["model"][name], tensor, rtol=0, atol=1e-6, msg=name)
     for slot, saved in expected["optimizer"]["state"].items():
         for key, value in saved.items():
-            torch.testing.assert_close(got["optimizer"]["state"][slot][key], value,
-                                       rtol=0, atol=1e-6)
+            torch.testing.assert_close(
+                got["optimizer"]["state"][slot][key], value, rtol=0, atol=1e-6
+            )
     assert got["optimizer"]["param_groups"] == expected["optimizer"]["param_groups"]
     assert got["history"] == expected["history"]
     np.testing.assert_array_equal(got["steps"], expected["steps"])
@@ -117,12 +139,12 @@ def test_resumed_run_equals_the_uninterrupted_one(straight, tmp_path, step, hook
     np.testing.assert_array_equal(got["lrs"], expected["lrs"])
 
 
-def test_pruner_state_loads_without_unpickling_and_refuses_mismatches(straight, tmp_path
-                                                                      ) -> None:
+def test_pruner_state_loads_without_unpickling_and_refuses_mismatches(straight, tmp_path) -> None:
     _, folder = straight
     state = torch.load(folder / "step10.pt", weights_only=True)["callbacks"][0]
     assert state["pruned_at"] == PRUNE_AT and sum(map(len, state["keep"].values())) < sum(
-        state["sizes"].values())
+        state["sizes"].values()
+    )
     _, pruner = build(tmp_path / "g.fpstore")
     with pytest.raises(ConfigError, match="not an EarlyPruner state"):
         pruner.load_state_dict({"pruned_at": 3})
@@ -131,9 +153,13 @@ def test_pruner_state_loads_without_unpickling_and_refuses_mismatches(straight, 
     early = torch.load(folder / "step3.pt", weights_only=True)["callbacks"][0]
     split = load_digits_split(seed=0)
     model = build_model("darknet", width=0.5)
-    temporary = EarlyPruner(model, torch.optim.SGD(model.parameters(), lr=0.1),
-                            forecaster="sma", total_steps=TOTAL,
-                            example_inputs=split.x_train[:2])
+    temporary = EarlyPruner(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        forecaster="sma",
+        total_steps=TOTAL,
+        example_inputs=split.x_train[:2],
+    )
     with pytest.raises(ConfigError, match="store_path="):
         temporary.load_state_dict(early)  # its γ history is not where it could continue
     temporary.close()

@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecastprune.cli import cli
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.engine.spec import POLICIES, PruneSpec, field_names
 from forecastprune.engine.threshold import select_channels
 from forecastprune.errors import ConfigError, PruningError
 from forecastprune.predict import cutoff_step
 from forecastprune.runpoint import RunPoint
 from forecastprune.store import GammaTrajectoryStore, bundled_store_path
-from forecastprune.core.layout import ChannelLayout
 
 SPEC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(PruneSpec)}
 COMMANDS_WITH_SPEC = ("compare", "prune", "forecast", "benchmark")
@@ -60,7 +60,11 @@ def test_config_files_and_apis_default_to_the_spec():
     compare = CompareConfig()
     assert compare.ratio == (spec.ratio,) and compare.policy == spec.policy
     assert (compare.min_keep, compare.min_fraction, compare.round_to, compare.group_reduce) == (
-        spec.min_keep, spec.min_fraction, spec.round_to, spec.group_reduce)
+        spec.min_keep,
+        spec.min_fraction,
+        spec.round_to,
+        spec.group_reduce,
+    )
     assert ReplaySettings().spec == spec
     assert TrainConfig().prune_spec() == spec
     for name in field_names():  # the train config's keys are the spec's fields, same defaults
@@ -75,11 +79,23 @@ def test_config_files_and_apis_default_to_the_spec():
 def test_compare_and_prune_use_the_same_policy_without_flags(tmp_path):
     runner = CliRunner()
     report = tmp_path / "c.json"
-    compared = runner.invoke(cli, ["compare", "--forecasters", "sma", "--cutoffs", "0.3",
-                                   "--json", str(report)])
+    compared = runner.invoke(
+        cli, ["compare", "--forecasters", "sma", "--cutoffs", "0.3", "--json", str(report)]
+    )
     assert compared.exit_code == 0, compared.output
-    pruned = runner.invoke(cli, ["prune", "--forecaster", "sma", "--cutoff", "0.3",
-                                 "--random-init", "--out", str(tmp_path / "p.pt")])
+    pruned = runner.invoke(
+        cli,
+        [
+            "prune",
+            "--forecaster",
+            "sma",
+            "--cutoff",
+            "0.3",
+            "--random-init",
+            "--out",
+            str(tmp_path / "p.pt"),
+        ],
+    )
     assert pruned.exit_code == 0, pruned.output
     policy = json.loads(report.read_text())["settings"]["spec"]["policy"]
     assert policy == PruneSpec().policy == "seed"
@@ -97,11 +113,19 @@ def test_prune_at_and_cutoff_read_every_form_alike(value):
         assert RunPoint.parse(value).resolve(1320) == round(float(value) * 1320)  # 1.0: the end
 
 
-@pytest.mark.parametrize("value, match", [
-    (120, "write 'step:120'"), ("120", "write 'step:120'"), (0, "expected a fraction"),
-    (1.5, "expected a fraction"), ("soon", "expected a fraction"), (True, "expected"),
-    (float("nan"), "expected"), ("step:-1", "whole step number"),
-])
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        (120, "write 'step:120'"),
+        ("120", "write 'step:120'"),
+        (0, "expected a fraction"),
+        (1.5, "expected a fraction"),
+        ("soon", "expected a fraction"),
+        (True, "expected"),
+        (float("nan"), "expected"),
+        ("step:-1", "whole step number"),
+    ],
+)
 def test_prune_at_and_cutoff_refuse_the_same_things(value, match):
     with pytest.raises(ConfigError, match=match):
         RunPoint.parse(value)
@@ -127,8 +151,15 @@ def test_a_prune_at_of_one_prunes_at_the_end_as_a_cutoff_of_one_sees_the_whole_r
     model = build_model("vgg", width=0.25)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     x, y = digits[0][:16], digits[1][:16]
-    pruner = EarlyPruner(model, optimizer, forecaster="naive", prune_at=1.0, total_steps=4,
-                         example_inputs=x[:1], sparsity=0.0)
+    pruner = EarlyPruner(
+        model,
+        optimizer,
+        forecaster="naive",
+        prune_at=1.0,
+        total_steps=4,
+        example_inputs=x[:1],
+        sparsity=0.0,
+    )
     for step in range(1, 5):
         loss = torch.nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()
@@ -141,8 +172,11 @@ def test_a_prune_at_of_one_prunes_at_the_end_as_a_cutoff_of_one_sees_the_whole_r
 
 
 @settings(max_examples=60, deadline=None)
-@given(ratio=st.floats(0, 1), sizes=st.lists(st.integers(1, 12), min_size=1, max_size=5),
-       seed=st.integers(0, 10**6))
+@given(
+    ratio=st.floats(0, 1),
+    sizes=st.lists(st.integers(1, 12), min_size=1, max_size=5),
+    seed=st.integers(0, 10**6),
+)
 def test_a_ratio_spec_prunes_its_share_of_free_channels(ratio, sizes, seed):
     layout = ChannelLayout(tuple((f"l{i}", n) for i, n in enumerate(sizes)))
     scores = np.random.default_rng(seed).random(layout.total)
@@ -154,8 +188,11 @@ def test_a_ratio_spec_prunes_its_share_of_free_channels(ratio, sizes, seed):
 
 
 @settings(max_examples=80, deadline=None)
-@given(ratio=st.one_of(st.floats(allow_nan=True), st.integers(-3, 3)),
-       policy=st.sampled_from([*POLICIES, "loose", ""]), min_keep=st.integers(-2, 3))
+@given(
+    ratio=st.one_of(st.floats(allow_nan=True), st.integers(-3, 3)),
+    policy=st.sampled_from([*POLICIES, "loose", ""]),
+    min_keep=st.integers(-2, 3),
+)
 def test_the_spec_accepts_exactly_the_documented_ranges(ratio, policy, min_keep):
     valid = (0 <= ratio <= 1) and policy in POLICIES and min_keep >= 1
     if valid:

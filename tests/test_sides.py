@@ -12,11 +12,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from _sides import (BinCounts, auc, bin_changers, cut_distance,  # noqa: E402
-                    side_changes, tied_across_cut, toward_cut)
+from _sides import (
+    BinCounts,
+    auc,
+    bin_changers,
+    cut_distance,  # noqa: E402
+    side_changes,
+    tied_across_cut,
+    toward_cut,
+)
+
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.threshold import select_channels
-from forecastprune.core.layout import ChannelLayout
 
 
 def test_side_changes_counts_each_direction() -> None:
@@ -73,13 +81,16 @@ def test_bin_changers_counts_per_bin_of_absolute_distance() -> None:
 
 
 def test_toward_cut_flips_the_sign_above_the_cut() -> None:
-    np.testing.assert_array_equal(toward_cut(np.array([2.0, 2.0]), np.array([True, False])),
-                                  [2.0, -2.0])
+    np.testing.assert_array_equal(
+        toward_cut(np.array([2.0, 2.0]), np.array([True, False])), [2.0, -2.0]
+    )
 
 
 def _pairs_auc(score: np.ndarray, target: np.ndarray) -> float:
-    wins = [1.0 if p > n else 0.5 if p == n else 0.0
-            for p, n in itertools.product(score[target], score[~target])]
+    wins = [
+        1.0 if p > n else 0.5 if p == n else 0.0
+        for p, n in itertools.product(score[target], score[~target])
+    ]
     return float(np.mean(wins))
 
 

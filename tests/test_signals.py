@@ -45,8 +45,13 @@ class _Run:
 
     def __init__(self, args: list[str], min_steps: int) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-c", CLI, *args], stderr=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, env=env, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CLI, *args],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            cwd=REPO,
+        )
         self.min_steps, self.seen, self.text = min_steps, 0, []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -63,8 +68,9 @@ class _Run:
     def stop(self, timeout: float = 240.0) -> tuple[int, int]:
         """Wait for ``min_steps``, send SIGTERM; (exit status, steps shown before the signal)."""
         deadline = time.monotonic() + timeout
-        while (self.seen < self.min_steps and self.proc.poll() is None
-               and time.monotonic() < deadline):
+        while (
+            self.seen < self.min_steps and self.proc.poll() is None and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         at_signal = self.seen
         self.proc.send_signal(signal.SIGTERM)
@@ -78,8 +84,23 @@ class _Run:
 def stopped(tmp_path_factory) -> tuple[Path, int, int]:
     """A ``record`` run stopped by SIGTERM: (run directory, exit status, steps shown)."""
     out = tmp_path_factory.mktemp("signals") / "record"
-    args = ["record", "--out", str(out), "--model", "vgg", "--width", "0.5", "--epochs", "40",
-            "--every", "1", "--flush-every", "1000", "--threads", "1"]
+    args = [
+        "record",
+        "--out",
+        str(out),
+        "--model",
+        "vgg",
+        "--width",
+        "0.5",
+        "--epochs",
+        "40",
+        "--every",
+        "1",
+        "--flush-every",
+        "1000",
+        "--threads",
+        "1",
+    ]
     return (out, *_Run(args, min_steps=15).stop())
 
 
@@ -120,11 +141,22 @@ def test_sigterm_during_a_train_method_keeps_every_snapshot(tmp_path) -> None:
     torch.manual_seed(0)
     model = build_model("darknet", width=0.5)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    kwargs = {"train_loader": train_loader, "test_loader": test_loader, "epochs": 3,
-              "callbacks": [SignalAt(7)], "progress": False}
+    kwargs = {
+        "train_loader": train_loader,
+        "test_loader": test_loader,
+        "epochs": 3,
+        "callbacks": [SignalAt(7)],
+        "progress": False,
+    }
     with pytest.raises(Preempted) as caught:
-        run_method(config.method_spec(tmp_path / "g.fpstore"), model, optimizer, kwargs,
-                   example_inputs=split.x_train[:2], samples_per_step=64)
+        run_method(
+            config.method_spec(tmp_path / "g.fpstore"),
+            model,
+            optimizer,
+            kwargs,
+            example_inputs=split.x_train[:2],
+            samples_per_step=64,
+        )
     assert caught.value.code == 128 + signal.SIGTERM
     _check_store(tmp_path / "g.fpstore", first=1, at_least=7)  # the pruner buffers 50
 
@@ -198,8 +230,15 @@ def test_sigterm_inside_an_early_pruner_block_flushes_its_store(tmp_path) -> Non
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     with pytest.raises(Preempted):
         # the recorder buffers 50 snapshots; the signal comes after 7
-        with EarlyPruner(model, optimizer, forecaster="sma", prune_at=0.9, total_steps=100,
-                         example_inputs=x[:2], store_path=tmp_path / "g.fpstore") as pruner:
+        with EarlyPruner(
+            model,
+            optimizer,
+            forecaster="sma",
+            prune_at=0.9,
+            total_steps=100,
+            example_inputs=x[:2],
+            store_path=tmp_path / "g.fpstore",
+        ) as pruner:
             for step in range(1, 101):
                 loss = torch.nn.functional.cross_entropy(model(x), y)
                 optimizer.zero_grad()

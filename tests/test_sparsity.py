@@ -19,9 +19,15 @@ LR = 0.1
 def make_net(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 3),
     )
     with torch.no_grad():  # signed, pairwise distinct |γ| so the top-k set is unambiguous
         gammas = torch.linspace(0.05, 1.0, 10)[torch.randperm(10)]
@@ -52,7 +58,7 @@ def expected(net: nn.Module, grads: list[torch.Tensor], coefficient) -> list[tor
     offset = 0
     for i, grad in zip(BNS, grads):
         gamma = net[i].weight.detach()
-        c = torch.as_tensor(coefficient[offset: offset + len(gamma)], dtype=torch.float32)
+        c = torch.as_tensor(coefficient[offset : offset + len(gamma)], dtype=torch.float32)
         out.append(grad + torch.sign(gamma) * c)
         offset += len(gamma)
     return out

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from forecastprune.engine.coupling import plan_channels
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.stats import measure_latencies
 from forecastprune.engine.surgery import prune_model
 from forecastprune.engine.threshold import select_channels
-from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import PruningError
 from forecastprune.zoo import build_model
 
@@ -45,7 +45,6 @@ def test_surgery_leaves_every_weight_contiguous_and_adds_no_parameter():
         assert all(p.is_contiguous() for p in pruned.parameters())
         assert all(b.is_contiguous() for b in pruned.buffers())
         assert set(dict(pruned.named_parameters())) == set(dict(model.named_parameters()))
-
 
 
 class _Scripted(torch.nn.Module):

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecastprune.errors import ForecastPruneError, StoreError
 from forecastprune.core.layout import ChannelLayout
+from forecastprune.errors import ForecastPruneError, StoreError
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.store import format as fmt
 
@@ -59,15 +59,29 @@ def test_round_trip_property(tmp_path_factory, sizes, t, flush_every, gaps):
 def test_signed_values_lrs_metadata_and_fingerprint_round_trip(tmp_path):
     rows = _rows(6) - 0.5  # signed: negative γ must survive unchanged
     lrs = [0.1, None, 0.1, 0.01, None, 0.001]
-    _record(tmp_path / "s", rows, lrs=lrs, metadata={"model": "darknet", "sparsity": 5e-3,
-            "lr_schedule": [[0, 0.1], [30, 0.01]], "seed": np.int64(3)}, fingerprint="abc123")
+    _record(
+        tmp_path / "s",
+        rows,
+        lrs=lrs,
+        metadata={
+            "model": "darknet",
+            "sparsity": 5e-3,
+            "lr_schedule": [[0, 0.1], [30, 0.01]],
+            "seed": np.int64(3),
+        },
+        fingerprint="abc123",
+    )
     store = GammaTrajectoryStore.open(tmp_path / "s")
     assert (store.history()[1] < 0).any()
     np.testing.assert_array_equal(store.history()[1], rows)
     expected = np.array([np.nan if v is None else v for v in lrs])
     np.testing.assert_array_equal(store.lrs, expected)
-    assert store.metadata == {"model": "darknet", "sparsity": 5e-3,
-                              "lr_schedule": [[0, 0.1], [30, 0.01]], "seed": 3}
+    assert store.metadata == {
+        "model": "darknet",
+        "sparsity": 5e-3,
+        "lr_schedule": [[0, 0.1], [30, 0.01]],
+        "seed": 3,
+    }
     assert store.fingerprint == "abc123"
     assert store.layout == LAYOUT
 
@@ -192,8 +206,10 @@ def test_bad_snapshots_are_rejected_and_store_stays_usable(tmp_path, step, value
 def test_read_only_store_refuses_writes(tmp_path):
     _record(tmp_path / "s", _rows(2))
     store = GammaTrajectoryStore.open(tmp_path / "s")
-    for call in (lambda: store.append(100, np.ones(LAYOUT.total)),
-                 lambda: store.update_metadata(accuracy=0.9)):
+    for call in (
+        lambda: store.append(100, np.ones(LAYOUT.total)),
+        lambda: store.update_metadata(accuracy=0.9),
+    ):
         with pytest.raises(StoreError, match="read-only; open it with mode='a'"):
             call()
 
@@ -202,7 +218,10 @@ def test_update_metadata_is_committed_immediately(tmp_path):
     with GammaTrajectoryStore.create(tmp_path / "s", LAYOUT, metadata={"model": "vgg"}) as store:
         store.update_metadata(accuracy=np.float32(0.5), total_steps=100)
         assert GammaTrajectoryStore.open(tmp_path / "s").metadata == {
-            "model": "vgg", "accuracy": 0.5, "total_steps": 100}
+            "model": "vgg",
+            "accuracy": 0.5,
+            "total_steps": 100,
+        }
         with pytest.raises(StoreError, match="JSON-serializable"):
             store.update_metadata(model=object())
         store.metadata["model"] = "mutated"  # a copy: cannot bypass validation
@@ -262,8 +281,13 @@ def test_open_rejects_bad_mode_and_missing_path(tmp_path):
 
 def test_info_summarizes_the_store(tmp_path):
     rows = _rows(5)
-    _record(tmp_path / "s", rows, steps=[2, 4, 6, 8, 10], lrs=[0.1] * 3 + [None] * 2,
-            metadata={"model": "vgg"})
+    _record(
+        tmp_path / "s",
+        rows,
+        steps=[2, 4, 6, 8, 10],
+        lrs=[0.1] * 3 + [None] * 2,
+        metadata={"model": "vgg"},
+    )
     info = GammaTrajectoryStore.open(tmp_path / "s").info()
     assert (info["snapshots"], info["first_step"], info["last_step"]) == (5, 2, 10)
     assert (info["layers"], info["channels"], info["lr_recorded"]) == (3, 9, 3)

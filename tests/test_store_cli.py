@@ -22,8 +22,9 @@ LAYOUT = ChannelLayout(tuple((f"backbone.{i}.bn", 4) for i in range(14)))
 def store_path(tmp_path):
     path = tmp_path / "run.fpstore"
     rows = np.random.default_rng(0).normal(0.4, 0.2, (6, LAYOUT.total))
-    with GammaTrajectoryStore.create(path, LAYOUT, metadata={"model": "darknet"},
-                                     fingerprint="fp1", flush_every=4) as store:
+    with GammaTrajectoryStore.create(
+        path, LAYOUT, metadata={"model": "darknet"}, fingerprint="fp1", flush_every=4
+    ) as store:
         for i, row in enumerate(rows):
             store.append(10 * i, row, lr=0.1)
     return path
@@ -89,8 +90,9 @@ def test_export_then_import_round_trip(store_path, tmp_path):
 
 
 def test_from_checkpoints(tmp_path):
-    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 1),
-                        nn.BatchNorm2d(2))
+    net = nn.Sequential(
+        nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 1), nn.BatchNorm2d(2)
+    )
     paths = []
     for epoch in (5, 1, 3):
         with torch.no_grad():
@@ -108,10 +110,13 @@ def test_from_checkpoints(tmp_path):
     store = GammaTrajectoryStore.open(tmp_path / "b")
     assert store.layout.names == ("1", "4") and store.steps.tolist() == [10, 20, 30]
     np.testing.assert_array_equal(store.history()[1][:, 0], [1, 3, 5])
-    _assert_one_line_error(_run("from-checkpoints", tmp_path / "c", *paths, "--steps", "1,x"),
-                           "--steps must be comma-separated training steps")
-    _assert_one_line_error(_run("from-checkpoints", tmp_path / "d", *paths, "--steps", "-5,1,2"),
-                           "whole numbers ≥ 0")
+    _assert_one_line_error(
+        _run("from-checkpoints", tmp_path / "c", *paths, "--steps", "1,x"),
+        "--steps must be comma-separated training steps",
+    )
+    _assert_one_line_error(
+        _run("from-checkpoints", tmp_path / "d", *paths, "--steps", "-5,1,2"), "whole numbers ≥ 0"
+    )
 
 
 @pytest.mark.parametrize(
@@ -159,8 +164,10 @@ def test_nan_and_inf_inside_a_store_are_found_and_located(store_path):
     _damage(store_path, 1, 5, np.nan)  # step 10, backbone.1.bn channel 1
     _damage(store_path, 2, 0, np.inf)  # step 20, backbone.0.bn channel 0
     result = _run("verify", store_path)
-    _assert_one_line_error(result, "2 NaN/Inf values in 2 snapshot(s), first at step 10, "
-                                   "layer 'backbone.1.bn' channel 1: nan")
+    _assert_one_line_error(
+        result,
+        "2 NaN/Inf values in 2 snapshot(s), first at step 10, layer 'backbone.1.bn' channel 1: nan",
+    )
     assert "step 20, layer 'backbone.0.bn' channel 0: inf" in result.stdout
     assert "backbone.0.bn" in result.stdout and "1 NaN/Inf" in result.stdout
     info = _run("info", store_path)
@@ -168,8 +175,9 @@ def test_nan_and_inf_inside_a_store_are_found_and_located(store_path):
     assert info.stderr.startswith("warning: ") and "first at step 10" in info.stderr
     data = json.loads(_run("info", "--json", store_path).stdout)
     assert data["values_check"]["scope"] == "all" and data["values_check"]["bad_values"] == 2
-    compare = CliRunner().invoke(cli, ["compare", "--store", str(store_path), "--forecasters",
-                                       "sma", "--cutoffs", "0.5"])
+    compare = CliRunner().invoke(
+        cli, ["compare", "--store", str(store_path), "--forecasters", "sma", "--cutoffs", "0.5"]
+    )
     _assert_one_line_error(compare, "first at step 10, layer 'backbone.1.bn' channel 1")
     assert str(store_path) in compare.stderr and "store verify" in compare.stderr
 
@@ -186,10 +194,17 @@ def test_import_rejects_a_non_zip_file_and_negative_steps(tmp_path):
     text.write_text("steps,gammas\n0,1\n")
     _assert_one_line_error(_run("import", text, tmp_path / "a"), "is not an NPZ file (a zip")
     negative = tmp_path / "neg.npz"
-    np.savez(negative, steps=np.array([-5, 0, 5]), gammas=np.ones((3, 2)),
-             layer_names=np.array(["a"]), layer_sizes=np.array([2]))
-    _assert_one_line_error(_run("import", negative, tmp_path / "b"),
-                           "steps count training steps from 0; the first is -5")
+    np.savez(
+        negative,
+        steps=np.array([-5, 0, 5]),
+        gammas=np.ones((3, 2)),
+        layer_names=np.array(["a"]),
+        layer_sizes=np.array([2]),
+    )
+    _assert_one_line_error(
+        _run("import", negative, tmp_path / "b"),
+        "steps count training steps from 0; the first is -5",
+    )
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from forecastprune.errors import StoreError
 from forecastprune.core.layout import ChannelLayout
+from forecastprune.errors import StoreError
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.store import format as fmt
 
@@ -103,8 +103,13 @@ def test_segment_shape_disagreeing_with_manifest(store_path):
 def test_orphans_are_ignored_by_readers_and_removed_by_writers(store_path):
     manifest = fmt.read_manifest(store_path)
     # what a writer killed between writing a segment and committing the manifest leaves behind
-    fmt.write_segment(store_path, manifest.next_index, np.array([50, 51]), np.zeros(2),
-                      np.ones((2, LAYOUT.total), np.float32))
+    fmt.write_segment(
+        store_path,
+        manifest.next_index,
+        np.array([50, 51]),
+        np.zeros(2),
+        np.ones((2, LAYOUT.total), np.float32),
+    )
     (store_path / f".{fmt.MANIFEST_NAME}.x1y2.tmp").write_text("{half")
     assert GammaTrajectoryStore.open(store_path).steps.tolist() == list(range(7))
     orphans = fmt.orphan_files(store_path, manifest)
@@ -143,7 +148,8 @@ def _start_writer(tmp_path, flush_every, stop_at):
     script.write_text(_WRITER)
     return subprocess.Popen(
         [sys.executable, str(script), str(tmp_path / "s"), str(flush_every), str(stop_at)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -153,8 +159,9 @@ def _check_clean_prefix(path, flush_every):
     n = len(store)
     assert n % flush_every == 0  # only whole flushes survive
     np.testing.assert_array_equal(steps, np.arange(n))
-    np.testing.assert_array_equal(values, np.repeat(np.arange(n, dtype=np.float32)[:, None],
-                                                    96, axis=1))
+    np.testing.assert_array_equal(
+        values, np.repeat(np.arange(n, dtype=np.float32)[:, None], 96, axis=1)
+    )
     return n
 
 

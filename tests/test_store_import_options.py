@@ -33,13 +33,30 @@ def test_lr_schedule_forms(tmp_path):
 def test_import_with_a_schedule_enables_the_lr_axis_and_reports_unkept_arrays(tmp_path):
     rng = np.random.default_rng(0)
     npz = tmp_path / "run.npz"
-    np.savez(npz, steps=np.arange(0, 60, 6), gammas=rng.uniform(0.1, 1, (10, 6)),
-             layer_names=np.array(["a", "b"]), layer_sizes=np.array([3, 3]), epochs=np.ones(3))
+    np.savez(
+        npz,
+        steps=np.arange(0, 60, 6),
+        gammas=rng.uniform(0.1, 1, (10, 6)),
+        layer_names=np.array(["a", "b"]),
+        layer_sizes=np.array([3, 3]),
+        epochs=np.ones(3),
+    )
     plain, timed = tmp_path / "plain.fpstore", tmp_path / "timed.fpstore"
     runner = CliRunner()
     assert runner.invoke(cli, ["store", "import", str(npz), str(plain)]).exit_code == 0
-    result = runner.invoke(cli, ["store", "import", str(npz), str(timed), "--lr-schedule",
-                                 "0:0.1,30:0.01", "--metadata", "total_steps=60"])
+    result = runner.invoke(
+        cli,
+        [
+            "store",
+            "import",
+            str(npz),
+            str(timed),
+            "--lr-schedule",
+            "0:0.1,30:0.01",
+            "--metadata",
+            "total_steps=60",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "not kept" in result.output and "epochs" in result.output
     with GammaTrajectoryStore.open(plain) as store:

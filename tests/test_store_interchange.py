@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from forecastprune.errors import StoreError
 from forecastprune.core.layout import ChannelLayout
+from forecastprune.errors import StoreError
 from forecastprune.store import GammaTrajectoryStore, export_npz, import_npz, store_from_checkpoints
 
 LAYOUT = ChannelLayout((("conv.bn", 3), ("head.bn", 2)))
@@ -27,8 +27,13 @@ def _npz_arrays(t: int = 6) -> dict[str, np.ndarray]:
 
 
 def test_npz_round_trip_is_exact(tmp_path):
-    with GammaTrajectoryStore.create(tmp_path / "a", LAYOUT, flush_every=4, fingerprint="fp",
-                                     metadata={"model": "vgg", "lr": 0.1}) as store:
+    with GammaTrajectoryStore.create(
+        tmp_path / "a",
+        LAYOUT,
+        flush_every=4,
+        fingerprint="fp",
+        metadata={"model": "vgg", "lr": 0.1},
+    ) as store:
         for i, row in enumerate(_npz_arrays(9)["gammas"]):
             store.append(i * 2, row, lr=None if i == 3 else 0.1 / (i + 1))
     original = GammaTrajectoryStore.open(tmp_path / "a")
@@ -48,8 +53,13 @@ def test_import_minimal_npz_with_float_steps_and_overrides(tmp_path):
     arrays["steps"] = arrays["steps"].astype(np.float64)  # whole-number floats are accepted
     arrays["metadata"] = np.array(json.dumps({"model": "mine", "seed": 1}))
     np.savez(tmp_path / "in.npz", **arrays)
-    store = import_npz(tmp_path / "in.npz", tmp_path / "s", metadata={"seed": 2},
-                       fingerprint="given", dtype="float16")
+    store = import_npz(
+        tmp_path / "in.npz",
+        tmp_path / "s",
+        metadata={"seed": 2},
+        fingerprint="given",
+        dtype="float16",
+    )
     assert store.steps.dtype == np.int64 and store.dtype == "float16"
     np.testing.assert_array_equal(store.steps, _npz_arrays()["steps"])
     assert np.isnan(store.lrs).all()
@@ -100,7 +110,7 @@ def test_unreadable_npz_files(tmp_path):
     with pytest.raises(StoreError, match="no NPZ file at"):
         import_npz(tmp_path / "absent.npz", tmp_path / "s")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(StoreError, match="junk.npz is not an NPZ file \(a zip archive"):
+    with pytest.raises(StoreError, match=r"junk.npz is not an NPZ file \(a zip archive"):
         import_npz(tmp_path / "junk.npz", tmp_path / "s")
     np.savez(tmp_path / "obj.npz", steps=np.array([{"a": 1}], dtype=object))
     with pytest.raises(StoreError, match="object arrays are not allowed"):
@@ -132,8 +142,12 @@ class _Net(nn.Module):
     def __init__(self, width: int = 4) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, width, 3, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, 3, 3, bias=False), nn.BatchNorm2d(3), nn.ReLU(),
+            nn.Conv2d(1, width, 3, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, 3, 3, bias=False),
+            nn.BatchNorm2d(3),
+            nn.ReLU(),
         )
         self.norm = nn.LayerNorm(3)  # weight + bias but no running stats: not a BN
         self.head = nn.Linear(3, 2)
@@ -147,8 +161,11 @@ def _save_checkpoints(tmp_path, steps, wrap=None):
             for bn in (net.features[1], net.features[4]):
                 bn.weight.normal_()
         state = net.state_dict()
-        obj = state if wrap is None else {
-            wrap: state, "optimizer": {"state": {}, "param_groups": [{"lr": 0.01 * step}]}}
+        obj = (
+            state
+            if wrap is None
+            else {wrap: state, "optimizer": {"state": {}, "param_groups": [{"lr": 0.01 * step}]}}
+        )
         path = tmp_path / f"run3_epoch{step}.pt"
         torch.save(obj, path)
         paths.append(path)
@@ -168,14 +185,18 @@ def test_store_from_checkpoints_sorts_by_parsed_step(tmp_path, wrap):
         assert np.isnan(store.lrs).all()
     else:
         np.testing.assert_allclose(store.lrs, [0.02, 0.1, 0.3])
-    assert store.metadata["checkpoints"] == ["run3_epoch2.pt", "run3_epoch10.pt",
-                                             "run3_epoch30.pt"]
+    assert store.metadata["checkpoints"] == ["run3_epoch2.pt", "run3_epoch10.pt", "run3_epoch30.pt"]
 
 
 def test_store_from_checkpoints_with_explicit_steps_and_layers(tmp_path):
     paths, gammas = _save_checkpoints(tmp_path, [1, 2, 3])
-    store = store_from_checkpoints(paths, tmp_path / "s", steps=[300, 100, 200],
-                                   layers=["features.4"], metadata={"model": "net"})
+    store = store_from_checkpoints(
+        paths,
+        tmp_path / "s",
+        steps=[300, 100, 200],
+        layers=["features.4"],
+        metadata={"model": "net"},
+    )
     assert store.layout == ChannelLayout((("features.4", 3),))
     assert store.steps.tolist() == [100, 200, 300]
     np.testing.assert_array_equal(store.history()[1], gammas[[1, 2, 0], 4:])

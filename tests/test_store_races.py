@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from forecastprune.cli import cli
+from forecastprune.core.layout import ChannelLayout
 from forecastprune.errors import StoreError
 from forecastprune.store import GammaTrajectoryStore, import_npz, staging
 from forecastprune.store import store as store_module
-from forecastprune.core.layout import ChannelLayout
 from forecastprune.store.lock import try_lock_dir
 from forecastprune.store.verify import verify_store
 
@@ -28,8 +28,13 @@ LAYOUT = ChannelLayout((("a.bn", 3), ("b.bn", 2)))
 
 def _npz(path, t: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    np.savez(path, steps=np.arange(t), gammas=rng.normal(0.5, 0.2, (t, 5)).astype(np.float32),
-             layer_names=np.array(LAYOUT.names), layer_sizes=np.array(LAYOUT.sizes))
+    np.savez(
+        path,
+        steps=np.arange(t),
+        gammas=rng.normal(0.5, 0.2, (t, 5)).astype(np.float32),
+        layer_names=np.array(LAYOUT.names),
+        layer_sizes=np.array(LAYOUT.sizes),
+    )
     return path
 
 
@@ -120,8 +125,9 @@ def test_cli_import_race_is_one_error_line(tmp_path, monkeypatch):
     out = tmp_path / "g.fpstore"
     small = _npz(tmp_path / "small.npz", 4)
     _before_publish(monkeypatch, lambda: import_npz(small, out).close())
-    result = CliRunner().invoke(cli, ["store", "import", str(_npz(tmp_path / "b.npz", 30)),
-                                      str(out)])
+    result = CliRunner().invoke(
+        cli, ["store", "import", str(_npz(tmp_path / "b.npz", 30)), str(out)]
+    )
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "--overwrite" in lines[0]

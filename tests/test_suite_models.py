@@ -8,11 +8,11 @@ from click.testing import CliRunner
 from torch import nn
 
 from forecastprune.cli import cli
+from forecastprune.core.bn_layers import layout_of, select_bn_layers
 from forecastprune.engine.coupling import plan_channels
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.surgery import prune_model
 from forecastprune.engine.threshold import select_channels
-from forecastprune.engine.spec import PruneSpec
-from forecastprune.core.bn_layers import layout_of, select_bn_layers
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.zoo import build_model
 
@@ -41,8 +41,22 @@ def _layers(layout, group):
 
 def test_record_with_a_cosine_schedule_keeps_it_in_the_metadata(tmp_path):
     out = tmp_path / "run"
-    args = ["record", "--out", str(out), "--model", "mobilenet", "--epochs", "2",
-            "--limit-batches", "3", "--no-progress", "--threads", "1", "--lr-scheduler", "cosine"]
+    args = [
+        "record",
+        "--out",
+        str(out),
+        "--model",
+        "mobilenet",
+        "--epochs",
+        "2",
+        "--limit-batches",
+        "3",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--lr-scheduler",
+        "cosine",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     with GammaTrajectoryStore.open(out / "gammas.fpstore") as store:

@@ -7,16 +7,16 @@ import copy
 import numpy as np
 import pytest
 import torch
+from _models import TINY_MODELS, TinyMobileNetV2, TinyResNet, TinyVGG, randomize_bn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from _models import TINY_MODELS, TinyMobileNetV2, TinyResNet, TinyVGG, randomize_bn
 from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.optim import rebuild_optimizer
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.surgery import prune_model, surgery_record
 from forecastprune.engine.threshold import select_channels
-from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import LayoutError, PruningError
 from forecastprune.zoo import build_model
 
@@ -100,7 +100,8 @@ def test_compensation_is_exact_before_1x1_convs_and_linear_layers(name):
     scores = np.ones(plan.layout.total)
     for layer in layers:
         scores[plan.layout.slice(layer)] = np.random.default_rng(3).random(
-            plan.layout.slice(layer).stop - plan.layout.slice(layer).start)
+            plan.layout.slice(layer).stop - plan.layout.slice(layer).start
+        )
     # a threshold just under 1 cuts only channels of the chosen layers
     decision = select_channels(scores, plan, PruneSpec(threshold=0.6))
     assert decision.n_pruned > 0
@@ -164,10 +165,16 @@ def test_masks_that_break_the_plan_are_refused():
 
 def test_rebuilt_sgd_keeps_hyper_parameters_and_remaps_momentum():
     model = TinyResNet()
-    optimizer = torch.optim.SGD([
-        {"params": [p for n, p in model.named_parameters() if "bn" in n], "weight_decay": 0.0},
-        {"params": [p for n, p in model.named_parameters() if "bn" not in n]},
-    ], lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=True)
+    optimizer = torch.optim.SGD(
+        [
+            {"params": [p for n, p in model.named_parameters() if "bn" in n], "weight_decay": 0.0},
+            {"params": [p for n, p in model.named_parameters() if "bn" not in n]},
+        ],
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        nesterov=True,
+    )
     model(X16).sum().backward()
     optimizer.step()
     keep = {"layer1.0.bn1": np.array([True, False] * 4)}
@@ -194,7 +201,9 @@ def test_rebuilt_adam_remaps_moments_and_keeps_the_step():
     model(X16).sum().backward()
     optimizer.step()
     plan = plan_channels(model, X16, policy="grouped")
-    decision = select_channels(np.random.default_rng(0).random(plan.layout.total), plan, PruneSpec(ratio=0.3))
+    decision = select_channels(
+        np.random.default_rng(0).random(plan.layout.total), plan, PruneSpec(ratio=0.3)
+    )
     pruned = prune_model(model, decision, X16, plan)
     new_opt = rebuild_optimizer(optimizer, pruned)
     assert new_opt.param_groups[0]["betas"] == (0.8, 0.99)
@@ -217,13 +226,25 @@ def test_rebuild_refuses_an_optimizer_of_another_model():
 
 def test_a_bias_is_created_where_no_bn_follows_and_joins_its_weights_group():
     torch.manual_seed(0)
-    model = randomize_bn(nn.Sequential(
-        nn.Conv2d(1, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), nn.LeakyReLU(0.1),
-        nn.Conv2d(6, 4, 1, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16 * 16, 3),
-    )).eval()
-    optimizer = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1},
-                                 {"params": model[3].parameters(), "lr": 0.01},
-                                 {"params": model[6].parameters()}], lr=0.5)
+    model = randomize_bn(
+        nn.Sequential(
+            nn.Conv2d(1, 6, 3, padding=1, bias=False),
+            nn.BatchNorm2d(6),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(6, 4, 1, bias=False),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(4 * 16 * 16, 3),
+        )
+    ).eval()
+    optimizer = torch.optim.SGD(
+        [
+            {"params": model[0].parameters(), "lr": 0.1},
+            {"params": model[3].parameters(), "lr": 0.01},
+            {"params": model[6].parameters()},
+        ],
+        lr=0.5,
+    )
     keep = {"1": np.array([True, False, True, True, False, True])}
     pruned = prune_model(model, keep, X16)
     assert model[3].bias is None and pruned[3].bias is not None

@@ -27,8 +27,9 @@ def test_digits_hard_trains_on_a_fifth_and_tests_on_the_rest() -> None:
 
 
 def test_unknown_task_names_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown task 'mnist'; expected one of digits, "
-                                          "digits-hard"):
+    with pytest.raises(
+        ConfigError, match="unknown task 'mnist'; expected one of digits, digits-hard"
+    ):
         get_task("mnist")
     with pytest.raises(ConfigError, match="task must be one of digits, digits-hard; got 'hard'"):
         TrainConfig(task="hard")
@@ -41,8 +42,15 @@ def test_eval_every_skips_epochs_but_always_scores_the_last() -> None:
     split = TASKS["digits-hard"].split()
     train, test = make_loaders(split, batch_size=64)
     model = build_model("vgg", width=0.25)
-    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), train, test,
-                      epochs=3, eval_every=2, progress=False)
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        train,
+        test,
+        epochs=3,
+        eval_every=2,
+        progress=False,
+    )
     result = trainer.fit()
     scored = [e.test_accuracy is not None for e in result.epochs]
     assert scored == [False, True, True]
@@ -52,8 +60,15 @@ def test_eval_every_skips_epochs_but_always_scores_the_last() -> None:
 
 
 def test_a_run_on_digits_hard_uses_its_split() -> None:
-    config = TrainConfig(method="normal", model="vgg", width=0.25, task="digits-hard",
-                         epochs=1, batch_size=64, eval_every=1)
+    config = TrainConfig(
+        method="normal",
+        model="vgg",
+        width=0.25,
+        task="digits-hard",
+        epochs=1,
+        batch_size=64,
+        eval_every=1,
+    )
     run = run_config(config, progress=False)
     assert run.total_steps == 359 // 64
     # the accuracy is a count of the 1,438 test images

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecastprune.engine.coupling import ChannelPlan
-from forecastprune.engine.threshold import select_channels, unit_scores
-from forecastprune.engine.spec import PruneSpec
-from forecastprune.errors import PruningError
 from forecastprune.core.layout import ChannelLayout
+from forecastprune.engine.coupling import ChannelPlan
+from forecastprune.engine.spec import PruneSpec
+from forecastprune.engine.threshold import select_channels, unit_scores
+from forecastprune.errors import PruningError
 
 LAYOUT = ChannelLayout((("a", 4), ("b", 4)))
 SCORES = np.array([0.1, 0.2, 0.3, 0.4, 0.05, 0.5, 0.6, 0.7])
@@ -58,7 +58,9 @@ def test_min_keep_rescues_highest_scores_and_reports_collapse():
 def test_min_keep_fraction_and_round_to():
     layout = ChannelLayout((("wide", 20),))
     scores = np.arange(20, dtype=float)
-    assert select_channels(scores, layout, PruneSpec(ratio=0.9, min_fraction=0.25)).report[0].kept == 5
+    assert (
+        select_channels(scores, layout, PruneSpec(ratio=0.9, min_fraction=0.25)).report[0].kept == 5
+    )
     assert select_channels(scores, layout, PruneSpec(ratio=0.5, round_to=8)).report[0].kept == 16
     assert select_channels(scores, layout, PruneSpec(ratio=0.0, round_to=8)).report[0].kept == 20
 
@@ -77,25 +79,29 @@ def test_upper_bounds_spare_uncertain_channels():
     assert np.flatnonzero(decision.pruned).tolist() == [4]
 
 
-@pytest.mark.parametrize(
-    "reduce, expected", [("max", [1, 2, 3, 4, 5]), ("mean", [0, 1, 2, 4, 6])]
-)
+@pytest.mark.parametrize("reduce, expected", [("max", [1, 2, 3, 4, 5]), ("mean", [0, 1, 2, 4, 6])])
 def test_groups_move_together_scored_by_reduce(reduce, expected):
     groups = [np.array([0, 6])]  # scores 0.1 and 0.6: max 0.6, mean 0.35
-    decision = select_channels(SCORES, _plan(LAYOUT, groups=groups), PruneSpec(ratio=0.625, group_reduce=reduce))
+    decision = select_channels(
+        SCORES, _plan(LAYOUT, groups=groups), PruneSpec(ratio=0.625, group_reduce=reduce)
+    )
     assert np.flatnonzero(decision.pruned).tolist() == expected
 
 
 def test_group_count_lands_nearest_the_request_preferring_fewer():
     # target 4; units by score: 4, 0, 2, then the pair {1, 5} (mean 0.35) -> 3 or 5 channels.
-    decision = select_channels(SCORES, _plan(LAYOUT, groups=[np.array([1, 5])]), PruneSpec(ratio=0.5, group_reduce="mean"))
+    decision = select_channels(
+        SCORES, _plan(LAYOUT, groups=[np.array([1, 5])]), PruneSpec(ratio=0.5, group_reduce="mean")
+    )
     assert np.flatnonzero(decision.pruned).tolist() == [0, 2, 4]
 
 
 def test_group_with_an_unprunable_member_is_kept():
     prunable = np.ones(8, dtype=bool)
     prunable[5] = False
-    decision = select_channels(SCORES, _plan(LAYOUT, prunable, [np.array([1, 5])]), PruneSpec(ratio=0.5))
+    decision = select_channels(
+        SCORES, _plan(LAYOUT, prunable, [np.array([1, 5])]), PruneSpec(ratio=0.5)
+    )
     assert not decision.pruned[1]
 
 
@@ -156,8 +162,9 @@ def problems(draw):
     sizes = draw(st.lists(st.integers(1, 12), min_size=1, max_size=5))
     layout = ChannelLayout(tuple((f"bn{i}", n) for i, n in enumerate(sizes)))
     # Few distinct values so ties are common.
-    scores = np.array(draw(st.lists(st.integers(0, 6), min_size=layout.total,
-                                    max_size=layout.total)), dtype=float)
+    scores = np.array(
+        draw(st.lists(st.integers(0, 6), min_size=layout.total, max_size=layout.total)), dtype=float
+    )
     return layout, scores
 
 
@@ -180,7 +187,9 @@ def test_exact_count_when_no_floor_binds(problem, ratio):
 @given(problems(), ratios, st.integers(1, 6), st.floats(0.0, 1.0))
 def test_floors_always_honoured_and_no_layer_emptied(problem, ratio, min_keep, fraction):
     layout, scores = problem
-    decision = select_channels(scores, layout, PruneSpec(ratio=ratio, min_keep=min_keep, min_fraction=fraction))
+    decision = select_channels(
+        scores, layout, PruneSpec(ratio=ratio, min_keep=min_keep, min_fraction=fraction)
+    )
     for report in decision.report:
         floor = min(report.channels, max(min_keep, int(np.ceil(fraction * report.channels - 1e-9))))
         assert report.kept >= max(1, floor)
@@ -212,7 +221,7 @@ def test_round_to_gives_multiples_never_zero_never_over_size(problem, ratio, rou
 def test_groups_are_all_or_nothing(problem, ratio, data):
     layout, scores = problem
     perm = np.random.default_rng(data.draw(st.integers(0, 99))).permutation(layout.total)
-    groups = [perm[i:i + 3] for i in range(0, layout.total - 2, 3)][:3]
+    groups = [perm[i : i + 3] for i in range(0, layout.total - 2, 3)][:3]
     decision = select_channels(scores, _plan(layout, groups=groups), PruneSpec(ratio=ratio))
     for group in groups:
         assert len(set(decision.pruned[group].tolist())) == 1
@@ -223,10 +232,14 @@ def test_groups_are_all_or_nothing(problem, ratio, data):
 @given(problems(), ratios, st.data())
 def test_upper_bounds_only_ever_spare_channels(problem, ratio, data):
     layout, scores = problem
-    widths = np.array(data.draw(st.lists(st.integers(0, 3), min_size=scores.size,
-                                         max_size=scores.size)), dtype=float)
+    widths = np.array(
+        data.draw(st.lists(st.integers(0, 3), min_size=scores.size, max_size=scores.size)),
+        dtype=float,
+    )
     point = select_channels(scores, layout, PruneSpec(ratio=ratio))
-    careful = select_channels(scores, layout, PruneSpec(ratio=ratio, uncertainty=True), upper=scores + widths)
+    careful = select_channels(
+        scores, layout, PruneSpec(ratio=ratio, uncertainty=True), upper=scores + widths
+    )
     # Per layer, uncertainty only spares; which channels the floors give back may differ.
     for mine, theirs in zip(careful.report, point.report, strict=True):
         assert mine.pruned <= theirs.pruned

@@ -10,10 +10,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecastprune.errors import ConfigError, StoreError
 from forecastprune.core.layout import ChannelLayout
+from forecastprune.core.lr_clock import (
+    check_lr_schedule,
+    clock_for_store,
+    cumulative_lr_clock,
+    lr_at,
+    planned_lr_schedule,
+)
+from forecastprune.errors import ConfigError, StoreError
 from forecastprune.store import GammaTrajectoryStore
-from forecastprune.core.lr_clock import check_lr_schedule, clock_for_store, cumulative_lr_clock, lr_at, planned_lr_schedule
 
 increasing_steps = st.lists(st.integers(0, 500), min_size=1, max_size=30, unique=True).map(sorted)
 
@@ -47,7 +53,7 @@ def test_clock_is_monotone_and_sums_the_lr_per_update(steps, lrs, planned):
     np.testing.assert_allclose(per_update[: steps[-1]], recorded, atol=1e-9)
     if planned is not None:
         beyond = np.arange(steps[-1] + 1, 1200)
-        np.testing.assert_allclose(per_update[steps[-1]:], lr_at(planned, beyond), atol=1e-9)
+        np.testing.assert_allclose(per_update[steps[-1] :], lr_at(planned, beyond), atol=1e-9)
 
 
 def test_schedule_is_followed_beyond_the_last_snapshot():
@@ -115,8 +121,9 @@ def make_store(path, lrs, metadata):
 
 
 def test_clock_for_store_reads_lrs_and_metadata(tmp_path):
-    with make_store(tmp_path / "a", [0.1, 0.1, 0.1],
-                    {"lr_schedule": [[0, 0.1], [7, 0.01]], "total_steps": 9}) as store:
+    with make_store(
+        tmp_path / "a", [0.1, 0.1, 0.1], {"lr_schedule": [[0, 0.1], [7, 0.01]], "total_steps": 9}
+    ) as store:
         clock = clock_for_store(store)
         np.testing.assert_allclose(clock([6, 9]), [0.6, 0.63])
     with make_store(tmp_path / "b", [None] * 3, {"lr": 0.5}) as store:

@@ -84,8 +84,9 @@ def _fresh(code: str, path: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(path or ""), root) if p)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_installed_torchvision_imports_without_aborting() -> None:
@@ -98,7 +99,8 @@ def test_the_installed_torchvision_imports_without_aborting() -> None:
         "assert fallback != torchvision.extension._has_ops(), (fallback,)\n"
         "keep = torchvision.ops.nms(torch.tensor([[0., 0, 2, 2], [0, 0, 2, 2.1], [5, 5, 6, 6]]),"
         " torch.tensor([0.9, 0.8, 0.7]), 0.5)\n"
-        "assert keep.tolist() == [0, 2], keep\n")
+        "assert keep.tolist() == [0, 2], keep\n"
+    )
     assert run.returncode == 0, run.stderr[-2000:]
 
 
@@ -109,11 +111,13 @@ def _fake_torchvision(root: Path, has_ops: bool) -> Path:
     (package / "extension.py").write_text(f"def _has_ops():\n    return {has_ops}\n")
     (package / "ops" / "__init__.py").write_text("")
     (package / "ops" / "boxes.py").write_text(
-        "def _assert_has_ops():\n    raise RuntimeError('no ops')\n")
+        "def _assert_has_ops():\n    raise RuntimeError('no ops')\n"
+    )
     # torchvision's meta registrations: the first one needs the nms schema to exist
     (package / "__init__.py").write_text(
         "from . import extension\nimport torch\n"
-        "torch.library.register_fake('torchvision::nms')(lambda d, s, t: d.new_empty(0).long())\n")
+        "torch.library.register_fake('torchvision::nms')(lambda d, s, t: d.new_empty(0).long())\n"
+    )
     return root
 
 
@@ -128,7 +132,8 @@ def test_a_missing_extension_gets_the_fallback_and_the_import_then_works(tmp_pat
         "import torchvision.ops.boxes as b; b._assert_has_ops()\n"
         "box = torch.tensor([[0., 0, 1, 1], [0, 0, 1, 1]])\n"
         "assert torch.ops.torchvision.nms(box, torch.tensor([1., .5]), .5).tolist() == [0]\n",
-        _fake_torchvision(tmp_path, has_ops=False))
+        _fake_torchvision(tmp_path, has_ops=False),
+    )
     assert run.returncode == 0, run.stderr[-2000:]
 
 
@@ -138,7 +143,8 @@ def test_an_import_failure_with_the_extension_loaded_is_not_papered_over(tmp_pat
         "try:\n    e()\nexcept RuntimeError as exc:\n    print('raised:', exc)\n"
         "import torch\n"
         "try:\n    torch.ops.torchvision.nms\nexcept AttributeError:\n    print('no schema')\n",
-        _fake_torchvision(tmp_path, has_ops=True))
+        _fake_torchvision(tmp_path, has_ops=True),
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "raised: operator torchvision::nms does not exist" in run.stdout
     assert "no schema" in run.stdout  # nothing was registered behind torchvision's back

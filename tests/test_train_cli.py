@@ -21,8 +21,9 @@ def _run(tmp_path: Path, name: str, **keys) -> tuple[object, dict | None]:
     config = tmp_path / f"{name}.yaml"
     config.write_text(yaml.safe_dump({**TINY, **keys}))
     out = tmp_path / name
-    result = CliRunner().invoke(cli, ["train", "--config", str(config), "--out", str(out),
-                                      "--quiet"])
+    result = CliRunner().invoke(
+        cli, ["train", "--config", str(config), "--out", str(out), "--quiet"]
+    )
     summary = out / "summary.json"
     return result, json.loads(summary.read_text()) if summary.exists() else None
 
@@ -37,13 +38,25 @@ def dense(tmp_path_factory) -> dict:
     return summary
 
 
-@pytest.mark.parametrize("keys, prune_step", [
-    ({"method": "slimming", "sparse_fraction": 0.5}, 4),
-    ({"method": "forecast", "forecaster": "sma", "prune_at": 0.75}, 6),
-    ({"method": "forecast", "forecaster": "naive", "prune_at": "step:3"}, 3),
-    ({"method": "forecast", "forecaster": "ema", "prune_at": "auto", "check_every": 1,
-      "auto_tolerance": 0.0, "auto_deadline": 0.5}, None),
-])
+@pytest.mark.parametrize(
+    "keys, prune_step",
+    [
+        ({"method": "slimming", "sparse_fraction": 0.5}, 4),
+        ({"method": "forecast", "forecaster": "sma", "prune_at": 0.75}, 6),
+        ({"method": "forecast", "forecaster": "naive", "prune_at": "step:3"}, 3),
+        (
+            {
+                "method": "forecast",
+                "forecaster": "ema",
+                "prune_at": "auto",
+                "check_every": 1,
+                "auto_tolerance": 0.0,
+                "auto_deadline": 0.5,
+            },
+            None,
+        ),
+    ],
+)
 def test_pruning_methods_prune_once_and_report(tmp_path, dense, keys, prune_step) -> None:
     result, summary = _run(tmp_path, "run", **keys)
     assert result.exit_code == 0, result.output
@@ -83,21 +96,40 @@ def test_seed_and_epochs_override_the_config(tmp_path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({**TINY, "method": "normal"}))
     out = tmp_path / "o"
-    result = CliRunner().invoke(cli, ["train", "--config", str(config), "--epochs", "1",
-                                      "--seed", "3", "--out", str(out), "--quiet"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--config",
+            str(config),
+            "--epochs",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["seed"] == 3 and summary["total_steps"] == 4
 
 
-@pytest.mark.parametrize("content, message", [
-    ({"method": "normal", "epochs": 2, "learning_rate": 0.1}, "valid keys"),
-    ({"epochs": 2}, "needs a 'method' key"),
-    ({"method": "pruning"}, "method must be one of"),
-    ({"method": "forecast", "ratio": 2.0}, "ratio is the fraction of prunable channels to prune and must lie in [0, 1]"),
-    ({"method": "forecast", "prune_at": "soon"}, "prune_at: got 'soon'"),
-    ({"method": "normal", "epochs": "many"}, "must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ({"method": "normal", "epochs": 2, "learning_rate": 0.1}, "valid keys"),
+        ({"epochs": 2}, "needs a 'method' key"),
+        ({"method": "pruning"}, "method must be one of"),
+        (
+            {"method": "forecast", "ratio": 2.0},
+            "ratio is the fraction of prunable channels to prune and must lie in [0, 1]",
+        ),
+        ({"method": "forecast", "prune_at": "soon"}, "prune_at: got 'soon'"),
+        ({"method": "normal", "epochs": "many"}, "must be a whole number"),
+    ],
+)
 def test_bad_configs_exit_2_with_one_line(tmp_path, content, message) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text(yaml.safe_dump(content))
@@ -116,8 +148,11 @@ def test_missing_config_file_and_help(tmp_path) -> None:
 
 def test_shipped_configs_are_valid_and_one_per_method() -> None:
     names = ["normal.yaml", "slimming.yaml", "early-bird.yaml", "forecast-*.yaml"]
-    configs = {path.stem: TrainConfig.load(path)
-               for pattern in names for path in (REPO / "configs").glob(pattern)}
+    configs = {
+        path.stem: TrainConfig.load(path)
+        for pattern in names
+        for path in (REPO / "configs").glob(pattern)
+    }
     methods = {c.method for c in configs.values()}
     assert methods == {"normal", "slimming", "early-bird", "forecast"}
     for name in ("naive", "sma", "ema", "linear", "arima"):
@@ -130,7 +165,12 @@ def test_plugins_key_loads_a_plugin_forecaster_for_the_run(tmp_path) -> None:
 
     with isolated_registry():
         result, summary = _run(
-            tmp_path, "plugin", method="forecast", forecaster="median(window=2)", prune_at="step:3",
-            plugins=[str(REPO / "plugins" / "single_file_plugin.py")])
+            tmp_path,
+            "plugin",
+            method="forecast",
+            forecaster="median(window=2)",
+            prune_at="step:3",
+            plugins=[str(REPO / "plugins" / "single_file_plugin.py")],
+        )
     assert result.exit_code == 0, result.output
     assert summary["prune_step"] == 3 and summary["pruner"]["forecaster"] == "median(window=2)"

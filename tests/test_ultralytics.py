@@ -77,23 +77,32 @@ def test_shapes_dataset_is_valid_yolo_and_deterministic(tmp_path):
     labels = sorted((tmp_path / "a" / "labels" / "train").glob("*.txt"))
     images = sorted((tmp_path / "a" / "images" / "train").glob("*.png"))
     assert len(labels) == len(images) == 6
-    rows = np.array([[float(v) for v in line.split()] for f in labels
-                     for line in f.read_text().splitlines()])
+    rows = np.array(
+        [[float(v) for v in line.split()] for f in labels for line in f.read_text().splitlines()]
+    )
     assert set(rows[:, 0]) <= {0.0, 1.0, 2.0}
     assert ((rows[:, 1:] > 0) & (rows[:, 1:] <= 1)).all()
-    assert labels[0].read_text() == (tmp_path / "b" / "labels" / "train" / labels[0].name
-                                     ).read_text()
+    assert (
+        labels[0].read_text() == (tmp_path / "b" / "labels" / "train" / labels[0].name).read_text()
+    )
     assert again.exists()
     with pytest.raises(ConfigError, match="not empty"):
         make_shapes_dataset(tmp_path / "a")
 
 
 def test_the_integration_imports_without_ultralytics():
-    code = ("import sys; from forecastprune.integrations.ultralytics import attach, "
-            "make_shapes_dataset, prune_ultralytics_checkpoint; "
-            "print(sorted({'ultralytics', 'torchvision'} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).parents[1])
+    code = (
+        "import sys; from forecastprune.integrations.ultralytics import attach, "
+        "make_shapes_dataset, prune_ultralytics_checkpoint; "
+        "print(sorted({'ultralytics', 'torchvision'} & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
     assert out.stdout.strip() == "[]"  # AGPL ultralytics loads only when a function needs it
 
 
@@ -119,8 +128,9 @@ def test_saveable_keeps_split_widths_and_pickles():
     decision = select_channels(scores, plan, PruneSpec(ratio=0.3))
     pruned = saveable(model, prune_model(model, decision, x, plan=plan))
     blocks = [m for m in pruned.modules() if type(m).__name__ == "C2f"]
-    assert any(m.c < o.c for m, o in zip(blocks, (
-        m for m in model.modules() if type(m).__name__ == "C2f")))
+    assert any(
+        m.c < o.c for m, o in zip(blocks, (m for m in model.modules() if type(m).__name__ == "C2f"))
+    )
     chunked = pruned(x)
     for block in blocks:  # what ultralytics' exporter does
         block.forward = block.forward_split
@@ -162,27 +172,55 @@ def run(tmp_path_factory):
 
         model = YOLO("yolov8n.yaml")
         model.add_callback("on_train_start", _probe(probes["before"]))
-        pruner = attach(model, forecaster="sma", spec=PruneSpec(ratio=0.3, policy="grouped"),
-                        prune_at=0.4, sparsity=SPARSITY, store_path=root / "gammas.fpstore")
+        pruner = attach(
+            model,
+            forecaster="sma",
+            spec=PruneSpec(ratio=0.3, policy="grouped"),
+            prune_at=0.4,
+            sparsity=SPARSITY,
+            store_path=root / "gammas.fpstore",
+        )
         model.add_callback("on_train_start", _probe(probes["after"]))
         results = model.train(
-            data=str(data), epochs=EPOCHS, imgsz=64, batch=8, nbs=8, warmup_epochs=1,
-            workers=0, plots=False, device="cpu", amp=False, project=str(root / "runs"),
-            name="train", save_period=1, seed=0, verbose=False)
-    return {"root": root, "data": data, "pruner": pruner, "results": results,
-            "trainer": model.trainer, "probes": probes,
-            "network": guard.attempts}
+            data=str(data),
+            epochs=EPOCHS,
+            imgsz=64,
+            batch=8,
+            nbs=8,
+            warmup_epochs=1,
+            workers=0,
+            plots=False,
+            device="cpu",
+            amp=False,
+            project=str(root / "runs"),
+            name="train",
+            save_period=1,
+            seed=0,
+            verbose=False,
+        )
+    return {
+        "root": root,
+        "data": data,
+        "pruner": pruner,
+        "results": results,
+        "trainer": model.trainer,
+        "probes": probes,
+        "network": guard.attempts,
+    }
 
 
 def _probe(into: list[torch.Tensor]):
     """A callback hooking the optimizer to copy one BN's γ gradient at the first update."""
+
     def on_train_start(trainer):
         bn = trainer.model.get_submodule(PROBED)
 
         def hook(optimizer, args, kwargs):
             if not into:
                 into.append(torch.stack([bn.weight.grad.clone(), bn.weight.detach().clone()]))
+
         trainer.optimizer.register_step_pre_hook(hook)
+
     return on_train_start
 
 
@@ -216,7 +254,7 @@ def test_store_holds_the_sparse_phase_with_learning_rates(run):
         lrs, schedule = store.lrs, store.metadata["lr_schedule"]
         assert lrs[0] == 0.0 and (np.diff(lrs[:BATCHES]) > 0).all()
         assert [step for step, _ in schedule] == [1 + BATCHES * e for e in range(EPOCHS)]
-        np.testing.assert_allclose(lrs[BATCHES:2 * BATCHES], schedule[1][1], rtol=1e-6)
+        np.testing.assert_allclose(lrs[BATCHES : 2 * BATCHES], schedule[1][1], rtol=1e-6)
         assert store.metadata["model"] == "ultralytics:yolov8n.yaml"
 
 
@@ -226,7 +264,8 @@ def test_validation_metrics_are_computed_after_the_prune(run):
     for key in ("metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/precision(B)"):
         assert math.isfinite(metrics[key]) and 0.0 <= metrics[key] <= 1.0
     assert len((run["root"] / "runs" / "train" / "results.csv").read_text().splitlines()) == (
-        EPOCHS + 1)
+        EPOCHS + 1
+    )
 
 
 @needs_ultralytics
@@ -237,8 +276,15 @@ def test_best_checkpoint_loads_validates_and_exports_pruned(run):
     with _NetworkGuard() as guard, offline():
         model = YOLO(str(best))
         assert sum(p.numel() for p in model.model.parameters()) == run["pruner"].params[1]
-        metrics = model.val(data=str(run["data"]), imgsz=64, batch=16, device="cpu",
-                            plots=False, verbose=False, project=str(run["root"] / "val"))
+        metrics = model.val(
+            data=str(run["data"]),
+            imgsz=64,
+            batch=16,
+            device="cpu",
+            plots=False,
+            verbose=False,
+            project=str(run["root"] / "val"),
+        )
         assert math.isfinite(metrics.box.map)
         exported = Path(YOLO(str(best)).export(format="torchscript", imgsz=64, device="cpu"))
         scripted = torch.jit.load(str(exported))
@@ -253,8 +299,13 @@ def test_prune_checkpoint_from_the_store(run, tmp_path):
     source = run["root"] / "runs" / "train" / "weights" / "epoch0.pt"
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     out = tmp_path / "pruned.pt"
-    result = prune_ultralytics_checkpoint(source, run["pruner"].store_path, out, cutoff=0.2,
-                                          spec=PruneSpec(ratio=0.3, policy="grouped"))
+    result = prune_ultralytics_checkpoint(
+        source,
+        run["pruner"].store_path,
+        out,
+        cutoff=0.2,
+        spec=PruneSpec(ratio=0.3, policy="grouped"),
+    )
     assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
     assert result.params_after < 0.95 * result.params_before
     assert result.cutoff_step == 8 and result.target_step == EPOCHS * BATCHES
@@ -266,9 +317,21 @@ def test_prune_checkpoint_from_the_store(run, tmp_path):
         loaded = YOLO(str(out))
         assert sum(p.numel() for p in loaded.model.parameters()) == result.params_after
         # fine-tuning trains the pruned module itself, not a rebuild from the original yaml
-        loaded.train(data=str(run["data"]), epochs=1, imgsz=64, batch=8, nbs=8, workers=0,
-                     plots=False, device="cpu", amp=False, project=str(tmp_path), name="tune",
-                     verbose=False, trainer=PrunedDetectionTrainer)
+        loaded.train(
+            data=str(run["data"]),
+            epochs=1,
+            imgsz=64,
+            batch=8,
+            nbs=8,
+            workers=0,
+            plots=False,
+            device="cpu",
+            amp=False,
+            project=str(tmp_path),
+            name="tune",
+            verbose=False,
+            trainer=PrunedDetectionTrainer,
+        )
     tuned = sum(p.numel() for p in loaded.trainer.model.parameters())
     assert tuned == result.params_after
     with pytest.raises(ConfigError, match="exists"):
@@ -285,17 +348,32 @@ def test_prune_command_takes_an_ultralytics_checkpoint(run, tmp_path):
 
     source = run["root"] / "runs" / "train" / "weights" / "epoch0.pt"
     out = tmp_path / "cli-pruned.pt"
-    args = ["prune", "--ultralytics", str(source), "--store", str(run["pruner"].store_path),
-            "--forecaster", "sma", "--cutoff", "0.2", "--ratio", "0.3", "--policy", "grouped",
-            "--out", str(out)]
+    args = [
+        "prune",
+        "--ultralytics",
+        str(source),
+        "--store",
+        str(run["pruner"].store_path),
+        "--forecaster",
+        "sma",
+        "--cutoff",
+        "0.2",
+        "--ratio",
+        "0.3",
+        "--policy",
+        "grouped",
+        "--out",
+        str(out),
+    ]
     with offline():
         done = CliRunner().invoke(cli, args)
     assert done.exit_code == 0, done.output
     assert f"wrote {out}" in done.output and "params" in done.output and out.exists()
     mixed = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "x.pt"), "--random-init"])
     assert mixed.exit_code == 2 and "apply to zoo models" in mixed.output
-    no_store = CliRunner().invoke(cli, ["prune", "--ultralytics", str(source),
-                                        "--out", str(tmp_path / "y.pt")])
+    no_store = CliRunner().invoke(
+        cli, ["prune", "--ultralytics", str(source), "--out", str(tmp_path / "y.pt")]
+    )
     assert no_store.exit_code == 2 and "pass --store" in no_store.output
 
 
@@ -307,9 +385,23 @@ def test_prune_checkpoint_removes_blocks_too(run, tmp_path):
 
     source = run["root"] / "runs" / "train" / "weights" / "epoch0.pt"
     out = tmp_path / "shallow.pt"
-    args = ["prune", "--ultralytics", str(source), "--store", str(run["pruner"].store_path),
-            "--forecaster", "sma", "--cutoff", "0.2", "--ratio", "0.2", "--blocks", "2",
-            "--out", str(out)]
+    args = [
+        "prune",
+        "--ultralytics",
+        str(source),
+        "--store",
+        str(run["pruner"].store_path),
+        "--forecaster",
+        "sma",
+        "--cutoff",
+        "0.2",
+        "--ratio",
+        "0.2",
+        "--blocks",
+        "2",
+        "--out",
+        str(out),
+    ]
     with offline():
         done = CliRunner().invoke(cli, args)
         assert done.exit_code == 0, done.output

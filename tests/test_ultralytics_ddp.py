@@ -16,22 +16,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_ultralytics import needs_ultralytics
 
 from forecastprune.store import GammaTrajectoryStore
-from test_ultralytics import needs_ultralytics
 
 TESTS = Path(__file__).resolve().parent
 
 
 def _calling_process(root: Path, mode: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(TESTS.parent),
-                                         env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(TESTS.parent), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     env["YOLO_CONFIG_DIR"] = str(root / "config")  # the DDP script is written there
     code = f"import _ultralytics_ddp as h; h.main({str(root)!r}, {mode!r})"
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,7 @@ def test_both_ranks_prune_the_same_channels_and_rank0_alone_records(ddp_run):
     import_ultralytics()
     from ultralytics.nn.tasks import DetectionModel
 
-    dense = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=3, verbose=False)
-                .parameters())
+    dense = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=3, verbose=False).parameters())
     pruned = sum(a[name].numel() for name in ranks[0]["params"])
     assert pruned < 0.95 * dense and ranks[0]["ema"] == ranks[1]["ema"] == pruned
     # the checkpoint the calling process loads after training is the pruned model
@@ -72,7 +71,8 @@ def test_both_ranks_prune_the_same_channels_and_rank0_alone_records(ddp_run):
     with GammaTrajectoryStore.open(root / "gammas.fpstore") as store:
         assert store.steps.tolist() == list(range(1, h.PRUNE_STEP + 1))
     assert sorted(p.name for p in root.iterdir() if p.name.endswith(".fpstore")) == [
-        "gammas.fpstore"]
+        "gammas.fpstore"
+    ]
     summary = json.loads((root / "runs" / "train" / "forecastprune.json").read_text())
     assert summary["pruner"]["pruned_at"] == h.PRUNE_STEP and summary["params"][1] == pruned
 
@@ -90,16 +90,18 @@ def test_attach_on_several_devices_refuses_in_one_line(tmp_path):
 
 
 def test_settings_are_checked_when_built_and_travel_as_plain_values(tmp_path):
+    from forecastprune.engine.spec import PruneSpec
     from forecastprune.errors import ForecastPruneError
     from forecastprune.integrations.ultralytics import pruner_settings
-
-    from forecastprune.engine.spec import PruneSpec
     from forecastprune.integrations.ultralytics.callbacks import pruner_options
 
     spec = PruneSpec(ratio=0.3, policy="grouped")
     settings = pruner_settings(spec=spec, prune_at="step:4", store_path=tmp_path / "g")
-    assert settings == {"spec": spec.to_json(), "prune_at": "step:4",
-                        "store_path": str(tmp_path / "g")}
+    assert settings == {
+        "spec": spec.to_json(),
+        "prune_at": "step:4",
+        "store_path": str(tmp_path / "g"),
+    }
     assert pruner_options(settings)["spec"] == spec  # the workers rebuild the same spec
     assert pruner_settings(prune_at=None) == {"prune_at": None}
     with pytest.raises(ForecastPruneError, match="ratio"):
@@ -115,8 +117,12 @@ def test_every_task_has_a_trainer_class_and_it_asks_for_the_settings():
     from forecastprune.errors import ConfigError
     from forecastprune.integrations.ultralytics import trainers
 
-    tasks = {"Detection": "DetectionTrainer", "Segmentation": "SegmentationTrainer",
-             "Pose": "PoseTrainer", "OBB": "OBBTrainer"}
+    tasks = {
+        "Detection": "DetectionTrainer",
+        "Segmentation": "SegmentationTrainer",
+        "Pose": "PoseTrainer",
+        "OBB": "OBBTrainer",
+    }
     for task, base in tasks.items():
         cls = getattr(trainers, f"ForecastPrune{task}Trainer")
         assert base in [b.__name__ for b in cls.__mro__]
@@ -124,4 +130,3 @@ def test_every_task_has_a_trainer_class_and_it_asks_for_the_settings():
     with pytest.raises(ConfigError, match=r"forecastprune=pruner_settings\(spec=PruneSpec"):
         trainers.ForecastPruneDetectionTrainer(overrides=overrides)
     assert overrides["forecastprune"] == "ratio=0.3"  # the caller's dict is left as it was
-

@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
+import _models  # noqa: F401  (one intra-op thread for the tests)
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-import _models  # noqa: F401  (one intra-op thread for the tests)
 from forecastprune.engine.coupling import plan_channels
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.engine.surgery import prune_model
 from forecastprune.engine.threshold import select_channels
-from forecastprune.engine.spec import PruneSpec
 from forecastprune.errors import ConfigError
 from forecastprune.zoo import build_model, list_models
 
@@ -50,8 +50,12 @@ def test_seed_policy_leaves_the_write_ups_42_layers_and_13376_channels(plans):
     assert "backbone.stage3.blocks.7.cv1.bn" in layers
     assert "scale2.cv6.bn" in layers
     # shortcut-tied and route-feeding CBLs are excluded
-    assert not layers & {"backbone.stage3.down.bn", "backbone.stage3.blocks.0.cv2.bn",
-                         "lateral1.bn", "lateral2.bn"}
+    assert not layers & {
+        "backbone.stage3.down.bn",
+        "backbone.stage3.blocks.0.cv2.bn",
+        "lateral1.bn",
+        "lateral2.bn",
+    }
     assert "route" in seed.reasons["lateral1.bn"]
 
 
@@ -78,7 +82,10 @@ def test_yolov3_prunes_at_half_of_the_prunable_channels(yolo, plans, policy):
         if policy == "seed":  # one full-size pass: 416×416 works on CPU
             out = pruned(torch.zeros(1, 3, 416, 416))
             assert [tuple(y.shape) for y in out] == [
-                (1, 255, 13, 13), (1, 255, 26, 26), (1, 255, 52, 52)]
+                (1, 255, 13, 13),
+                (1, 255, 26, 26),
+                (1, 255, 52, 52),
+            ]
 
 
 def test_builder_options_and_errors():

@@ -12,8 +12,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from forecastprune.errors import ConfigError, ForecastPruneError
-from forecastprune.zoo import build_model, list_models, load_digits_split, make_loaders
-from forecastprune.zoo import register_model
+from forecastprune.zoo import (
+    build_model,
+    list_models,
+    load_digits_split,
+    make_loaders,
+    register_model,
+)
 from forecastprune.zoo.data import ShiftNoise
 
 DEMO_MODELS = ["vgg", "resnet", "darknet"]
@@ -129,9 +134,18 @@ def test_width_multiplier_scales_channels():
 
 def test_darknet_layer_names_are_stable():
     assert bn_names(build_model("darknet")) == [
-        "stem.bn", "down1.bn", "stage1.0.cv1.bn", "stage1.0.cv2.bn", "down2.bn",
-        "stage2.0.cv1.bn", "stage2.0.cv2.bn", "stage2.1.cv1.bn", "stage2.1.cv2.bn",
-        "lateral.bn", "fuse.bn", "head.bn",
+        "stem.bn",
+        "down1.bn",
+        "stage1.0.cv1.bn",
+        "stage1.0.cv2.bn",
+        "down2.bn",
+        "stage2.0.cv1.bn",
+        "stage2.0.cv2.bn",
+        "stage2.1.cv1.bn",
+        "stage2.1.cv2.bn",
+        "lateral.bn",
+        "fuse.bn",
+        "head.bn",
     ]
 
 

@@ -14,11 +14,13 @@ from ..isolation import DEFAULT_TIMEOUT, MAX_TIMEOUT
 
 #: ``--timeout`` for commands that run one forecaster (and import plugins) in-line
 timeout_option = click.option(
-    "--timeout", type=click.FloatRange(0.0, MAX_TIMEOUT), default=DEFAULT_TIMEOUT,
+    "--timeout",
+    type=click.FloatRange(0.0, MAX_TIMEOUT),
+    default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Seconds the forecaster may take (fit and predict, in a worker process that is "
-         "stopped, with anything it started, at the limit); also bounds importing each "
-         "--plugins file. 0: no limit.",
+    "stopped, with anything it started, at the limit); also bounds importing each "
+    "--plugins file. 0: no limit.",
 )
 
 
@@ -33,5 +35,8 @@ def announce_slow(forecaster: Any, channels: int, timeout: float) -> None:
     if forecaster.get_tag("vectorized"):
         return
     bound = f"--timeout stops it after {timeout:g} s" if timeout else "no --timeout is set"
-    click.echo(f"{forecaster!r} fits one model per channel ({channels:,} here); this can take "
-               f"minutes ({bound})", err=True)
+    click.echo(
+        f"{forecaster!r} fits one model per channel ({channels:,} here); this can take "
+        f"minutes ({bound})",
+        err=True,
+    )

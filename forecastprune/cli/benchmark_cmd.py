@@ -25,24 +25,54 @@ Example:
 
 
 @click.command("benchmark", epilog=EXAMPLE)
-@click.option("--suite", "suite", type=click.Path(path_type=str, file_okay=False),
-              help="Folder of *.fpstore runs (+ optional suite.json). [default: the bundled suite]")
+@click.option(
+    "--suite",
+    "suite",
+    type=click.Path(path_type=str, file_okay=False),
+    help="Folder of *.fpstore runs (+ optional suite.json). [default: the bundled suite]",
+)
 @click.option("--run", "only", multiple=True, help="Benchmark only this run; repeatable.")
-@click.option("--forecasters", default=",".join(DEFAULT_FORECASTERS), show_default=True,
-              help="Comma-separated forecaster specs; naive always runs as the control.")
-@click.option("--cutoffs", default=",".join(DEFAULT_CUTOFFS), show_default=True,
-              help="Comma-separated cutoffs: fractions of the run, or step:N.")
+@click.option(
+    "--forecasters",
+    default=",".join(DEFAULT_FORECASTERS),
+    show_default=True,
+    help="Comma-separated forecaster specs; naive always runs as the control.",
+)
+@click.option(
+    "--cutoffs",
+    default=",".join(DEFAULT_CUTOFFS),
+    show_default=True,
+    help="Comma-separated cutoffs: fractions of the run, or step:N.",
+)
 @spec_options(skip=NOT_REPLAYED)
-@click.option("--timeout", type=click.FloatRange(min=0.0, min_open=True), default=None,
-              help="Seconds per forecaster and run (all cutoffs together).")
-@click.option("--bootstrap-coverage", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-              default=0.9, show_default=True, help="Coverage of the bootstrap intervals.")
-@click.option("--plugins", multiple=True, type=click.Path(path_type=str),
-              help="Forecaster plugin file or folder; repeatable.")
-@click.option("--plot", type=click.Path(path_type=str, dir_okay=False),
-              help="Write the leaderboard PNG here.")
-@click.option("--json", "json_path", type=click.Path(path_type=str, dir_okay=False),
-              help="Write per-run gains and summaries as JSON here.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Seconds per forecaster and run (all cutoffs together).",
+)
+@click.option(
+    "--bootstrap-coverage",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.9,
+    show_default=True,
+    help="Coverage of the bootstrap intervals.",
+)
+@click.option(
+    "--plugins",
+    multiple=True,
+    type=click.Path(path_type=str),
+    help="Forecaster plugin file or folder; repeatable.",
+)
+@click.option(
+    "--plot", type=click.Path(path_type=str, dir_okay=False), help="Write the leaderboard PNG here."
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=str, dir_okay=False),
+    help="Write per-run gains and summaries as JSON here.",
+)
 def benchmark(**options: Any) -> None:
     """Replay forecasters on every run of the trajectory suite; report the mean IoU gain over
     naive per cutoff with bootstrap intervals over runs, and each forecaster's worst run.
@@ -53,9 +83,9 @@ def benchmark(**options: Any) -> None:
     from ..compare.leaderboard import format_suite, leaderboard_png, suite_json
     from ..compare.report import write_file
     from ..compare.settings import ReplaySettings
-    from ..isolation import DEFAULT_TIMEOUT
     from ..compare.suite import load_suite, run_suite
     from ..forecasters import load_plugins
+    from ..isolation import DEFAULT_TIMEOUT
 
     for path in options["plugins"]:
         load_plugins(path, timeout=options["timeout"] or DEFAULT_TIMEOUT)
@@ -63,8 +93,9 @@ def benchmark(**options: Any) -> None:
     spec = spec_from_flags(options, skip=NOT_REPLAYED)
     settings = ReplaySettings(cutoffs=cutoffs, spec=spec, timeout=options["timeout"])
     settings.validate()
-    result = run_suite(runs, specs, settings,
-                       progress=lambda name: click.echo(f"replaying {name}", err=True))
+    result = run_suite(
+        runs, specs, settings, progress=lambda name: click.echo(f"replaying {name}", err=True)
+    )
     result.coverage = options["bootstrap_coverage"]
     click.echo(format_suite(result))
     if options["json_path"]:
@@ -72,8 +103,10 @@ def benchmark(**options: Any) -> None:
         click.echo(f"wrote {write_file(options['json_path'], text)}")
     if options["plot"]:
         click.echo(f"wrote {write_file(options['plot'], leaderboard_png(result))}")
-    click.echo(f"benchmarked {len(result.forecasters)} forecasters on {len(runs)} runs in "
-               f"{time.perf_counter() - started:.1f} s")
+    click.echo(
+        f"benchmarked {len(result.forecasters)} forecasters on {len(runs)} runs in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
 
 
 def _items(text: str, flag: str) -> list[str]:

@@ -11,11 +11,10 @@ from typing import Any
 
 import click
 
-from ..config import load_config, split_list, with_overrides
-from ..errors import ConfigError
 from ..compare.settings import ReplaySettings
+from ..config import load_config, split_list, with_overrides
 from ..engine.spec import PruneKeys, PruneSpec
-from ..errors import ForecastPruneError
+from ..errors import ConfigError, ForecastPruneError
 from .spec_options import block_options, block_spec_from_flags, spec_options
 
 #: prune settings a replay does not use: it scores at ratios, and without intervals
@@ -65,31 +64,64 @@ Example:
 
 
 @click.command("compare", epilog=EXAMPLE)
-@click.option("--store", "store", type=click.Path(path_type=str),
-              help="Trajectory store to replay (default: the bundled store).")
-@click.option("--forecasters", help="Comma-separated forecaster specs, or 'all'. naive is "
-              "always added as the control. [default: auto,sma,ema,linear,arima]")
-@click.option("--cutoffs", help="Comma-separated cutoffs: fractions of the run in (0, 1) "
-              "like 0.1, or steps like step:500. [default: 0.05,0.1,0.2,0.3,0.5]")
+@click.option(
+    "--store",
+    "store",
+    type=click.Path(path_type=str),
+    help="Trajectory store to replay (default: the bundled store).",
+)
+@click.option(
+    "--forecasters",
+    help="Comma-separated forecaster specs, or 'all'. naive is "
+    "always added as the control. [default: auto,sma,ema,linear,arima]",
+)
+@click.option(
+    "--cutoffs",
+    help="Comma-separated cutoffs: fractions of the run in (0, 1) "
+    "like 0.1, or steps like step:500. [default: 0.05,0.1,0.2,0.3,0.5]",
+)
 @spec_options(several_ratios=True, skip=NOT_REPLAYED)
-@click.option("--eps", type=float, help="Collapsed set: final |γ| below EPS × the largest "
-              "final |γ|. [default: 1e-3]")
-@click.option("--timeout", type=float, help="Seconds per forecaster (all cutoffs together); "
-              f"0: no limit. [default: {_REPLAY.timeout:g}]")
-@click.option("--eb-spacing", type=int, help="Steps between Early-Bird masks "
-              "[default: one epoch, else 5% of the run].")
+@click.option(
+    "--eps",
+    type=float,
+    help="Collapsed set: final |γ| below EPS × the largest final |γ|. [default: 1e-3]",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    help="Seconds per forecaster (all cutoffs together); "
+    f"0: no limit. [default: {_REPLAY.timeout:g}]",
+)
+@click.option(
+    "--eb-spacing",
+    type=int,
+    help="Steps between Early-Bird masks [default: one epoch, else 5% of the run].",
+)
 @block_options
-@click.option("--plugins", multiple=True, type=click.Path(path_type=str),
-              help="Forecaster plugin file or folder; repeatable.")
-@click.option("--config", "config_path", type=click.Path(path_type=str),
-              help="YAML file with any of these options (flags win), e.g. configs/compare.yaml.")
-@click.option("--json", "json_path", type=click.Path(path_type=str),
-              help="Write JSON here ('-': to standard output, the table then to stderr).")
+@click.option(
+    "--plugins",
+    multiple=True,
+    type=click.Path(path_type=str),
+    help="Forecaster plugin file or folder; repeatable.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=str),
+    help="YAML file with any of these options (flags win), e.g. configs/compare.yaml.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=str),
+    help="Write JSON here ('-': to standard output, the table then to stderr).",
+)
 @click.option("--csv", "csv_path", type=click.Path(path_type=str), help="Write CSV here.")
 @click.option("--out", type=click.Path(path_type=str), help="Folder for the PNG plots.")
 @click.option("--html/--no-html", default=None, help="Also write OUT/report.html.")
-def compare(config_path: str | None, json_path: str | None, csv_path: str | None,
-            **flags: Any) -> None:
+def compare(
+    config_path: str | None, json_path: str | None, csv_path: str | None, **flags: Any
+) -> None:
     """Replay forecasters on a recorded γ store and compare their early pruning masks.
 
     For each cutoff, every forecaster sees only the |γ| history up to it and predicts |γ| at
@@ -109,15 +141,19 @@ def compare(config_path: str | None, json_path: str | None, csv_path: str | None
             result = replay(store, list(config.forecasters), _settings(config), progress)
         click.echo(format_table(result), err=to_stderr)
         _write_outputs(config, result, store)
-    click.echo(f"\ncompared {len(result.forecasters)} forecasters × {len(result.cutoffs)} "
-               f"cutoffs in {time.perf_counter() - started:.1f} s", err=to_stderr)
+    click.echo(
+        f"\ncompared {len(result.forecasters)} forecasters × {len(result.cutoffs)} "
+        f"cutoffs in {time.perf_counter() - started:.1f} s",
+        err=to_stderr,
+    )
     if result.all_failed:
         click.echo("Error: every requested forecaster failed; see the messages above", err=True)
         sys.exit(1)
 
 
-def _config(path: str | None, flags: dict[str, Any], json_path: str | None,
-            csv_path: str | None) -> CompareConfig:
+def _config(
+    path: str | None, flags: dict[str, Any], json_path: str | None, csv_path: str | None
+) -> CompareConfig:
     config = load_config(path, CompareConfig) if path else CompareConfig()
     flags = dict(flags, json=json_path, csv=csv_path)
     for name in ("forecasters", "cutoffs"):
@@ -136,8 +172,10 @@ def _config(path: str | None, flags: dict[str, Any], json_path: str | None,
 def _check_outputs(config: CompareConfig) -> None:
     """Refuse output paths that cannot work before the replay spends minutes on the work."""
     if config.out and Path(config.out).exists() and not Path(config.out).is_dir():
-        raise ConfigError(f"--out {config.out} is a file; --out names a folder for the plots "
-                          "(it is created if missing)")
+        raise ConfigError(
+            f"--out {config.out} is a file; --out names a folder for the plots "
+            "(it is created if missing)"
+        )
     for flag, path in (("--json", config.json), ("--csv", config.csv)):
         if path and path != "-" and Path(path).is_dir():
             raise ConfigError(f"{flag} {path} is a folder; name the file to write")
@@ -149,9 +187,11 @@ def _items(text: str, flag: str) -> tuple[str, ...]:
     """The comma-separated items of a list flag; an empty list is an error, not the default."""
     items = tuple(split_list(text))
     if not items:
-        raise click.BadParameter(f"got {text!r}, which names nothing; give one or more "
-                                 "comma-separated items, or leave the flag out for the default",
-                                 param_hint=flag)
+        raise click.BadParameter(
+            f"got {text!r}, which names nothing; give one or more "
+            "comma-separated items, or leave the flag out for the default",
+            param_hint=flag,
+        )
     return items
 
 
@@ -169,9 +209,13 @@ def _settings(config: CompareConfig) -> ReplaySettings:
         keys = dataclasses.replace(config, ratio=config.ratio[0] if config.ratio else None)
         spec = PruneKeys.prune_spec(keys)
         settings = ReplaySettings(
-            cutoffs=config.cutoffs, spec=spec, ratios=config.ratio, eps=config.eps,
+            cutoffs=config.cutoffs,
+            spec=spec,
+            ratios=config.ratio,
+            eps=config.eps,
             timeout=config.timeout or None,  # 0 (or null in the config): no limit
-            eb_spacing=config.eb_spacing, blocks=_block_spec(config),
+            eb_spacing=config.eb_spacing,
+            blocks=_block_spec(config),
         )
         settings.validate()
     except ForecastPruneError as exc:
@@ -209,8 +253,9 @@ class _Progress:
         if self.bar is None:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc="compare", unit="fit", file=sys.stderr,
-                            leave=False, disable=None)
+            self.bar = tqdm(
+                total=total, desc="compare", unit="fit", file=sys.stderr, leave=False, disable=None
+            )
         self.bar.set_postfix_str(label, refresh=False)
         self.bar.update(done - self.bar.n)
 

@@ -1,4 +1,4 @@
-"""``forecastprune fit-forecaster``: fit the ``learned`` or ``learned_gbr`` model on recorded runs."""
+"""``forecastprune fit-forecaster``: fit ``learned`` or ``learned_gbr`` on recorded runs."""
 
 from __future__ import annotations
 
@@ -8,36 +8,64 @@ import click
 
 from ..config import split_list
 
-
 #: a penalty this large already shrinks every coefficient to zero
 MAX_ALPHA = 1e12
 
 
 def _finite_alpha(value: float) -> float:
     if value != value:  # NaN passes every range comparison
-        raise click.BadParameter(f"expected a penalty from 0 to {MAX_ALPHA:g}; got nan",
-                                 param_hint="--alpha")
+        raise click.BadParameter(
+            f"expected a penalty from 0 to {MAX_ALPHA:g}; got nan", param_hint="--alpha"
+        )
     return value
 
 
 @click.command("fit-forecaster")
-@click.option("--stores", "stores", multiple=True, required=True,
-              type=click.Path(path_type=Path, exists=True),
-              help="A recorded store to learn from; repeatable.")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="Where to write the model (JSON for ridge, a skops file for gbr).")
-@click.option("--kind", type=click.Choice(["ridge", "gbr"]), default="ridge", show_default=True,
-              help="ridge: the `learned` regression; gbr: the `learned_gbr` ranking model "
-                   "(gradient boosting over channel and layer features).")
-@click.option("--cutoffs", default="0.05,0.1,0.2,0.3", show_default=True,
-              help="Comma-separated cutoffs at which training examples are taken.")
-@click.option("--alpha", type=click.FloatRange(0.0, MAX_ALPHA), default=0.01, show_default=True,
-              callback=lambda ctx, param, value: _finite_alpha(value),
-              help="Ridge penalty (per example, standardized features).")
-@click.option("--use-clock/--no-clock", default=True, show_default=True,
-              help="Measure slopes and horizons in cumulative LR where the store has LRs.")
-def fit_forecaster(stores: tuple[Path, ...], out: Path, kind: str, cutoffs: str, alpha: float,
-                   use_clock: bool) -> None:
+@click.option(
+    "--stores",
+    "stores",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="A recorded store to learn from; repeatable.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Where to write the model (JSON for ridge, a skops file for gbr).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["ridge", "gbr"]),
+    default="ridge",
+    show_default=True,
+    help="ridge: the `learned` regression; gbr: the `learned_gbr` ranking model "
+    "(gradient boosting over channel and layer features).",
+)
+@click.option(
+    "--cutoffs",
+    default="0.05,0.1,0.2,0.3",
+    show_default=True,
+    help="Comma-separated cutoffs at which training examples are taken.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0.0, MAX_ALPHA),
+    default=0.01,
+    show_default=True,
+    callback=lambda ctx, param, value: _finite_alpha(value),
+    help="Ridge penalty (per example, standardized features).",
+)
+@click.option(
+    "--use-clock/--no-clock",
+    default=True,
+    show_default=True,
+    help="Measure slopes and horizons in cumulative LR where the store has LRs.",
+)
+def fit_forecaster(
+    stores: tuple[Path, ...], out: Path, kind: str, cutoffs: str, alpha: float, use_clock: bool
+) -> None:
     """Fit a cross-channel forecaster's model on other recorded runs.
 
     ``--kind ridge`` writes plain JSON (coefficients and standardization) for
@@ -50,7 +78,8 @@ def fit_forecaster(stores: tuple[Path, ...], out: Path, kind: str, cutoffs: str,
     Example:
       forecastprune fit-forecaster --stores runs/a/gammas.fpstore --stores runs/b/gammas.fpstore \\
           --out model.json
-      forecastprune compare --store runs/c/gammas.fpstore --forecasters "learned(model='model.json')"
+      forecastprune compare --store runs/c/gammas.fpstore \\
+          --forecasters "learned(model='model.json')"
     """
     from ..forecasters.training import fit_learned, fit_learned_gbr
 
@@ -61,12 +90,15 @@ def fit_forecaster(stores: tuple[Path, ...], out: Path, kind: str, cutoffs: str,
     if kind == "gbr":
         booster = fit_learned_gbr(list(stores), items, use_clock, progress=progress)
         written = booster.save(out)
-        click.echo(f"fitted on {booster.info['examples']} channel examples from {len(stores)} "
-                   f"runs; wrote {written}")
+        click.echo(
+            f"fitted on {booster.info['examples']} channel examples from {len(stores)} "
+            f"runs; wrote {written}"
+        )
         return
     model = fit_learned(list(stores), items, alpha, use_clock, progress=progress)
     path = model.save(out)
-    click.echo(f"fitted on {model.info['examples']} channel examples from {len(stores)} runs; "
-               f"wrote {path}")
+    click.echo(
+        f"fitted on {model.info['examples']} channel examples from {len(stores)} runs; wrote {path}"
+    )
     for name, coef in zip(model.features, model.coef):
         click.echo(f"  {name:18s} {coef:+.4f}")

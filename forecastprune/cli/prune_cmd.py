@@ -46,42 +46,97 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 
 
 @click.command("prune")
-@click.option("--model", "model_name", default=None,
-              help="Zoo model to build (default: the model named in the store's metadata).")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="State dict to load into the model (default: the model.pt `forecastprune "
-                   "record` left beside the store).")
-@click.option("--random-init", is_flag=True,
-              help="Prune a freshly initialised model when there is no checkpoint (a dry run "
-                   "of the channel plan: the weights are untrained).")
-@click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
-              help="γ trajectory store recorded on this model (default: the bundled store).")
-@click.option("--forecaster", "spec", default="auto", show_default=True,
-              help="Forecaster name or spec, e.g. 'auto', 'sma(window=5)' or 'linear'.")
+@click.option(
+    "--model",
+    "model_name",
+    default=None,
+    help="Zoo model to build (default: the model named in the store's metadata).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="State dict to load into the model (default: the model.pt `forecastprune "
+    "record` left beside the store).",
+)
+@click.option(
+    "--random-init",
+    is_flag=True,
+    help="Prune a freshly initialised model when there is no checkpoint (a dry run "
+    "of the channel plan: the weights are untrained).",
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="γ trajectory store recorded on this model (default: the bundled store).",
+)
+@click.option(
+    "--forecaster",
+    "spec",
+    default="auto",
+    show_default=True,
+    help="Forecaster name or spec, e.g. 'auto', 'sma(window=5)' or 'linear'.",
+)
 @spec_options()
-@click.option("--cutoff", default="1.0", show_default=True,
-              help="History the forecaster sees: a fraction of the run in (0, 1] (1.0: the "
-                   "whole recording) or step:N.")
+@click.option(
+    "--cutoff",
+    default="1.0",
+    show_default=True,
+    help="History the forecaster sees: a fraction of the run in (0, 1] (1.0: the "
+    "whole recording) or step:N.",
+)
 @block_options
-@click.option("--input-shape", default=None,
-              help="Example input shape N,C,H,W for tracing (default: from the store's "
-                   "metadata, else one 8x8 digits image).")
-@click.option("--ultralytics", "ultralytics_ckpt", type=click.Path(path_type=Path),
-              default=None,
-              help="Prune this ultralytics checkpoint (e.g. runs/detect/train/weights/best.pt) "
-                   "instead of a zoo model; --out is then an ultralytics checkpoint too "
-                   "(needs the ultralytics extra).")
-@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True,
-              help="Output file for the pruned model (.pt).")
+@click.option(
+    "--input-shape",
+    default=None,
+    help="Example input shape N,C,H,W for tracing (default: from the store's "
+    "metadata, else one 8x8 digits image).",
+)
+@click.option(
+    "--ultralytics",
+    "ultralytics_ckpt",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Prune this ultralytics checkpoint (e.g. runs/detect/train/weights/best.pt) "
+    "instead of a zoo model; --out is then an ultralytics checkpoint too "
+    "(needs the ultralytics extra).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output file for the pruned model (.pt).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
-@click.option("--plugins", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
-              help="A forecaster plugin .py file or folder to load first (repeatable).")
+@click.option(
+    "--plugins",
+    "plugin_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A forecaster plugin .py file or folder to load first (repeatable).",
+)
 @timeout_option
-def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
-          store_path: Path | None, spec: str, cutoff: str, input_shape: str | None,
-          ultralytics_ckpt: Path | None, out_path: Path, overwrite: bool,
-          plugin_paths: Sequence[Path], timeout: float, blocks: int | None,
-          block_ratio: float | None, block_reduce: str | None, **settings: Any) -> None:
+def prune(
+    model_name: str | None,
+    checkpoint: Path | None,
+    random_init: bool,
+    store_path: Path | None,
+    spec: str,
+    cutoff: str,
+    input_shape: str | None,
+    ultralytics_ckpt: Path | None,
+    out_path: Path,
+    overwrite: bool,
+    plugin_paths: Sequence[Path],
+    timeout: float,
+    blocks: int | None,
+    block_ratio: float | None,
+    block_reduce: str | None,
+    **settings: Any,
+) -> None:
     """Prune a model early from forecasts of its BN γ, and save the smaller model.
 
     Fits the forecaster on the |γ| history up to --cutoff, predicts every channel's final γ,
@@ -106,13 +161,24 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
     except ForecastPruneError as exc:
         raise click.BadParameter(str(exc), param_hint="--policy") from None
     if out_path.exists() and not overwrite:
-        raise click.BadParameter(f"{out_path} exists; pass --overwrite to replace it",
-                                 param_hint="--out")
+        raise click.BadParameter(
+            f"{out_path} exists; pass --overwrite to replace it", param_hint="--out"
+        )
     block_spec = block_spec_from_flags(blocks, block_ratio, block_reduce)
     if ultralytics_ckpt is not None:
         _refuse_zoo_options(model_name, checkpoint, random_init, input_shape)
-        _prune_ultralytics(ultralytics_ckpt, store_path, spec, prune_spec, cutoff, out_path,
-                           overwrite, plugin_paths, limit(timeout), block_spec)
+        _prune_ultralytics(
+            ultralytics_ckpt,
+            store_path,
+            spec,
+            prune_spec,
+            cutoff,
+            out_path,
+            overwrite,
+            plugin_paths,
+            limit(timeout),
+            block_spec,
+        )
         return
     shape = _shape(input_shape)
     import torch  # heavy imports only once the arguments are sound
@@ -130,20 +196,31 @@ def prune(model_name: str | None, checkpoint: Path | None, random_init: bool,
     forecaster = build_forecaster(spec)
     with GammaTrajectoryStore.open(store_path or bundled_store_path()) as store:
         name, kwargs = model_spec(store.metadata, model_name)
-        model = _model(name, kwargs, store.layout, lambda: _weights(checkpoint, store.path,
-                                                                    random_init))
+        model = _model(
+            name, kwargs, store.layout, lambda: _weights(checkpoint, store.path, random_init)
+        )
         example = torch.zeros(shape or example_input_shape(store.metadata))
         announce_slow(forecaster, store.layout.total, timeout)
-        done = prune_from_store(model, store, forecaster, cutoff=cutoff, spec=prune_spec,
-                                example_inputs=example, isolate=True, timeout=limit(timeout),
-                                blocks=block_spec)
+        done = prune_from_store(
+            model,
+            store,
+            forecaster,
+            cutoff=cutoff,
+            spec=prune_spec,
+            example_inputs=example,
+            isolate=True,
+            timeout=limit(timeout),
+            blocks=block_spec,
+        )
         total = store.layout.total
     save_pruned(done.model, out_path, builder=name, kwargs=kwargs, overwrite=overwrite)
     _report(name, done, prune_spec.policy, total)
     if done.blocks is not None:
         removed = ", ".join(done.blocks.removed) or "none"
-        click.echo(f"removed {done.blocks.n_removed} of {len(done.blocks.scores)} removable "
-                   f"residual blocks ({block_spec.reduction} predicted |γ|): {removed}")
+        click.echo(
+            f"removed {done.blocks.n_removed} of {len(done.blocks.scores)} removable "
+            f"residual blocks ({block_spec.reduction} predicted |γ|): {removed}"
+        )
     click.echo(compare_stats(model_stats(model, example), model_stats(done.model, example)))
     click.echo(f"wrote {out_path}")
 
@@ -157,39 +234,68 @@ def _check_cutoff(cutoff: str) -> None:
         raise click.BadParameter(str(exc), param_hint="--cutoff") from None
 
 
-def _refuse_zoo_options(model_name: str | None, checkpoint: Path | None, random_init: bool,
-                        input_shape: str | None) -> None:
+def _refuse_zoo_options(
+    model_name: str | None, checkpoint: Path | None, random_init: bool, input_shape: str | None
+) -> None:
     """--ultralytics names the model and its weights itself; zoo options would be ignored."""
-    given = [flag for flag, value in (("--model", model_name), ("--checkpoint", checkpoint),
-                                      ("--random-init", random_init),
-                                      ("--input-shape", input_shape)) if value]
+    given = [
+        flag
+        for flag, value in (
+            ("--model", model_name),
+            ("--checkpoint", checkpoint),
+            ("--random-init", random_init),
+            ("--input-shape", input_shape),
+        )
+        if value
+    ]
     if given:
-        raise click.BadParameter(f"{', '.join(given)} apply to zoo models; the ultralytics "
-                                 "checkpoint brings its own model and weights — drop them",
-                                 param_hint="--ultralytics")
+        raise click.BadParameter(
+            f"{', '.join(given)} apply to zoo models; the ultralytics "
+            "checkpoint brings its own model and weights — drop them",
+            param_hint="--ultralytics",
+        )
 
 
-def _prune_ultralytics(checkpoint: Path, store_path: Path | None, spec: str,
-                       prune_spec: Any, cutoff: str, out_path: Path, overwrite: bool,
-                       plugin_paths: Sequence[Path], timeout: float | None,
-                       blocks: Any = None) -> None:
+def _prune_ultralytics(
+    checkpoint: Path,
+    store_path: Path | None,
+    spec: str,
+    prune_spec: Any,
+    cutoff: str,
+    out_path: Path,
+    overwrite: bool,
+    plugin_paths: Sequence[Path],
+    timeout: float | None,
+    blocks: Any = None,
+) -> None:
     """The same prune on an ultralytics checkpoint, written as an ultralytics checkpoint."""
     from ..forecasters import load_plugins
     from ..integrations.ultralytics import prune_ultralytics_checkpoint
 
     if store_path is None:
-        raise click.BadParameter("an ultralytics checkpoint needs the store recorded while "
-                                 "training it; pass --store", param_hint="--store")
+        raise click.BadParameter(
+            "an ultralytics checkpoint needs the store recorded while training it; pass --store",
+            param_hint="--store",
+        )
     _check_ultralytics_file(checkpoint)
     for path in plugin_paths:
         load_plugins(path, timeout=timeout)
-    done = prune_ultralytics_checkpoint(checkpoint, store_path, out_path, forecaster=spec,
-                                        cutoff=cutoff, spec=prune_spec, overwrite=overwrite,
-                                        blocks=blocks)
-    click.echo(f"{checkpoint}: fitted on the history up to step {done.cutoff_step}, predicting "
-               f"step {done.target_step}; policy {prune_spec.policy}: params "
-               f"{done.params_before:,} → "
-               f"{done.params_after:,}")
+    done = prune_ultralytics_checkpoint(
+        checkpoint,
+        store_path,
+        out_path,
+        forecaster=spec,
+        cutoff=cutoff,
+        spec=prune_spec,
+        overwrite=overwrite,
+        blocks=blocks,
+    )
+    click.echo(
+        f"{checkpoint}: fitted on the history up to step {done.cutoff_step}, predicting "
+        f"step {done.target_step}; policy {prune_spec.policy}: params "
+        f"{done.params_before:,} → "
+        f"{done.params_after:,}"
+    )
     if blocks is not None:
         click.echo(f"removed residual blocks: {', '.join(done.blocks) or 'none'}")
     click.echo(f"wrote {done.path}")
@@ -204,26 +310,32 @@ def _check_ultralytics_file(path: Path) -> None:
     import pickletools
     import zipfile
 
-    hint = ("pass the weights file ultralytics wrote, e.g. runs/detect/train/weights/best.pt")
+    hint = "pass the weights file ultralytics wrote, e.g. runs/detect/train/weights/best.pt"
     if not path.is_file():
         raise click.BadParameter(f"{path} is not a file; {hint}", param_hint="--ultralytics")
     try:
         with zipfile.ZipFile(path) as archive:
-            records = [n for n in archive.namelist() if n.count("/") == 1
-                       and n.endswith("/data.pkl")]
+            records = [
+                n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")
+            ]
             opcodes = list(pickletools.genops(archive.read(records[0]))) if records else []
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise click.BadParameter(f"{path} is not a torch checkpoint ({exc}); {hint}",
-                                 param_hint="--ultralytics") from None
+        raise click.BadParameter(
+            f"{path} is not a torch checkpoint ({exc}); {hint}", param_hint="--ultralytics"
+        ) from None
     if not records:
-        raise click.BadParameter(f"{path} is a zip archive without a torch record "
-                                 f"(<name>/data.pkl); {hint}", param_hint="--ultralytics")
+        raise click.BadParameter(
+            f"{path} is a zip archive without a torch record (<name>/data.pkl); {hint}",
+            param_hint="--ultralytics",
+        )
     first = next((op.name for op, _, _ in opcodes if op.name not in ("PROTO", "FRAME")), "")
     keys = {arg for _, arg, _ in opcodes if isinstance(arg, str)}
     if first != "EMPTY_DICT" or not keys & {"model", "ema"}:
-        raise click.BadParameter(f"{path} is a torch file but not an ultralytics checkpoint "
-                                 f"(no dict with a 'model' or 'ema' entry); {hint}",
-                                 param_hint="--ultralytics")
+        raise click.BadParameter(
+            f"{path} is a torch file but not an ultralytics checkpoint "
+            f"(no dict with a 'model' or 'ema' entry); {hint}",
+            param_hint="--ultralytics",
+        )
 
 
 def _weights(checkpoint: Path | None, store_path: Path, random_init: bool) -> Path | None:

@@ -23,8 +23,8 @@ HELP = {
     "ratio": "Fraction of the prunable channels to prune (one global ranking).",
     "threshold": "Prune every channel whose score is below this instead of a ratio.",
     "policy": "seed: only channels tied to no other layer; grouped: coupled channels pruned "
-              "together; none: every recorded channel on its own, without the model "
-              "(compare only).",
+    "together; none: every recorded channel on its own, without the model "
+    "(compare only).",
     "min_keep": "Channels every layer keeps at least.",
     "min_fraction": "Fraction of its channels every layer keeps at least.",
     "round_to": "Round every layer's kept count up to a multiple of this.",
@@ -34,14 +34,20 @@ HELP = {
 }
 
 _TYPES: dict[str, Any] = {
-    "ratio": float, "threshold": float, "policy": click.Choice(POLICIES),
-    "min_keep": int, "min_fraction": float, "round_to": int,
-    "group_reduce": click.Choice(GROUP_REDUCES), "coverage": float,
+    "ratio": float,
+    "threshold": float,
+    "policy": click.Choice(POLICIES),
+    "min_keep": int,
+    "min_fraction": float,
+    "round_to": int,
+    "group_reduce": click.Choice(GROUP_REDUCES),
+    "coverage": float,
 }
 
 
-def spec_options(*, several_ratios: bool = False, skip: Iterable[str] = ()
-                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def spec_options(
+    *, several_ratios: bool = False, skip: Iterable[str] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A decorator adding one flag per :class:`PruneSpec` field (defaults None).
 
     Args:
@@ -67,12 +73,19 @@ def _option(name: str, default: Any, several_ratios: bool) -> Callable[..., Any]
         help_text = f"{HELP[name]} Repeat for several. [default: {shown}]"
     if name == "uncertainty":
         return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
-    return click.option(flag, name, type=_TYPES[name], default=None,
-                        multiple=name == "ratio" and several_ratios, help=help_text)
+    return click.option(
+        flag,
+        name,
+        type=_TYPES[name],
+        default=None,
+        multiple=name == "ratio" and several_ratios,
+        help=help_text,
+    )
 
 
-def spec_from_flags(flags: dict[str, Any], base: PruneSpec | None = None,
-                    skip: Iterable[str] = ()) -> PruneSpec:
+def spec_from_flags(
+    flags: dict[str, Any], base: PruneSpec | None = None, skip: Iterable[str] = ()
+) -> PruneSpec:
     """Take the spec's flags out of ``flags`` and build the spec they describe.
 
     Args:
@@ -97,14 +110,26 @@ def block_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--blocks``, ``--block-ratio`` and ``--block-reduce`` (depth pruning, defaults None:
     no block goes; :func:`block_spec_from_flags` reads them)."""
     options = [
-        click.option("--blocks", "blocks", type=click.IntRange(0, None), default=None,
-                     help="Also remove this many residual blocks whole (depth pruning): those "
-                          "whose scoring BN has the lowest predicted |γ|."),
-        click.option("--block-ratio", type=click.FloatRange(0.0, 1.0), default=None,
-                     help="Like --blocks, as a fraction of the removable blocks."),
-        click.option("--block-reduce", type=click.Choice(["mean", "max"]), default=None,
-                     help="A block's score from its scoring BN's predicted |γ|. "
-                          "[default: mean]"),
+        click.option(
+            "--blocks",
+            "blocks",
+            type=click.IntRange(0, None),
+            default=None,
+            help="Also remove this many residual blocks whole (depth pruning): those "
+            "whose scoring BN has the lowest predicted |γ|.",
+        ),
+        click.option(
+            "--block-ratio",
+            type=click.FloatRange(0.0, 1.0),
+            default=None,
+            help="Like --blocks, as a fraction of the removable blocks.",
+        ),
+        click.option(
+            "--block-reduce",
+            type=click.Choice(["mean", "max"]),
+            default=None,
+            help="A block's score from its scoring BN's predicted |γ|. [default: mean]",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -119,8 +144,9 @@ def block_spec_from_flags(count: int | None, ratio: float | None, reduce: str | 
         click.BadParameter: for both ``--blocks`` and ``--block-ratio``.
     """
     if count is not None and ratio is not None:
-        raise click.BadParameter("give --blocks N or --block-ratio R, not both",
-                                 param_hint="--blocks")
+        raise click.BadParameter(
+            "give --blocks N or --block-ratio R, not both", param_hint="--blocks"
+        )
     if count is None and ratio is None:
         return None
     from ..engine.block_rule import BlockSpec

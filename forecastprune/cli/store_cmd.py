@@ -26,7 +26,10 @@ _INFO_VERIFY_VALUES = 50_000_000
 
 _overwrite = click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 _dtype = click.option(
-    "--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+    "--dtype",
+    type=click.Choice(["float32", "float16"]),
+    default="float32",
+    show_default=True,
     help="Value dtype of the new store (float16 halves the size; reads return float32).",
 )
 
@@ -96,15 +99,30 @@ def verify(path: Path | None) -> None:
 @click.argument("npz", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--fingerprint", default=None, help="Model fingerprint to record.")
-@click.option("--metadata", "items", multiple=True, metavar="KEY=VALUE",
-              help="Metadata to record (JSON values such as numbers are kept typed); repeatable.")
-@click.option("--lr-schedule", default=None,
-              help="Planned LR schedule, e.g. 0:0.1,3000:0.01 or a JSON list / file, so "
-              "time_axis=lr forecasters work without recorded LRs.")
+@click.option(
+    "--metadata",
+    "items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Metadata to record (JSON values such as numbers are kept typed); repeatable.",
+)
+@click.option(
+    "--lr-schedule",
+    default=None,
+    help="Planned LR schedule, e.g. 0:0.1,3000:0.01 or a JSON list / file, so "
+    "time_axis=lr forecasters work without recorded LRs.",
+)
 @_dtype
 @_overwrite
-def import_cmd(npz: Path, out: Path, fingerprint: str | None, items: tuple[str, ...],
-               lr_schedule: str | None, dtype: str, overwrite: bool) -> None:
+def import_cmd(
+    npz: Path,
+    out: Path,
+    fingerprint: str | None,
+    items: tuple[str, ...],
+    lr_schedule: str | None,
+    dtype: str,
+    overwrite: bool,
+) -> None:
     """Build a store at OUT from the trajectories in NPZ.
 
     NPZ holds steps (T,), gammas (T, C) raw signed γ, layer_names (L,), layer_sizes (L,) and
@@ -122,13 +140,17 @@ def import_cmd(npz: Path, out: Path, fingerprint: str | None, items: tuple[str, 
     metadata = parse_metadata_items(items)
     if lr_schedule is not None:
         metadata["lr_schedule"] = parse_lr_schedule(lr_schedule)
-    with import_npz(npz, out, metadata=metadata, fingerprint=fingerprint, dtype=dtype,
-                    overwrite=overwrite) as made:
+    with import_npz(
+        npz, out, metadata=metadata, fingerprint=fingerprint, dtype=dtype, overwrite=overwrite
+    ) as made:
         click.echo(_written(made))
     dropped = unkept_arrays(npz)
     if dropped:
-        click.echo(f"not kept (the store has no place for them): arrays {', '.join(dropped)}; "
-                   "pass values you need with --metadata KEY=VALUE", err=True)
+        click.echo(
+            f"not kept (the store has no place for them): arrays {', '.join(dropped)}; "
+            "pass values you need with --metadata KEY=VALUE",
+            err=True,
+        )
 
 
 @store.command("export")
@@ -149,15 +171,33 @@ def export_cmd(store_path: Path, out: Path, overwrite: bool) -> None:
 @store.command("thin")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--every", type=click.IntRange(min=1), default=None,
-              help="Keep every K-th snapshot (and the last).")
-@click.option("--count", type=click.IntRange(min=2), default=None,
-              help="Keep N snapshots spread evenly (first and last included).")
-@click.option("--dtype", type=click.Choice(["float32", "float16"]), default=None,
-              help="Value dtype of the copy (default: the source's; float16 halves the size).")
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keep every K-th snapshot (and the last).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Keep N snapshots spread evenly (first and last included).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16"]),
+    default=None,
+    help="Value dtype of the copy (default: the source's; float16 halves the size).",
+)
 @_overwrite
-def thin_cmd(source: Path, out: Path, every: int | None, count: int | None, dtype: str | None,
-             overwrite: bool) -> None:
+def thin_cmd(
+    source: Path,
+    out: Path,
+    every: int | None,
+    count: int | None,
+    dtype: str | None,
+    overwrite: bool,
+) -> None:
     """Copy SOURCE into a new store OUT with fewer snapshots and/or float16 values.
 
     \b
@@ -167,20 +207,32 @@ def thin_cmd(source: Path, out: Path, every: int | None, count: int | None, dtyp
     """
     from ..store.thin import thin_store
 
-    with thin_store(source, out, every=every, count=count, dtype=dtype,
-                    overwrite=overwrite) as made:
+    with thin_store(
+        source, out, every=every, count=count, dtype=dtype, overwrite=overwrite
+    ) as made:
         click.echo(_written(made))
 
 
 @store.command("from-checkpoints")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--steps", default=None, help="Comma-separated step of each checkpoint, in order "
-              "(default: the last integer in each file name).")
-@click.option("--step-pattern", default=r"(\d+)", show_default=True,
-              help="Regex whose last match in the file name (without suffix) is the step.")
-@click.option("--layers", default=None, help="Comma-separated BN layer names to record "
-              "(default: every BN layer).")
+@click.option(
+    "--steps",
+    default=None,
+    help="Comma-separated step of each checkpoint, in order "
+    "(default: the last integer in each file name).",
+)
+@click.option(
+    "--step-pattern",
+    default=r"(\d+)",
+    show_default=True,
+    help="Regex whose last match in the file name (without suffix) is the step.",
+)
+@click.option(
+    "--layers",
+    default=None,
+    help="Comma-separated BN layer names to record (default: every BN layer).",
+)
 @_dtype
 @_overwrite
 def from_checkpoints(
@@ -199,8 +251,13 @@ def from_checkpoints(
       forecastprune store from-checkpoints runs/ck.fpstore ckpt/epoch_*.pt
     """
     made = store_from_checkpoints(
-        checkpoints, out, steps=_int_list(steps, "--steps"), step_pattern=step_pattern,
-        layers=_name_list(layers), dtype=dtype, overwrite=overwrite,
+        checkpoints,
+        out,
+        steps=_int_list(steps, "--steps"),
+        step_pattern=step_pattern,
+        layers=_name_list(layers),
+        dtype=dtype,
+        overwrite=overwrite,
     )
     with made:
         click.echo(_written(made))
@@ -209,8 +266,11 @@ def from_checkpoints(
 def format_info(summary: dict[str, Any]) -> str:
     """Render :meth:`GammaTrajectoryStore.info` as readable lines."""
     layout = summary["layout"]
-    steps = (f"steps {summary['first_step']}..{summary['last_step']}"
-             if summary["snapshots"] else "no snapshots yet")
+    steps = (
+        f"steps {summary['first_step']}..{summary['last_step']}"
+        if summary["snapshots"]
+        else "no snapshots yet"
+    )
     lines = [
         f"store      {summary['path']}",
         f"format     v{summary['format_version']}, {summary['dtype']}, "
@@ -246,22 +306,29 @@ def _values_check(store: GammaTrajectoryStore) -> dict[str, Any]:
         return {"scope": "none", "bad_values": 0, "verdict": "no snapshots to check"}
     if len(store) * store.layout.total <= _INFO_VERIFY_VALUES:
         check = verify_store(store.path)
-        return {"scope": "all", "bad_values": check.bad_values + len(check.problems),
-                "verdict": check.summary()}
+        return {
+            "scope": "all",
+            "bad_values": check.bad_values + len(check.problems),
+            "verdict": check.summary(),
+        }
     step, row = store.final()
     try:
         check_finite(store.path, np.array([step]), row[None, :], store.layout)
     except StoreError as exc:
-        return {"scope": "final", "bad_values": int((~np.isfinite(row)).sum()),
-                "verdict": str(exc)}
-    return {"scope": "final", "bad_values": 0,
-            "verdict": f"final snapshot finite; `forecastprune store verify {store.path}` "
-                       "checks all of them"}
+        return {"scope": "final", "bad_values": int((~np.isfinite(row)).sum()), "verdict": str(exc)}
+    return {
+        "scope": "final",
+        "bad_values": 0,
+        "verdict": f"final snapshot finite; `forecastprune store verify {store.path}` "
+        "checks all of them",
+    }
 
 
 def _written(made: GammaTrajectoryStore) -> str:
-    return (f"wrote {made.path}: {len(made)} snapshots x {made.layout.total} channels "
-            f"in {len(made.layout)} BN layers")
+    return (
+        f"wrote {made.path}: {len(made)} snapshots x {made.layout.total} channels "
+        f"in {len(made.layout)} BN layers"
+    )
 
 
 def _human_bytes(size: int) -> str:
@@ -281,8 +348,10 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
     except ValueError:
         values = []
     if not values or min(values) < 0:
-        raise StoreError(f"{option} must be comma-separated training steps (whole numbers ≥ 0) "
-                         f"like 100,200,300; got {text!r}")
+        raise StoreError(
+            f"{option} must be comma-separated training steps (whole numbers ≥ 0) "
+            f"like 100,200,300; got {text!r}"
+        )
     return values
 
 

@@ -9,21 +9,41 @@ import click
 
 
 @click.command()
-@click.option("--config", "config_path", required=True,
-              type=click.Path(path_type=Path, dir_okay=False),
-              help="YAML run configuration (see configs/*.yaml).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML run configuration (see configs/*.yaml).",
+)
 @click.option("--seed", type=int, default=None, help="Override the config's seed.")
 @click.option("--epochs", type=int, default=None, help="Override the config's epoch budget.")
 @click.option("--forecaster", default=None, help="Override the forecaster (forecast method).")
-@click.option("--prune-at", default=None,
-              help="Override the prune point: a fraction, step:N, stability or confidence (forecast method).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Directory for summary.json and the γ store (nothing is written if omitted).")
-@click.option("--overwrite", is_flag=True,
-              help="Replace a γ store left in --out by an earlier run.")
+@click.option(
+    "--prune-at",
+    default=None,
+    help="Override the prune point: a fraction, step:N, stability or confidence (forecast method).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Directory for summary.json and the γ store (nothing is written if omitted).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace a γ store left in --out by an earlier run."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(config_path: Path, seed: int | None, epochs: int | None, forecaster: str | None,
-          prune_at: str | None, out: Path | None, overwrite: bool, quiet: bool) -> None:
+def train(
+    config_path: Path,
+    seed: int | None,
+    epochs: int | None,
+    forecaster: str | None,
+    prune_at: str | None,
+    out: Path | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
     """Train a demo model on digits with one method and print its figures.
 
     Methods: normal (dense), slimming (sparse → prune → fine-tune), early-bird (sparse until
@@ -46,7 +66,8 @@ def train(config_path: Path, seed: int | None, epochs: int | None, forecaster: s
 
     init_distributed_from_env()
     config = TrainConfig.load(config_path).replace(
-        seed=seed, epochs=epochs, forecaster=forecaster, prune_at=prune_at)
+        seed=seed, epochs=epochs, forecaster=forecaster, prune_at=prune_at
+    )
     store_path = None if out is None else out / "gammas.fpstore"
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -69,10 +90,14 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"test accuracy   {100 * summary['accuracy']:.2f} %",
         f"params          {summary['params']:,}",
         f"MACs / sample   {summary['macs']:,}",
-        "prune step      " + ("—" if prune is None else
-                              f"{prune} of {summary['total_steps']} "
-                              f"({prune / summary['total_steps']:.0%}, "
-                              f"by {pruner.get('fired_by')})"),
+        "prune step      "
+        + (
+            "—"
+            if prune is None
+            else f"{prune} of {summary['total_steps']} "
+            f"({prune / summary['total_steps']:.0%}, "
+            f"by {pruner.get('fired_by')})"
+        ),
         f"train compute   {summary['train_macs']:.4g} MACs",
         f"wall time       {summary['wall_seconds']:.1f} s",
     ]

@@ -35,8 +35,9 @@ class BlockJudge:
     oracle: tuple[str, ...]
 
     @classmethod
-    def build(cls, plan: Any, layout: Any, oracle_scores: np.ndarray,
-              spec: BlockSpec) -> BlockJudge:
+    def build(
+        cls, plan: Any, layout: Any, oracle_scores: np.ndarray, spec: BlockSpec
+    ) -> BlockJudge:
         """Decide the oracle's removed set.
 
         Raises:
@@ -44,8 +45,10 @@ class BlockJudge:
         """
         if not plan.blocks:
             reasons = "; ".join(f"{k}: {v}" for k, v in list(plan.reasons.items())[:3])
-            raise ConfigError("the store's model has no removable residual block, so block "
-                              f"decisions cannot be compared ({reasons or 'no residual adds'})")
+            raise ConfigError(
+                "the store's model has no removable residual block, so block "
+                f"decisions cannot be compared ({reasons or 'no residual adds'})"
+            )
         oracle = select_blocks(plan, oracle_scores, layout, spec).removed
         return cls(plan, layout, spec, oracle)
 

@@ -2,7 +2,8 @@
 
 - :func:`iou_figure`: IoU vs cutoff, one line per forecaster (``naive`` black and dashed, the
   others each with their own colour, line style and hollow marker), one panel per ratio, one
-  legend for all panels, the Early-Bird point marked. When a ratio cuts inside the collapsed set the panel shows
+  legend for all panels, the Early-Bird point marked. When a ratio cuts inside the collapsed set
+  the panel shows
   tie-aware IoU, the metric that ranks forecasters there.
 - :func:`gamma_figure`: how the |γ| distribution evolves over training — a heat map of
   per-snapshot histograms (like the write-up's figures), cutoffs and the oracle's cut marked.
@@ -18,8 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from .scoring import Cutoff
 from .replay import CONTROL, ReplayResult
+from .scoring import Cutoff
 
 PNG_NAMES = ("iou_vs_cutoff.png", "gamma_evolution.png", "layer_pruned.png")
 
@@ -32,9 +33,7 @@ def render_png(figure: Figure, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def make_plots(
-    result: ReplayResult, steps: np.ndarray, abs_values: np.ndarray
-) -> dict[str, bytes]:
+def make_plots(result: ReplayResult, steps: np.ndarray, abs_values: np.ndarray) -> dict[str, bytes]:
     """All three figures as ``{file name: PNG bytes}``.
 
     Args:
@@ -59,9 +58,15 @@ def forecaster_style(index: int, name: str) -> dict[str, object]:
     """
     if name == CONTROL:
         return {"color": "black", "ls": "--", "marker": "x", "ms": 8, "lw": 1.6}
-    return {"color": f"C{index % 10}", "ls": LINESTYLES[index % len(LINESTYLES)],
-            "marker": MARKERS[index % len(MARKERS)], "ms": max(4.0, 10.0 - 1.0 * index),
-            "mfc": "none", "mew": 1.3, "lw": 1.3}
+    return {
+        "color": f"C{index % 10}",
+        "ls": LINESTYLES[index % len(LINESTYLES)],
+        "marker": MARKERS[index % len(MARKERS)],
+        "ms": max(4.0, 10.0 - 1.0 * index),
+        "mfc": "none",
+        "mew": 1.3,
+        "lw": 1.3,
+    }
 
 
 def iou_figure(result: ReplayResult) -> Figure:
@@ -77,18 +82,30 @@ def iou_figure(result: ReplayResult) -> Figure:
             if rows:
                 values = [getattr(r, metric) for r in rows]
                 low = min(low, *values)
-                ax.plot([100 * r.cutoff.fraction for r in rows], values,
-                        label=name, **forecaster_style(index, name))
+                ax.plot(
+                    [100 * r.cutoff.fraction for r in rows],
+                    values,
+                    label=name,
+                    **forecaster_style(index, name),
+                )
         bird = result.early_bird[ratio]
         if bird.step is not None:
             ax.axvline(100 * bird.fraction, color="grey", ls=":", lw=1)
-            ax.plot([100 * bird.fraction], [getattr(bird, metric)], "k*", ms=11,
-                    label="Early-Bird point (naive)")
+            ax.plot(
+                [100 * bird.fraction],
+                [getattr(bird, metric)],
+                "k*",
+                ms=11,
+                label="Early-Bird point (naive)",
+            )
         # zoomed to the data (to the next 0.1 below it): close curves separate visibly
         bottom = max(0.0, np.floor(10 * low - 0.5) / 10) if np.isfinite(low) else 0.0
-        ax.set(xlabel="cutoff (% of the run)", ylim=(bottom, 1.02),
-               ylabel="tie-aware IoU" if metric == "tie_iou" else "IoU with the oracle's set",
-               title=f"ratio {ratio:g}")
+        ax.set(
+            xlabel="cutoff (% of the run)",
+            ylim=(bottom, 1.02),
+            ylabel="tie-aware IoU" if metric == "tie_iou" else "IoU with the oracle's set",
+            title=f"ratio {ratio:g}",
+        )
         ax.grid(alpha=0.3)
     # one legend for every panel, outside them: it neither hides curves nor belongs to one ratio
     handles: dict[str, object] = {}
@@ -99,8 +116,13 @@ def iou_figure(result: ReplayResult) -> Figure:
     return figure
 
 
-def gamma_figure(result: ReplayResult, steps: np.ndarray, abs_values: np.ndarray,
-                 max_columns: int = 300, bins: int = 60) -> Figure:
+def gamma_figure(
+    result: ReplayResult,
+    steps: np.ndarray,
+    abs_values: np.ndarray,
+    max_columns: int = 300,
+    bins: int = 60,
+) -> Figure:
     """Heat map of |γ| histograms over training steps."""
     keep = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), max_columns)).astype(int))
     top = float(np.percentile(abs_values[keep], 99.5)) or 1.0  # outliers would squash the map
@@ -109,9 +131,14 @@ def gamma_figure(result: ReplayResult, steps: np.ndarray, abs_values: np.ndarray
     figure = Figure(figsize=(8, 4.2), layout="constrained")
     ax = figure.subplots()
     centers = (edges[:-1] + edges[1:]) / 2
-    image = ax.pcolormesh(steps[keep], centers, np.ma.masked_equal(counts, 0),
-                          norm=LogNorm(vmin=1, vmax=max(2, counts.max())), cmap="viridis",
-                          shading="nearest")
+    image = ax.pcolormesh(
+        steps[keep],
+        centers,
+        np.ma.masked_equal(counts, 0),
+        norm=LogNorm(vmin=1, vmax=max(2, counts.max())),
+        cmap="viridis",
+        shading="nearest",
+    )
     figure.colorbar(image, ax=ax, label="channels")
     for cutoff in result.cutoffs:
         ax.axvline(cutoff.step, color="white", ls=":", lw=0.8)
@@ -120,13 +147,17 @@ def gamma_figure(result: ReplayResult, steps: np.ndarray, abs_values: np.ndarray
     if np.isfinite(cut):
         ax.axhline(min(cut, top), color="red", lw=1, label=f"oracle cut at ratio {ratio:g}")
         ax.legend(fontsize=8, loc="upper right")
-    ax.set(xlabel="step (dotted: cutoffs)", ylabel="|γ|",
-           title=f"|γ| distribution over training ({abs_values.shape[1]} channels)")
+    ax.set(
+        xlabel="step (dotted: cutoffs)",
+        ylabel="|γ|",
+        title=f"|γ| distribution over training ({abs_values.shape[1]} channels)",
+    )
     return figure
 
 
-def layer_figure(result: ReplayResult, cutoff: Cutoff | None = None,
-                 ratio: float | None = None) -> Figure:
+def layer_figure(
+    result: ReplayResult, cutoff: Cutoff | None = None, ratio: float | None = None
+) -> Figure:
     """Pruned channels per layer: oracle vs the best forecaster at one cutoff.
 
     Args:
@@ -146,7 +177,9 @@ def layer_figure(result: ReplayResult, cutoff: Cutoff | None = None,
         row = next(r for r in result.rows_for(ratio, cutoff) if r.forecaster == best)
         ax.bar(x + 0.2, row.layer_pruned, width=0.4, label=f"{best} at {cutoff.label}")
     ax.set_xticks(x, result.layout_layers, rotation=90, fontsize=6)
-    ax.set(ylabel="pruned channels",
-           title=f"pruned per layer at ratio {ratio:g}, cutoff {cutoff.label}")
+    ax.set(
+        ylabel="pruned channels",
+        title=f"pruned per layer at ratio {ratio:g}, cutoff {cutoff.label}",
+    )
     ax.legend(fontsize=8)
     return figure

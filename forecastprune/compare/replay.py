@@ -20,14 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.spec import PruneSpec, check_coupling_policy
 from ..errors import ConfigError, ForecastPruneError, StoreError
 from ..forecasters import Forecaster, get_forecaster, list_forecasters
-from .worker import CellOutcome, run_forecaster
-from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_rows, eb_spacing
-from ..engine.spec import PruneSpec, check_coupling_policy
-from ..runpoint import RunPoint
-from .settings import ReplaySettings
-from ..store.verify import check_finite
 from ..predict import (
     attach_layout,
     cutoff_step,
@@ -35,6 +30,11 @@ from ..predict import (
     run_length,
     store_clock,
 )
+from ..runpoint import RunPoint
+from ..store.verify import check_finite
+from .scoring import Cutoff, EarlyBird, Judge, OracleSummary, Row, eb_rows, eb_spacing
+from .settings import ReplaySettings
+from .worker import CellOutcome, run_forecaster
 
 CONTROL = "naive"
 
@@ -86,8 +86,7 @@ class ReplayResult:
     block_oracle: tuple[str, ...] | None = None
 
     def rows_for(self, ratio: float, cutoff: Cutoff | None = None) -> list[Row]:
-        return [r for r in self.rows
-                if r.ratio == ratio and (cutoff is None or r.cutoff == cutoff)]
+        return [r for r in self.rows if r.ratio == ratio and (cutoff is None or r.cutoff == cutoff)]
 
     def best(self, cutoff: Cutoff, ratio: float) -> str | None:
         """The forecaster closest to the oracle at one cutoff and ratio (ties: lower MAE)."""
@@ -217,8 +216,10 @@ def plan_like_prune(store: Any, spec: PruneSpec) -> tuple[Any, PruneSpec, str]:
     except ConfigError as exc:
         if spec.policy == "none":
             raise
-        note = (f"scored under policy none, not {spec.policy}: the store cannot rebuild its "
-                f"model to plan with ({exc}); prune on a model would cut a different set")
+        note = (
+            f"scored under policy none, not {spec.policy}: the store cannot rebuild its "
+            f"model to plan with ({exc}); prune on a model would cut a different set"
+        )
         return store.layout, spec.replace(policy="none"), note
 
 
@@ -228,15 +229,14 @@ def _block_judge(store: Any, oracle_scores: np.ndarray, settings: ReplaySettings
         return None
     from .blocks import BlockJudge, store_block_plan
 
-    return BlockJudge.build(store_block_plan(store), store.layout, oracle_scores,
-                            settings.blocks)
+    return BlockJudge.build(store_block_plan(store), store.layout, oracle_scores, settings.blocks)
 
 
 # ------------------------------------------------------------------------------ replay
 def replay(
     store: Any,
     specs: Sequence[str] | str,
-    settings: ReplaySettings = ReplaySettings(),
+    settings: ReplaySettings | None = None,
     progress: Progress | None = None,
 ) -> ReplayResult:
     """Replay every forecaster at every cutoff and score it against the finished run.
@@ -255,6 +255,7 @@ def replay(
             forecaster's own failures are reported in the result instead.
     """
     start = time.perf_counter()
+    settings = settings if settings is not None else ReplaySettings()
     settings.validate()
     settings = replace(settings, ratios=settings.scored_ratios)
     forecasters, requested, notes = resolve_forecasters(specs)
@@ -269,26 +270,37 @@ def replay(
     # forecasts (and the oracle) will read, not the whole run
     spacing = eb_spacing(settings.eb_spacing, store.metadata, steps)
     read = _rows_read(forecasters, steps, cutoffs, clock)
-    check_finite(store.path, steps, gammas, store.layout,
-                 np.union1d(read, eb_rows(steps, spacing)))
+    check_finite(store.path, steps, gammas, store.layout, np.union1d(read, eb_rows(steps, spacing)))
     oracle_scores = np.abs(np.asarray(gammas[-1], dtype=np.float64))
     plan, spec, policy_note = plan_like_prune(store, settings.spec)
     settings = replace(settings, spec=spec)
-    judge = Judge.build(plan, oracle_scores, settings,
-                        blocks=_block_judge(store, oracle_scores, settings))
+    judge = Judge.build(
+        plan, oracle_scores, settings, blocks=_block_judge(store, oracle_scores, settings)
+    )
     _check_oracle_prunes(judge)
     rows = _run_all(forecasters, steps, gammas, cutoffs, judge, clock, progress)
     result = ReplayResult(
-        store=str(store.path), layout_layers=store.layout.names, channels=store.layout.total,
-        prunable=int(judge.prunable.sum()), final_step=final_step, snapshots=len(steps),
-        settings=settings, cutoffs=cutoffs, forecasters=[label for label, _ in forecasters],
-        requested=requested, rows=rows, oracle=judge.oracle,
+        store=str(store.path),
+        layout_layers=store.layout.names,
+        channels=store.layout.total,
+        prunable=int(judge.prunable.sum()),
+        final_step=final_step,
+        snapshots=len(steps),
+        settings=settings,
+        cutoffs=cutoffs,
+        forecasters=[label for label, _ in forecasters],
+        requested=requested,
+        rows=rows,
+        oracle=judge.oracle,
         early_bird=judge.early_birds(steps, gammas, spacing),
-        eps=judge.eps, collapsed_fraction=judge.collapsed_fraction, judge=judge,
+        eps=judge.eps,
+        collapsed_fraction=judge.collapsed_fraction,
+        judge=judge,
         block_oracle=judge.blocks.oracle if judge.blocks is not None else None,
     )
-    result.warnings = notes + [n for n in (policy_note, clock_note) if n] + _warnings(
-        result, store.metadata)
+    result.warnings = (
+        notes + [n for n in (policy_note, clock_note) if n] + _warnings(result, store.metadata)
+    )
     result.seconds = time.perf_counter() - start
     return result
 
@@ -320,14 +332,21 @@ def empty_cut_reason(judge: Judge, ratio: float) -> str:
     prunable = int(judge.prunable.sum())
     min_keep = judge.settings.spec.min_keep
     if prunable == 0:
-        return f"policy {judge.settings.spec.policy!r} leaves no channel prunable; try --policy grouped"
+        return (
+            f"policy {judge.settings.spec.policy!r} leaves no channel prunable; try "
+            "--policy grouped"
+        )
     if min_keep >= widest:
-        return (f"min-keep {min_keep} keeps every channel of every layer (the widest has "
-                f"{widest}); give --min-keep below {widest}")
+        return (
+            f"min-keep {min_keep} keeps every channel of every layer (the widest has "
+            f"{widest}); give --min-keep below {widest}"
+        )
     if judge.decide(judge.oracle_scores, ratio).requested == 0:
         return f"ratio {ratio:g} of {prunable} channels asks for none; give a larger --ratio"
-    return (f"min-keep {min_keep} keeps every channel the ratio asks for; lower --min-keep or "
-            "raise --ratio")
+    return (
+        f"min-keep {min_keep} keeps every channel the ratio asks for; lower --min-keep or "
+        "raise --ratio"
+    )
 
 
 def _run_all(
@@ -343,6 +362,7 @@ def _run_all(
     rows: list[Row] = []
     total, done = len(forecasters) * len(cutoffs), 0
     for label, forecaster in forecasters:
+
         def tick(_: CellOutcome, label: str = label) -> None:
             nonlocal done
             done += 1
@@ -350,8 +370,14 @@ def _run_all(
                 progress(label, done, total)
 
         outcomes = run_forecaster(
-            attach_layout(forecaster, judge.plan), steps, gammas, [c.step for c in cutoffs], int(steps[-1]),
-            clock=clock, timeout=judge.settings.timeout, isolation=judge.settings.isolation,
+            attach_layout(forecaster, judge.plan),
+            steps,
+            gammas,
+            [c.step for c in cutoffs],
+            int(steps[-1]),
+            clock=clock,
+            timeout=judge.settings.timeout,
+            isolation=judge.settings.isolation,
             on_cell=tick,
         )
         for cutoff, outcome in zip(cutoffs, outcomes, strict=True):
@@ -359,8 +385,9 @@ def _run_all(
     return rows
 
 
-def _rows_read(forecasters: list[tuple[str, Forecaster]], steps: np.ndarray,
-               cutoffs: list[Cutoff], clock: Any) -> np.ndarray:
+def _rows_read(
+    forecasters: list[tuple[str, Forecaster]], steps: np.ndarray, cutoffs: list[Cutoff], clock: Any
+) -> np.ndarray:
     """Every row some forecaster reads at some cutoff, and the oracle's (sorted, unique)."""
     parts = [np.array([len(steps) - 1])]
     for _, forecaster in forecasters:
@@ -424,6 +451,8 @@ def _tied_cut(judge: Judge, ratio: float) -> list[str]:
     if not np.any(judge.effective[kept] == edge):  # exact ties only: floors keep lower ones
         return []
     tied = int(np.count_nonzero(judge.effective[judge.prunable] == edge))
-    return [f"ratio {ratio:g} cuts through {tied} prunable channels whose final |γ| are all "
-            f"{edge:.4g}: the oracle picks among them arbitrarily, so IoU there measures "
-            "tie-breaking, not forecasting"]
+    return [
+        f"ratio {ratio:g} cuts through {tied} prunable channels whose final |γ| are all "
+        f"{edge:.4g}: the oracle picks among them arbitrarily, so IoU there measures "
+        "tie-breaking, not forecasting"
+    ]

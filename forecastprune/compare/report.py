@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .scoring import Cutoff, Row
-from .replay import CONTROL, ReplayResult
 from .._util import write_output
+from .replay import CONTROL, ReplayResult
+from .scoring import Cutoff, Row
 
 #: (header, Row attribute, format) of the metric columns, in table order
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -52,9 +52,23 @@ LEGEND = (
 VERDICT_IOU = 0.9
 
 CSV_FIELDS = (
-    "forecaster", "cutoff", "cutoff_step", "cutoff_fraction", "ratio", "iou", "tie_iou",
-    "precision", "recall", "hamming", "spearman", "mae", "pruned", "collapsed_layers",
-    "seconds", "best", "error",
+    "forecaster",
+    "cutoff",
+    "cutoff_step",
+    "cutoff_fraction",
+    "ratio",
+    "iou",
+    "tie_iou",
+    "precision",
+    "recall",
+    "hamming",
+    "spearman",
+    "mae",
+    "pruned",
+    "collapsed_layers",
+    "seconds",
+    "best",
+    "error",
 )
 
 
@@ -78,8 +92,9 @@ def format_table(result: ReplayResult) -> str:
         blocks.append("failed cells:\n" + "\n".join(f"  {line}" for line in failures))
     choices = choice_lines(result)
     if choices:
-        blocks.append("chosen by self-selecting forecasters:\n"
-                      + "\n".join(f"  {line}" for line in choices))
+        blocks.append(
+            "chosen by self-selecting forecasters:\n" + "\n".join(f"  {line}" for line in choices)
+        )
     if result.warnings:
         blocks.append("\n".join(f"warning: {w}" for w in result.warnings))
     blocks.append("\n".join(verdicts(result)))
@@ -89,8 +104,11 @@ def format_table(result: ReplayResult) -> str:
 def choice_lines(result: ReplayResult) -> list[str]:
     """``auto at 10%: ar1(...): backtest ...`` for every cell whose forecaster noted a choice."""
     first = result.settings.ratios[0]
-    return [f"{row.forecaster} at {row.cutoff.label}: {row.note}"
-            for row in result.rows if row.note and row.ratio == first]
+    return [
+        f"{row.forecaster} at {row.cutoff.label}: {row.note}"
+        for row in result.rows
+        if row.note and row.ratio == first
+    ]
 
 
 def verdicts(result: ReplayResult, target: float = VERDICT_IOU) -> list[str]:
@@ -119,8 +137,10 @@ def _verdict(result: ReplayResult, ratio: float, target: float) -> str:
             return f"{head} {_reached(best, scores, cutoff, name, target)}"
     cutoff, scores = max(scored, key=lambda item: max(item[1].values()))
     best = max(scores, key=scores.get)
-    return (f"{head} no forecaster reaches {name} ≥ {target:g} at any cutoff; the closest is "
-            f"{best} at {_when(cutoff)} with {scores[best]:.3f}{_lead(result, scored, name)}")
+    return (
+        f"{head} no forecaster reaches {name} ≥ {target:g} at any cutoff; the closest is "
+        f"{best} at {_when(cutoff)} with {scores[best]:.3f}{_lead(result, scored, name)}"
+    )
 
 
 def _scores(result: ReplayResult, cutoff: Cutoff, ratio: float, key: str) -> dict[str, float]:
@@ -130,25 +150,32 @@ def _scores(result: ReplayResult, cutoff: Cutoff, ratio: float, key: str) -> dic
     return {r.forecaster: float(getattr(r, key)) for r in rows}
 
 
-def _reached(best: str, scores: dict[str, float], cutoff: Cutoff, name: str,
-             target: float) -> str:
+def _reached(best: str, scores: dict[str, float], cutoff: Cutoff, name: str, target: float) -> str:
     text = f"{best} reaches {name} ≥ {target:g} earliest, at {_when(cutoff)}: {scores[best]:.3f}"
     if best == CONTROL:
         others = [n for n in scores if n != CONTROL]
         if not others:
             return text + " (the naive control: no forecaster ran there)"
-        return (text + f" with no forecast at all (the current |γ|); the best forecaster there, "
-                f"{others[0]}, has {scores[others[0]]:.3f} ({scores[others[0]] - scores[best]:+.3f})")
+        return (
+            text + f" with no forecast at all (the current |γ|); the best forecaster there, "
+            f"{others[0]}, has {scores[others[0]]:.3f} ({scores[others[0]] - scores[best]:+.3f})"
+        )
     if CONTROL in scores:
-        return text + (f", {scores[best] - scores[CONTROL]:+.3f} over naive "
-                       f"({scores[CONTROL]:.3f})")
+        return text + (
+            f", {scores[best] - scores[CONTROL]:+.3f} over naive ({scores[CONTROL]:.3f})"
+        )
     return text
 
 
 def _lead(result: ReplayResult, scored: list[tuple[Cutoff, dict[str, float]]], name: str) -> str:
     """'; the largest lead over naive: ...' or '; no forecaster beats naive at any cutoff'."""
-    leads = [(scores[f] - scores[CONTROL], f, cutoff) for cutoff, scores in scored
-             if CONTROL in scores for f in scores if f != CONTROL]
+    leads = [
+        (scores[f] - scores[CONTROL], f, cutoff)
+        for cutoff, scores in scored
+        if CONTROL in scores
+        for f in scores
+        if f != CONTROL
+    ]
     if not leads:
         return ""
     margin, forecaster, cutoff = max(leads, key=lambda lead: lead[0])
@@ -166,25 +193,35 @@ def _block(result: ReplayResult, ratio: float) -> str:
     sep = oracle.separation
     head = (
         f"ratio {ratio:g}, policy {result.settings.spec.policy}: the oracle prunes "
-        f"{oracle.pruned} of {result.prunable} prunable channels (cut |γ| = {_num(sep.cut, '.4g')}, separation {_num(sep.score, '.2f')})\n"
-        + (f"best per cutoff marked * by "
-           f"{'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}" if oracle.pruned else
-           "NO BEST MARKED: the oracle prunes nothing here, so every IoU of 1 is meaningless")
+        f"{oracle.pruned} of {result.prunable} prunable channels "
+        f"(cut |γ| = {_num(sep.cut, '.4g')}, separation {_num(sep.score, '.2f')})\n"
+        + (
+            f"best per cutoff marked * by "
+            f"{'tie-aware IoU' if oracle.rank_by == 'tie_iou' else 'IoU'}"
+            if oracle.pruned
+            else "NO BEST MARKED: the oracle prunes nothing here, so every IoU of 1 is meaningless"
+        )
     )
     if result.block_oracle is not None:
         spec = result.settings.blocks
-        head += (f"\nblocks ({spec.reduction} |γ| of each block's scoring BN): the oracle "
-                 f"removes {len(result.block_oracle)} ({', '.join(result.block_oracle[:6])}"
-                 f"{'...' if len(result.block_oracle) > 6 else ''}); bIoU: each forecast's "
-                 "removed blocks vs these")
+        head += (
+            f"\nblocks ({spec.reduction} |γ| of each block's scoring BN): the oracle "
+            f"removes {len(result.block_oracle)} ({', '.join(result.block_oracle[:6])}"
+            f"{'...' if len(result.block_oracle) > 6 else ''}); bIoU: each forecast's "
+            "removed blocks vs these"
+        )
     if oracle.collapsed:
-        head += (f"; even the oracle would empty {len(oracle.collapsed)} layer(s) "
-                 f"({', '.join(oracle.collapsed)}), kept alive by min-keep")
+        head += (
+            f"; even the oracle would empty {len(oracle.collapsed)} layer(s) "
+            f"({', '.join(oracle.collapsed)}), kept alive by min-keep"
+        )
     if eb.step is None:
         bird = f"Early-Bird (naive masks every {eb.spacing} steps): never settled"
     else:
-        bird = (f"Early-Bird (naive masks every {eb.spacing} steps): step {eb.step} "
-                f"({eb.fraction:.0%} of the run), IoU there {eb.iou:.3f}")
+        bird = (
+            f"Early-Bird (naive masks every {eb.spacing} steps): step {eb.step} "
+            f"({eb.fraction:.0%} of the run), IoU there {eb.iou:.3f}"
+        )
     columns = _columns(result)
     header = ["cutoff", "forecaster"] + [c[0] for c in columns] + ["collapse", "seconds"]
     lines = [header]
@@ -200,8 +237,9 @@ def _columns(result: ReplayResult) -> tuple[tuple[str, str, str], ...]:
     return COLUMNS + ((BLOCK_COLUMN,) if result.block_oracle is not None else ())
 
 
-def _cells(row: Row, rank_by: str, best: str | None,
-           columns: tuple[tuple[str, str, str], ...] = COLUMNS) -> list[str]:
+def _cells(
+    row: Row, rank_by: str, best: str | None, columns: tuple[tuple[str, str, str], ...] = COLUMNS
+) -> list[str]:
     if not row.ok:
         return ["failed (see below)"] + [""] * (len(columns) + 1)
     cells = []
@@ -220,8 +258,10 @@ def _align(lines: Sequence[Sequence[str]]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for line in lines:
-        cells = [c.ljust(w) if i < 2 else c.rjust(w)
-                 for i, (c, w) in enumerate(zip(line, widths, strict=True))]
+        cells = [
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
         out.append("  ".join(cells).rstrip())
     return "\n".join(out)
 
@@ -251,9 +291,10 @@ def to_json(result: ReplayResult) -> dict[str, Any]:
         "collapsed_fraction": result.collapsed_fraction,
         "oracle": [_oracle(result, ratio) for ratio in result.settings.ratios],
         "block_oracle": list(result.block_oracle) if result.block_oracle is not None else None,
-        "rows": [_row(result, row) | {"layer_pruned": list(row.layer_pruned),
-                                      "block_iou": row.block_iou}
-                 for row in result.rows],
+        "rows": [
+            _row(result, row) | {"layer_pruned": list(row.layer_pruned), "block_iou": row.block_iou}
+            for row in result.rows
+        ],
         "warnings": result.warnings,
         "verdict": verdicts(result),
         "seconds": result.seconds,
@@ -278,8 +319,11 @@ def to_csv(result: ReplayResult) -> str:
 
 def _row(result: ReplayResult, row: Row) -> dict[str, Any]:
     return {
-        "forecaster": row.forecaster, "cutoff": row.cutoff.label, "cutoff_step": row.cutoff.step,
-        "cutoff_fraction": row.cutoff.fraction, "ratio": row.ratio,
+        "forecaster": row.forecaster,
+        "cutoff": row.cutoff.label,
+        "cutoff_step": row.cutoff.step,
+        "cutoff_fraction": row.cutoff.fraction,
+        "ratio": row.ratio,
         **{attr: getattr(row, attr) for _, attr, _ in COLUMNS},
         "pruned": row.pruned if row.ok else None,
         "collapsed_layers": ";".join(row.collapsed),
@@ -293,8 +337,11 @@ def _row(result: ReplayResult, row: Row) -> dict[str, Any]:
 def _oracle(result: ReplayResult, ratio: float) -> dict[str, Any]:
     oracle, eb = result.oracle[ratio], result.early_bird[ratio]
     return {
-        "ratio": ratio, "pruned": oracle.pruned, "rank_by": oracle.rank_by,
-        "separation": vars(oracle.separation), "collapsed_layers": list(oracle.collapsed),
+        "ratio": ratio,
+        "pruned": oracle.pruned,
+        "rank_by": oracle.rank_by,
+        "separation": vars(oracle.separation),
+        "collapsed_layers": list(oracle.collapsed),
         "layer_pruned": list(oracle.layer_pruned),
         "early_bird": vars(eb),
         "best": {c.label: result.best(c, ratio) for c in result.cutoffs},
@@ -331,7 +378,7 @@ def to_html(result: ReplayResult, images: Mapping[str, bytes]) -> str:
     )
     title = f"forecastprune compare — {html.escape(Path(result.store).name)}"
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
         "pre{background:#f6f6f6;padding:1em;overflow-x:auto}img{max-width:100%}</style>"
         f"</head><body><h1>{title}</h1>"

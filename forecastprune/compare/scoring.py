@@ -125,8 +125,9 @@ class Judge:
     blocks: Any = None
 
     @classmethod
-    def build(cls, plan: Any, oracle_scores: np.ndarray, settings: ReplaySettings,
-              blocks: Any = None) -> Judge:
+    def build(
+        cls, plan: Any, oracle_scores: np.ndarray, settings: ReplaySettings, blocks: Any = None
+    ) -> Judge:
         """Decide the oracle's sets for every ratio.
 
         Args:
@@ -142,15 +143,18 @@ class Judge:
         effective = unit_scores(oracle_scores, plan, settings.spec.group_reduce)
         collapsed = metrics.collapsed_set(effective, settings.eps)
         eps = settings.eps * float(effective.max(initial=0.0))
-        judge = cls(settings, plan, prunable, oracle_scores, effective, eps, collapsed,
-                    blocks=blocks)
+        judge = cls(
+            settings, plan, prunable, oracle_scores, effective, eps, collapsed, blocks=blocks
+        )
         for ratio in settings.ratios:
             decision = judge.decide(oracle_scores, ratio)
             judge.oracle_masks[ratio] = decision.pruned
             judge.oracle[ratio] = OracleSummary(
-                ratio, decision.n_pruned,
+                ratio,
+                decision.n_pruned,
                 metrics.separation(effective, prunable, decision.requested, eps),
-                decision.collapsed, tuple(r.pruned for r in decision.report),
+                decision.collapsed,
+                tuple(r.pruned for r in decision.report),
             )
         return judge
 
@@ -171,8 +175,10 @@ class Judge:
     def rows(self, label: str, cutoff: Cutoff, outcome: CellOutcome) -> list[Row]:
         """One :class:`Row` per ratio for one forecaster at one cutoff."""
         if outcome.prediction is None:
-            return [Row(label, cutoff, r, seconds=outcome.seconds, error=outcome.error)
-                    for r in self.settings.ratios]
+            return [
+                Row(label, cutoff, r, seconds=outcome.seconds, error=outcome.error)
+                for r in self.settings.ratios
+            ]
         pred = outcome.prediction  # already clipped at 0 by the prediction path
         live = self.prunable
         rho = metrics.spearman(pred[live], self.oracle_scores[live])
@@ -183,17 +189,26 @@ class Judge:
             decision, oracle = self.decide(pred, ratio), self.oracle_masks[ratio]
             self.masks[(label, cutoff.step, ratio)] = np.packbits(decision.pruned)
             precision, recall = metrics.precision_recall(decision.pruned, oracle)
-            rows.append(Row(
-                label, cutoff, ratio,
-                iou=metrics.iou(decision.pruned, oracle),
-                tie_iou=metrics.tie_aware_iou(decision.pruned, oracle, self.collapsed),
-                precision=precision, recall=recall,
-                hamming=metrics.mask_distance(decision.pruned[live], oracle[live]),
-                spearman=rho, mae=error, pruned=decision.n_pruned,
-                collapsed=decision.collapsed, seconds=outcome.seconds,
-                layer_pruned=tuple(r.pruned for r in decision.report),
-                note=outcome.note or "", block_iou=blocks,
-            ))
+            rows.append(
+                Row(
+                    label,
+                    cutoff,
+                    ratio,
+                    iou=metrics.iou(decision.pruned, oracle),
+                    tie_iou=metrics.tie_aware_iou(decision.pruned, oracle, self.collapsed),
+                    precision=precision,
+                    recall=recall,
+                    hamming=metrics.mask_distance(decision.pruned[live], oracle[live]),
+                    spearman=rho,
+                    mae=error,
+                    pruned=decision.n_pruned,
+                    collapsed=decision.collapsed,
+                    seconds=outcome.seconds,
+                    layer_pruned=tuple(r.pruned for r in decision.report),
+                    note=outcome.note or "",
+                    block_iou=blocks,
+                )
+            )
         return rows
 
     def early_birds(
@@ -209,16 +224,22 @@ class Judge:
         rows = eb_rows(steps, spacing)
         found = {}
         for ratio in self.settings.ratios:
-            masks = np.array([self.decide(np.abs(gammas[i].astype(np.float64)), ratio).pruned
-                              for i in rows])
+            masks = np.array(
+                [self.decide(np.abs(gammas[i].astype(np.float64)), ratio).pruned for i in rows]
+            )
             step = metrics.early_bird_step(steps[rows], masks[:, self.prunable])
             if step is None:
                 found[ratio] = EarlyBird(ratio, spacing, None, None, None, None)
                 continue
             mask, oracle = masks[int(np.searchsorted(steps[rows], step))], self.oracle_masks[ratio]
-            found[ratio] = EarlyBird(ratio, spacing, step, step / int(steps[-1]),
-                                     metrics.iou(mask, oracle),
-                                     metrics.tie_aware_iou(mask, oracle, self.collapsed))
+            found[ratio] = EarlyBird(
+                ratio,
+                spacing,
+                step,
+                step / int(steps[-1]),
+                metrics.iou(mask, oracle),
+                metrics.tie_aware_iou(mask, oracle, self.collapsed),
+            )
         return found
 
 

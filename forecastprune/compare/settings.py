@@ -67,12 +67,16 @@ class ReplaySettings:
         """
         problems = []
         if self.spec.threshold is not None:
-            problems.append("compare scores forecasters at ratios, where forecast and finished "
-                            "run prune the same number of channels; give a ratio, not a "
-                            f"threshold (got threshold={self.spec.threshold})")
+            problems.append(
+                "compare scores forecasters at ratios, where forecast and finished "
+                "run prune the same number of channels; give a ratio, not a "
+                f"threshold (got threshold={self.spec.threshold})"
+            )
         if self.spec.uncertainty:
-            problems.append("compare scores point forecasts against the finished run; the "
-                            "uncertainty rule is not replayed (drop uncertainty)")
+            problems.append(
+                "compare scores point forecasts against the finished run; the "
+                "uncertainty rule is not replayed (drop uncertainty)"
+            )
         for ratio in self.ratios:
             try:
                 self.spec_at(ratio)
@@ -84,18 +88,21 @@ class ReplaySettings:
             except ConfigError as exc:
                 problems.append(str(exc))
         if not 0.0 <= self.eps < 1.0:
-            problems.append(f"eps must be a fraction in [0, 1) of the largest final |γ|; got "
-                            f"{self.eps}")
+            problems.append(
+                f"eps must be a fraction in [0, 1) of the largest final |γ|; got {self.eps}"
+            )
         if self.timeout is not None and not 0 < self.timeout <= MAX_TIMEOUT:
-            problems.append(f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:g} "
-                            f"(None: no limit); got {self.timeout}")
+            problems.append(
+                f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:g} "
+                f"(None: no limit); got {self.timeout}"
+            )
         if self.eb_spacing is not None and self.eb_spacing < 1:
-            problems.append(f"eb_spacing must be a whole number of steps ≥ 1; got "
-                            f"{self.eb_spacing}")
+            problems.append(
+                f"eb_spacing must be a whole number of steps ≥ 1; got {self.eb_spacing}"
+            )
         if self.isolation not in (None, *ISOLATIONS):
             problems.append(f"isolation must be one of {ISOLATIONS}; got {self.isolation!r}")
         if self.blocks is not None and not isinstance(self.blocks, BlockSpec):
-            problems.append(f"blocks must be a BlockSpec or None; got "
-                            f"{type(self.blocks).__name__}")
+            problems.append(f"blocks must be a BlockSpec or None; got {type(self.blocks).__name__}")
         if problems:
             raise ConfigError("; ".join(problems))

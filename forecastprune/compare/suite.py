@@ -93,8 +93,15 @@ class SuiteResult:
             return Summary(np.nan, np.nan, np.nan, np.nan, "", 0, int((~ok).sum()))
         low, high = bootstrap_interval(values[ok], self.coverage)
         worst = int(np.argmin(np.where(ok, values, np.inf)))
-        return Summary(float(values[ok].mean()), low, high, float(values[worst]), names[worst],
-                       int(ok.sum()), int((~ok).sum()))
+        return Summary(
+            float(values[ok].mean()),
+            low,
+            high,
+            float(values[worst]),
+            names[worst],
+            int(ok.sum()),
+            int((~ok).sum()),
+        )
 
 
 def bootstrap_interval(
@@ -135,8 +142,9 @@ def load_suite(folder: str | Path | None = None, only: Sequence[str] = ()) -> li
     held = set()
     if (folder / MANIFEST).is_file():
         held = set(json.loads((folder / MANIFEST).read_text()).get("held_out", []))
-    runs = [SuiteRun(p.name[: -len(".fpstore")], p, p.name[: -len(".fpstore")] in held)
-            for p in stores]
+    runs = [
+        SuiteRun(p.name[: -len(".fpstore")], p, p.name[: -len(".fpstore")] in held) for p in stores
+    ]
     missing = sorted(set(only) - {r.name for r in runs})
     if missing:
         raise ConfigError(

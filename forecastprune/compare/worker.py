@@ -21,8 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from multiprocessing.connection import Connection
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +30,6 @@ from ..forecasters import Forecaster
 from ..isolation import start_child
 from ..predict import predict_history
 from .settings import ISOLATIONS
-
 
 
 @dataclass(frozen=True)
@@ -138,13 +137,17 @@ def _checked(outcome: CellOutcome, width: int) -> CellOutcome:
         return outcome
     prediction = np.asarray(outcome.prediction)
     if prediction.shape != (width,):
-        return CellOutcome(None, outcome.seconds,
-                           f"returned an array of shape {prediction.shape}; expected ({width},)")
+        return CellOutcome(
+            None,
+            outcome.seconds,
+            f"returned an array of shape {prediction.shape}; expected ({width},)",
+        )
     bad = int(np.count_nonzero(~np.isfinite(prediction)))
     if bad:
         return CellOutcome(None, outcome.seconds, f"returned {bad} NaN/Inf predictions")
-    return CellOutcome(prediction.astype(np.float64, copy=False), outcome.seconds,
-                       note=outcome.note)
+    return CellOutcome(
+        prediction.astype(np.float64, copy=False), outcome.seconds, note=outcome.note
+    )
 
 
 def _work(
@@ -177,8 +180,9 @@ def _fit_predict(
     end = int(np.searchsorted(steps, cutoff, side="right"))
     start = time.perf_counter()
     try:
-        prediction = predict_history(forecaster, steps[:end], gammas[:end], target_step,
-                                     clock=clock)
+        prediction = predict_history(
+            forecaster, steps[:end], gammas[:end], target_step, clock=clock
+        )
     except Exception as exc:  # any forecaster failure is a reported cell, by design
         return CellOutcome(None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
     return CellOutcome(prediction.scores, prediction.seconds, note=prediction.note or None)

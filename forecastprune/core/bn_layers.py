@@ -1,6 +1,7 @@
 """Which BatchNorm layers are recorded and sparsified.
 
-:class:`~forecastprune.record.recorder.GammaRecorder` and :class:`~forecastprune.record.sparsity.BNSparsity`
+:class:`~forecastprune.record.recorder.GammaRecorder` and
+:class:`~forecastprune.record.sparsity.BNSparsity`
 must agree on the layer set, and both must name layers the way the plain model does: a model
 wrapped in ``DistributedDataParallel`` or ``DataParallel`` names its layers ``module.xxx``, but a
 store recorded under DDP has to line up with the same model loaded alone for pruning. Both
@@ -84,9 +85,7 @@ def layout_of(selected: Iterable[tuple[str, _BatchNorm]]) -> ChannelLayout:
     return ChannelLayout.from_pairs((name, bn.num_features) for name, bn in selected)
 
 
-def model_fingerprint(
-    model: nn.Module, layers: Selection = None, exclude: Selection = None
-) -> str:
+def model_fingerprint(model: nn.Module, layers: Selection = None, exclude: Selection = None) -> str:
     """A sha256 identifying the model's structure and its selected BN layers.
 
     Two models share a fingerprint when they have the same module types at the same names, the
@@ -117,9 +116,7 @@ def _patterns(value: Selection, what: str) -> list[str] | None:
         return None
     items = [value] if isinstance(value, str) else list(value)
     if not all(isinstance(item, str) and item for item in items):
-        raise LayoutError(
-            f"{what} must be a layer name/pattern or a list of them; got {value!r}"
-        )
+        raise LayoutError(f"{what} must be a layer name/pattern or a list of them; got {value!r}")
     return items
 
 

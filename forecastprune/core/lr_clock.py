@@ -258,8 +258,10 @@ def _detached_copy(scheduler: Any) -> tuple[Any, Any]:
     import torch
 
     groups = [
-        {**{k: copy.deepcopy(v) for k, v in g.items() if k != "params"},
-         "params": [torch.zeros(1, requires_grad=True)]}
+        {
+            **{k: copy.deepcopy(v) for k, v in g.items() if k != "params"},
+            "params": [torch.zeros(1, requires_grad=True)],
+        }
         for g in scheduler.optimizer.param_groups
     ]
     probe = torch.optim.SGD(groups, lr=groups[0]["lr"])

@@ -44,26 +44,36 @@ class BlockSpec:
 
     def __post_init__(self) -> None:
         if (self.count is None) == (self.ratio is None):
-            raise PruningError(f"give exactly one of count and ratio for the blocks to remove; "
-                               f"got count={self.count!r}, ratio={self.ratio!r}")
-        if self.count is not None and (isinstance(self.count, bool)
-                                       or not isinstance(self.count, int) or self.count < 0):
-            raise PruningError(f"count is the number of blocks to remove, a whole number >= 0; "
-                               f"got {self.count!r}")
-        if self.ratio is not None and not (isinstance(self.ratio, (int, float))
-                                           and 0.0 <= self.ratio <= 1.0):
-            raise PruningError(f"ratio is the fraction of removable blocks to remove and must "
-                               f"lie in [0, 1]; got {self.ratio!r}")
+            raise PruningError(
+                f"give exactly one of count and ratio for the blocks to remove; "
+                f"got count={self.count!r}, ratio={self.ratio!r}"
+            )
+        if self.count is not None and (
+            isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0
+        ):
+            raise PruningError(
+                f"count is the number of blocks to remove, a whole number >= 0; got {self.count!r}"
+            )
+        if self.ratio is not None and not (
+            isinstance(self.ratio, (int, float)) and 0.0 <= self.ratio <= 1.0
+        ):
+            raise PruningError(
+                f"ratio is the fraction of removable blocks to remove and must "
+                f"lie in [0, 1]; got {self.ratio!r}"
+            )
         if self.reduction not in BLOCK_REDUCES:
-            raise PruningError(f"reduction must be one of {', '.join(BLOCK_REDUCES)}; got "
-                               f"{self.reduction!r}")
+            raise PruningError(
+                f"reduction must be one of {', '.join(BLOCK_REDUCES)}; got {self.reduction!r}"
+            )
 
     def n_remove(self, available: int) -> int:
         """How many of ``available`` blocks go (a count above it is an error)."""
         if self.count is not None:
             if self.count > available:
-                raise PruningError(f"asked to remove {self.count} blocks but the model has only "
-                                   f"{available} removable ones; pass a count <= {available}")
+                raise PruningError(
+                    f"asked to remove {self.count} blocks but the model has only "
+                    f"{available} removable ones; pass a count <= {available}"
+                )
             return self.count
         return math.floor(self.ratio * available + 0.5)
 
@@ -87,8 +97,9 @@ class BlockDecision:
         return len(self.removed)
 
 
-def block_scores(plan: BlockPlan, scores: np.ndarray, layout: ChannelLayout,
-                 reduction: str = "mean") -> dict[str, float]:
+def block_scores(
+    plan: BlockPlan, scores: np.ndarray, layout: ChannelLayout, reduction: str = "mean"
+) -> dict[str, float]:
     """Each removable block's score from per-channel scores (e.g. predicted |γ|).
 
     Args:
@@ -105,20 +116,24 @@ def block_scores(plan: BlockPlan, scores: np.ndarray, layout: ChannelLayout,
         LayoutError: if ``scores`` does not match ``layout``'s width.
     """
     if reduction not in BLOCK_REDUCES:
-        raise PruningError(f"reduction must be one of {', '.join(BLOCK_REDUCES)}; got "
-                           f"{reduction!r}")
+        raise PruningError(
+            f"reduction must be one of {', '.join(BLOCK_REDUCES)}; got {reduction!r}"
+        )
     scores = np.abs(np.asarray(scores, dtype=np.float64))
     layout.check_width(scores, "the block scores")
     missing = [b.bn for b in plan.blocks if b.bn not in layout.names]
     if missing:
-        raise PruningError(f"the scores do not cover the scoring BN(s) {missing[:4]} of the "
-                           "blocks; record the model's BNs (or plan the blocks with this layout)")
+        raise PruningError(
+            f"the scores do not cover the scoring BN(s) {missing[:4]} of the "
+            "blocks; record the model's BNs (or plan the blocks with this layout)"
+        )
     reduce = np.mean if reduction == "mean" else np.max
     return {b.name: float(reduce(scores[layout.slice(b.bn)])) for b in plan.blocks}
 
 
-def select_blocks(plan: BlockPlan, scores: np.ndarray, layout: ChannelLayout,
-                  spec: BlockSpec) -> BlockDecision:
+def select_blocks(
+    plan: BlockPlan, scores: np.ndarray, layout: ChannelLayout, spec: BlockSpec
+) -> BlockDecision:
     """The lowest-scoring blocks under ``spec`` (ties broken by plan order).
 
     Args:

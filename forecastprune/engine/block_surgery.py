@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import PruningError
 from ..core.bn_layers import unwrap_model
 from ..core.modes import eval_mode
+from ..errors import PruningError
 from .blocks import Block, BlockPlan, plan_blocks
 from .coupling import as_args
 from .flow import output_signature, tensors_in
@@ -41,8 +41,14 @@ __all__ = ["prune_blocks", "zero_blocks"]
 _PLAIN = (bool, int, float, str, list, tuple, type(None))
 
 
-def prune_blocks(model: nn.Module, blocks: Iterable[str | Block] | Any, example_inputs: Any,
-                 plan: BlockPlan | None = None, *, verify: bool = True) -> nn.Module:
+def prune_blocks(
+    model: nn.Module,
+    blocks: Iterable[str | Block] | Any,
+    example_inputs: Any,
+    plan: BlockPlan | None = None,
+    *,
+    verify: bool = True,
+) -> nn.Module:
     """Return a copy of ``model`` without the given residual blocks.
 
     Args:
@@ -89,8 +95,10 @@ def _resolve(plan: BlockPlan, blocks: Any) -> list[Block]:
     if hasattr(blocks, "removed") and hasattr(blocks, "spec"):
         blocks = blocks.removed
     if isinstance(blocks, str) or not isinstance(blocks, Iterable):
-        raise PruningError(f"blocks must be a list of block names (or a BlockDecision); got "
-                           f"{type(blocks).__name__}")
+        raise PruningError(
+            f"blocks must be a list of block names (or a BlockDecision); got "
+            f"{type(blocks).__name__}"
+        )
     wanted = set()
     for item in blocks:
         name = item.name if isinstance(item, Block) else item
@@ -142,14 +150,17 @@ def _fold_all(model: nn.Module, folds: list[Block]) -> dict[str, np.ndarray]:
         for block in sorted(group, key=lambda b: -b.fold.source):
             f = block.fold
             if f.source + f.width > weight.shape[1]:
-                raise PruningError(f"conv {name!r} has {weight.shape[1]} input channels, fewer "
-                                   f"than the concat slot of block {block.name!r} needs; plan "
-                                   "the blocks on this very model")
-            weight[:, f.target:f.target + f.width] += weight[:, f.source:f.source + f.width]
+                raise PruningError(
+                    f"conv {name!r} has {weight.shape[1]} input channels, fewer "
+                    f"than the concat slot of block {block.name!r} needs; plan "
+                    "the blocks on this very model"
+                )
+            weight[:, f.target : f.target + f.width] += weight[:, f.source : f.source + f.width]
             gone.extend(range(f.source, f.source + f.width))
         keep = np.setdiff1d(np.arange(weight.shape[1]), gone)
-        conv.weight = nn.Parameter(weight[:, torch.as_tensor(keep)].contiguous(),
-                                   requires_grad=conv.weight.requires_grad)
+        conv.weight = nn.Parameter(
+            weight[:, torch.as_tensor(keep)].contiguous(), requires_grad=conv.weight.requires_grad
+        )
         conv.in_channels = int(keep.size)
         kept[name] = keep
     return kept
@@ -164,20 +175,29 @@ def _verify(reference: nn.Module, pruned: nn.Module, example_inputs: Any) -> Non
             with eval_mode(model):
                 outs.append(model(*as_args(example_inputs)))
         except RuntimeError as exc:
-            raise PruningError(f"the model without the blocks no longer runs ({exc}); its code "
-                               "reads the removed blocks in a way the plan did not foresee")
+            raise PruningError(
+                f"the model without the blocks no longer runs ({exc}); its code "
+                "reads the removed blocks in a way the plan did not foresee"
+            ) from exc
     if output_signature(outs[0]) != output_signature(outs[1]):
         raise PruningError("removing the blocks changed the model's output structure")
     for a, b in zip(tensors_in(outs[0]), tensors_in(outs[1]), strict=True):
         scale = max(float(a.abs().max()) if a.numel() else 0.0, 1e-12)
         if float((a - b).abs().max()) > 1e-4 * scale:
-            raise PruningError("the model without the blocks does not reproduce the model with "
-                               "their branches zeroed; its code reads the removed blocks in a "
-                               "way the plan did not foresee")
+            raise PruningError(
+                "the model without the blocks does not reproduce the model with "
+                "their branches zeroed; its code reads the removed blocks in a "
+                "way the plan did not foresee"
+            )
 
 
-def _record(model: nn.Module, new: nn.Module, removed: list[Block], example_inputs: Any,
-            widths: dict[str, np.ndarray]) -> SurgeryRecord:
+def _record(
+    model: nn.Module,
+    new: nn.Module,
+    removed: list[Block],
+    example_inputs: Any,
+    widths: dict[str, np.ndarray],
+) -> SurgeryRecord:
     """The surgery record of ``model`` → ``new``, composed with ``model``'s own record."""
     previous = surgery_record(model)
     before = dict(model.named_parameters())
@@ -188,14 +208,16 @@ def _record(model: nn.Module, new: nn.Module, removed: list[Block], example_inpu
             sources[name] = weakref.ref(before[name])
             conv = name.rpartition(".")[0]
             folded = conv in widths and name.endswith(".weight")
-            kept[name] = tuple(widths[conv] if folded and d == 1 else None
-                               for d in range(param.dim()))
+            kept[name] = tuple(
+                widths[conv] if folded and d == 1 else None for d in range(param.dim())
+            )
     shapes = tuple(tuple(t.shape) for t in as_args(example_inputs) if isinstance(t, torch.Tensor))
     return SurgeryRecord(
         keep=dict(previous.keep) if previous else {},
         sizes=dict(previous.sizes) if previous else {},
         input_shapes=shapes,
         compensated=previous.compensated if previous else False,
-        sources=sources, kept=kept,
+        sources=sources,
+        kept=kept,
         blocks=(*(previous.blocks if previous else ()), *(b.name for b in removed)),
     )

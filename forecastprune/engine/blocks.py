@@ -43,10 +43,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import PruningError
 from ..core.bn_layers import unwrap_model
 from ..core.layout import ChannelLayout
 from ..core.modes import eval_mode
+from ..errors import PruningError
 from .coupling import as_args, check_layout, default_layout
 from .flow import _Tracer, running_layer
 from .flow_ops import CAT, tensors_in
@@ -56,17 +56,52 @@ __all__ = ["Block", "BlockPlan", "Fold", "plan_blocks"]
 #: the residual add (``out += identity`` included)
 ADDS = frozenset({"add", "add_", "__add__", "__radd__", "__iadd__"})
 #: activations with act(0) = 0: a zeroed BN stays zero through them
-ZERO_ACTS = frozenset({
-    "relu", "relu_", "relu6", "silu", "silu_", "leaky_relu", "leaky_relu_", "hardswish",
-    "hardswish_", "gelu", "tanh", "tanh_", "mish", "elu", "elu_", "selu", "celu", "hardtanh",
-    "hardtanh_", "dropout", "dropout2d", "identity", "clone", "contiguous",
-})
+ZERO_ACTS = frozenset(
+    {
+        "relu",
+        "relu_",
+        "relu6",
+        "silu",
+        "silu_",
+        "leaky_relu",
+        "leaky_relu_",
+        "hardswish",
+        "hardswish_",
+        "gelu",
+        "tanh",
+        "tanh_",
+        "mish",
+        "elu",
+        "elu_",
+        "selu",
+        "celu",
+        "hardtanh",
+        "hardtanh_",
+        "dropout",
+        "dropout2d",
+        "identity",
+        "clone",
+        "contiguous",
+    }
+)
 RELUS = frozenset({"relu", "relu_"})
 #: outputs that are never negative, and operations that keep a non-negative input so
 _NONNEG = frozenset({"relu", "relu_", "relu6", "sigmoid", "sigmoid_", "softmax", "abs"})
-_KEEPS_SIGN = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "_max_pool2d",
-                         "adaptive_max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-                         "interpolate", "clone", "contiguous", "dropout"})
+_KEEPS_SIGN = frozenset(
+    {
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "_max_pool2d",
+        "adaptive_max_pool2d",
+        "avg_pool2d",
+        "adaptive_avg_pool2d",
+        "interpolate",
+        "clone",
+        "contiguous",
+        "dropout",
+    }
+)
 MODES = ("delete", "fold", "identity", "relu")
 _CONVS = frozenset({"conv1d", "conv2d", "conv3d"})
 
@@ -136,12 +171,18 @@ class BlockPlan:
             if block.name == name:
                 return block
         why = self.reasons.get(name)
-        raise KeyError(f"{name!r} is not a removable block ({why})" if why else
-                       f"{name!r} is not a removable block; removable: {list(self.names)[:8]}")
+        raise KeyError(
+            f"{name!r} is not a removable block ({why})"
+            if why
+            else f"{name!r} is not a removable block; removable: {list(self.names)[:8]}"
+        )
 
 
-def plan_blocks(model: nn.Module, example_inputs: Any, layout: ChannelLayout | None = None,
-                ) -> BlockPlan:
+def plan_blocks(
+    model: nn.Module,
+    example_inputs: Any,
+    layout: ChannelLayout | None = None,
+) -> BlockPlan:
     """Find the residual blocks of ``model`` that can be removed when their branch is zero.
 
     Args:
@@ -209,12 +250,12 @@ class _BlockTracer(_Tracer):
             ins = tuple(tensors_in((args, kwargs or {})))
             layer = ""
             if name == "batch_norm" or name in _CONVS:
-                found = next((self.owner.get(id(t)) for t in ins[1:] if id(t) in self.owner),
-                             None)
+                found = next((self.owner.get(id(t)) for t in ins[1:] if id(t) in self.owner), None)
                 layer = found[0] if found else ""
             operands = tuple(tensors_in(args[0])) if name in CAT and args else ()
-            self.events.append(_Event(name, ins, outs, self.stack[-1] if self.stack else "",
-                                      layer, operands))
+            self.events.append(
+                _Event(name, ins, outs, self.stack[-1] if self.stack else "", layer, operands)
+            )
         return out
 
     def hooks(self, model: nn.Module) -> list[Any]:
@@ -226,6 +267,7 @@ class _BlockTracer(_Tracer):
                 first = next(tensors_in(inputs), None)
                 open_calls.append(_Call(name, first, None, len(self.events)))
                 self.stack.append(name)
+
             return pre
 
         def leave(module: nn.Module, inputs: Any, output: Any) -> None:
@@ -235,9 +277,15 @@ class _BlockTracer(_Tracer):
             call.end = len(self.events)
             self.calls.append(call)
 
-        return [h for name, module in model.named_modules() if name
-                for h in (module.register_forward_pre_hook(enter(name)),
-                          module.register_forward_hook(leave))]
+        return [
+            h
+            for name, module in model.named_modules()
+            if name
+            for h in (
+                module.register_forward_pre_hook(enter(name)),
+                module.register_forward_hook(leave),
+            )
+        ]
 
 
 def _trace(model: nn.Module, args: tuple[Any, ...], layout: ChannelLayout) -> _BlockTracer:
@@ -253,7 +301,8 @@ def _trace(model: nn.Module, args: tuple[Any, ...], layout: ChannelLayout) -> _B
         raise PruningError(
             f"tracing the model on the example inputs failed{where} ({type(exc).__name__}: "
             f"{(str(exc).strip().splitlines() or [''])[0]}); pass inputs the model accepts, "
-            "e.g. a tensor of shape (1, channels, height, width)") from exc
+            "e.g. a tensor of shape (1, channels, height, width)"
+        ) from exc
     finally:
         for handle in handles:
             handle.remove()
@@ -317,8 +366,10 @@ class _Analysis:
             return "it runs more than once per forward pass"
         shortcut = [t is call.x for t in add.ins]
         if not any(shortcut) or all(shortcut):
-            return ("its shortcut is not its own input (a projection or downsampling shortcut); "
-                    "only blocks with an identity shortcut can be removed")
+            return (
+                "its shortcut is not its own input (a projection or downsampling shortcut); "
+                "only blocks with an identity shortcut can be removed"
+            )
         bn = self._branch_bn(add.ins[shortcut.index(False)], at)
         if not bn.startswith("bn:"):
             return bn
@@ -340,8 +391,10 @@ class _Analysis:
             return "its branch comes from outside the traced layers"
         event = self.events[at]
         if event.name != "batch_norm" or not event.layer:
-            return (f"its branch ends in {event.name or 'an operation'}, not in a BatchNorm "
-                    "(followed only by activations with act(0) = 0)")
+            return (
+                f"its branch ends in {event.name or 'an operation'}, not in a BatchNorm "
+                "(followed only by activations with act(0) = 0)"
+            )
         return "bn:" + event.layer
 
     def _mode(self, call: _Call, relu_after: bool) -> tuple[str, Fold | None]:
@@ -372,22 +425,27 @@ class _Analysis:
 
     def _fold(self, call: _Call) -> Fold | None:
         """The concat-into-conv slots of a C2f-style block, if that is how its output is read."""
-        cats = [(i, e) for i, e in enumerate(self.events)
-                if e.name in CAT and any(t is call.out for t in e.operands)]
+        cats = [
+            (i, e)
+            for i, e in enumerate(self.events)
+            if e.name in CAT and any(t is call.out for t in e.operands)
+        ]
         if len(cats) != 1:
             return None
         at, cat = cats[0]
-        slots = [(t, sum(o.shape[1] for o in cat.operands[:k])) for k, t in
-                 enumerate(cat.operands)]
+        slots = [(t, sum(o.shape[1] for o in cat.operands[:k])) for k, t in enumerate(cat.operands)]
         source = [start for t, start in slots if t is call.out]
         target = [start for t, start in slots if t is call.x]
         joined = cat.outs[0]
-        readers = [e for e in self.events[at + 1:] if any(t is joined for t in e.ins)]
+        readers = [e for e in self.events[at + 1 :] if any(t is joined for t in e.ins)]
         if len(source) != 1 or len(target) != 1 or len(readers) != 1:
             return None
         conv = readers[0]
         module = self.modules.get(conv.layer)
-        if conv.name not in _CONVS or conv.ins[0] is not joined or \
-                getattr(module, "groups", 0) != 1:
+        if (
+            conv.name not in _CONVS
+            or conv.ins[0] is not joined
+            or getattr(module, "groups", 0) != 1
+        ):
             return None
         return Fold(conv.layer, source[0], target[0], int(call.out.shape[1]))

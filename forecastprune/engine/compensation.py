@@ -91,8 +91,13 @@ def recorded_inputs(consumers: Iterable[Consumer]) -> Iterator[dict[nn.Module, M
 
 
 @torch.no_grad()
-def fold_constants(consumer: Consumer, channels: list[int], constants: torch.Tensor,
-                   size: tuple[int, ...], next_bn: _BatchNorm | None) -> None:
+def fold_constants(
+    consumer: Consumer,
+    channels: list[int],
+    constants: torch.Tensor,
+    size: tuple[int, ...],
+    next_bn: _BatchNorm | None,
+) -> None:
     """Fold constant inputs on ``channels`` into ``consumer`` (or the BN right after it).
 
     Args:
@@ -111,8 +116,9 @@ def fold_constants(consumer: Consumer, channels: list[int], constants: torch.Ten
         consumer.bias.add_(delta.to(consumer.bias))
 
 
-def _output_shift(consumer: Consumer, channels: list[int], constants: torch.Tensor,
-                  size: tuple[int, ...]) -> torch.Tensor:
+def _output_shift(
+    consumer: Consumer, channels: list[int], constants: torch.Tensor, size: tuple[int, ...]
+) -> torch.Tensor:
     """The output shift caused by constant inputs on ``channels``, averaged over positions.
 
     For a conv the constant map is pushed through the layer itself (its padding mode, stride,

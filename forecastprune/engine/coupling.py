@@ -36,7 +36,6 @@ import numpy as np
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..errors import LayoutError, PruningError
 from ..core.bn_layers import (
     is_prunable_bn,
     layout_of,
@@ -45,6 +44,7 @@ from ..core.bn_layers import (
     unwrap_model,
 )
 from ..core.layout import ChannelLayout
+from ..errors import LayoutError, PruningError
 from .flow import ChannelFlow, trace_flow
 from .spec import check_coupling_policy
 
@@ -88,8 +88,9 @@ def default_layout(model: nn.Module) -> ChannelLayout:
     return layout_of(select_bn_layers(model))
 
 
-def check_layout(model: nn.Module, layout: ChannelLayout,
-                 fingerprint: str | None = None) -> dict[str, _BatchNorm]:
+def check_layout(
+    model: nn.Module, layout: ChannelLayout, fingerprint: str | None = None
+) -> dict[str, _BatchNorm]:
     """The layout's BN modules, after checking the model has them with the same widths.
 
     Args:
@@ -131,8 +132,9 @@ def check_layout(model: nn.Module, layout: ChannelLayout,
     return found
 
 
-def _check_recorded_on(model: nn.Module, layout: ChannelLayout, fingerprint: str,
-                       order: list[str]) -> None:
+def _check_recorded_on(
+    model: nn.Module, layout: ChannelLayout, fingerprint: str, order: list[str]
+) -> None:
     """A recorder's store: the same architecture, and the layout in the model's order."""
     position = {name: i for i, name in enumerate(order)}
     for before, after in itertools.pairwise(layout.names):
@@ -160,8 +162,7 @@ def as_args(example_inputs: Any) -> tuple[Any, ...]:
     its batch axis (and a batch of one would then trace as an unbatched input), so a single
     tensor is always wrapped.
     """
-    return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (
-        example_inputs,)
+    return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
 
 
 def traced_flow(model: nn.Module, example_inputs: Any, layout: ChannelLayout) -> ChannelFlow:
@@ -226,8 +227,11 @@ def apply_policy(flow: ChannelFlow, policy: str) -> ChannelPlan:
         free = np.array([r >= 0 and r not in flow.blocked for r in roots.tolist()], dtype=bool)
         if reason is None and not free.all():
             problem = next(flow.blocked[r] for r in roots.tolist() if r in flow.blocked)
-            reason = problem if policy == "seed" or not free.any() else (
-                f"{int((~free).sum())} of {free.size} channels: {problem}")
+            reason = (
+                problem
+                if policy == "seed" or not free.any()
+                else (f"{int((~free).sum())} of {free.size} channels: {problem}")
+            )
         if reason is not None:
             reasons[name] = reason
         if reason is None or (policy == "grouped" and free.any()):
@@ -253,8 +257,10 @@ def _layer_reason(flow: ChannelFlow, name: str, policy: str) -> str | None:
     others = sorted({bn for r in roots for bn in flow.bns[r] if bn != name})
     if others or len(roots) < width:
         tied = others[:3] or [name]
-        return (f"seed rule: tied to {tied}{'...' if len(others) > 3 else ''} by a shortcut add "
-                "or a depthwise or grouped conv")
+        return (
+            f"seed rule: tied to {tied}{'...' if len(others) > 3 else ''} by a shortcut add "
+            "or a depthwise or grouped conv"
+        )
     if roots & flow.routed:
         return "seed rule: its channels reach a route (concat/split)"
     return None

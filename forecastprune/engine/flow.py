@@ -69,6 +69,7 @@ from .flow_shapes import ShapeReads, reads_channel_count
 
 __all__ = ["ChannelFlow", "Site", "output_signature", "running_layer", "tensors_in", "trace_flow"]
 
+
 @dataclass(frozen=True)
 class Site:
     """One index of one layer that a coupled set cuts.
@@ -110,8 +111,11 @@ class ChannelFlow:
     unreached: list[str] = field(default_factory=list)
 
 
-def trace_flow(model: nn.Module, example_inputs: tuple[Any, ...], layout: ChannelLayout,
-               ) -> ChannelFlow:
+def trace_flow(
+    model: nn.Module,
+    example_inputs: tuple[Any, ...],
+    layout: ChannelLayout,
+) -> ChannelFlow:
     """Run ``model`` once in eval mode (no grad) and follow the layout's channels.
 
     Args:
@@ -144,9 +148,15 @@ def running_layer(model: nn.Module) -> Iterator[None]:
     def leave(module: nn.Module, inputs: Any, output: Any) -> None:
         stack.pop()
 
-    handles = [h for name, module in model.named_modules() if name
-               for h in (module.register_forward_pre_hook(enter(name)),
-                         module.register_forward_hook(leave))]
+    handles = [
+        h
+        for name, module in model.named_modules()
+        if name
+        for h in (
+            module.register_forward_pre_hook(enter(name)),
+            module.register_forward_hook(leave),
+        )
+    ]
     try:
         yield
     except Exception as exc:
@@ -256,8 +266,9 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
                 raise Unfollowable("it is padded along the channel axis")
             self._pass(x, out, name)
         else:
-            raise Unfollowable(f"its channels reach {name or 'an operation'}, which channel "
-                                "pruning cannot follow")
+            raise Unfollowable(
+                f"its channels reach {name or 'an operation'}, which channel pruning cannot follow"
+            )
 
     # -- labels -----------------------------------------------------------------------------
     def label(self, tensor: torch.Tensor) -> np.ndarray:
@@ -265,8 +276,9 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
         key = id(tensor)
         if key not in self.labels:
             channels = tensor.shape[1] if tensor.dim() >= 2 else 1
-            self._set(tensor, self.atoms.new(channels, "its channels come from outside the "
-                                                        "traced layers"))
+            self._set(
+                tensor, self.atoms.new(channels, "its channels come from outside the traced layers")
+            )
         return self.labels[key]
 
     def _set(self, tensor: torch.Tensor, atoms: np.ndarray) -> None:
@@ -289,8 +301,10 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
         if len(readers) == 1 and self.uses.get(key, 0) == 1:
             self.bn_after[name] = readers[0]
         else:
-            self.atoms.block(atoms.tolist(), f"coupled with {name!r}, whose output has no "
-                                             "BatchNorm of its own to zero")
+            self.atoms.block(
+                atoms.tolist(),
+                f"coupled with {name!r}, whose output has no BatchNorm of its own to zero",
+            )
 
     def _fresh(self, out: Any, reason: str) -> None:
         for tensor in tensors_in(out):
@@ -306,8 +320,9 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
     def _module(self, weight: Any) -> tuple[str, nn.Module]:
         found = self.owner.get(id(weight)) if isinstance(weight, torch.Tensor) else None
         if found is None:
-            raise Unfollowable("it is read by a convolution or linear map that is not a layer "
-                                "of the model")
+            raise Unfollowable(
+                "it is read by a convolution or linear map that is not a layer of the model"
+            )
         return found
 
     def _conv(self, args: Any, out: torch.Tensor) -> None:
@@ -322,8 +337,9 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
         produced = self._produce(out, name)
         # a grouped conv keeps equal groups only if whole groups go: the group's input and output
         # channels form one unit (depthwise: one channel in, one out)
-        for inputs, outputs in zip(np.split(labels, groups), np.split(produced, groups),
-                                   strict=True):
+        for inputs, outputs in zip(
+            np.split(labels, groups), np.split(produced, groups), strict=True
+        ):
             unit = np.concatenate([inputs, outputs])
             self.atoms.unite(np.repeat(unit[:1], unit.size - 1), unit[1:])
         self.grouped[name] = groups
@@ -332,8 +348,10 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
         x, weight = args[0], args[1]
         name, _ = self._module(weight)
         if x.dim() != 2:
-            raise Unfollowable(f"its channels reach the linear layer {name!r} along an axis "
-                                "other than the features")
+            raise Unfollowable(
+                f"its channels reach the linear layer {name!r} along an axis "
+                "other than the features"
+            )
         self._read(self.label(x), name)
         self._produce(out, name)
 
@@ -369,8 +387,9 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
             atoms = self.atoms.new(out.shape[1])
             self.layout_atoms.setdefault(name, atoms)
         else:
-            atoms = self.atoms.new(out.shape[1], f"coupled with BN {name!r}, which is not in "
-                                                 "the layout")
+            atoms = self.atoms.new(
+                out.shape[1], f"coupled with BN {name!r}, which is not in the layout"
+            )
         for index, atom in enumerate(atoms.tolist()):
             self.atoms.sites[atom].append(Site(name, "out", index))
         self._once(name, atoms)
@@ -413,6 +432,13 @@ class _Tracer(ChannelMoves, TorchFunctionMode):
             for r in set(mine.tolist()):
                 bns.setdefault(r, []).append(name)
         used = set(root.tolist())
-        return ChannelFlow(self.layout, root, {r: blocked[r] for r in used if r in blocked},
-                           set_routed & used, bns, {r: set_sites[r] for r in used if r >= 0},
-                           dict(self.bn_after), unreached)
+        return ChannelFlow(
+            self.layout,
+            root,
+            {r: blocked[r] for r in used if r in blocked},
+            set_routed & used,
+            bns,
+            {r: set_sites[r] for r in used if r >= 0},
+            dict(self.bn_after),
+            unreached,
+        )

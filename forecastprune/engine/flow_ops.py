@@ -20,34 +20,148 @@ if TYPE_CHECKING:
     from .flow import Site
 
 #: channel-wise operations: one tensor in, same channels out
-UNARY = frozenset({
-    "relu", "relu_", "relu6", "silu", "silu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "hardswish",
-    "hardswish_", "hardsigmoid", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "gelu",
-    "elu", "elu_", "selu", "celu", "mish", "softplus", "prelu_scalar", "dropout", "dropout1d",
-    "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "clone", "contiguous",
-    "detach", "float", "double", "half", "bfloat16", "to", "type", "abs", "neg", "__neg__", "exp",
-    "sqrt", "rsqrt", "square", "clamp", "clamp_", "clip", "__pos__", "identity",
-    "max_pool1d", "max_pool2d", "max_pool3d", "_max_pool1d", "_max_pool2d", "_max_pool3d",
-    "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-    "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "_adaptive_max_pool2d",
-    "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_dropout",
-})
+UNARY = frozenset(
+    {
+        "relu",
+        "relu_",
+        "relu6",
+        "silu",
+        "silu_",
+        "sigmoid",
+        "sigmoid_",
+        "tanh",
+        "tanh_",
+        "hardswish",
+        "hardswish_",
+        "hardsigmoid",
+        "hardtanh",
+        "hardtanh_",
+        "leaky_relu",
+        "leaky_relu_",
+        "gelu",
+        "elu",
+        "elu_",
+        "selu",
+        "celu",
+        "mish",
+        "softplus",
+        "prelu_scalar",
+        "dropout",
+        "dropout1d",
+        "dropout2d",
+        "dropout3d",
+        "alpha_dropout",
+        "feature_alpha_dropout",
+        "clone",
+        "contiguous",
+        "detach",
+        "float",
+        "double",
+        "half",
+        "bfloat16",
+        "to",
+        "type",
+        "abs",
+        "neg",
+        "__neg__",
+        "exp",
+        "sqrt",
+        "rsqrt",
+        "square",
+        "clamp",
+        "clamp_",
+        "clip",
+        "__pos__",
+        "identity",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "_max_pool1d",
+        "_max_pool2d",
+        "_max_pool3d",
+        "avg_pool1d",
+        "avg_pool2d",
+        "avg_pool3d",
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "_adaptive_max_pool2d",
+        "interpolate",
+        "upsample",
+        "upsample_nearest",
+        "upsample_bilinear",
+        "pixel_dropout",
+    }
+)
 #: channel-wise combinations of tensors (broadcasting), or with scalars
-BINARY = frozenset({
-    "add", "add_", "__add__", "__radd__", "__iadd__", "sub", "sub_", "__sub__", "__rsub__",
-    "__isub__", "mul", "mul_", "__mul__", "__rmul__", "__imul__", "div", "div_", "__truediv__",
-    "__rtruediv__", "__itruediv__", "true_divide", "maximum", "minimum", "pow", "__pow__",
-})
-RESHAPE = frozenset({"view", "reshape", "flatten", "squeeze", "unsqueeze", "unflatten",
-                      "view_as", "reshape_as", "expand", "expand_as", "squeeze_", "unsqueeze_"})
+BINARY = frozenset(
+    {
+        "add",
+        "add_",
+        "__add__",
+        "__radd__",
+        "__iadd__",
+        "sub",
+        "sub_",
+        "__sub__",
+        "__rsub__",
+        "__isub__",
+        "mul",
+        "mul_",
+        "__mul__",
+        "__rmul__",
+        "__imul__",
+        "div",
+        "div_",
+        "__truediv__",
+        "__rtruediv__",
+        "__itruediv__",
+        "true_divide",
+        "maximum",
+        "minimum",
+        "pow",
+        "__pow__",
+    }
+)
+RESHAPE = frozenset(
+    {
+        "view",
+        "reshape",
+        "flatten",
+        "squeeze",
+        "unsqueeze",
+        "unflatten",
+        "view_as",
+        "reshape_as",
+        "expand",
+        "expand_as",
+        "squeeze_",
+        "unsqueeze_",
+    }
+)
 PERMUTE = frozenset({"permute", "transpose", "swapaxes", "swapdims", "movedim", "moveaxis"})
 SPLIT = frozenset({"chunk", "split", "split_with_sizes", "tensor_split", "unbind"})
 CAT = frozenset({"cat", "concat", "concatenate"})
 REDUCE = frozenset({"mean", "sum", "amax", "amin", "std", "var"})
 SOFTMAX = frozenset({"softmax", "log_softmax", "normalize"})
 #: operations that read only a tensor's shape, dtype or device
-CREATE = frozenset({"zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
-                     "randn_like", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor"})
+CREATE = frozenset(
+    {
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "full_like",
+        "rand_like",
+        "randn_like",
+        "new_zeros",
+        "new_ones",
+        "new_empty",
+        "new_full",
+        "new_tensor",
+    }
+)
 
 
 class Atoms:
@@ -155,11 +269,11 @@ class ChannelMoves:
                 self._set(part, labels)
             return
         widths = [part.shape[1] for part in parts]
-        if name != "chunk" or any(part.dim() != x.dim() for part in parts) \
-                or len(set(widths)) != 1:
+        if name != "chunk" or any(part.dim() != x.dim() for part in parts) or len(set(widths)) != 1:
             raise Unfollowable(
                 f"its channels are split into fixed sizes {widths} by {name}; pruning would "
-                "change the sizes the model splits by")
+                "change the sizes the model splits by"
+            )
         # chunk splits whatever width it gets evenly: channel k of every chunk goes together,
         # so every chunk keeps the same channels and the pruned tensor still splits right
         pieces = np.split(labels, len(parts))
@@ -175,10 +289,13 @@ class ChannelMoves:
         items = list(index) if isinstance(index, tuple) else [index]
         if Ellipsis in items:
             at = items.index(Ellipsis)
-            items[at:at + 1] = [slice(None)] * (x.dim() - len(items) + 1)
+            items[at : at + 1] = [slice(None)] * (x.dim() - len(items) + 1)
         items += [slice(None)] * (x.dim() - len(items))
-        if not all(isinstance(i, slice) for i in items[:2]) or items[0] != slice(None) \
-                or items[1].step not in (None, 1):
+        if (
+            not all(isinstance(i, slice) for i in items[:2])
+            or items[0] != slice(None)
+            or items[1].step not in (None, 1)
+        ):
             raise Unfollowable("it is indexed along the batch or channel axis")
         labels = self.label(x)
         if out.dim() < 2 or out.shape[1] != labels.size:
@@ -198,10 +315,12 @@ class ChannelMoves:
             return
         raise Unfollowable(
             f"its channels are rearranged by {name} from {list(shape_in)} to {list(shape_out)} "
-            "(e.g. split into attention heads or shuffled), which channel pruning cannot follow")
+            "(e.g. split into attention heads or shuffled), which channel pruning cannot follow"
+        )
 
-    def _permute(self, x: torch.Tensor, args: Any, kwargs: Any, out: torch.Tensor,
-                 name: str) -> None:
+    def _permute(
+        self, x: torch.Tensor, args: Any, kwargs: Any, out: torch.Tensor, name: str
+    ) -> None:
         dims = [norm_dim(d, x.dim()) for d in flat_ints([*args[1:], *kwargs.values()])]
         keeps = dims[:2] == [0, 1] if name == "permute" else not {0, 1} & set(dims)
         if not keeps:
@@ -270,4 +389,3 @@ def flat_ints(values: Iterable[Any]) -> list[int]:
         elif isinstance(value, (list, tuple, torch.Size)):
             flat.extend(flat_ints(value))
     return flat
-

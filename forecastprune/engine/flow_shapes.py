@@ -108,6 +108,7 @@ class ShapeReads:
     def _enter(self, name: str) -> Callable[..., None]:
         def enter(module: nn.Module, inputs: Any) -> None:
             self.frames.append(_Frame(name or "the model"))
+
         return enter
 
     def _leave(self, module: nn.Module, inputs: Any, output: Any) -> None:
@@ -116,7 +117,9 @@ class ShapeReads:
         if found is None:
             return
         tied, what = found
-        reason = (f"its channel count is read by {frame.name!r}, whose forward also rearranges "
-                  f"channels back to that count ({what}; e.g. attention heads merged); pruning "
-                  "it would change that layer's shapes")
+        reason = (
+            f"its channel count is read by {frame.name!r}, whose forward also rearranges "
+            f"channels back to that count ({what}; e.g. attention heads merged); pruning "
+            "it would change that layer's shapes"
+        )
         self.found.append((np.unique(np.concatenate(tied)).tolist(), reason))

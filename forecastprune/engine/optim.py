@@ -32,8 +32,9 @@ from ..errors import PruningError
 from .surgery import surgery_record
 
 
-def rebuild_optimizer(old_optimizer: torch.optim.Optimizer, new_model: nn.Module
-                      ) -> torch.optim.Optimizer:
+def rebuild_optimizer(
+    old_optimizer: torch.optim.Optimizer, new_model: nn.Module
+) -> torch.optim.Optimizer:
     """An optimizer of the same class and settings over the pruned model, state remapped.
 
     Args:
@@ -56,23 +57,32 @@ def rebuild_optimizer(old_optimizer: torch.optim.Optimizer, new_model: nn.Module
     new_params = dict(new_model.named_parameters())
     live = {name: ref() for name, ref in record.sources.items()}
     name_of = {id(param): name for name, param in live.items() if param is not None}
-    groups = [[name_of[id(p)] for p in g["params"] if id(p) in name_of]
-              for g in old_optimizer.param_groups]
+    groups = [
+        [name_of[id(p)] for p in g["params"] if id(p) in name_of]
+        for g in old_optimizer.param_groups
+    ]
     if not any(groups):
         raise PruningError(
             "none of the optimizer's parameters belong to the model this one was pruned from; "
             "pass the optimizer that was training the model given to prune_model"
         )
     _place_created(groups, [n for n in new_params if n not in record.sources])
-    new_optimizer = _same_kind(old_optimizer, [
-        {**{k: v for k, v in old.items() if k != "params"},
-         "params": [new_params[n] for n in names]}
-        for old, names in zip(old_optimizer.param_groups, groups, strict=True) if names
-    ])
+    new_optimizer = _same_kind(
+        old_optimizer,
+        [
+            {
+                **{k: v for k, v in old.items() if k != "params"},
+                "params": [new_params[n] for n in names],
+            }
+            for old, names in zip(old_optimizer.param_groups, groups, strict=True)
+            if names
+        ],
+    )
     for name, old_param in live.items():
         if old_param is not None and old_param in old_optimizer.state:
             new_optimizer.state[new_params[name]] = _remap_state(
-                old_optimizer.state[old_param], old_param.shape, record.kept[name])
+                old_optimizer.state[old_param], old_param.shape, record.kept[name]
+            )
     return new_optimizer
 
 
@@ -93,8 +103,9 @@ def _same_kind(old: torch.optim.Optimizer, groups: list[dict[str, Any]]) -> torc
     return type(old)(groups, **defaults)
 
 
-def _remap_state(state: dict[str, Any], old_shape: torch.Size,
-                 kept: tuple[np.ndarray | None, ...]) -> dict[str, Any]:
+def _remap_state(
+    state: dict[str, Any], old_shape: torch.Size, kept: tuple[np.ndarray | None, ...]
+) -> dict[str, Any]:
     """Cut every parameter-shaped state tensor to the kept indices; copy scalars."""
     new: dict[str, Any] = {}
     for key, value in state.items():

@@ -33,9 +33,8 @@ import torch
 from torch import nn
 
 from .._util import atomic_write_bytes
-from ..errors import PruningError
 from ..core.bn_layers import unwrap_model
-from .._util import atomic_write_bytes
+from ..errors import PruningError
 from .surgery import keep_masks, prune_model, surgery_record
 
 FORMAT_TAG = "forecastprune.pruned-model"
@@ -82,13 +81,15 @@ def save_pruned(
     try:
         text = json.dumps(plan, sort_keys=True)
     except TypeError as exc:
-        raise PruningError(f"the builder kwargs must be JSON-able (numbers, strings, lists, "
-                           f"dicts); {exc}") from exc
+        raise PruningError(
+            f"the builder kwargs must be JSON-able (numbers, strings, lists, dicts); {exc}"
+        ) from exc
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     buffer = io.BytesIO()
     version = 2 if plan.get("blocks") else 1
-    torch.save({"format": FORMAT_TAG, "version": version, "plan": text,
-                "state_dict": state}, buffer)
+    torch.save(
+        {"format": FORMAT_TAG, "version": version, "plan": text, "state_dict": state}, buffer
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buffer.getvalue())
     return path
@@ -123,8 +124,7 @@ def load_pruned(path: str | Path) -> nn.Module:
     return pruned
 
 
-def replay(model: nn.Module, plan: Mapping[str, Any], where: str = "the channel plan"
-           ) -> nn.Module:
+def replay(model: nn.Module, plan: Mapping[str, Any], where: str = "the channel plan") -> nn.Module:
     """Cut a freshly built ``model`` as ``plan`` says: removed blocks first, then channels.
 
     Args:
@@ -139,8 +139,10 @@ def replay(model: nn.Module, plan: Mapping[str, Any], where: str = "the channel 
     blocks = plan.get("blocks") or []
     if blocks:
         if not isinstance(blocks, list) or not all(isinstance(b, str) for b in blocks):
-            raise PruningError(f"{where}: the plan's removed blocks must be a list of module "
-                               "names; it is damaged, save the model again")
+            raise PruningError(
+                f"{where}: the plan's removed blocks must be a list of module "
+                "names; it is damaged, save the model again"
+            )
         from .block_surgery import (
             prune_blocks,  # blocks import the tracer: only when needed
         )
@@ -148,15 +150,19 @@ def replay(model: nn.Module, plan: Mapping[str, Any], where: str = "the channel 
         model = prune_blocks(model, blocks, example, verify=False)
     masks = kept_masks(plan["keep"], plan["sizes"], where=where)
     # BNs cut before their block was removed went with the block
-    masks = {name: mask for name, mask in masks.items()
-             if not any(name.startswith(block + ".") for block in blocks)}
+    masks = {
+        name: mask
+        for name, mask in masks.items()
+        if not any(name.startswith(block + ".") for block in blocks)
+    }
     if not masks:
         return model
     return prune_model(model, masks, example, compensate=plan["compensated"])
 
 
-def kept_masks(keep: Mapping[str, Any], sizes: Mapping[str, int],
-               where: str = "the channel plan") -> dict[str, np.ndarray]:
+def kept_masks(
+    keep: Mapping[str, Any], sizes: Mapping[str, int], where: str = "the channel plan"
+) -> dict[str, np.ndarray]:
     """Keep masks from a channel plan's kept indices and layer widths, every index checked.
 
     Args:
@@ -173,32 +179,48 @@ def kept_masks(keep: Mapping[str, Any], sizes: Mapping[str, int],
             layer has kept indices but no size.
     """
     if not isinstance(sizes, Mapping) or not isinstance(keep, Mapping):
-        raise PruningError(f"{where}: the channel plan's sizes and keep must be mappings layer "
-                           "-> value; it is damaged, save the model again")
+        raise PruningError(
+            f"{where}: the channel plan's sizes and keep must be mappings layer "
+            "-> value; it is damaged, save the model again"
+        )
     masks = {}
     for name, size in sizes.items():
         indices = keep.get(name)
-        if not isinstance(indices, (list, tuple, np.ndarray)) or isinstance(size, bool) \
-                or not isinstance(size, (int, np.integer)) or size < 1:
-            raise PruningError(f"{where}: the channel plan gives layer {name!r} size {size!r} "
-                               f"and kept channels {indices!r:.80}; expected a positive size and "
-                               "a list of indices; it is damaged, save the model again")
+        if (
+            not isinstance(indices, (list, tuple, np.ndarray))
+            or isinstance(size, bool)
+            or not isinstance(size, (int, np.integer))
+            or size < 1
+        ):
+            raise PruningError(
+                f"{where}: the channel plan gives layer {name!r} size {size!r} "
+                f"and kept channels {indices!r:.80}; expected a positive size and "
+                "a list of indices; it is damaged, save the model again"
+            )
         mask = np.zeros(int(size), dtype=bool)
         for index in list(indices):
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
-                    or not 0 <= index < size:
+            if (
+                isinstance(index, bool)
+                or not isinstance(index, (int, np.integer))
+                or not 0 <= index < size
+            ):
                 raise PruningError(
                     f"{where}: the channel plan keeps channel {index!r} of layer {name!r}, which "
                     f"has {size} channels (valid: 0..{int(size) - 1}); it is damaged or was "
-                    "edited, save the model again")
+                    "edited, save the model again"
+                )
             mask[int(index)] = True
         masks[name] = mask
     return masks
 
 
-def _plan(model: nn.Module, builder: str, kwargs: Mapping[str, Any] | None,
-          keep: Mapping[str, Any] | None, input_shape: tuple[int, ...] | None
-          ) -> dict[str, Any]:
+def _plan(
+    model: nn.Module,
+    builder: str,
+    kwargs: Mapping[str, Any] | None,
+    keep: Mapping[str, Any] | None,
+    input_shape: tuple[int, ...] | None,
+) -> dict[str, Any]:
     """The JSON channel plan of a pruned model."""
     record = surgery_record(model)
     if keep is not None:
@@ -208,8 +230,10 @@ def _plan(model: nn.Module, builder: str, kwargs: Mapping[str, Any] | None,
     elif record is not None:
         kept, sizes = record.keep, record.sizes
     else:
-        raise PruningError("the model carries no surgery record; pass keep= (the masks it was "
-                           "pruned with) or save a model returned by prune_model")
+        raise PruningError(
+            "the model carries no surgery record; pass keep= (the masks it was "
+            "pruned with) or save a model returned by prune_model"
+        )
     shapes = record.input_shapes if record is not None else ()
     shape = tuple(input_shape) if input_shape is not None else (shapes[0] if shapes else None)
     if shape is None:
@@ -240,18 +264,24 @@ def _read(path: Path) -> dict[str, Any]:
             "tensors and plain containers"
         ) from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_TAG:
-        raise PruningError(f"{path} is not a forecastprune pruned-model file (save it with "
-                           "save_pruned or `forecastprune prune`)")
+        raise PruningError(
+            f"{path} is not a forecastprune pruned-model file (save it with "
+            "save_pruned or `forecastprune prune`)"
+        )
     if not isinstance(raw.get("version"), int) or raw["version"] > FORMAT_VERSION:
-        raise PruningError(f"{path} was written by a newer forecastprune (format version "
-                           f"{raw.get('version')}, this one reads up to {FORMAT_VERSION}); "
-                           "upgrade forecastprune")
+        raise PruningError(
+            f"{path} was written by a newer forecastprune (format version "
+            f"{raw.get('version')}, this one reads up to {FORMAT_VERSION}); "
+            "upgrade forecastprune"
+        )
     try:
         plan = json.loads(raw["plan"])
         missing = {"builder", "kwargs", "keep", "sizes", "input_shape", "compensated"} - set(plan)
     except (KeyError, TypeError, ValueError) as exc:
         raise PruningError(f"{path} has a corrupt channel plan ({exc})") from exc
     if missing or not isinstance(raw.get("state_dict"), dict):
-        raise PruningError(f"{path} has a corrupt channel plan or state dict (missing "
-                           f"{sorted(missing) or ['state_dict']})")
+        raise PruningError(
+            f"{path} has a corrupt channel plan or state dict (missing "
+            f"{sorted(missing) or ['state_dict']})"
+        )
     return raw

@@ -98,8 +98,10 @@ class PruneSpec(PruneKeys):
         names = field_names()
         unknown = sorted(set(data) - set(names))
         if unknown:
-            raise PruningError(f"{source}: unknown prune setting(s) {', '.join(unknown)}; "
-                               f"valid: {', '.join(names)}")
+            raise PruningError(
+                f"{source}: unknown prune setting(s) {', '.join(unknown)}; "
+                f"valid: {', '.join(names)}"
+            )
         return cls(**dict(data))
 
     def replace(self, **changes: Any) -> PruneSpec:
@@ -135,10 +137,14 @@ def check_coupling_policy(policy: str) -> str:
         PruningError: naming the value received and the valid ones.
     """
     if policy not in COUPLING_POLICIES:
-        hint = (" ('none' scores channels without the model and serves replays only)"
-                if policy == "none" else "")
-        raise PruningError(f"a cut needs policy {' or '.join(COUPLING_POLICIES)}; got "
-                           f"{policy!r}{hint}")
+        hint = (
+            " ('none' scores channels without the model and serves replays only)"
+            if policy == "none"
+            else ""
+        )
+        raise PruningError(
+            f"a cut needs policy {' or '.join(COUPLING_POLICIES)}; got {policy!r}{hint}"
+        )
     return policy
 
 
@@ -146,26 +152,34 @@ def _problems(spec: PruneSpec) -> list[str]:
     """Every out-of-range setting of ``spec``, each as one readable sentence."""
     problems = []
     if spec.ratio is not None and spec.threshold is not None:
-        problems.append(f"give a ratio or a threshold, not both; got ratio={spec.ratio}, "
-                        f"threshold={spec.threshold}")
+        problems.append(
+            f"give a ratio or a threshold, not both; got ratio={spec.ratio}, "
+            f"threshold={spec.threshold}"
+        )
     if spec.ratio is not None and not _number_in(spec.ratio, 0.0, 1.0):
-        problems.append(f"ratio is the fraction of prunable channels to prune and must lie in "
-                        f"[0, 1]; got {spec.ratio!r}")
+        problems.append(
+            f"ratio is the fraction of prunable channels to prune and must lie in "
+            f"[0, 1]; got {spec.ratio!r}"
+        )
     if spec.threshold is not None and not _number_in(spec.threshold, -math.inf, math.inf):
         problems.append(f"threshold must be a finite number; got {spec.threshold!r}")
     if spec.policy not in POLICIES:
         problems.append(f"policy must be one of {', '.join(POLICIES)}; got {spec.policy!r}")
     if not _whole_in(spec.min_keep, 1, MAX_MIN_KEEP):
-        problems.append(f"min_keep must be a whole number from 1 (a layer is never emptied) to "
-                        f"{MAX_MIN_KEEP}; got {spec.min_keep!r}")
+        problems.append(
+            f"min_keep must be a whole number from 1 (a layer is never emptied) to "
+            f"{MAX_MIN_KEEP}; got {spec.min_keep!r}"
+        )
     if not _number_in(spec.min_fraction, 0.0, 1.0):
         problems.append(f"min_fraction must lie in [0, 1]; got {spec.min_fraction!r}")
     if not _whole_in(spec.round_to, 1, MAX_MIN_KEEP):
-        problems.append(f"round_to must be a whole number ≥ 1 (1: no rounding); got "
-                        f"{spec.round_to!r}")
+        problems.append(
+            f"round_to must be a whole number ≥ 1 (1: no rounding); got {spec.round_to!r}"
+        )
     if spec.group_reduce not in GROUP_REDUCES:
-        problems.append(f"group_reduce must be one of {', '.join(GROUP_REDUCES)}; got "
-                        f"{spec.group_reduce!r}")
+        problems.append(
+            f"group_reduce must be one of {', '.join(GROUP_REDUCES)}; got {spec.group_reduce!r}"
+        )
     if not isinstance(spec.uncertainty, bool):
         problems.append(f"uncertainty must be true or false; got {spec.uncertainty!r}")
     if not (_number_in(spec.coverage, 0.0, 1.0) and 0.0 < spec.coverage < 1.0):
@@ -175,13 +189,17 @@ def _problems(spec: PruneSpec) -> list[str]:
 
 def _number_in(value: Any, low: float, high: float) -> bool:
     """A real number (not a bool), finite unless the bounds are, within [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(
-            value, "__float__"):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        and not hasattr(value, "__float__")
+    ):
         return False
     number = float(value)
     return math.isfinite(number) and low <= number <= high
 
 
 def _whole_in(value: Any, low: int, high: int) -> bool:
-    return (not isinstance(value, bool) and _number_in(value, low, high)
-            and float(value).is_integer())
+    return (
+        not isinstance(value, bool) and _number_in(value, low, high) and float(value).is_integer()
+    )

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import PruningError
 from ..core.bn_layers import unwrap_model
 from ..core.modes import eval_mode
+from ..errors import PruningError
 from .coupling import WEIGHTED, as_args
 
 #: how the timed passes of a model are summarised
@@ -89,8 +88,14 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
     return int(total)
 
 
-def measure_latencies(models: Sequence[nn.Module], example_inputs: Any, *, repeats: int = 10,
-                      warmup: int = 2, statistic: str = "median") -> list[float]:
+def measure_latencies(
+    models: Sequence[nn.Module],
+    example_inputs: Any,
+    *,
+    repeats: int = 10,
+    warmup: int = 2,
+    statistic: str = "median",
+) -> list[float]:
     """Median (or best) eval-mode forward latency of each model, in seconds, measured interleaved.
 
     Args:
@@ -128,8 +133,7 @@ def measure_latencies(models: Sequence[nn.Module], example_inputs: Any, *, repea
     return [_STATISTICS[statistic](t) for t in times]
 
 
-def model_stats(model: nn.Module, example_inputs: Any, *, latency_repeats: int = 0
-                ) -> ModelStats:
+def model_stats(model: nn.Module, example_inputs: Any, *, latency_repeats: int = 0) -> ModelStats:
     """Parameters, MACs and (with ``latency_repeats`` > 0) the median latency of a model."""
     latency = None
     if latency_repeats > 0:
@@ -139,18 +143,25 @@ def model_stats(model: nn.Module, example_inputs: Any, *, latency_repeats: int =
 
 def compare_stats(before: ModelStats, after: ModelStats) -> str:
     """A before → after table of params, MACs and (if both measured) latency."""
-    rows = [("params", f"{before.params:,}", f"{after.params:,}", _ratio(before.params,
-                                                                          after.params)),
-            ("MACs", f"{before.macs:,}", f"{after.macs:,}", _ratio(before.macs, after.macs))]
+    rows = [
+        ("params", f"{before.params:,}", f"{after.params:,}", _ratio(before.params, after.params)),
+        ("MACs", f"{before.macs:,}", f"{after.macs:,}", _ratio(before.macs, after.macs)),
+    ]
     if before.latency_s is not None and after.latency_s is not None:
-        rows.append(("latency", f"{1e3 * before.latency_s:.2f} ms",
-                     f"{1e3 * after.latency_s:.2f} ms", _ratio(before.latency_s,
-                                                              after.latency_s)))
+        rows.append(
+            (
+                "latency",
+                f"{1e3 * before.latency_s:.2f} ms",
+                f"{1e3 * after.latency_s:.2f} ms",
+                _ratio(before.latency_s, after.latency_s),
+            )
+        )
     header = ("", "before", "after", "reduction")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     return "\n".join(
-        "  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:],
-                                                                        strict=True))])
+        "  ".join(
+            [r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True))]
+        )
         for r in [header, *rows]
     )
 

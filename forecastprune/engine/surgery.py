@@ -33,10 +33,10 @@ import torch_pruning as tp
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..errors import PruningError
 from ..core.bn_layers import unwrap_model
 from ..core.layout import ChannelLayout
 from ..core.modes import eval_mode
+from ..errors import PruningError
 from .compensation import fold_constants, recorded_inputs
 from .coupling import WEIGHTED, ChannelPlan, as_args, check_layout, plan_channels, traced_flow
 from .flow import output_signature, running_layer
@@ -78,9 +78,14 @@ class SurgeryRecord:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SurgeryRecord:
         # a deep copy (e.g. an EMA model) still descends from the same input parameters
-        return SurgeryRecord(**{
-            f.name: getattr(self, f.name) if f.name == "sources"
-            else copy.deepcopy(getattr(self, f.name), memo) for f in fields(self)})
+        return SurgeryRecord(
+            **{
+                f.name: getattr(self, f.name)
+                if f.name == "sources"
+                else copy.deepcopy(getattr(self, f.name), memo)
+                for f in fields(self)
+            }
+        )
 
 
 def surgery_record(model: nn.Module) -> SurgeryRecord | None:
@@ -159,22 +164,31 @@ def keep_masks(keep: Mapping[str, Any] | Any) -> dict[str, np.ndarray]:
     return masks
 
 
-def _record(model: nn.Module, new: nn.Module, masks: dict[str, np.ndarray], example_inputs: Any,
-            compensate: bool, tracker: _Tracker) -> SurgeryRecord:
+def _record(
+    model: nn.Module,
+    new: nn.Module,
+    masks: dict[str, np.ndarray],
+    example_inputs: Any,
+    compensate: bool,
+    tracker: _Tracker,
+) -> SurgeryRecord:
     """The record of the cut ``model`` → ``new``, composed with ``model``'s own record."""
     previous = surgery_record(model)
     keep, sizes = _compose(previous, masks)
     shapes = tuple(tuple(t.shape) for t in as_args(example_inputs) if isinstance(t, torch.Tensor))
     return SurgeryRecord(
-        keep=keep, sizes=sizes, input_shapes=shapes,
+        keep=keep,
+        sizes=sizes,
+        input_shapes=shapes,
         compensated=compensate or (previous is not None and previous.compensated),
         blocks=previous.blocks if previous is not None else (),
         **_param_map(model, new, tracker),
     )
 
 
-def _compose(previous: SurgeryRecord | None, masks: dict[str, np.ndarray]
-             ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def _compose(
+    previous: SurgeryRecord | None, masks: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Kept indices and original sizes relative to the *unpruned* model.
 
     Pruning an already pruned model composes the cuts, so the record (and a saved plan) always
@@ -207,8 +221,9 @@ def _check_cut(pruned: np.ndarray, plan: ChannelPlan) -> None:
             )
     for group in plan.groups:
         if pruned[group].any() and not pruned[group].all():
-            members = sorted({layout.names[np.searchsorted(layout.offsets, i, "right") - 1]
-                              for i in group})
+            members = sorted(
+                {layout.names[np.searchsorted(layout.offsets, i, "right") - 1] for i in group}
+            )
             raise PruningError(
                 f"coupled channels of layers {members} must be pruned together, but the masks "
                 "cut only some of them; pass groups=plan.groups to the threshold"
@@ -233,8 +248,14 @@ def _width(module: nn.Module, side: str) -> int:
     return module.out_channels if side == "out" else module.in_channels
 
 
-def _cut(model: nn.Module, layout: ChannelLayout, pruned: np.ndarray, example_inputs: Any,
-         tracker: _Tracker, compensate: bool) -> None:
+def _cut(
+    model: nn.Module,
+    layout: ChannelLayout,
+    pruned: np.ndarray,
+    example_inputs: Any,
+    tracker: _Tracker,
+    compensate: bool,
+) -> None:
     """Cut ``model`` in place (it is the caller's private copy)."""
     bns = check_layout(model, layout)
     with torch.no_grad():
@@ -254,8 +275,13 @@ def _cut(model: nn.Module, layout: ChannelLayout, pruned: np.ndarray, example_in
             if side == "in" and isinstance(consumer, WEIGHTED):
                 seen = means[consumer]
                 after = modules.get(flow.bn_after.get(name, ""))
-                fold_constants(consumer, indices, seen.mean[indices], seen.size,
-                               after if isinstance(after, _BatchNorm) else None)
+                fold_constants(
+                    consumer,
+                    indices,
+                    seen.mean[indices],
+                    seen.size,
+                    after if isinstance(after, _BatchNorm) else None,
+                )
     for (name, side), indices in cuts.items():
         module = modules[name]
         gone = set(indices)
@@ -269,14 +295,20 @@ def _cut(model: nn.Module, layout: ChannelLayout, pruned: np.ndarray, example_in
         raise PruningError(
             f"the pruned model no longer runs: layer {where!r} failed ("
             f"{(str(exc).splitlines() or [''])[0]}); an operation with a fixed channel count "
-            "reads a pruned layer — exclude the layers feeding it from the layout") from exc
+            "reads a pruned layer — exclude the layers feeding it from the layout"
+        ) from exc
     if after != before:
-        raise PruningError("the cut changed the structure or shapes of the model's outputs; "
-                           "exclude the layers feeding the changed output from the layout")
+        raise PruningError(
+            "the cut changed the structure or shapes of the model's outputs; "
+            "exclude the layers feeding the changed output from the layout"
+        )
 
 
-def _sites_to_cut(flow: Any, pruned: np.ndarray, modules: dict[str, nn.Module],
-                  ) -> dict[tuple[str, str], list[int]]:
+def _sites_to_cut(
+    flow: Any,
+    pruned: np.ndarray,
+    modules: dict[str, nn.Module],
+) -> dict[tuple[str, str], list[int]]:
     """(layer, side) -> sorted original indices to remove, checked against the layer widths."""
     cuts: dict[tuple[str, str], set[int]] = {}
     for root in np.unique(flow.root[pruned]).tolist():
@@ -323,15 +355,19 @@ def _prune_groups(name: str, conv: nn.Module, indices: list[int]) -> None:
     per_out, per_in = conv.out_channels // conv.groups, conv.in_channels // conv.groups
     gone = sorted({i // per_out for i in indices})
     if len(indices) != len(gone) * per_out:
-        raise PruningError(f"layer {name!r}: only whole groups of {per_out} output channels can "
-                           f"be pruned; got {len(indices)} channels over {len(gone)} groups")
+        raise PruningError(
+            f"layer {name!r}: only whole groups of {per_out} output channels can "
+            f"be pruned; got {len(indices)} channels over {len(gone)} groups"
+        )
     keep = [g for g in range(conv.groups) if g not in set(gone)]
     out_idx = torch.tensor([g * per_out + k for g in keep for k in range(per_out)])
-    conv.weight = nn.Parameter(conv.weight.detach()[out_idx].clone(),
-                               requires_grad=conv.weight.requires_grad)
+    conv.weight = nn.Parameter(
+        conv.weight.detach()[out_idx].clone(), requires_grad=conv.weight.requires_grad
+    )
     if conv.bias is not None:
-        conv.bias = nn.Parameter(conv.bias.detach()[out_idx].clone(),
-                                 requires_grad=conv.bias.requires_grad)
+        conv.bias = nn.Parameter(
+            conv.bias.detach()[out_idx].clone(), requires_grad=conv.bias.requires_grad
+        )
     conv.groups = len(keep)
     conv.out_channels, conv.in_channels = len(keep) * per_out, len(keep) * per_in
 

@@ -35,13 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import LayoutError, PruningError
 from ..core.layout import ChannelLayout
+from ..errors import LayoutError, PruningError
 from .spec import PruneSpec
 
 if TYPE_CHECKING:  # coupling imports torch; the threshold stays numpy-only
     from .coupling import ChannelPlan
-
 
 
 @dataclass(frozen=True)
@@ -274,8 +273,10 @@ def _unit_ids(groups: Sequence[np.ndarray] | None, total: int) -> tuple[np.ndarr
         if idx.min() < 0 or idx.max() >= total:
             raise PruningError(f"group {g} has channel indices outside [0, {total}); got {idx}")
         if np.any(unit_of[idx] >= 0) or np.unique(idx).size != idx.size:
-            raise PruningError(f"group {g} repeats a channel of an earlier group; groups must "
-                               "be disjoint — merge overlapping groups first")
+            raise PruningError(
+                f"group {g} repeats a channel of an earlier group; groups must "
+                "be disjoint — merge overlapping groups first"
+            )
         unit_of[idx] = g
     free = unit_of < 0
     n_groups = len(groups or ())
@@ -315,8 +316,9 @@ def _units_for_target(sorted_sizes: np.ndarray, target: int) -> int:
 
 def _floors(layout: ChannelLayout, spec: PruneSpec) -> np.ndarray:
     sizes = np.asarray(layout.sizes)
-    need = np.maximum(int(spec.min_keep),
-                      np.ceil(spec.min_fraction * sizes - 1e-9).astype(np.int64))
+    need = np.maximum(
+        int(spec.min_keep), np.ceil(spec.min_fraction * sizes - 1e-9).astype(np.int64)
+    )
     return np.minimum(np.maximum(need, 1), sizes)
 
 

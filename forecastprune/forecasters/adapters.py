@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._util import closest
 from ..errors import ForecasterError, UnknownForecasterError
-from .evengrid import at_horizon, resample_even
 from .base import Forecaster
+from .evengrid import at_horizon, resample_even
 from .registry import register_prefix
 from .validate import check_choice
-from .._util import closest
 
 STATSFORECAST_EXTRA = "pip install 'forecastprune[statsforecast]'"
 
@@ -86,23 +86,28 @@ class _GridAdapter(Forecaster):
     library: str = ""
     # supports_interval on the class: some members give intervals; each instance asks its
     # model in __init__, so callers only request intervals that exist.
-    _tags = {"time_axis_param": True, "vectorized": False, "supports_interval": True,
-             "min_history": 3}
+    _tags = {
+        "time_axis_param": True,
+        "vectorized": False,
+        "supports_interval": True,
+        "min_history": 3,
+    }
 
-    def __init__(self, estimator: str, params: dict[str, Any] | None = None,
-                 time_axis: str = "step") -> None:
+    def __init__(
+        self, estimator: str, params: dict[str, Any] | None = None, time_axis: str = "step"
+    ) -> None:
         self.estimator = estimator
         self.params = params
         self.time_axis = time_axis
         check_choice(f"{self.library}:{estimator}", "time_axis", time_axis, ("step", "lr"))
         if params is not None and not isinstance(params, dict):
             raise ForecasterError(
-                f"{self.library}:{estimator}: params must be a dict of parameters; got "
-                f"{params!r}"
+                f"{self.library}:{estimator}: params must be a dict of parameters; got {params!r}"
             )
         self._make()  # a bad name or parameter fails here, at get_forecaster
-        self.set_tags(needs_clock=time_axis == "lr",
-                      supports_interval=self._model_gives_intervals())
+        self.set_tags(
+            needs_clock=time_axis == "lr", supports_interval=self._model_gives_intervals()
+        )
 
     def _catalogue(self) -> Mapping[str, type]:
         raise NotImplementedError
@@ -173,15 +178,20 @@ class SktimeForecaster(_GridAdapter):
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:
-        return [{"estimator": "NaiveForecaster"},
-                {"estimator": "NaiveForecaster", "params": {"strategy": "mean", "window_length": 3}}]
+        return [
+            {"estimator": "NaiveForecaster"},
+            {"estimator": "NaiveForecaster", "params": {"strategy": "mean", "window_length": 3}},
+        ]
 
     def _fit_grid(self, y: np.ndarray) -> None:
         self.frame_ = pd.DataFrame(y)
         model = self._make()
         # Forecasters that must know the horizon while fitting are fitted at predict time.
-        self.model_ = None if model.get_tag("requires-fh-in-fit") else self._quiet(
-            lambda: model.fit(self.frame_))
+        self.model_ = (
+            None
+            if model.get_tag("requires-fh-in-fit")
+            else self._quiet(lambda: model.fit(self.frame_))
+        )
 
     def _foreign_forecast(
         self, horizons: list[int], coverage: float | None
@@ -191,8 +201,11 @@ class SktimeForecaster(_GridAdapter):
         if coverage is None:
             return (mean,)
         bounds = self._quiet(lambda: model.predict_interval(fh=horizons, coverage=coverage))
-        return (mean, bounds.xs("lower", axis=1, level=-1).to_numpy(dtype=np.float64),
-                bounds.xs("upper", axis=1, level=-1).to_numpy(dtype=np.float64))
+        return (
+            mean,
+            bounds.xs("lower", axis=1, level=-1).to_numpy(dtype=np.float64),
+            bounds.xs("upper", axis=1, level=-1).to_numpy(dtype=np.float64),
+        )
 
     def _quiet(self, call: Any) -> Any:
         """Run an sktime call; its value errors (bad parameter values) become user errors."""
@@ -238,18 +251,22 @@ class StatsforecastForecaster(_GridAdapter):
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:
-        return [{"estimator": "Naive"}, {"estimator": "WindowAverage",
-                                         "params": {"window_size": 3}}]
+        return [
+            {"estimator": "Naive"},
+            {"estimator": "WindowAverage", "params": {"window_size": 3}},
+        ]
 
     def _fit_grid(self, y: np.ndarray) -> None:
         from statsforecast import StatsForecast
 
         n_rows, n_channels = y.shape
-        frame = pd.DataFrame({
-            "unique_id": np.repeat(np.arange(n_channels), n_rows),
-            "ds": np.tile(np.arange(n_rows), n_channels),
-            "y": y.T.ravel(),
-        })
+        frame = pd.DataFrame(
+            {
+                "unique_id": np.repeat(np.arange(n_channels), n_rows),
+                "ds": np.tile(np.arange(n_rows), n_channels),
+                "y": y.T.ravel(),
+            }
+        )
         self.model_ = StatsForecast(models=[self._make()], freq=1, n_jobs=1).fit(frame)
 
     def _foreign_forecast(
@@ -266,8 +283,10 @@ class StatsforecastForecaster(_GridAdapter):
         table = table.sort_values(["unique_id", "ds"])
         # Columns: the model's alias, then "<alias>-lo-<level>" and "<alias>-hi-<level>".
         forecasts = [c for c in table.columns if c not in ("unique_id", "ds")]
-        columns = forecasts[:1] + [next(c for c in forecasts if f"-{side}-" in c)
-                                   for side in (("lo", "hi") if levels else ())]
+        columns = forecasts[:1] + [
+            next(c for c in forecasts if f"-{side}-" in c)
+            for side in (("lo", "hi") if levels else ())
+        ]
         rows = np.asarray(horizons) - 1
         return tuple(
             table[column].to_numpy(dtype=np.float64).reshape(self.n_channels_, -1)[:, rows].T
@@ -284,12 +303,14 @@ def _factory(cls: type[_GridAdapter]) -> Any:
 
 
 register_prefix(
-    "sktime", _factory(SktimeForecaster),
+    "sktime",
+    _factory(SktimeForecaster),
     description=SktimeForecaster.description + " (sktime:ThetaForecaster(sp=1))",
     examples=("sktime:NaiveForecaster",),
 )
 register_prefix(
-    "statsforecast", _factory(StatsforecastForecaster),
+    "statsforecast",
+    _factory(StatsforecastForecaster),
     description=StatsforecastForecaster.description + " (statsforecast:AutoARIMA)",
     examples=("statsforecast:Naive",),
 )

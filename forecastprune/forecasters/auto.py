@@ -43,11 +43,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ForecasterError
-from .windowed import WindowForecaster
 from .backtest import TARGET_FRACTIONS, backtest_pairs, horizon_ratio
 from .candidates import Candidate, Window, default_candidates, rank_agreement
 from .registry import register_forecaster
 from .validate import check_bool, check_int, check_real
+from .windowed import WindowForecaster
 
 #: below this horizon-to-history ratio (on the forecast's time axis) the forecast is naive
 SETTLED_HORIZON = 1.5
@@ -76,8 +76,14 @@ class AutoForecaster(WindowForecaster):
     description = "backtests naive/ema/trends/AR(1)/learned in the history, uses the best ranker"
     _tags = {"min_history": 1}
 
-    def __init__(self, margin: float = 0.01, origins: int = 3, use_clock: bool = True,
-                 learned: bool = True, model: str | None = None) -> None:
+    def __init__(
+        self,
+        margin: float = 0.01,
+        origins: int = 3,
+        use_clock: bool = True,
+        learned: bool = True,
+        model: str | None = None,
+    ) -> None:
         self.margin = margin
         self.origins = origins
         self.use_clock = use_clock
@@ -121,11 +127,14 @@ class AutoForecaster(WindowForecaster):
             self.skipped_ = "history too short to backtest"
             return naive, {}
         if reach < SETTLED_HORIZON:
-            self.skipped_ = (f"run settled ({reach:.2f}× the history left to forecast, under "
-                             f"{SETTLED_HORIZON:g}×)")
+            self.skipped_ = (
+                f"run settled ({reach:.2f}× the history left to forecast, under "
+                f"{SETTLED_HORIZON:g}×)"
+            )
             return naive, {}
-        table = np.array([[self._score(c, window.head(o, p)) for o, p in pairs]
-                          for c in self.candidates_])
+        table = np.array(
+            [[self._score(c, window.head(o, p)) for o, p in pairs] for c in self.candidates_]
+        )
         means = table.mean(axis=1)
         scores = {c.name: float(m) for c, m in zip(self.candidates_, means)}
         gains = table - table[0]
@@ -134,8 +143,7 @@ class AutoForecaster(WindowForecaster):
         self.required_ = self.margin * max(1.0, reach / tested) if tested > 0 else float("inf")
         # strictly better on average: a candidate that only ties naive is not worth its risk
         mean_gain = gains.mean(axis=1)
-        eligible = ((mean_gain >= self.required_) & (mean_gain > 0.0)
-                    & (gains.min(axis=1) >= 0.0))
+        eligible = (mean_gain >= self.required_) & (mean_gain > 0.0) & (gains.min(axis=1) >= 0.0)
         if not eligible.any():
             return naive, scores
         names = [c.name for c in self.candidates_]
@@ -157,5 +165,7 @@ class AutoForecaster(WindowForecaster):
             return f"{self.chosen_.name}: {getattr(self, 'skipped_', '') or 'not backtested'}"
         naive = self.scores_[self.candidates_[0].name]
         mine = self.scores_[self.chosen_.name]
-        return (f"{self.chosen_.name}: backtest IoU {mine:.3f} vs naive {naive:.3f}, "
-                f"needed +{self.required_:.3f} ({len(self.scores_)} candidates)")
+        return (
+            f"{self.chosen_.name}: backtest IoU {mine:.3f} vs naive {naive:.3f}, "
+            f"needed +{self.required_:.3f} ({len(self.scores_)} candidates)"
+        )

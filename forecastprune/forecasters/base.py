@@ -251,8 +251,9 @@ class Forecaster:
     def _reset_fitted_state(self) -> None:
         """Forget an earlier fit: every attribute ending in ``_`` (dunders excepted)."""
         params = self.param_defaults()
-        for name in [n for n in vars(self)
-                     if n.endswith("_") and not n.endswith("__") and n not in params]:
+        for name in [
+            n for n in vars(self) if n.endswith("_") and not n.endswith("__") and n not in params
+        ]:
             delattr(self, name)
 
     def _resolve_clock(self, clock: TimeMap | None) -> TimeMap | None:

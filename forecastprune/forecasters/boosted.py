@@ -30,8 +30,13 @@ VERSION = 1
 #: the only non-default types a saved model may contain (the fitted trees)
 TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
 #: fixed before the suite's held-out runs were scored (docs/suite.md); deterministic fits
-DEFAULT_PARAMS: dict[str, Any] = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15,
-                                  "early_stopping": False, "random_state": 0}
+DEFAULT_PARAMS: dict[str, Any] = {
+    "max_iter": 200,
+    "learning_rate": 0.05,
+    "max_leaf_nodes": 15,
+    "early_stopping": False,
+    "random_state": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,14 @@ class BoostedModel:
     info: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, features: tuple[str, ...],
-            info: dict[str, Any] | None = None, **params: Any) -> BoostedModel:
+    def fit(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        features: tuple[str, ...],
+        info: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> BoostedModel:
         """Fit on (N, F) features and (N,) targets (``params`` override :data:`DEFAULT_PARAMS`)."""
         from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -76,8 +87,13 @@ class BoostedModel:
         """Write the model atomically as a skops file (creating its folder, as ridge models)."""
         import skops.io as sio
 
-        payload = {"format": FORMAT, "version": VERSION, "features": list(self.features),
-                   "info": self.info, "estimator": self.estimator}
+        payload = {
+            "format": FORMAT,
+            "version": VERSION,
+            "features": list(self.features),
+            "info": self.info,
+            "estimator": self.estimator,
+        }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, sio.dumps(payload))
@@ -112,8 +128,9 @@ class BoostedModel:
         try:
             payload = sio.loads(data, trusted=list(untrusted))
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-            raise ForecasterError(f"cannot read gradient-boosting model {path}: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+            raise ForecasterError(
+                f"cannot read gradient-boosting model {path}: {type(exc).__name__}: {exc}"
+            ) from exc
         return cls._checked(payload, path, expected)
 
     @classmethod

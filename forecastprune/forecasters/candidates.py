@@ -40,7 +40,6 @@ AR_SHRINKS = (1.0,)  # λ = 0.5 was tried: more backtest noise, no gain on the t
 AR_MAX_PHI = 0.98
 
 
-
 @dataclass(frozen=True)
 class Window:
     """A history handed to candidates: both time axes, the values and the target on each.
@@ -63,8 +62,14 @@ class Window:
 
     def head(self, end: int, target: int) -> Window:
         """The first ``end + 1`` snapshots, predicting the seen snapshot ``target``."""
-        return Window(self.steps[: end + 1], self.t[: end + 1], self.values[: end + 1],
-                      float(self.steps[target]), float(self.t[target]), self.layers)
+        return Window(
+            self.steps[: end + 1],
+            self.t[: end + 1],
+            self.values[: end + 1],
+            float(self.steps[target]),
+            float(self.t[target]),
+            self.layers,
+        )
 
     def axis(self, name: str) -> tuple[np.ndarray, float]:
         """(times, target time) on ``"step"`` or ``"lr"`` (the clock's axis)."""
@@ -136,11 +141,17 @@ def default_candidates() -> list[Candidate]:
     fitting its own noise (measured on the suite's tuning runs: with 16 trend variants the
     backtest winners often lost on the real horizon)."""
     candidates = [Candidate("naive", naive), Candidate("ema(span=4)", partial(ema, span=4.0))]
-    candidates += [Candidate(f"trend(w={w:g}, λ={s:g})", partial(trend, window=w, shrink=s))
-                   for w, s in TRENDS]
-    candidates += [Candidate(f"ar1(w={w:g}, {axis}, λ={s:g})",
-                             partial(ar1_increments, window=w, axis=axis, shrink=s))
-                   for w in AR_WINDOWS for axis in ("step", "lr") for s in AR_SHRINKS]
+    candidates += [
+        Candidate(f"trend(w={w:g}, λ={s:g})", partial(trend, window=w, shrink=s)) for w, s in TRENDS
+    ]
+    candidates += [
+        Candidate(
+            f"ar1(w={w:g}, {axis}, λ={s:g})", partial(ar1_increments, window=w, axis=axis, shrink=s)
+        )
+        for w in AR_WINDOWS
+        for axis in ("step", "lr")
+        for s in AR_SHRINKS
+    ]
     return candidates
 
 

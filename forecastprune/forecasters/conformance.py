@@ -1,4 +1,4 @@
-"""The forecaster contract as named checks; :func:`forecastprune.testing.check_forecaster` runs them.
+"""The forecaster contract as named checks, run by :func:`forecastprune.testing.check_forecaster`.
 
 Each check takes fresh clones of one configured forecaster and raises
 :class:`ConformanceError` with what it found. :data:`CHECKS` lists them in the order they run:
@@ -49,8 +49,9 @@ class StepDecayClock:
         return self.lr * before + self.lr * self.factor * after
 
 
-def synthetic_history(n_steps: int, n_channels: int, seed: int = 0) -> tuple[np.ndarray,
-                                                                             np.ndarray]:
+def synthetic_history(
+    n_steps: int, n_channels: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """A sparse-training-like |γ| history: noisy exponential decays towards per-channel levels.
 
     Returns:
@@ -97,14 +98,16 @@ class Checker:
     def fresh(self) -> Forecaster:
         return type(self.template)(**copy.deepcopy(self.template.get_params()))
 
-    def fit(self, steps: np.ndarray, values: np.ndarray,
-            forecaster: Forecaster | None = None) -> Forecaster:
+    def fit(
+        self, steps: np.ndarray, values: np.ndarray, forecaster: Forecaster | None = None
+    ) -> Forecaster:
         # Copies, so a forecaster that mutates its inputs cannot corrupt the shared fixtures;
         # check_inputs_not_mutated is the one check that hands over arrays it then inspects.
         return self.fit_in_place(steps.copy(), values.copy(), forecaster)
 
-    def fit_in_place(self, steps: np.ndarray, values: np.ndarray,
-                     forecaster: Forecaster | None = None) -> Forecaster:
+    def fit_in_place(
+        self, steps: np.ndarray, values: np.ndarray, forecaster: Forecaster | None = None
+    ) -> Forecaster:
         forecaster = forecaster or self.fresh()
         if forecaster.get_tag("uses_layout"):  # two BN layers, as a store's layout would say
             half = values.shape[1] // 2
@@ -148,11 +151,15 @@ class Checker:
         has_axis = "time_axis" in params
         tags = self.template.get_tags()
         if tags.get("time_axis_param") is not has_axis:
-            problems.append(f"tag 'time_axis_param' is {tags.get('time_axis_param')!r} but the "
-                            f"forecaster {'has' if has_axis else 'has no'} time_axis parameter")
+            problems.append(
+                f"tag 'time_axis_param' is {tags.get('time_axis_param')!r} but the "
+                f"forecaster {'has' if has_axis else 'has no'} time_axis parameter"
+            )
         if has_axis and tags.get("needs_clock") is not (params["time_axis"] == "lr"):
-            problems.append(f"tag 'needs_clock' is {tags.get('needs_clock')!r} with "
-                            f"time_axis={params['time_axis']!r}; it must be time_axis == 'lr'")
+            problems.append(
+                f"tag 'needs_clock' is {tags.get('needs_clock')!r} with "
+                f"time_axis={params['time_axis']!r}; it must be time_axis == 'lr'"
+            )
         if problems:
             raise ConformanceError("; ".join(sorted(set(problems))))
 
@@ -172,8 +179,10 @@ class Checker:
     def check_intervals(self) -> None:
         fitted = self.fit(self.steps, self.values)
         if not fitted.get_tag("supports_interval"):
-            self.expect_error(lambda: fitted.predict_interval(self.target),
-                              "predict_interval without the supports_interval tag")
+            self.expect_error(
+                lambda: fitted.predict_interval(self.target),
+                "predict_interval without the supports_interval tag",
+            )
             return
         point = fitted.predict(self.target)
         narrow = fitted.predict_interval(self.target, coverage=0.5)
@@ -215,8 +224,13 @@ class Checker:
         first = self.outputs(forecaster)
         second = self.outputs(self.fit(self.steps, self.values, forecaster))
         for a, b in zip(first, second):
-            check_close(a, b, "outputs after refitting the same instance on the same data",
-                        rtol=1e-9, atol=1e-12)
+            check_close(
+                a,
+                b,
+                "outputs after refitting the same instance on the same data",
+                rtol=1e-9,
+                atol=1e-12,
+            )
 
     def check_refit_replaces_state(self) -> None:
         other_steps, other_values = synthetic_history(self.n_steps + 5, 4, seed=2)
@@ -224,8 +238,9 @@ class Checker:
         self.fit(self.steps, self.values, refitted)
         fresh = self.fit(self.steps, self.values)
         for a, b in zip(self.outputs(refitted), self.outputs(fresh)):
-            check_close(a, b, "outputs of a refitted instance and a fresh one", rtol=1e-9,
-                        atol=1e-12)
+            check_close(
+                a, b, "outputs of a refitted instance and a fresh one", rtol=1e-9, atol=1e-12
+            )
         stale = sorted(_fitted_names(refitted) - _fitted_names(fresh))
         if stale:
             raise ConformanceError(f"refitting left the earlier fit's attributes {stale}")
@@ -233,8 +248,13 @@ class Checker:
     def check_pickle(self) -> None:
         fitted = self.fit(self.steps, self.values)
         restored = pickle.loads(pickle.dumps(fitted))
-        check_close(fitted.predict(self.target), restored.predict(self.target),
-                    "predictions after unpickling", rtol=1e-12, atol=0.0)
+        check_close(
+            fitted.predict(self.target),
+            restored.predict(self.target),
+            "predictions after unpickling",
+            rtol=1e-12,
+            atol=0.0,
+        )
 
     def check_constant_history(self) -> None:
         levels = np.linspace(0.05, 1.0, self.values.shape[1])
@@ -251,8 +271,7 @@ class Checker:
         )
         if str(minimum) not in str(error):
             raise ConformanceError(
-                f"the error for a too-short history must name the minimum {minimum}; "
-                f"got {error}"
+                f"the error for a too-short history must name the minimum {minimum}; got {error}"
             )
         prediction = self.fit(self.steps[:minimum], self.values[:minimum]).predict(self.target)
         check_vector(prediction, self.values.shape[1], f"prediction from {minimum} snapshots")
@@ -264,8 +283,14 @@ class Checker:
         full = self.outputs(self.fit(self.steps, self.values))
         last = self.outputs(self.fit(self.steps[-window:], self.values[-window:]))
         for a, b in zip(full, last):
-            check_close(a, b, f"outputs from the last history_window={window} snapshots and "
-                        "from the whole history", rtol=1e-9, atol=1e-12)
+            check_close(
+                a,
+                b,
+                f"outputs from the last history_window={window} snapshots and "
+                "from the whole history",
+                rtol=1e-9,
+                atol=1e-12,
+            )
 
     def check_nan_input(self) -> None:
         values = self.values.copy()
@@ -307,16 +332,19 @@ def check_vector(array: Any, n_channels: int, what: str) -> None:
     if not np.issubdtype(array.dtype, np.floating):
         raise ConformanceError(f"{what} has dtype {array.dtype}; expected a float dtype")
     if not np.all(np.isfinite(array)):
-        raise ConformanceError(f"{what} has {np.count_nonzero(~np.isfinite(array))} non-finite "
-                               "entries")
+        raise ConformanceError(
+            f"{what} has {np.count_nonzero(~np.isfinite(array))} non-finite entries"
+        )
 
 
-def check_close(actual: np.ndarray, expected: np.ndarray, what: str, *, rtol: float,
-                atol: float) -> None:
+def check_close(
+    actual: np.ndarray, expected: np.ndarray, what: str, *, rtol: float, atol: float
+) -> None:
     """Raise unless the two arrays agree within the tolerances (names the worst gap)."""
     if np.shape(actual) != np.shape(expected):
-        raise ConformanceError(f"{what} differ in shape: {np.shape(actual)} vs "
-                               f"{np.shape(expected)}")
+        raise ConformanceError(
+            f"{what} differ in shape: {np.shape(actual)} vs {np.shape(expected)}"
+        )
     if not np.allclose(actual, expected, rtol=rtol, atol=atol):
         worst = float(np.max(np.abs(np.asarray(actual) - np.asarray(expected))))
         raise ConformanceError(f"{what} differ: max |difference| = {worst:.3g}")

@@ -70,12 +70,18 @@ class Domain:
 
     def to_info(self) -> dict[str, Any]:
         """The JSON-able form stored under ``info["domain"]``."""
-        return {"features": list(self.features), "low": self.low.tolist(),
-                "high": self.high.tolist(), "quantile": QUANTILE, "margin": MARGIN}
+        return {
+            "features": list(self.features),
+            "low": self.low.tolist(),
+            "high": self.high.tolist(),
+            "quantile": QUANTILE,
+            "margin": MARGIN,
+        }
 
     @classmethod
-    def from_info(cls, info: dict[str, Any], source: str,
-                  features: tuple[str, ...]) -> Domain | None:
+    def from_info(
+        cls, info: dict[str, Any], source: str, features: tuple[str, ...]
+    ) -> Domain | None:
         """The domain a model's ``info`` carries (None when it carries none).
 
         Raises:
@@ -90,8 +96,12 @@ class Domain:
                 "refit the model with `forecastprune fit-forecaster`"
             )
         bounds = [data.get("low"), data.get("high")]
-        if not all(isinstance(b, list) and len(b) == len(features) and all(
-                isinstance(v, (int, float)) and math.isfinite(v) for v in b) for b in bounds):
+        if not all(
+            isinstance(b, list)
+            and len(b) == len(features)
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in b)
+            for b in bounds
+        ):
             raise ForecasterError(
                 f"{source}: info['domain'] low/high must be {len(features)} finite numbers each"
             )
@@ -120,8 +130,12 @@ class Verdict:
         """A note for ``compare``, e.g. ``naive: 64% of channels lie outside the features
         learned was fitted on (most often trend_lr_all; limit 30%)``."""
         if self.inside:
-            return (f"{name}: {self.share:.0%} of channels outside the features it was fitted "
-                    f"on (limit {self.limit:.0%})")
-        return (f"naive: {self.share:.0%} of channels lie outside the features {name} was "
-                f"fitted on (most often {self.worst}; limit {self.limit:.0%}), so it does not "
-                "forecast this run")
+            return (
+                f"{name}: {self.share:.0%} of channels outside the features it was fitted "
+                f"on (limit {self.limit:.0%})"
+            )
+        return (
+            f"naive: {self.share:.0%} of channels lie outside the features {name} was "
+            f"fitted on (most often {self.worst}; limit {self.limit:.0%}), so it does not "
+            "forecast this run"
+        )

@@ -79,8 +79,9 @@ def resample_even(t: np.ndarray, values: np.ndarray) -> tuple[EvenGrid, np.ndarr
             "the time coordinate must be strictly increasing; got a repeated or decreasing "
             "time (a learning rate of 0 makes cumulative LR stall). Use time_axis='step'"
         )
-    grid = EvenGrid(start=float(t[0]), spacing=float((t[-1] - t[0]) / (t.shape[0] - 1)),
-                    length=int(t.shape[0]))
+    grid = EvenGrid(
+        start=float(t[0]), spacing=float((t[-1] - t[0]) / (t.shape[0] - 1)), length=int(t.shape[0])
+    )
     if np.allclose(gaps, grid.spacing, rtol=_EVEN_RTOL, atol=0.0):
         return grid, values
     points = grid.start + grid.spacing * np.arange(grid.length)
@@ -114,6 +115,5 @@ def at_horizon(forecast: HorizonForecast, horizon: float) -> tuple[np.ndarray, .
     if fraction == 0.0:
         return tuple(array[0] for array in forecast([whole]))
     return tuple(
-        (1.0 - fraction) * array[0] + fraction * array[1]
-        for array in forecast([whole, whole + 1])
+        (1.0 - fraction) * array[0] + fraction * array[1] for array in forecast([whole, whole + 1])
     )

@@ -30,22 +30,22 @@ from .candidates import Window, ar1_increments, ema
 
 #: feature names, in column order
 FEATURES = (
-    "level_z",           # (last |γ| − the run's mean) / scale
-    "percentile",        # rank of the last |γ| among all channels, in [0, 1]
-    "trend_lr_all",      # least-squares slope over the whole history (cumulative LR) × horizon
-    "trend_lr_recent",   # the same over the last quarter
-    "trend_step_recent", # the same over the last quarter, on the step axis
-    "ar1_lr",            # AR(1)-on-increments forecast minus the last value
-    "volatility",        # std of recent increments × √(horizon in snapshot spacings)
-    "off_ema",           # last value minus its exponentially weighted mean
-    "horizon_ratio",     # horizon / history length (cumulative LR); the same for every channel
+    "level_z",  # (last |γ| − the run's mean) / scale
+    "percentile",  # rank of the last |γ| among all channels, in [0, 1]
+    "trend_lr_all",  # least-squares slope over the whole history (cumulative LR) × horizon
+    "trend_lr_recent",  # the same over the last quarter
+    "trend_step_recent",  # the same over the last quarter, on the step axis
+    "ar1_lr",  # AR(1)-on-increments forecast minus the last value
+    "volatility",  # std of recent increments × √(horizon in snapshot spacings)
+    "off_ema",  # last value minus its exponentially weighted mean
+    "horizon_ratio",  # horizon / history length (cumulative LR); the same for every channel
 )
 #: the layer columns :func:`layered_features` appends, in order
 LAYER_FEATURES = (
-    "layer_level_z",     # (the channel's layer's mean last |γ| − the run's mean) / scale
+    "layer_level_z",  # (the channel's layer's mean last |γ| − the run's mean) / scale
     "layer_percentile",  # rank of the last |γ| within its layer, in [0, 1]
-    "depth",             # the layer's position in the network, 0 (first) to 1 (last)
-    "volatility_side",   # volatility × (percentile − ½): lively channels below the median rise
+    "depth",  # the layer's position in the network, 0 (first) to 1 (last)
+    "volatility_side",  # volatility × (percentile − ½): lively channels below the median rise
 )
 RECENT = 0.25
 #: below this share of the run's scale, predictions are squashed instead of clipped
@@ -85,14 +85,19 @@ def layered_features(w: Window) -> np.ndarray:
     last, layers = w.values[-1], w.layers
     count = int(layers.max()) + 1
     per_layer = np.bincount(layers, weights=last, minlength=count) / np.maximum(
-        np.bincount(layers, minlength=count), 1)
+        np.bincount(layers, minlength=count), 1
+    )
     within = np.empty(len(last))
     for layer in range(count):
         members = np.flatnonzero(layers == layer)
         within[members] = _percentile(last[members])
     volatility, percentile = base[:, FEATURES.index("volatility")], base[:, 1]
-    columns = [(per_layer[layers] - last.mean()) / run_scale(w.values), within,
-               layers / max(count - 1, 1), volatility * (percentile - 0.5)]
+    columns = [
+        (per_layer[layers] - last.mean()) / run_scale(w.values),
+        within,
+        layers / max(count - 1, 1),
+        volatility * (percentile - 0.5),
+    ]
     return np.column_stack([base, *columns])
 
 

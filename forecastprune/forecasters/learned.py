@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from .backtest import backtest_pairs
-from .candidates import Candidate, Window
 from ..errors import ForecasterError
+from .backtest import backtest_pairs
 from .boosted import BoostedModel
+from .candidates import Candidate, Window
 from .domain import Domain, Verdict
 from .features import (
     FEATURES,

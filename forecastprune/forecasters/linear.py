@@ -60,8 +60,9 @@ class LinearForecaster(Forecaster):
         if damped is not None:
             check_real("linear", "damped", damped, 0.0, 1.0)
         check_choice("linear", "time_axis", time_axis, ("step", "lr"))
-        self.set_tags(needs_clock=time_axis == "lr", min_history=int(window),
-                      history_window=int(window))
+        self.set_tags(
+            needs_clock=time_axis == "lr", min_history=int(window), history_window=int(window)
+        )
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, object]]:
@@ -73,8 +74,8 @@ class LinearForecaster(Forecaster):
         ]
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
-        x = t[-self.window:]
-        y = values[-self.window:]
+        x = t[-self.window :]
+        y = values[-self.window :]
         n = x.shape[0]
         # Centre the time axis: raw steps reach 1e5, and centring keeps Sxx well conditioned.
         self.x_mean_ = float(x.mean())

@@ -51,8 +51,9 @@ def load_plugins(path: str | Path, timeout: float | None = None) -> list[str]:
     """
     root = Path(path).expanduser()
     if not root.exists():
-        raise ForecasterError(f"plugin path {str(path)!r} does not exist; pass a plugin .py "
-                              "file or a folder of them")
+        raise ForecasterError(
+            f"plugin path {str(path)!r} does not exist; pass a plugin .py file or a folder of them"
+        )
     if root.is_dir():
         files = sorted(p for p in root.glob("*.py") if not p.name.startswith("_"))
     elif root.is_file() and root.suffix == ".py":
@@ -130,8 +131,11 @@ def _register_entry_point(name: str, target: Any) -> None:
 def _report_broken(name: str, source: str, exc: BaseException) -> None:
     error = f"{type(exc).__name__}: {exc}"
     registry._STATE.broken[name] = (source, error)
-    warnings.warn(f"forecaster plugin {name!r} ({source}) failed to load: {error}",
-                  PluginWarning, stacklevel=3)
+    warnings.warn(
+        f"forecaster plugin {name!r} ({source}) failed to load: {error}",
+        PluginWarning,
+        stacklevel=3,
+    )
 
 
 registry.set_discovery(discover_entry_points)

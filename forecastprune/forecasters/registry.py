@@ -22,10 +22,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .._util import closest
 from ..errors import ForecasterError, UnknownForecasterError
 from .base import Forecaster
 from .spec import parse_spec
-from .._util import closest
 
 #: Builds a forecaster of a prefix family from the name after the prefix and the parameters.
 PrefixFactory = Callable[[str, dict[str, Any]], Forecaster]
@@ -87,8 +87,12 @@ class _State:
 
     def copy(self) -> _State:
         return _State(
-            dict(self.classes), dict(self.sources), dict(self.prefixes), dict(self.broken),
-            {k: list(v) for k, v in self.loaded_files.items()}, self.entry_points_done,
+            dict(self.classes),
+            dict(self.sources),
+            dict(self.prefixes),
+            dict(self.broken),
+            {k: list(v) for k, v in self.loaded_files.items()},
+            self.entry_points_done,
         )
 
 
@@ -222,8 +226,9 @@ def list_forecasters(
     _discover_entry_points()
     rows = [_info(name, cls) for name, cls in _STATE.classes.items()]
     rows += [
-        ForecasterInfo(f"{prefix}:<Name>", {}, entry.description, entry.source, False,
-                       entry.examples)
+        ForecasterInfo(
+            f"{prefix}:<Name>", {}, entry.description, entry.source, False, entry.examples
+        )
         for prefix, entry in _STATE.prefixes.items()
     ]
     if include_broken:
@@ -290,14 +295,17 @@ def _instantiate(name: str, cls: type[Forecaster], params: dict[str, Any]) -> Fo
     unknown = sorted(set(params) - set(defaults))
     if unknown:
         raise ForecasterError(
-            f"{name} has no parameter(s) {unknown}; valid parameters: "
-            f"{describe_params(defaults)}"
+            f"{name} has no parameter(s) {unknown}; valid parameters: {describe_params(defaults)}"
         )
-    missing = sorted(k for k, v in defaults.items() if v is inspect.Parameter.empty
-                     and k not in params)
+    missing = sorted(
+        k for k, v in defaults.items() if v is inspect.Parameter.empty and k not in params
+    )
     if missing:
-        raise ForecasterError(f"{name} needs the parameter(s) {missing}; e.g. {name}("
-                              + ", ".join(f"{k}=..." for k in missing) + ")")
+        raise ForecasterError(
+            f"{name} needs the parameter(s) {missing}; e.g. {name}("
+            + ", ".join(f"{k}=..." for k in missing)
+            + ")"
+        )
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:  # a plugin's own validation; make it a user error
@@ -333,8 +341,9 @@ def describe_params(defaults: dict[str, Any]) -> str:
 def _unknown(name: str) -> UnknownForecasterError:
     valid = sorted(_STATE.classes)
     prefixes = [f"{p}:<Name>" for p in sorted(_STATE.prefixes)]
-    message = (f"unknown forecaster {name!r}.{closest(name, valid, 0.5)} Valid names: "
-               f"{valid + prefixes}")
+    message = (
+        f"unknown forecaster {name!r}.{closest(name, valid, 0.5)} Valid names: {valid + prefixes}"
+    )
     if _STATE.broken:
         message += f". Plugins that failed to load: {sorted(_STATE.broken)}"
     return UnknownForecasterError(message)

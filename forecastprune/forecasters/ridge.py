@@ -46,8 +46,14 @@ class RidgeModel:
     info: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, features: tuple[str, ...], alpha: float = 1.0,
-            info: dict[str, Any] | None = None) -> RidgeModel:
+    def fit(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        features: tuple[str, ...],
+        alpha: float = 1.0,
+        info: dict[str, Any] | None = None,
+    ) -> RidgeModel:
         """Fit on (N, F) features and (N,) targets; the penalty is ``alpha`` × N (so it does
         not fade as runs are added)."""
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
@@ -82,9 +88,15 @@ class RidgeModel:
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": FORMAT, "version": VERSION, "features": list(self.features),
-            "mean": self.mean.tolist(), "std": self.std.tolist(), "coef": self.coef.tolist(),
-            "intercept": self.intercept, "alpha": self.alpha, "info": self.info,
+            "format": FORMAT,
+            "version": VERSION,
+            "features": list(self.features),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+            "alpha": self.alpha,
+            "info": self.info,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -118,8 +130,9 @@ class RidgeModel:
         return cls.from_json(data, str(path), expected)
 
     @classmethod
-    def from_json(cls, data: Any, source: str = "model",
-                  expected: tuple[str, ...] | None = None) -> RidgeModel:
+    def from_json(
+        cls, data: Any, source: str = "model", expected: tuple[str, ...] | None = None
+    ) -> RidgeModel:
         check_model_header(data, source, FORMAT, VERSION)
         features = tuple(str(f) for f in data.get("features", []))
         arrays = [_vector(data, key, len(features), source) for key in ("mean", "std", "coef")]
@@ -133,14 +146,17 @@ class RidgeModel:
             raise ForecasterError(f"{source}: intercept and alpha must be finite numbers")
         if np.any(arrays[1] <= 0):
             raise ForecasterError(f"{source}: std entries must be positive")
-        return cls(features, *arrays, float(scalars[0]), float(scalars[1]),
-                   dict(data.get("info") or {}))
+        return cls(
+            features, *arrays, float(scalars[0]), float(scalars[1]), dict(data.get("info") or {})
+        )
 
 
 def _vector(data: dict[str, Any], key: str, size: int, source: str) -> np.ndarray:
     values = data.get(key)
-    if not isinstance(values, list) or len(values) != size or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    if (
+        not isinstance(values, list)
+        or len(values) != size
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     ):
         raise ForecasterError(f"{source}: {key!r} must be a list of {size} numbers")
     array = np.asarray(values, dtype=np.float64)

@@ -34,7 +34,7 @@ class SMAForecaster(Forecaster):
         return [{}, {"window": 1}, {"window": 12}]
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
-        self.level_ = values[-self.window:].mean(axis=0)
+        self.level_ = values[-self.window :].mean(axis=0)
 
     def _predict(self, target_t: float) -> np.ndarray:
         return self.level_.copy()

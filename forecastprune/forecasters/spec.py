@@ -33,8 +33,13 @@ _TOKEN = re.compile(
 
 #: bare words that mean a Python constant (YAML spellings accepted too)
 _CONSTANTS: dict[str, Any] = {
-    "True": True, "true": True, "False": False, "false": False,
-    "None": None, "none": None, "null": None,
+    "True": True,
+    "true": True,
+    "False": False,
+    "false": False,
+    "None": None,
+    "none": None,
+    "null": None,
 }
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -98,7 +103,7 @@ _CONTEXT = 30
 
 def _syntax_error(spec: str, position: int, problem: str) -> ForecasterError:
     start = max(0, position - _CONTEXT)
-    excerpt = spec[start:position + _CONTEXT]
+    excerpt = spec[start : position + _CONTEXT]
     head = "…" if start else ""
     excerpt = head + excerpt + ("…" if position + _CONTEXT < len(spec) else "")
     pointer = " " * (position - start + len(head)) + "^"
@@ -163,8 +168,10 @@ class _Parser:
         try:
             return int(text)
         except ValueError:  # Python refuses to convert integers of more than 4,300 digits
-            self.fail(f"the number {text[:12]}… has {len(text)} digits, too many to be a "
-                      "parameter value", back=1)
+            self.fail(
+                f"the number {text[:12]}… has {len(text)} digits, too many to be a parameter value",
+                back=1,
+            )
             raise AssertionError("unreachable") from None
 
     def identifier(self, what: str) -> str:

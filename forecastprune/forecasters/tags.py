@@ -82,8 +82,10 @@ def tag_problems(tags: dict[str, Any]) -> list[str]:
         problems.append(f"tag 'min_history' must be >= 1; got {tags['min_history']}")
     grid = tags["history_grid"]
     if grid is not None and grid < max(2, tags["min_history"]):
-        problems.append(f"tag 'history_grid' ({grid}) must leave at least 2 and min_history "
-                        f"({tags['min_history']}) snapshots")
+        problems.append(
+            f"tag 'history_grid' ({grid}) must leave at least 2 and min_history "
+            f"({tags['min_history']}) snapshots"
+        )
     window = tags["history_window"]
     if window is not None and window < tags["min_history"]:
         problems.append(

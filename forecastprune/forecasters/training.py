@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .candidates import Window
 from .boosted import BoostedModel
+from .candidates import Window
 from .domain import KEY, Domain
 from .features import (
     FEATURES,
@@ -34,8 +34,9 @@ DEFAULT_CUTOFFS = (0.05, 0.1, 0.2, 0.3)
 DEFAULT_ALPHA = 0.01
 
 
-def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = True,
-                 ranking: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def run_examples(
+    store: Any, cutoffs: Sequence[float | str], use_clock: bool = True, ranking: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, F) features and (N,) targets of one open store, all cutoffs stacked.
 
     With ``ranking`` the features include the layer columns (from the store's layout) and the
@@ -72,8 +73,9 @@ def run_examples(store: Any, cutoffs: Sequence[float | str], use_clock: bool = T
                 "history; use cutoffs strictly inside the run"
             )
         for target in _targets(end, len(steps)):
-            window = Window(steps[:end], t[:end], values[:end], float(steps[target]),
-                            float(t[target]), layers)
+            window = Window(
+                steps[:end], t[:end], values[:end], float(steps[target]), float(t[target]), layers
+            )
             if ranking:
                 xs.append(layered_features(window))
                 ys.append(rank_target(values[target]))
@@ -92,8 +94,8 @@ def _targets(end: int, length: int) -> list[int]:
 
 def _time_axis(store: Any, steps: np.ndarray, use_clock: bool) -> np.ndarray:
     """Cumulative LR when asked and the store knows its LR, else the steps (as forecasting)."""
-    from ..errors import StoreError
     from ..core.lr_clock import clock_for_store as store_clock
+    from ..errors import StoreError
 
     if use_clock:
         try:
@@ -129,8 +131,9 @@ def fit_learned(
     return ridge_from_examples(x, y, info, alpha)
 
 
-def ridge_from_examples(x: np.ndarray, y: np.ndarray, info: dict[str, Any],
-                        alpha: float = DEFAULT_ALPHA) -> RidgeModel:
+def ridge_from_examples(
+    x: np.ndarray, y: np.ndarray, info: dict[str, Any], alpha: float = DEFAULT_ALPHA
+) -> RidgeModel:
     """The ``learned`` ranking regression on stacked ranking :func:`run_examples` (their
     channel columns only: ``learned`` needs no layout), its domain in ``info``.
 
@@ -188,7 +191,10 @@ def _examples(
             x, y = run_examples(store, cutoffs, use_clock, ranking)
         xs.append(x)
         ys.append(y)
-    info = {"trained_on": [Path(p).name for p in store_paths],
-            "cutoffs": [str(c) for c in cutoffs], "use_clock": use_clock,
-            "examples": int(sum(len(y) for y in ys))}
+    info = {
+        "trained_on": [Path(p).name for p in store_paths],
+        "cutoffs": [str(c) for c in cutoffs],
+        "use_clock": use_clock,
+        "examples": int(sum(len(y) for y in ys)),
+    }
     return np.vstack(xs), np.concatenate(ys), info

@@ -20,9 +20,7 @@ def check_int(owner: str, name: str, value: Any, minimum: int) -> int:
         ForecasterError: for bools, non-integers and values below ``minimum``.
     """
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ForecasterError(
-            f"{owner}: {name} must be an integer >= {minimum}; got {value!r}"
-        )
+        raise ForecasterError(f"{owner}: {name} must be an integer >= {minimum}; got {value!r}")
     return int(value)
 
 

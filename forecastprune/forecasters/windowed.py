@@ -20,12 +20,19 @@ class WindowForecaster(Forecaster):
     ``__init__`` parameter of every subclass) says whether to use a clock when one is given."""
 
     # a long history is resampled to ≤ 1,024 snapshots, as for ARIMA (see predict.py)
-    _tags = {"uses_clock": True, "needs_clock": False, "time_axis_param": False,
-             "supports_interval": False, "history_window": None, "history_grid": 1024}
+    _tags = {
+        "uses_clock": True,
+        "needs_clock": False,
+        "time_axis_param": False,
+        "supports_interval": False,
+        "history_window": None,
+        "history_grid": 1024,
+    }
     use_clock: bool = True
 
-    def fit(self, steps: np.ndarray, values: np.ndarray, clock: TimeMap | None = None
-            ) -> Forecaster:
+    def fit(
+        self, steps: np.ndarray, values: np.ndarray, clock: TimeMap | None = None
+    ) -> Forecaster:
         # the base hands _fit one time axis; keep the steps as well (after the base's fit,
         # which starts by clearing every fitted attribute)
         super().fit(steps, values, clock)
@@ -46,8 +53,9 @@ class WindowForecaster(Forecaster):
 
     def _predict(self, target_t: float) -> np.ndarray:
         layers = self.layer_of_channel(self.values_.shape[1])
-        return self._forecast(Window(self.steps_, self.t_, self.values_, self.target_step_,
-                                     target_t, layers))
+        return self._forecast(
+            Window(self.steps_, self.t_, self.values_, self.target_step_, target_t, layers)
+        )
 
     def _forecast(self, window: Window) -> np.ndarray:
         raise NotImplementedError

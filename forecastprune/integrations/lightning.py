@@ -95,8 +95,9 @@ class EarlyPruneCallback(pl.Callback):
         # an instance attribute shadows the method for this fit only (removed at fit start)
         pl_module.on_load_checkpoint = on_load_checkpoint  # type: ignore[method-assign]
 
-    def _rebuild(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                 checkpoint: dict[str, Any]) -> None:
+    def _rebuild(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         """Swap in the pruned network saved in ``checkpoint``, before its weights load."""
         state = (checkpoint.get("callbacks") or {}).get(self.state_key)
         if not state or state.get("pruned_at") is None:
@@ -112,8 +113,9 @@ class EarlyPruneCallback(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         pl_module.__dict__.pop("on_load_checkpoint", None)
         if self.pruner is not None and self.pruner.pruned and self._saved_groups():
-            optimizer = _ordered(trainer.optimizers[0], self._network(pl_module),
-                                 self._saved_groups())
+            optimizer = _ordered(
+                trainer.optimizers[0], self._network(pl_module), self._saved_groups()
+            )
             self._use_optimizer(trainer, optimizer)
 
     def _saved_groups(self) -> list[list[str]] | None:
@@ -127,8 +129,7 @@ class EarlyPruneCallback(pl.Callback):
         if self.pruner is not None and self.pruner.pruned:  # resumed after the prune
             self.pruner.optimizer = trainer.optimizers[0]
             return
-        self.pruner = self._make_pruner(trainer, self._network(pl_module),
-                                        trainer.optimizers[0])
+        self.pruner = self._make_pruner(trainer, self._network(pl_module), trainer.optimizers[0])
         if self._saved is not None:  # resumed before the prune: keep recording
             self.pruner.load_state_dict(self._saved)
         self._saved = None
@@ -142,10 +143,10 @@ class EarlyPruneCallback(pl.Callback):
             )
         return network
 
-    def _make_pruner(self, trainer: pl.Trainer, network: nn.Module,
-                     optimizer: torch.optim.Optimizer) -> EarlyPruner:
-        options = {"total_steps": int(trainer.estimated_stepping_batches),
-                   **self.pruner_options}
+    def _make_pruner(
+        self, trainer: pl.Trainer, network: nn.Module, optimizer: torch.optim.Optimizer
+    ) -> EarlyPruner:
+        options = {"total_steps": int(trainer.estimated_stepping_batches), **self.pruner_options}
         return EarlyPruner(network, optimizer, example_inputs=self.example_inputs, **options)
 
     def _use_optimizer(self, trainer: pl.Trainer, optimizer: torch.optim.Optimizer) -> None:
@@ -153,13 +154,20 @@ class EarlyPruneCallback(pl.Callback):
         for config in trainer.lr_scheduler_configs:
             config.scheduler.optimizer = optimizer
 
-    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                                 optimizer: Any) -> None:
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
+    ) -> None:
         if self.pruner is not None:
             self.pruner.regularize(trainer.global_step)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         if self.pruner is None or self.pruner.pruned:
             return
         network, optimizer = self.pruner.step(trainer.global_step)
@@ -172,8 +180,9 @@ class EarlyPruneCallback(pl.Callback):
         if self.pruner is not None:
             self.pruner.close()  # flushed; the store is free for a resumed fit to append to
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                     exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         # also Lightning's SIGTERM handling ends here: keep every snapshot taken so far
         self.on_train_end(trainer, pl_module)
 
@@ -188,16 +197,19 @@ class EarlyPruneCallback(pl.Callback):
         state = self.pruner.state_dict()
         if self.pruner.pruned:
             names = {id(p): n for n, p in self.pruner.model.named_parameters()}
-            state["param_groups"] = [[names[id(p)] for p in group["params"]]
-                                     for group in self.pruner.optimizer.param_groups]
+            state["param_groups"] = [
+                [names[id(p)] for p in group["params"]]
+                for group in self.pruner.optimizer.param_groups
+            ]
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._saved = dict(state_dict) if state_dict else None
 
 
-def _ordered(optimizer: torch.optim.Optimizer, network: nn.Module,
-             groups: list[list[str]]) -> torch.optim.Optimizer:
+def _ordered(
+    optimizer: torch.optim.Optimizer, network: nn.Module, groups: list[list[str]]
+) -> torch.optim.Optimizer:
     """An optimizer like ``optimizer`` whose groups hold ``network``'s parameters by name.
 
     Lightning restores optimizer state by position in the groups; the optimizer a pruning run
@@ -215,5 +227,4 @@ def _ordered(optimizer: torch.optim.Optimizer, network: nn.Module,
         )
     accepted = inspect.signature(type(optimizer).__init__).parameters
     defaults = {k: v for k, v in optimizer.defaults.items() if k in accepted}
-    return type(optimizer)([{"params": [params[n] for n in names]} for names in groups],
-                           **defaults)
+    return type(optimizer)([{"params": [params[n] for n in names]} for names in groups], **defaults)

@@ -86,9 +86,15 @@ class Confidence:
 
     def to_json(self) -> dict[str, Any]:
         """Plain numbers for summaries and checkpoints."""
-        return {"value": self.value, "horizon": self.horizon, "coverage": self.coverage,
-                "backtests": [[b.origin_step, b.target_step, b.iou, b.horizon, b.discounted]
-                              for b in self.backtests]}
+        return {
+            "value": self.value,
+            "horizon": self.horizon,
+            "coverage": self.coverage,
+            "backtests": [
+                [b.origin_step, b.target_step, b.iou, b.horizon, b.discounted]
+                for b in self.backtests
+            ],
+        }
 
 
 def backtest_confidence(
@@ -127,34 +133,49 @@ def backtest_confidence(
     for origin, target in backtest_pairs(axis, target_t, ORIGINS):
         if origin + 1 < fewest:
             continue
-        backtests.append(_backtest(forecaster, steps, gammas, origin, target, axis, real,
-                                   plan, spec, clock))
+        backtests.append(
+            _backtest(forecaster, steps, gammas, origin, target, axis, real, plan, spec, clock)
+        )
     if not backtests:
         return None
     return Confidence(min(b.discounted for b in backtests), real, tuple(backtests))
 
 
-def _backtest(forecaster: Any, steps: np.ndarray, gammas: np.ndarray, origin: int,
-              target: int, axis: np.ndarray, real: float, plan: Any, spec: PruneSpec,
-              clock: Any) -> Backtest:
+def _backtest(
+    forecaster: Any,
+    steps: np.ndarray,
+    gammas: np.ndarray,
+    origin: int,
+    target: int,
+    axis: np.ndarray,
+    real: float,
+    plan: Any,
+    spec: PruneSpec,
+    clock: Any,
+) -> Backtest:
     """Fit up to ``origin``, predict ``target``, score the pruned sets, discount the score."""
     try:
         model = attach_layout(build_forecaster(forecaster), plan)
-        prediction = predict_history(model, steps[: origin + 1], gammas[: origin + 1],
-                                     int(steps[target]), clock=clock)
+        prediction = predict_history(
+            model, steps[: origin + 1], gammas[: origin + 1], int(steps[target]), clock=clock
+        )
     except ForecasterError as exc:
         raise ForecasterError(
             f"backtesting the forecast from step {int(steps[origin])} to step "
             f"{int(steps[target])} failed: {exc}"
         ) from exc
     predicted = select_channels(prediction.scores, plan, spec).pruned
-    seen = select_channels(np.abs(np.asarray(gammas[target], dtype=np.float64)), plan,
-                           spec).pruned
+    seen = select_channels(np.abs(np.asarray(gammas[target], dtype=np.float64)), plan, spec).pruned
     score = iou(predicted, seen)
     horizon = float(axis[target] - axis[origin]) / max(float(axis[origin] - axis[0]), 1e-12)
     exponent = max(1.0, real / horizon) if horizon > 0.0 else float("inf")
-    return Backtest(int(steps[origin]), int(steps[target]), score, horizon,
-                    float(score ** exponent) if score > 0.0 else 0.0)
+    return Backtest(
+        int(steps[origin]),
+        int(steps[target]),
+        score,
+        horizon,
+        float(score**exponent) if score > 0.0 else 0.0,
+    )
 
 
 def _axis(steps: np.ndarray, clock: Any) -> np.ndarray:

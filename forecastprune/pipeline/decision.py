@@ -69,9 +69,11 @@ def forecast_mask(
         The :class:`ForecastMask`.
     """
     model = attach_layout(build_forecaster(forecaster), plan)
-    prediction = predict_history(model, steps, gammas, target_step, clock=clock,
-                                 coverage=spec.coverage)
+    prediction = predict_history(
+        model, steps, gammas, target_step, clock=clock, coverage=spec.coverage
+    )
     decision = select_channels(prediction.scores, plan, spec, upper=prediction.upper)
-    ambiguous = ambiguous_share(prediction.lower, prediction.upper, decision.threshold,
-                                plan.prunable)
+    ambiguous = ambiguous_share(
+        prediction.lower, prediction.upper, decision.threshold, plan.prunable
+    )
     return ForecastMask(decision, prediction, ambiguous)

@@ -20,12 +20,19 @@ def rewrap(old: nn.Module, new_inner: nn.Module) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     if isinstance(old, DDP):
-        sync = "forward_sync_buffers" if hasattr(old, "forward_sync_buffers") else (
-            "broadcast_buffers")
-        return DDP(new_inner, device_ids=old.device_ids, output_device=old.output_device,
-                   process_group=old.process_group,
-                   find_unused_parameters=old.find_unused_parameters,
-                   **{sync: getattr(old, sync)})
+        sync = (
+            "forward_sync_buffers"
+            if hasattr(old, "forward_sync_buffers")
+            else ("broadcast_buffers")
+        )
+        return DDP(
+            new_inner,
+            device_ids=old.device_ids,
+            output_device=old.output_device,
+            process_group=old.process_group,
+            find_unused_parameters=old.find_unused_parameters,
+            **{sync: getattr(old, sync)},
+        )
     return new_inner
 
 

@@ -51,19 +51,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..core.bn_layers import unwrap_model as unwrap
-from ..record.signals import flush_on_signals
 from .._util import is_rank_zero, positive_int
+from ..core.bn_layers import unwrap_model as unwrap
 from ..engine.spec import PruneSpec
+from ..errors import ConfigError
+from ..record.signals import flush_on_signals
 from ..runpoint import RunPoint
 from .decision import ForecastMask, forecast_mask
 from .distributed import broadcast_object, rewrap
 from .timing import (
-    FixedTiming,
-    PruneTiming,
     DEFAULT_DEADLINE,
     DEFAULT_MIN_CONFIDENCE,
+    FixedTiming,
+    PruneTiming,
     auto_timing,
     early_bird_timing,
 )
@@ -168,8 +168,13 @@ class EarlyPruner:
         self._signals: Any = None
         inner = unwrap(model)
         self.sparsity = BNSparsity(inner, sparsity) if sparsity else None
-        self.recorder = self._make_recorder(inner, store_path, overwrite, lr_schedule, {
-            "sparsity": sparsity, "steps_per_epoch": steps_per_epoch, **(metadata or {})})
+        self.recorder = self._make_recorder(
+            inner,
+            store_path,
+            overwrite,
+            lr_schedule,
+            {"sparsity": sparsity, "steps_per_epoch": steps_per_epoch, **(metadata or {})},
+        )
         self.plan = plan_channels(inner, example_inputs, self.recorder.layout, policy=policy)
         self.blocks = blocks
         self.block_plan = None
@@ -179,19 +184,34 @@ class EarlyPruner:
 
             self.block_plan = plan_blocks(inner, example_inputs, self.recorder.layout)
 
-    def _make_recorder(self, inner: nn.Module, store_path: str | Path | None, overwrite: bool,
-                       lr_schedule: Any, metadata: dict[str, Any]) -> Any:
+    def _make_recorder(
+        self,
+        inner: nn.Module,
+        store_path: str | Path | None,
+        overwrite: bool,
+        lr_schedule: Any,
+        metadata: dict[str, Any],
+    ) -> Any:
         """The γ recorder, writing to ``store_path`` or to a store in a private temp dir."""
         from ..record.recorder import GammaRecorder
 
         # the temporary directory lives (and is removed) with the pruner
-        self._tmp = None if store_path is not None else tempfile.TemporaryDirectory(
-            prefix="forecastprune-")
-        self.store_path = Path(store_path) if store_path is not None else (
-            Path(self._tmp.name) / "gammas.fpstore")
+        self._tmp = (
+            None if store_path is not None else tempfile.TemporaryDirectory(prefix="forecastprune-")
+        )
+        self.store_path = (
+            Path(store_path)
+            if store_path is not None
+            else (Path(self._tmp.name) / "gammas.fpstore")
+        )
         return GammaRecorder(
-            inner, self.store_path, every=self.record_every, optimizer=self.optimizer,
-            total_steps=self.total_steps, lr_schedule=lr_schedule, overwrite=overwrite,
+            inner,
+            self.store_path,
+            every=self.record_every,
+            optimizer=self.optimizer,
+            total_steps=self.total_steps,
+            lr_schedule=lr_schedule,
+            overwrite=overwrite,
             metadata=metadata,
         )
 
@@ -233,8 +253,11 @@ class EarlyPruner:
             if isinstance(decision, str):
                 raise ConfigError(decision)
             if decision is not None:
-                blocks = broadcast_object(self._pending_blocks if is_rank_zero() else None) \
-                    if self.blocks is not None else ()
+                blocks = (
+                    broadcast_object(self._pending_blocks if is_rank_zero() else None)
+                    if self.blocks is not None
+                    else ()
+                )
                 self._prune(step, decision, tuple(blocks))
         return self.model, self.optimizer
 
@@ -259,14 +282,16 @@ class EarlyPruner:
         # masks are compared on the prunable channels only: the others never change, and
         # counting them would dilute the distance by the share of non-prunable channels
         candidates = mask.decision.pruned[self.plan.prunable]
-        extra = {"confidence": lambda: self._confidence(step)} if (
-            self.timing.needs_confidence) else {}
+        extra = (
+            {"confidence": lambda: self._confidence(step)} if (self.timing.needs_confidence) else {}
+        )
         fire = self.timing.observe(step, candidates, mask.ambiguous, **extra)
         if fire and self.blocks is not None:
             from ..engine.block_rule import select_blocks
 
-            self._pending_blocks = select_blocks(self.block_plan, mask.predicted,
-                                                 self.plan.layout, self.blocks).removed
+            self._pending_blocks = select_blocks(
+                self.block_plan, mask.predicted, self.plan.layout, self.blocks
+            ).removed
         return mask.decision if fire else None
 
     def _confidence(self, step: int) -> Any:
@@ -277,8 +302,15 @@ class EarlyPruner:
 
         store = self.recorder.store  # flushed by _forecast at this same check
         clock = forecaster_clock(store, build_forecaster(self.forecaster))
-        return backtest_confidence(self.forecaster, store.steps, store.view(), self.total_steps,
-                                   self.plan, self.spec, clock)
+        return backtest_confidence(
+            self.forecaster,
+            store.steps,
+            store.view(),
+            self.total_steps,
+            self.plan,
+            self.spec,
+            clock,
+        )
 
     def _forecast(self, step: int) -> ForecastMask | None:
         """The forecast mask from the history so far (None while it is too short)."""
@@ -299,10 +331,17 @@ class EarlyPruner:
         self.pruned_at = step
         self.fired_by = getattr(self.timing, "fired_by", None) or "fixed"
         # through JSON: plain Python types only, so checkpoints load with weights_only=True
-        self.prune_info = json.loads(json.dumps(
-            {"step": step, "decision": decision.to_json(), "fired_by": self.fired_by,
-             "blocks": list(blocks)},
-            default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+        self.prune_info = json.loads(
+            json.dumps(
+                {
+                    "step": step,
+                    "decision": decision.to_json(),
+                    "fired_by": self.fired_by,
+                    "blocks": list(blocks),
+                },
+                default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v),
+            )
+        )
         self._close_recorder(keep_state=False)
 
     def _cut(self, keep: Any, blocks: tuple[str, ...] = ()) -> None:
@@ -340,19 +379,24 @@ class EarlyPruner:
             options.pop("min_step", None)
         for key in ("min_step", "deadline"):
             if options.get(key) is not None:
-                options[key] = self._step_of(RunPoint.parse(options[key], rules=False,
-                                                            what=f"auto.{key}"), f"auto.{key}")
-        options.setdefault("deadline", self._step_of(RunPoint(fraction=DEFAULT_DEADLINE),
-                                                     "deadline"))
-        return auto_timing(self.check_every, **options,
-                           min_confidence=confidence if rule == "confidence" else None)
+                options[key] = self._step_of(
+                    RunPoint.parse(options[key], rules=False, what=f"auto.{key}"), f"auto.{key}"
+                )
+        options.setdefault(
+            "deadline", self._step_of(RunPoint(fraction=DEFAULT_DEADLINE), "deadline")
+        )
+        return auto_timing(
+            self.check_every, **options, min_confidence=confidence if rule == "confidence" else None
+        )
 
     def _step_of(self, point: RunPoint, what: str) -> int:
         """The step of a fraction or step of the run, checked to lie inside it."""
         step = point.resolve(self.total_steps, what)
         if not 1 <= step <= self.total_steps:
-            raise ConfigError(f"{what}={point} is not a step of the run; expected step:1 to "
-                              f"step:{self.total_steps} (or a fraction in (0, 1])")
+            raise ConfigError(
+                f"{what}={point} is not a step of the run; expected step:1 to "
+                f"step:{self.total_steps} (or a fraction in (0, 1])"
+            )
         return step
 
     # ---------------------------------------------------------------- state
@@ -377,8 +421,11 @@ class EarlyPruner:
         (the :class:`~forecastprune.pipeline.trainer.Trainer` does).
         """
         state: dict[str, Any] = {
-            "format": STATE_FORMAT, "version": STATE_VERSION, **self.summary(),
-            "steps_seen": self._steps_seen, "timing": self.timing.state_dict(),
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            **self.summary(),
+            "steps_seen": self._steps_seen,
+            "timing": self.timing.state_dict(),
         }
         if self.pruned:
             from ..engine.surgery import surgery_record
@@ -425,14 +472,19 @@ class EarlyPruner:
 
     def _check_state(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ConfigError("not an EarlyPruner state (missing format tag "
-                              f"{STATE_FORMAT!r}); pass the dict EarlyPruner.state_dict() made")
+            raise ConfigError(
+                "not an EarlyPruner state (missing format tag "
+                f"{STATE_FORMAT!r}); pass the dict EarlyPruner.state_dict() made"
+            )
         if int(state.get("version", 0)) > STATE_VERSION:
-            raise ConfigError(f"the EarlyPruner state has version {state['version']}; this "
-                              f"forecastprune reads up to {STATE_VERSION}: upgrade it")
+            raise ConfigError(
+                f"the EarlyPruner state has version {state['version']}; this "
+                f"forecastprune reads up to {STATE_VERSION}: upgrade it"
+            )
         if self._steps_seen or self.pruned or self.recorder.last_step is not None:
-            raise ConfigError("call load_state_dict() on a fresh EarlyPruner, before its "
-                              "first step()")
+            raise ConfigError(
+                "call load_state_dict() on a fresh EarlyPruner, before its first step()"
+            )
         saved = (state["forecaster"], int(state["total_steps"]))
         if saved != (str(self.forecaster), self.total_steps):
             raise ConfigError(
@@ -458,8 +510,12 @@ class EarlyPruner:
         self._signals.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         guard, self._signals = self._signals, None
         if guard is None:
             self.close()

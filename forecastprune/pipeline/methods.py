@@ -30,14 +30,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.bn_layers import unwrap_model
 from ..engine.spec import PruneSpec
 from ..errors import ConfigError
-from ..runpoint import RunPoint
-from ..core.bn_layers import unwrap_model
 from ..record.signals import flush_on_signals
-from .trainer import Callback, ModelAndOptimizer, Trainer
+from ..runpoint import RunPoint
 from .compute import ComputeMeter
 from .early_pruner import EarlyPruner
+from .trainer import Callback, ModelAndOptimizer, Trainer
 
 METHODS = ("normal", "slimming", "early-bird", "forecast")
 
@@ -92,10 +92,15 @@ class MethodSpec:
             "forecast": (self.forecaster, self.prune_at),
         }[self.method]
         return {
-            "forecaster": forecaster, "prune_at": prune_at, "spec": self.spec,
-            "sparsity": self.sparsity, "record_every": self.record_every,
-            "check_every": self.check_every, "auto_options": self.auto,
-            "store_path": self.store_path, "overwrite": self.overwrite,
+            "forecaster": forecaster,
+            "prune_at": prune_at,
+            "spec": self.spec,
+            "sparsity": self.sparsity,
+            "record_every": self.record_every,
+            "check_every": self.check_every,
+            "auto_options": self.auto,
+            "store_path": self.store_path,
+            "overwrite": self.overwrite,
         }
 
 
@@ -120,8 +125,9 @@ class PrunerCallback(Callback):
     def state_dict(self) -> dict[str, Any]:
         return self.pruner.state_dict()
 
-    def on_load_checkpoint(self, trainer: Trainer, state: dict[str, Any]
-                           ) -> ModelAndOptimizer | None:
+    def on_load_checkpoint(
+        self, trainer: Trainer, state: dict[str, Any]
+    ) -> ModelAndOptimizer | None:
         self.pruner.load_state_dict(state)
         # resumed after the prune: the trainer continues with the rebuilt, smaller model
         return (self.pruner.model, self.pruner.optimizer) if self.pruner.pruned else None
@@ -172,10 +178,16 @@ class MethodRun:
     def summary(self) -> dict[str, Any]:
         """JSON-ready figures (no model)."""
         return {
-            "method": self.method, "accuracy": self.accuracy, "params": self.params,
-            "macs": self.macs, "prune_step": self.prune_step, "total_steps": self.total_steps,
-            "train_macs": self.train_macs, "wall_seconds": self.wall_seconds,
-            "epochs": self.epochs, "pruner": self.pruner,
+            "method": self.method,
+            "accuracy": self.accuracy,
+            "params": self.params,
+            "macs": self.macs,
+            "prune_step": self.prune_step,
+            "total_steps": self.total_steps,
+            "train_macs": self.train_macs,
+            "wall_seconds": self.wall_seconds,
+            "epochs": self.epochs,
+            "pruner": self.pruner,
         }
 
 
@@ -213,9 +225,14 @@ def run_method(
     options = spec.pruner_options()
     if options is not None:
         pruner = EarlyPruner(
-            model, optimizer, total_steps=trainer.total_steps, example_inputs=example_inputs,
-            steps_per_epoch=trainer.steps_per_epoch, lr_schedule=trainer.scheduler,
-            metadata=metadata, **options,
+            model,
+            optimizer,
+            total_steps=trainer.total_steps,
+            example_inputs=example_inputs,
+            steps_per_epoch=trainer.steps_per_epoch,
+            lr_schedule=trainer.scheduler,
+            metadata=metadata,
+            **options,
         )
         callbacks.append(PrunerCallback(pruner))
     trainer.callbacks.extend(callbacks)

@@ -82,8 +82,11 @@ def prune_from_store(
     """
     check_layout(model, store.layout, store.fingerprint)
     forecast = partial(predict_store, store, forecaster, cutoff, coverage=spec.coverage)
-    prediction = (run_isolated(forecast, timeout=timeout, what=f"forecaster {forecaster!r}")
-                  if isolate else forecast())
+    prediction = (
+        run_isolated(forecast, timeout=timeout, what=f"forecaster {forecaster!r}")
+        if isolate
+        else forecast()
+    )
     plan = plan_channels(model, example_inputs, store.layout, spec.coupling_policy())
     decision = select_channels(prediction.scores, plan, spec, upper=prediction.upper)
     pruned = prune_model(model, decision, example_inputs, plan)

@@ -26,8 +26,8 @@ from torch import nn
 
 from .._util import atomic_write_bytes
 from ..errors import ConfigError
-from ..store.format import DEFAULT_FLUSH_EVERY
 from ..record.signals import flush_on_signals
+from ..store.format import DEFAULT_FLUSH_EVERY
 from ..zoo.from_store import RUN_MODEL_NAME
 from .trainer import Callback, EpochRecord, Trainer
 
@@ -86,11 +86,13 @@ class RecordSettings:
 
     def __post_init__(self) -> None:
         if self.lr_scheduler not in LR_SCHEDULERS:
-            raise ConfigError(f"lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}; got "
-                              f"{self.lr_scheduler!r}")
+            raise ConfigError(
+                f"lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}; got {self.lr_scheduler!r}"
+            )
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got "
-                              f"{self.optimizer!r}")
+            raise ConfigError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}"
+            )
         if not 0.0 <= self.warmup < 1.0:
             raise ConfigError(f"warmup is a fraction of the run in [0, 1); got {self.warmup}")
         from ..zoo.data import get_task
@@ -176,12 +178,23 @@ def record_run(settings: RecordSettings) -> RecordResult:
     model = build_model(settings.model_name, **settings.model_kwargs)
     task = get_task(settings.task)
     train_loader, test_loader = make_loaders(
-        task.split(), settings.batch_size, augment=settings.augment,
-        max_shift=task.max_shift, noise_std=settings.noise, seed=settings.seed,
+        task.split(),
+        settings.batch_size,
+        augment=settings.augment,
+        max_shift=task.max_shift,
+        noise_std=settings.noise,
+        seed=settings.seed,
     )
     optimizer = _optimizer(model, settings)
-    trainer = Trainer(model, optimizer, train_loader, test_loader, settings.epochs,
-                      limit_batches=settings.limit_batches, progress=settings.progress)
+    trainer = Trainer(
+        model,
+        optimizer,
+        train_loader,
+        test_loader,
+        settings.epochs,
+        limit_batches=settings.limit_batches,
+        progress=settings.progress,
+    )
     milestones = [max(1, round(f * trainer.total_steps)) for f in settings.lr_milestones]
     trainer.scheduler = _scheduler(optimizer, settings, milestones, trainer.total_steps)
     meta = _metadata(settings, trainer, milestones)
@@ -193,8 +206,9 @@ def record_run(settings: RecordSettings) -> RecordResult:
         result = trainer.fit()
         store.update_metadata(accuracy=result.accuracy)
         shape = (len(store), store.layout.total)
-    _write_outputs(settings.out, trainer.model, {**meta, "accuracy": result.accuracy},
-                   result.epochs)
+    _write_outputs(
+        settings.out, trainer.model, {**meta, "accuracy": result.accuracy}, result.epochs
+    )
     return RecordResult(result.accuracy, store.path, shape)
 
 
@@ -203,36 +217,52 @@ def _optimizer(model: nn.Module, settings: RecordSettings) -> torch.optim.Optimi
     weights only (never on BN γ/β)."""
     decayed = [p for p in model.parameters() if p.ndim > 1]
     plain = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decayed, "weight_decay": settings.weight_decay},
-              {"params": plain, "weight_decay": 0.0}]
+    groups = [
+        {"params": decayed, "weight_decay": settings.weight_decay},
+        {"params": plain, "weight_decay": 0.0},
+    ]
     if settings.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=settings.lr, betas=(settings.momentum, 0.999))
-    return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
-                           nesterov=settings.optimizer == "nesterov")
+    return torch.optim.SGD(
+        groups,
+        lr=settings.lr,
+        momentum=settings.momentum,
+        nesterov=settings.optimizer == "nesterov",
+    )
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, settings: RecordSettings, milestones: list[int],
-               total: int) -> torch.optim.lr_scheduler.LRScheduler:
+def _scheduler(
+    optimizer: torch.optim.Optimizer, settings: RecordSettings, milestones: list[int], total: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """The per-iteration LR scheduler ``lr_scheduler`` names, after a linear warm-up over the
     first ``warmup`` share of the run (OneCycle's own rise takes that share instead)."""
     lr_scheduler = torch.optim.lr_scheduler
     name, rise = settings.lr_scheduler, max(1, round(settings.warmup * total))
     if name == "onecycle":
         share = settings.warmup or ONECYCLE_RISE
-        return lr_scheduler.OneCycleLR(optimizer, settings.lr, total_steps=total,
-                                       pct_start=share, cycle_momentum=False)
+        return lr_scheduler.OneCycleLR(
+            optimizer, settings.lr, total_steps=total, pct_start=share, cycle_momentum=False
+        )
     if settings.warmup == 0.0 and name == "cosine":  # the suite's runs: kept bit for bit
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if settings.warmup == 0.0 and name == "step":
         return lr_scheduler.MultiStepLR(optimizer, milestones, gamma=settings.lr_decay)
-    return lr_scheduler.LambdaLR(optimizer, partial(_lr_factor, name=name, total=total,
-                                                    rise=rise if settings.warmup else 0,
-                                                    milestones=tuple(milestones),
-                                                    decay=settings.lr_decay))
+    return lr_scheduler.LambdaLR(
+        optimizer,
+        partial(
+            _lr_factor,
+            name=name,
+            total=total,
+            rise=rise if settings.warmup else 0,
+            milestones=tuple(milestones),
+            decay=settings.lr_decay,
+        ),
+    )
 
 
-def _lr_factor(step: int, name: str, total: int, rise: int, milestones: tuple[int, ...],
-               decay: float) -> float:
+def _lr_factor(
+    step: int, name: str, total: int, rise: int, milestones: tuple[int, ...], decay: float
+) -> float:
     """The LR at update ``step`` as a share of the peak: a linear warm-up over ``rise``
     updates, then the schedule ``name`` over the whole run."""
     warm = min(1.0, (step + 1) / rise) if rise else 1.0
@@ -249,25 +279,43 @@ def _metadata(settings: RecordSettings, trainer: Trainer, milestones: list[int])
     from ..core.lr_clock import planned_lr_schedule
 
     return {
-        "model": settings.model_name, "model_kwargs": settings.model_kwargs,
-        "dataset": "sklearn-digits", "task": settings.task, "optimizer": settings.optimizer,
-        "warmup": settings.warmup, "sparsity": settings.sparsity,
+        "model": settings.model_name,
+        "model_kwargs": settings.model_kwargs,
+        "dataset": "sklearn-digits",
+        "task": settings.task,
+        "optimizer": settings.optimizer,
+        "warmup": settings.warmup,
+        "sparsity": settings.sparsity,
         "sparsity_schedule": settings.sparsity_schedule,
-        "sparsity_factor": settings.sparsity_factor, "sparsity_at": settings.sparsity_at,
-        "relieve_top": settings.relieve_top, "lr": settings.lr,
-        "lr_scheduler": settings.lr_scheduler, "lr_milestones": milestones,
+        "sparsity_factor": settings.sparsity_factor,
+        "sparsity_at": settings.sparsity_at,
+        "relieve_top": settings.relieve_top,
+        "lr": settings.lr,
+        "lr_scheduler": settings.lr_scheduler,
+        "lr_milestones": milestones,
         "lr_decay": settings.lr_decay,
         "lr_schedule": planned_lr_schedule(trainer.scheduler, trainer.total_steps),
-        "momentum": settings.momentum, "weight_decay": settings.weight_decay,
-        "record_every": settings.every, "steps_per_epoch": trainer.steps_per_epoch,
-        "total_steps": trainer.total_steps, "epochs": settings.epochs,
-        "batch_size": settings.batch_size, "seed": settings.seed, "augment": settings.augment,
-        "noise": settings.noise, "dtype": settings.dtype,
+        "momentum": settings.momentum,
+        "weight_decay": settings.weight_decay,
+        "record_every": settings.every,
+        "steps_per_epoch": trainer.steps_per_epoch,
+        "total_steps": trainer.total_steps,
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "seed": settings.seed,
+        "augment": settings.augment,
+        "noise": settings.noise,
+        "dtype": settings.dtype,
     }
 
 
-def _recording_callback(model: nn.Module, optimizer: torch.optim.Optimizer, trainer: Trainer,
-                        settings: RecordSettings, meta: dict[str, Any]) -> SparseRecording:
+def _recording_callback(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainer: Trainer,
+    settings: RecordSettings,
+    meta: dict[str, Any],
+) -> SparseRecording:
     """The sparsity + recorder callback, with the store created and the initial γ recorded."""
     from ..core.bn_layers import layout_of, model_fingerprint, select_bn_layers
     from ..record.recorder import GammaRecorder
@@ -277,24 +325,34 @@ def _recording_callback(model: nn.Module, optimizer: torch.optim.Optimizer, trai
     sparsity = None
     if settings.sparsity > 0:
         sparsity = BNSparsity(
-            model, settings.sparsity, schedule=settings.sparsity_schedule,
-            total_steps=trainer.total_steps, factor=settings.sparsity_factor,
-            at=settings.sparsity_at, top_fraction=settings.relieve_top,
+            model,
+            settings.sparsity,
+            schedule=settings.sparsity_schedule,
+            total_steps=trainer.total_steps,
+            factor=settings.sparsity_factor,
+            at=settings.sparsity_at,
+            top_fraction=settings.relieve_top,
         )
     # the store is created here, not by the recorder, to choose its value dtype
     store = GammaTrajectoryStore.create(
-        settings.out / STORE_NAME, layout_of(select_bn_layers(model)), metadata=meta,
-        fingerprint=model_fingerprint(model), overwrite=settings.overwrite,
-        dtype=settings.dtype, flush_every=settings.flush_every,
+        settings.out / STORE_NAME,
+        layout_of(select_bn_layers(model)),
+        metadata=meta,
+        fingerprint=model_fingerprint(model),
+        overwrite=settings.overwrite,
+        dtype=settings.dtype,
+        flush_every=settings.flush_every,
     )
-    recorder = GammaRecorder(model, store, every=settings.every, optimizer=optimizer,
-                             flush_every=settings.flush_every)
+    recorder = GammaRecorder(
+        model, store, every=settings.every, optimizer=optimizer, flush_every=settings.flush_every
+    )
     recorder.step(0)
     return SparseRecording(sparsity, recorder)
 
 
-def _write_outputs(out: Path, model: nn.Module, meta: dict[str, Any],
-                   epochs: list[EpochRecord]) -> None:
+def _write_outputs(
+    out: Path, model: nn.Module, meta: dict[str, Any], epochs: list[EpochRecord]
+) -> None:
     """Write ``model.pt`` and ``run.json`` atomically (a crash never leaves half a file)."""
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)

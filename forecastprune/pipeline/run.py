@@ -19,13 +19,17 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .. import _util
 from .._util import atomic_write_bytes
-from .trainer import Callback, Trainer
 from .methods import MethodRun, run_method
 from .train_config import TrainConfig
+from .trainer import Callback, Trainer
 
 
-def run_config(config: TrainConfig, store_path: str | Path | None = None,
-               overwrite: bool = False, progress: bool = True) -> MethodRun:
+def run_config(
+    config: TrainConfig,
+    store_path: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> MethodRun:
     """Train one method as ``config`` says and measure it.
 
     Args:
@@ -37,8 +41,8 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
     Returns:
         The :class:`~forecastprune.pipeline.methods.MethodRun`.
     """
-    from ..isolation import DEFAULT_TIMEOUT
     from ..forecasters import load_plugins
+    from ..isolation import DEFAULT_TIMEOUT
     from ..zoo import build_model, make_loaders
     from ..zoo.data import get_task
 
@@ -49,15 +53,22 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
     # the split stays fixed across seeds so every run is scored on the same test images
     split = task.split(upscale=config.upscale)
     train_loader, test_loader = make_loaders(
-        split, config.batch_size, augment=config.augment, max_shift=task.max_shift,
-        noise_std=task.noise_std, seed=config.seed)
+        split,
+        config.batch_size,
+        augment=config.augment,
+        max_shift=task.max_shift,
+        noise_std=task.noise_std,
+        seed=config.seed,
+    )
     world, rank = _util.world()
     if config.train_subset is not None or world > 1:
         train_loader = _reshard(train_loader, config, world, rank)
-    model: nn.Module = build_model(config.model, num_classes=split.num_classes,
-                                   **config.model_kwargs())
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    model: nn.Module = build_model(
+        config.model, num_classes=split.num_classes, **config.model_kwargs()
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
     total_steps = config.epochs * len(train_loader)
     scheduler = _scheduler(optimizer, config.schedule, total_steps)
     callbacks: list[Callback] = []
@@ -65,14 +76,22 @@ def run_config(config: TrainConfig, store_path: str | Path | None = None,
         model = nn.parallel.DistributedDataParallel(model)
         callbacks.append(_SamplerEpoch())
     trainer_kwargs = {
-        "train_loader": train_loader, "test_loader": test_loader, "epochs": config.epochs,
-        "scheduler": scheduler, "callbacks": callbacks, "progress": progress and rank == 0,
+        "train_loader": train_loader,
+        "test_loader": test_loader,
+        "epochs": config.epochs,
+        "scheduler": scheduler,
+        "callbacks": callbacks,
+        "progress": progress and rank == 0,
         "eval_every": config.eval_every,
     }
     metadata = {"model": config.model, "seed": config.seed, "method": config.method}
     return run_method(
-        config.method_spec(store_path, overwrite), model, optimizer, trainer_kwargs,
-        example_inputs=split.x_train[:2], samples_per_step=config.batch_size * world,
+        config.method_spec(store_path, overwrite),
+        model,
+        optimizer,
+        trainer_kwargs,
+        example_inputs=split.x_train[:2],
+        samples_per_step=config.batch_size * world,
         metadata=metadata,
     )
 
@@ -99,13 +118,24 @@ def _reshard(loader: DataLoader, config: TrainConfig, world: int, rank: int) -> 
     if config.train_subset is not None:
         dataset = Subset(dataset, range(min(config.train_subset, len(dataset))))
     if world == 1:
-        return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                          generator=torch.Generator().manual_seed(config.seed),
-                          collate_fn=loader.collate_fn)
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                 seed=config.seed, drop_last=True)
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
-                      collate_fn=loader.collate_fn)
+        return DataLoader(
+            dataset,
+            batch_size=config.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(config.seed),
+            collate_fn=loader.collate_fn,
+        )
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True
+    )
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        collate_fn=loader.collate_fn,
+    )
 
 
 class _SamplerEpoch(Callback):
@@ -117,8 +147,9 @@ class _SamplerEpoch(Callback):
             sampler.set_epoch(epoch + 1)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
-               ) -> torch.optim.lr_scheduler.LRScheduler | None:
+def _scheduler(
+    optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
     """A per-iteration schedule: cosine annealing to 0 over the run, or none."""
     if schedule == "constant":
         return None
@@ -137,9 +168,13 @@ def save_run(out: Path, summary: dict[str, Any], model: Any, config: Any) -> Non
     text = json.dumps(summary, indent=2, default=_jsonable) + "\n"
     atomic_write_bytes(out / "summary.json", text.encode("utf-8"))
     if surgery_record(model) is not None:
-        save_pruned(model, out / "model.pt", builder=config.model,
-                    kwargs={**config.model_kwargs(), "num_classes": model_classes(model)},
-                    overwrite=True)
+        save_pruned(
+            model,
+            out / "model.pt",
+            builder=config.model,
+            kwargs={**config.model_kwargs(), "num_classes": model_classes(model)},
+            overwrite=True,
+        )
         return
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)

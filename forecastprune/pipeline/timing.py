@@ -45,9 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..core.metrics import early_bird_step, mask_distance
-
+from ..errors import ConfigError
 
 #: where the stability and confidence rules fire whatever the masks say (fraction of the run)
 DEFAULT_DEADLINE = 0.6
@@ -75,8 +74,13 @@ class PruneTiming:
         """Whether the pruner must evaluate this step."""
         raise NotImplementedError
 
-    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None,
-                confidence: ConfidenceFn | None = None) -> bool:
+    def observe(
+        self,
+        step: int,
+        pruned: np.ndarray | None,
+        ambiguous: float | None,
+        confidence: ConfidenceFn | None = None,
+    ) -> bool:
         """Record one check and return True when pruning should happen at ``step``.
 
         Args:
@@ -122,8 +126,13 @@ class FixedTiming(PruneTiming):
     def is_check(self, step: int) -> bool:
         return step >= self.at_step
 
-    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None,
-                confidence: ConfidenceFn | None = None) -> bool:
+    def observe(
+        self,
+        step: int,
+        pruned: np.ndarray | None,
+        ambiguous: float | None,
+        confidence: ConfidenceFn | None = None,
+    ) -> bool:
         return step >= self.at_step
 
     def summary(self) -> dict[str, Any]:
@@ -187,8 +196,13 @@ class MaskStabilityTiming(PruneTiming):
             return True
         return step >= self.min_step and step % self.check_every == 0
 
-    def observe(self, step: int, pruned: np.ndarray | None, ambiguous: float | None,
-                confidence: ConfidenceFn | None = None) -> bool:
+    def observe(
+        self,
+        step: int,
+        pruned: np.ndarray | None,
+        ambiguous: float | None,
+        confidence: ConfidenceFn | None = None,
+    ) -> bool:
         if pruned is None:
             raise ConfigError(f"{self.name} timing needs a prune mask at every check")
         pruned = np.asarray(pruned, dtype=bool)
@@ -200,8 +214,8 @@ class MaskStabilityTiming(PruneTiming):
         masks = np.stack([m for _, m in self.history])
         # the newest mask is the only one early_bird_step can accept in a window+1 history
         stable = early_bird_step(steps, masks, self.window, self.tolerance) is not None
-        separated = self.max_ambiguous is None or ambiguous is None or (
-            ambiguous <= self.max_ambiguous
+        separated = (
+            self.max_ambiguous is None or ambiguous is None or (ambiguous <= self.max_ambiguous)
         )
         if stable and separated and self._confident(step, confidence):
             self.fired_by = "stability" if ambiguous is None else "stability+intervals"
@@ -218,8 +232,10 @@ class MaskStabilityTiming(PruneTiming):
         if self.min_confidence is None:
             return True
         if confidence is None:
-            raise ConfigError(f"the {self.name} timing needs the forecast's backtested "
-                              "confidence at every check; the caller passed none")
+            raise ConfigError(
+                f"the {self.name} timing needs the forecast's backtested "
+                "confidence at every check; the caller passed none"
+            )
         result = confidence()
         self.confidences.append((int(step), None if result is None else result.to_json()))
         return result is not None and result.value >= self.min_confidence
@@ -242,8 +258,9 @@ class MaskStabilityTiming(PruneTiming):
     def state_dict(self) -> dict[str, Any]:
         # the masks as pruned-channel indices: compact when few channels are cut, and plain
         # lists load with torch.load(weights_only=True)
-        history = [[step, np.flatnonzero(mask).tolist(), int(mask.size)]
-                   for step, mask in self.history]
+        history = [
+            [step, np.flatnonzero(mask).tolist(), int(mask.size)] for step, mask in self.history
+        ]
         return {**self.summary(), "history": history}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -262,8 +279,9 @@ class MaskStabilityTiming(PruneTiming):
             mask = np.zeros(int(size), dtype=bool)
             mask[np.asarray(pruned, dtype=np.int64)] = True
             self.history.append((int(step), mask))
-        self.distances = [(int(s), math.nan if d is None else float(d))
-                          for s, d in state["distances"]]
+        self.distances = [
+            (int(s), math.nan if d is None else float(d)) for s, d in state["distances"]
+        ]
         self.confidences = [(int(s), c) for s, c in state.get("confidences", [])]
         self.fired_by = state["fired_by"]
 
@@ -276,15 +294,18 @@ class MaskStabilityTiming(PruneTiming):
         if self.max_ambiguous is not None:
             rule += f" and at most {self.max_ambiguous:.0%} of channels straddle the threshold"
         if self.min_confidence is not None:
-            rule += (f" and the forecaster's backtested pruned-set IoU (discounted to the real "
-                     f"horizon) is at least {self.min_confidence}")
+            rule += (
+                f" and the forecaster's backtested pruned-set IoU (discounted to the real "
+                f"horizon) is at least {self.min_confidence}"
+            )
         if self.deadline is not None:
             rule += f"; forced at step {self.deadline}"
         return rule
 
 
-def early_bird_timing(check_every: int, min_step: int = 0, deadline: int | None = None
-                      ) -> MaskStabilityTiming:
+def early_bird_timing(
+    check_every: int, min_step: int = 0, deadline: int | None = None
+) -> MaskStabilityTiming:
     """Early-Bird's criterion: distance ≤ 0.1 to each of the previous 4 masks.
 
     Args:
@@ -296,15 +317,25 @@ def early_bird_timing(check_every: int, min_step: int = 0, deadline: int | None 
         The timing; feed it masks of the *current* |γ| (the ``naive`` forecaster).
     """
     return MaskStabilityTiming(
-        check_every=check_every, window=4, tolerance=0.1, min_step=min_step,
-        deadline=deadline, name="early-bird",
+        check_every=check_every,
+        window=4,
+        tolerance=0.1,
+        min_step=min_step,
+        deadline=deadline,
+        name="early-bird",
     )
 
 
-def auto_timing(check_every: int, *, window: int = 3, tolerance: float = 0.1,
-                max_ambiguous: float | None = None, min_step: int = 0,
-                deadline: int | None = None, min_confidence: float | None = None
-                ) -> MaskStabilityTiming:
+def auto_timing(
+    check_every: int,
+    *,
+    window: int = 3,
+    tolerance: float = 0.1,
+    max_ambiguous: float | None = None,
+    min_step: int = 0,
+    deadline: int | None = None,
+    min_confidence: float | None = None,
+) -> MaskStabilityTiming:
     """Our rules: forecast masks stable over ``window`` checks, intervals separated, and (the
     ``confidence`` rule) the forecaster's backtest at least ``min_confidence``.
 
@@ -324,7 +355,12 @@ def auto_timing(check_every: int, *, window: int = 3, tolerance: float = 0.1,
         ``min_confidence``, a way to compute the confidence).
     """
     return MaskStabilityTiming(
-        check_every=check_every, window=window, tolerance=tolerance, min_step=min_step,
-        deadline=deadline, max_ambiguous=max_ambiguous, min_confidence=min_confidence,
+        check_every=check_every,
+        window=window,
+        tolerance=tolerance,
+        min_step=min_step,
+        deadline=deadline,
+        max_ambiguous=max_ambiguous,
+        min_confidence=min_confidence,
         name="stability" if min_confidence is None else "confidence",
     )

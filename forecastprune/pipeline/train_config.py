@@ -140,23 +140,38 @@ class TrainConfig(PruneKeys):
         _choice(self.schedule, SCHEDULES, "schedule")
         _choice(self.task, tuple(TASKS), "task")
         self.prune_spec()
-        for key in ("epochs", "batch_size", "upscale", "record_every",
-                    "auto_window", "train_subset", "check_every", "eval_every"):
+        for key in (
+            "epochs",
+            "batch_size",
+            "upscale",
+            "record_every",
+            "auto_window",
+            "train_subset",
+            "check_every",
+            "eval_every",
+        ):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1; got {value}")
         if self.upscale > MAX_UPSCALE:  # the digits set is held in memory, upscale² times
-            raise ConfigError(f"upscale must be at most {MAX_UPSCALE} (8×8 digits become "
-                              f"{8 * MAX_UPSCALE}×{8 * MAX_UPSCALE}); got {self.upscale}")
+            raise ConfigError(
+                f"upscale must be at most {MAX_UPSCALE} (8×8 digits become "
+                f"{8 * MAX_UPSCALE}×{8 * MAX_UPSCALE}); got {self.upscale}"
+            )
         for key in ("lr", "momentum", "weight_decay", "sparsity", "seed", "width"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0; got {getattr(self, key)}")
         for key in ("sparse_fraction", "auto_deadline"):
             if not 0.0 < getattr(self, key) < 1.0:
-                raise ConfigError(f"{key} must lie strictly between 0 and 1; got "
-                                  f"{getattr(self, key)}")
-        for key in ("auto_tolerance", "auto_max_ambiguous", "auto_min_fraction",
-                    "auto_min_confidence"):
+                raise ConfigError(
+                    f"{key} must lie strictly between 0 and 1; got {getattr(self, key)}"
+                )
+        for key in (
+            "auto_tolerance",
+            "auto_max_ambiguous",
+            "auto_min_fraction",
+            "auto_min_confidence",
+        ):
             value = getattr(self, key)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{key} must lie in [0, 1]; got {value}")
@@ -187,24 +202,36 @@ class TrainConfig(PruneKeys):
         """Keyword arguments for the zoo builder: the model keys that are set."""
         return {key: getattr(self, key) for key in MODEL_KEYS if getattr(self, key) is not None}
 
-    def method_spec(self, store_path: str | Path | None = None, overwrite: bool = False
-                    ) -> MethodSpec:
+    def method_spec(
+        self, store_path: str | Path | None = None, overwrite: bool = False
+    ) -> MethodSpec:
         """The :class:`~forecastprune.pipeline.methods.MethodSpec` of this config."""
         return MethodSpec(
-            method=self.method, forecaster=self.forecaster, spec=self.prune_spec(),
-            prune_at=self.prune_point(), sparsity=self.sparsity,
-            sparse_fraction=self.sparse_fraction, record_every=self.record_every, check_every=self.check_every,
-            auto={"window": self.auto_window, "tolerance": self.auto_tolerance,
-                  "max_ambiguous": self.auto_max_ambiguous,
-                  "min_step": self.auto_min_fraction or None, "deadline": self.auto_deadline,
-                  "min_confidence": self.auto_min_confidence},
-            store_path=store_path, overwrite=overwrite,
+            method=self.method,
+            forecaster=self.forecaster,
+            spec=self.prune_spec(),
+            prune_at=self.prune_point(),
+            sparsity=self.sparsity,
+            sparse_fraction=self.sparse_fraction,
+            record_every=self.record_every,
+            check_every=self.check_every,
+            auto={
+                "window": self.auto_window,
+                "tolerance": self.auto_tolerance,
+                "max_ambiguous": self.auto_max_ambiguous,
+                "min_step": self.auto_min_fraction or None,
+                "deadline": self.auto_deadline,
+                "min_confidence": self.auto_min_confidence,
+            },
+            store_path=store_path,
+            overwrite=overwrite,
         )
 
     def to_json(self) -> dict[str, Any]:
         """All keys, JSON-ready."""
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
 
 def _choice(value: Any, choices: tuple[str, ...], key: str) -> None:

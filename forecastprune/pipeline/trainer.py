@@ -83,8 +83,9 @@ class Callback:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
-    def on_load_checkpoint(self, trainer: Trainer, state: dict[str, Any]
-                           ) -> ModelAndOptimizer | None:
+    def on_load_checkpoint(
+        self, trainer: Trainer, state: dict[str, Any]
+    ) -> ModelAndOptimizer | None:
         """Restore this callback's saved state (by default :meth:`load_state_dict`).
 
         Returns:
@@ -207,8 +208,12 @@ class Trainer:
             Final test accuracy, completed steps and per-epoch records.
         """
         bar = tqdm(
-            total=self.total_steps, initial=self.step, disable=not self.progress,
-            desc="train", unit="step", dynamic_ncols=True,
+            total=self.total_steps,
+            initial=self.step,
+            disable=not self.progress,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
         )
         try:
             for epoch in range(self.epoch, self.epochs):
@@ -216,8 +221,11 @@ class Trainer:
                 due = (epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs
                 accuracy = self.evaluate() if due else None
                 self.history.append(EpochRecord(epoch, self.step, loss, accuracy, self.lr))
-                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.lr:.3g}",
-                                **({} if accuracy is None else {"acc": f"{accuracy:.3f}"}))
+                bar.set_postfix(
+                    loss=f"{loss:.3f}",
+                    lr=f"{self.lr:.3g}",
+                    **({} if accuracy is None else {"acc": f"{accuracy:.3f}"}),
+                )
                 self.epoch = epoch + 1
                 self._epoch_start, self._batch, self._loss_total = None, 0, 0.0
                 for callback in self.callbacks:
@@ -318,8 +326,12 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "history": [asdict(record) for record in self.history],
-            "position": {"epoch_start": self._epoch_start, "batch": self._batch,
-                         "loss_total": self._loss_total, "now": _get_rng(self.train_loader)},
+            "position": {
+                "epoch_start": self._epoch_start,
+                "batch": self._batch,
+                "loss_total": self._loss_total,
+                "now": _get_rng(self.train_loader),
+            },
             "callbacks": [callback.state_dict() for callback in self.callbacks],
         }
 
@@ -354,8 +366,13 @@ class Trainer:
 def _loader_generators(loader: Any) -> list[torch.Generator]:
     """The torch generators a loader draws from: its own, its sampler's, collate's, dataset's."""
     batch_sampler = getattr(loader, "batch_sampler", None)
-    owners = [loader, getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None),
-              getattr(loader, "collate_fn", None), getattr(loader, "dataset", None)]
+    owners = [
+        loader,
+        getattr(loader, "sampler", None),
+        getattr(batch_sampler, "sampler", None),
+        getattr(loader, "collate_fn", None),
+        getattr(loader, "dataset", None),
+    ]
     found: dict[int, torch.Generator] = {}
     for owner in owners:
         generator = getattr(owner, "generator", None)

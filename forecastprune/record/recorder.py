@@ -11,7 +11,8 @@ Two plain calls join a user's loop (scoring apart from cutting, as in Torch-Prun
     recorder.close()
 
 ``it`` counts completed optimizer updates, so the LR read at a snapshot is the one that update
-used (see :mod:`forecastprune.core.lr_clock` for the time axis built on it). Call ``recorder.step(0)``
+used (see :mod:`forecastprune.core.lr_clock` for the time axis built on it). Call
+``recorder.step(0)``
 before the loop to also record the initial γ.
 
 Recording is cheap: snapshots stay on the model's device and go to the host every
@@ -33,13 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..store.format import DEFAULT_FLUSH_EVERY
 from .._util import check_step, is_rank_zero, positive_int
+from ..core.bn_layers import Selection, layout_of, model_fingerprint, select_bn_layers, unwrap_model
+from ..core.layout import ChannelLayout
+from ..core.lr_clock import check_lr_schedule, planned_lr_schedule
 from ..errors import ConfigError, StoreError
 from ..store import GammaTrajectoryStore
-from ..core.layout import ChannelLayout
-from ..core.bn_layers import Selection, layout_of, model_fingerprint, select_bn_layers, unwrap_model
-from ..core.lr_clock import check_lr_schedule, planned_lr_schedule
+from ..store.format import DEFAULT_FLUSH_EVERY
 from .snapshot_buffer import DeviceSnapshotBuffer, StoreWriter
 
 STATE_FORMAT = 1
@@ -324,9 +325,7 @@ class GammaRecorder:
             raise
         return store
 
-    def _resolve_store(
-        self, store_or_path: Any
-    ) -> tuple[GammaTrajectoryStore | None, Path | None]:
+    def _resolve_store(self, store_or_path: Any) -> tuple[GammaTrajectoryStore | None, Path | None]:
         if isinstance(store_or_path, GammaTrajectoryStore):
             if store_or_path.mode != "a" or store_or_path.closed:
                 raise ConfigError(
@@ -370,4 +369,3 @@ def _schedule_list(lr_schedule: Any, total_steps: int | None) -> list[list[float
             )
         return planned_lr_schedule(lr_schedule, total_steps)
     return check_lr_schedule(lr_schedule)
-

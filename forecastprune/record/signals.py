@@ -71,8 +71,9 @@ class Preempted(SystemExit):
 
 
 @contextmanager
-def flush_on_signals(*closables: Closable,
-                     signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterator[None]:
+def flush_on_signals(
+    *closables: Closable, signals: Sequence[signal.Signals] = STOP_SIGNALS
+) -> Iterator[None]:
     """Turn stop signals into an exception inside the block; close ``closables`` on exit.
 
     Args:

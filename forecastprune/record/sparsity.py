@@ -31,10 +31,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..core.layout import ChannelLayout
-from ..core.bn_layers import Selection, layout_of, select_bn_layers
 from .._util import check_step, positive_int
+from ..core.bn_layers import Selection, layout_of, select_bn_layers
+from ..core.layout import ChannelLayout
+from ..errors import ConfigError
 
 #: constant s; s × factor once step ≥ at × total_steps; relieve the top channels by |γ| then.
 SCHEDULES = ("constant", "step", "relieve")

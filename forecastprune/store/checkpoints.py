@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import StoreError
 from ..core.layout import ChannelLayout
+from ..errors import StoreError
 from .staging import DEFAULT_IMPORT_FLUSH, staged_store_dir
 from .store import GammaTrajectoryStore, PathLike
 
@@ -73,30 +73,36 @@ def store_from_checkpoints(
     first = ordered[0][1]
     layout = _select_layers(_bn_layers(load_checkpoint(first)[0], first), layers, first)
     provenance = {"source": "checkpoints", "checkpoints": [f.name for _, f in ordered]}
-    with staged_store_dir(out, overwrite) as staging:
-        with GammaTrajectoryStore.create(
-            staging, layout, metadata={**provenance, **(metadata or {})},
-            fingerprint=fingerprint, flush_every=flush_every, dtype=dtype,
-        ) as store:
-            for step, file in ordered:  # one checkpoint in memory at a time
-                state, lr = load_checkpoint(file)
-                store.append(step, _gamma_row(state, layout, file), lr)
+    with (
+        staged_store_dir(out, overwrite) as staging,
+        GammaTrajectoryStore.create(
+            staging,
+            layout,
+            metadata={**provenance, **(metadata or {})},
+            fingerprint=fingerprint,
+            flush_every=flush_every,
+            dtype=dtype,
+        ) as store,
+    ):
+        for step, file in ordered:  # one checkpoint in memory at a time
+            state, lr = load_checkpoint(file)
+            store.append(step, _gamma_row(state, layout, file), lr)
     return GammaTrajectoryStore.open(out)
 
 
-def _checkpoint_steps(
-    files: list[Path], steps: Sequence[int] | None, pattern: str
-) -> list[int]:
+def _checkpoint_steps(files: list[Path], steps: Sequence[int] | None, pattern: str) -> list[int]:
     if steps is not None:
         if len(steps) != len(files):
-            raise StoreError(f"got {len(steps)} steps for {len(files)} checkpoint files; "
-                             "pass one step per file")
+            raise StoreError(
+                f"got {len(steps)} steps for {len(files)} checkpoint files; pass one step per file"
+            )
         return [int(s) for s in steps]
     try:
         regex = re.compile(pattern)
     except re.error as exc:
         raise StoreError(
-            f"step pattern {pattern!r} is not a valid regular expression: {exc}") from None
+            f"step pattern {pattern!r} is not a valid regular expression: {exc}"
+        ) from None
     found = []
     for file in files:
         matches = list(regex.finditer(file.stem))
@@ -110,8 +116,10 @@ def _checkpoint_steps(
         try:
             found.append(int(text))
         except (TypeError, ValueError):
-            raise StoreError(f"step pattern {pattern!r} matched {text!r} in {file.name!r}, "
-                             "which is not an integer") from None
+            raise StoreError(
+                f"step pattern {pattern!r} matched {text!r} in {file.name!r}, "
+                "which is not an integer"
+            ) from None
     return found
 
 
@@ -154,8 +162,10 @@ def load_checkpoint(file: Path) -> tuple[Mapping[str, Any], float | None]:
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not any(torch.is_tensor(v) for v in obj.values()):
-        raise StoreError(f"checkpoint {file} is not a state dict (nor a dict with one under "
-                         "'state_dict' or 'model')")
+        raise StoreError(
+            f"checkpoint {file} is not a state dict (nor a dict with one under "
+            "'state_dict' or 'model')"
+        )
     return obj, lr
 
 
@@ -177,8 +187,10 @@ def _bn_layers(state: Mapping[str, Any], file: Path) -> list[tuple[str, int]]:
         if all(getattr(b, "shape", None) == tensor.shape for b in buffers):
             found.append((prefix, int(tensor.shape[0])))
     if not found:
-        raise StoreError(f"checkpoint {file} has no BatchNorm layers (prefixes with weight, "
-                         "bias, running_mean and running_var)")
+        raise StoreError(
+            f"checkpoint {file} has no BatchNorm layers (prefixes with weight, "
+            "bias, running_mean and running_var)"
+        )
     return found
 
 
@@ -190,8 +202,7 @@ def _select_layers(
         return ChannelLayout.from_pairs(found)
     unknown = [name for name in layers if name not in available]
     if unknown:
-        raise StoreError(f"checkpoint {file} has no BN layers {unknown}; it has "
-                         f"{list(available)}")
+        raise StoreError(f"checkpoint {file} has no BN layers {unknown}; it has {list(available)}")
     return ChannelLayout.from_pairs((name, available[name]) for name in layers)
 
 
@@ -201,8 +212,10 @@ def _gamma_row(state: Mapping[str, Any], layout: ChannelLayout, file: Path) -> n
         weight = state.get(f"{name}.weight")
         if getattr(weight, "shape", None) != (size,):
             got = None if weight is None else tuple(weight.shape)
-            raise StoreError(f"checkpoint {file}: BN layer {name!r} should have {size} channels "
-                             f"like the first checkpoint, got {got}; all checkpoints must come "
-                             "from the same architecture")
+            raise StoreError(
+                f"checkpoint {file}: BN layer {name!r} should have {size} channels "
+                f"like the first checkpoint, got {got}; all checkpoints must come "
+                "from the same architecture"
+            )
         parts.append(weight.detach().float().numpy())
     return np.concatenate(parts)

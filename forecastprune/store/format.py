@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from .._util import atomic_write_bytes
-from ..errors import ForecastPruneError, StoreError
 from ..core.layout import ChannelLayout
+from ..errors import ForecastPruneError, StoreError
 
 #: Bumped whenever a change would make older readers misread a store.
 FORMAT_VERSION = 1
@@ -270,9 +270,7 @@ def is_segment_file(name: str) -> bool:
 def orphan_files(root: Path, manifest: Manifest) -> list[Path]:
     """Files a crashed writer left behind: unnamed segments and temp files of the manifest."""
     named = {
-        segment_file_name(seg.index, array)
-        for seg in manifest.segments
-        for array in SEGMENT_ARRAYS
+        segment_file_name(seg.index, array) for seg in manifest.segments for array in SEGMENT_ARRAYS
     }
     orphans = []
     for entry in Path(root).iterdir():
@@ -321,9 +319,7 @@ def write_segment(
 NPY_READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError)
 
 
-def load_segment_array(
-    root: Path, seg: Segment, array: str, width: int, dtype: str
-) -> np.ndarray:
+def load_segment_array(root: Path, seg: Segment, array: str, width: int, dtype: str) -> np.ndarray:
     """Memory-map one array of a segment and check it against the manifest.
 
     Args:

@@ -37,8 +37,7 @@ def parse_metadata_items(items: Sequence[str]) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(
-                f"metadata item {item!r} is not key=value; write e.g. total_steps=660 or "
-                "model=vgg"
+                f"metadata item {item!r} is not key=value; write e.g. total_steps=660 or model=vgg"
             )
         try:
             value: Any = json.loads(text)

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from .._util import atomic_write
+from ..core.layout import ChannelLayout
 from ..errors import ForecastPruneError, StoreError
 from . import format as fmt
-from ..core.layout import ChannelLayout
 from .staging import DEFAULT_IMPORT_FLUSH, staged_store_dir
 from .store import GammaTrajectoryStore, PathLike
 
@@ -54,8 +54,9 @@ def export_npz(
         with GammaTrajectoryStore.open(store) as opened:
             return export_npz(opened, path, overwrite)
     if len(store) == 0:  # import_npz (rightly) refuses an NPZ without snapshots
-        raise StoreError(f"store {store.path} has no snapshots; there is nothing to export "
-                         "(record some first)")
+        raise StoreError(
+            f"store {store.path} has no snapshots; there is nothing to export (record some first)"
+        )
     steps, gammas = store.history()
     arrays = {
         "steps": steps,
@@ -104,9 +105,12 @@ def import_npz(
     merged = {**data["metadata"], **(metadata or {})}
     with staged_store_dir(store_path, overwrite) as staging:
         store = GammaTrajectoryStore.create(
-            staging, data["layout"], metadata=merged,
+            staging,
+            data["layout"],
+            metadata=merged,
             fingerprint=fingerprint if fingerprint is not None else data["fingerprint"],
-            flush_every=flush_every, dtype=dtype,
+            flush_every=flush_every,
+            dtype=dtype,
         )
         with store:
             for step, row, lr in zip(data["steps"], data["gammas"], data["lrs"]):
@@ -127,9 +131,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise
     except (*fmt.NPY_READ_ERRORS, zipfile.BadZipFile) as exc:
         if not zipfile.is_zipfile(path):  # numpy calls any non-zip, non-.npy file "pickled"
-            raise StoreError(f"{path} is not an NPZ file (a zip archive of .npy arrays, as "
-                             "np.savez writes); pass the file `store export` or np.savez made"
-                             ) from exc
+            raise StoreError(
+                f"{path} is not an NPZ file (a zip archive of .npy arrays, as "
+                "np.savez writes); pass the file `store export` or np.savez made"
+            ) from exc
         raise StoreError(
             f"cannot read {path} as an NPZ archive of plain arrays (object arrays are not "
             f"allowed): {exc}"
@@ -148,8 +153,9 @@ def _validate_npz(arrays: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
         )
     steps, gammas = arrays["steps"], arrays["gammas"]
     if gammas.ndim != 2 or gammas.shape[0] == 0 or not _is_real(gammas):
-        raise fail(f"gammas must be a non-empty real (T, C) array, got {gammas.dtype} "
-                   f"{gammas.shape}")
+        raise fail(
+            f"gammas must be a non-empty real (T, C) array, got {gammas.dtype} {gammas.shape}"
+        )
     if not np.isfinite(gammas).all():
         raise fail(f"gammas holds {int((~np.isfinite(gammas)).sum())} NaN/Inf values")
     steps = _integer_vector(steps, "steps", gammas.shape[0], fail)
@@ -163,10 +169,15 @@ def _validate_npz(arrays: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
     if lrs is None:
         lrs = np.full(len(steps), np.nan)
     elif lrs.shape != steps.shape or not _is_real(lrs) or np.isinf(lrs).any():
-        raise fail(f"lrs must be a real (T,) = {steps.shape} array without Inf (NaN = unknown), "
-                   f"got {lrs.dtype} {lrs.shape}")
+        raise fail(
+            f"lrs must be a real (T,) = {steps.shape} array without Inf (NaN = unknown), "
+            f"got {lrs.dtype} {lrs.shape}"
+        )
     return {
-        "steps": steps, "gammas": gammas, "layout": layout, "lrs": lrs.astype(np.float64),
+        "steps": steps,
+        "gammas": gammas,
+        "layout": layout,
+        "lrs": lrs.astype(np.float64),
         "metadata": _npz_metadata(arrays, fail),
         "fingerprint": _npz_string(arrays, "fingerprint", fail),
     }

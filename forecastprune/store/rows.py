@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LayoutError, StoreError
 from ..core.layout import ChannelLayout
+from ..errors import LayoutError, StoreError
 
 #: reads rows by sorted, unique index; returns (len(rows), C) float32
 RowReader = Callable[[np.ndarray], np.ndarray]
@@ -75,8 +75,9 @@ class HistoryView:
         return self._read(unique + self._start)[inverse]
 
 
-def column_selector(layout: ChannelLayout, layers: Sequence[str] | str | None,
-                    root: Path) -> tuple[slice | np.ndarray, int]:
+def column_selector(
+    layout: ChannelLayout, layers: Sequence[str] | str | None, root: Path
+) -> tuple[slice | np.ndarray, int]:
     """Which value columns hold ``layers`` (all when None), and how many there are.
 
     Contiguous layers give a slice, which keeps memory-mapped reads sequential.

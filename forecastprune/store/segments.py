@@ -36,8 +36,10 @@ class CommittedSegments:
         steps, lrs = [np.zeros(0, np.int64)], [np.zeros(0, np.float64)]
         for seg in self._manifest.segments:
             seg_steps = np.array(self._load(seg, "steps"))
-            if seg_steps[0] != seg.first_step or seg_steps[-1] != seg.last_step or (
-                seg.rows > 1 and np.any(np.diff(seg_steps) <= 0)
+            if (
+                seg_steps[0] != seg.first_step
+                or seg_steps[-1] != seg.last_step
+                or (seg.rows > 1 and np.any(np.diff(seg_steps) <= 0))
             ):
                 raise StoreError(
                     f"store segment file {seg.file(self._root, 'steps')} disagrees with the "

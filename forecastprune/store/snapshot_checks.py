@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LayoutError, StoreError
 from ..core.layout import ChannelLayout
+from ..errors import LayoutError, StoreError
 
 
 def check_step(step: Any, last_step: int | None, root: Path) -> int:
@@ -38,9 +38,7 @@ def check_values(values: Any, step: int, layout: ChannelLayout, dtype: str) -> n
     except (TypeError, ValueError) as exc:
         raise StoreError(f"snapshot at step {step} is not numeric: {exc}") from exc
     if row.ndim != 1:
-        raise StoreError(
-            f"snapshot at step {step} must be one (C,) vector, got shape {row.shape}"
-        )
+        raise StoreError(f"snapshot at step {step} must be one (C,) vector, got shape {row.shape}")
     try:
         layout.check_width(row, what=f"snapshot at step {step}")
     except LayoutError as exc:
@@ -86,7 +84,12 @@ def check_lr(lr: Any, step: int) -> float:
 
 
 def check_batch(
-    steps: Any, values: Any, lrs: Any, last_step: int | None, layout: ChannelLayout, dtype: str,
+    steps: Any,
+    values: Any,
+    lrs: Any,
+    last_step: int | None,
+    layout: ChannelLayout,
+    dtype: str,
     root: Path,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Many snapshots checked at once, as :func:`check_step`/`check_values`/`check_lr` would.
@@ -98,29 +101,38 @@ def check_batch(
     """
     steps_in = np.asarray(steps)
     if steps_in.ndim != 1 or not np.issubdtype(steps_in.dtype, np.integer):
-        raise StoreError(f"steps must be a 1-D integer array; got {steps_in.dtype} "
-                         f"{steps_in.shape}")
+        raise StoreError(
+            f"steps must be a 1-D integer array; got {steps_in.dtype} {steps_in.shape}"
+        )
     steps_out = steps_in.astype(np.int64)
-    if len(steps_out) and (np.any(np.diff(steps_out) <= 0) or (
-            last_step is not None and steps_out[0] <= last_step)):
-        bad = 0 if last_step is not None and steps_out[0] <= last_step else int(
-            np.flatnonzero(np.diff(steps_out) <= 0)[0]) + 1
+    if len(steps_out) and (
+        np.any(np.diff(steps_out) <= 0) or (last_step is not None and steps_out[0] <= last_step)
+    ):
+        bad = (
+            0
+            if last_step is not None and steps_out[0] <= last_step
+            else int(np.flatnonzero(np.diff(steps_out) <= 0)[0]) + 1
+        )
         check_step(int(steps_out[bad]), last_step if bad == 0 else int(steps_out[bad - 1]), root)
     raw = np.asarray(values)
     if raw.ndim != 2 or raw.shape[0] != len(steps_out) or raw.dtype.kind not in "fiu":
-        raise StoreError(f"values must be a numeric ({len(steps_out)}, C) array for "
-                         f"{len(steps_out)} steps; got {raw.dtype} {raw.shape}")
+        raise StoreError(
+            f"values must be a numeric ({len(steps_out)}, C) array for "
+            f"{len(steps_out)} steps; got {raw.dtype} {raw.shape}"
+        )
     with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
         rows = raw.astype(dtype, copy=False)
     bad_rows = ~np.isfinite(rows).all(axis=1)
-    for index in (np.flatnonzero(bad_rows)[:1] if rows.shape[1] == layout.total else [0]):
+    for index in np.flatnonzero(bad_rows)[:1] if rows.shape[1] == layout.total else [0]:
         check_values(raw[index], int(steps_out[index]), layout, dtype)  # raises, naming it
     if lrs is None:
         return steps_out, rows, np.full(len(steps_out), np.nan)
     rates = np.asarray(lrs, dtype=np.float64).reshape(-1)
     if rates.shape != steps_out.shape or np.any(np.isinf(rates)):
-        raise StoreError(f"lrs must be {len(steps_out)} finite numbers, NaN where unknown (or "
-                         f"None); got {np.asarray(lrs)!r:.80}")
+        raise StoreError(
+            f"lrs must be {len(steps_out)} finite numbers, NaN where unknown (or "
+            f"None); got {np.asarray(lrs)!r:.80}"
+        )
     return steps_out, rows, rates
 
 

@@ -73,8 +73,10 @@ def _sigterm_unwinds() -> Iterator[None]:
     """Inside the block SIGTERM raises ``SystemExit(143)`` instead of ending the process on
     the spot, so the staging directory is removed on the way out. Only where SIGTERM has its
     default action and only in the main thread; a handler someone installed is left alone."""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
 

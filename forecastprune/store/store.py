@@ -32,9 +32,9 @@ from typing import Any, Literal
 import numpy as np
 
 from .._util import os_error_message
+from ..core.layout import ChannelLayout
 from ..errors import StoreError, StoreWriteError
 from . import format as fmt
-from ..core.layout import ChannelLayout
 from .lock import WriterLock
 from .rows import HistoryView, column_selector
 from .segments import CommittedSegments
@@ -203,8 +203,9 @@ class GammaTrajectoryStore:
         """
         self._check_writable()
         last = self._last_step() if len(self) else None
-        steps, values, lrs = check_batch(steps, values, lrs, last, self.layout, self.dtype,
-                                         self._root)
+        steps, values, lrs = check_batch(
+            steps, values, lrs, last, self.layout, self.dtype, self._root
+        )
         self.flush()
         chunk = self._manifest.flush_every
         for first in range(0, len(steps), chunk):
@@ -235,8 +236,7 @@ class GammaTrajectoryStore:
             raise StoreWriteError(
                 f"cannot write to store {self._root}: {exc}; the {n} buffered snapshots are "
                 "kept in memory, fix the problem (e.g. free disk space) and flush again",
-                os_error_message(exc, f"write to store {self._root} ({n} snapshots not "
-                                      "saved)"),
+                os_error_message(exc, f"write to store {self._root} ({n} snapshots not saved)"),
             ) from exc
         self._committed_steps = np.concatenate([self._committed_steps, steps])
         self._committed_lrs = np.concatenate([self._committed_lrs, lrs])
@@ -428,4 +428,3 @@ class GammaTrajectoryStore:
         if self._buffered:
             return int(self._buf_steps[self._buffered - 1])
         return int(self._committed_steps[-1])
-

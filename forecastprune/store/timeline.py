@@ -25,7 +25,8 @@ def run_length(store: Any) -> int:
                 f"store {store.path}: metadata total_steps {total} is smaller than the last "
                 f"recorded step {last}; using {last} as the run's length. Fix the metadata "
                 "(`store import --metadata total_steps=N` on an export) to silence this",
-                UserWarning, stacklevel=2,
+                UserWarning,
+                stacklevel=2,
             )
             return last
         return total

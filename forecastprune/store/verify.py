@@ -13,16 +13,16 @@ long the run (a COCO-length YOLOv3 store is ~55,000 × 13,376 values).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..core.layout import ChannelLayout
 from ..errors import StoreError
 from . import format as fmt
-from ..core.layout import ChannelLayout
 
 #: values examined per block of a scan (rows × channels); keeps each mask a few MiB
 BLOCK_VALUES = 1 << 22
@@ -72,15 +72,22 @@ class StoreCheck:
     def summary(self) -> str:
         """One line: the verdict, and for a damaged store what and where and how to fix."""
         if self.ok:
-            return (f"store {self.path} is sound: {self.snapshots} snapshots × {self.channels} "
-                    "channels, every γ finite")
+            return (
+                f"store {self.path} is sound: {self.snapshots} snapshots × {self.channels} "
+                "channels, every γ finite"
+            )
         found = list(self.problems)
         if self.bad_values:
-            found.insert(0, f"{self.bad_values} NaN/Inf values in {self.bad_snapshots} "
-                            f"snapshot(s), first at {self.listed[0]}")
-        return (f"store {self.path} is damaged: {'; '.join(found)}; forecasts from it are "
-                "meaningless: re-record or re-import the run (or `store export`, repair the "
-                "NPZ and `store import` it)")
+            found.insert(
+                0,
+                f"{self.bad_values} NaN/Inf values in {self.bad_snapshots} "
+                f"snapshot(s), first at {self.listed[0]}",
+            )
+        return (
+            f"store {self.path} is damaged: {'; '.join(found)}; forecasts from it are "
+            "meaningless: re-record or re-import the run (or `store export`, repair the "
+            "NPZ and `store import` it)"
+        )
 
 
 def scan(
@@ -99,7 +106,7 @@ def scan(
     if rows is None:
         blocks = ((start, slice(start, start + block)) for start in range(0, len(steps), block))
     else:
-        blocks = ((start, rows[start:start + block]) for start in range(0, len(rows), block))
+        blocks = ((start, rows[start : start + block]) for start in range(0, len(rows), block))
     for start, part in blocks:
         bad = ~np.isfinite(values[part])
         for row in np.flatnonzero(bad.any(axis=1)):
@@ -114,8 +121,13 @@ def locate(layout: ChannelLayout, channel: int) -> tuple[str, int]:
     return layout.names[layer], int(channel - offsets[layer])
 
 
-def check_finite(path: Path | str, steps: np.ndarray, values: Any,
-                 layout: ChannelLayout, rows: np.ndarray | None = None) -> None:
+def check_finite(
+    path: Path | str,
+    steps: np.ndarray,
+    values: Any,
+    layout: ChannelLayout,
+    rows: np.ndarray | None = None,
+) -> None:
     """Raise if the rows a reader takes from a store hold any NaN/Inf.
 
     Args:
@@ -162,21 +174,29 @@ def verify_store(path: Path | str) -> StoreCheck:
     if len(steps) and steps[0] < 0:
         check.problems.append(f"steps count training steps from 0, but the first is {steps[0]}")
     if np.isinf(lrs).any():
-        check.problems.append(f"{int(np.isinf(lrs).sum())} infinite learning rate(s), first at "
-                              f"step {int(steps[np.flatnonzero(np.isinf(lrs))[0]])}")
+        check.problems.append(
+            f"{int(np.isinf(lrs).sum())} infinite learning rate(s), first at "
+            f"step {int(steps[np.flatnonzero(np.isinf(lrs))[0]])}"
+        )
     per_layer = np.zeros(len(layout), dtype=np.int64)
     offset = 0
     for seg in manifest.segments:
         values = fmt.load_segment_array(root, seg, "values", layout.total, dtype)
-        for row, channels in scan(steps[offset:offset + seg.rows], values, layout):
+        for row, channels in scan(steps[offset : offset + seg.rows], values, layout):
             _count(check, layout, int(steps[offset + row]), channels, values[row], per_layer)
         offset += seg.rows
     check.per_layer = {layout.names[i]: int(per_layer[i]) for i in np.flatnonzero(per_layer)}
     return check
 
 
-def _count(check: StoreCheck, layout: ChannelLayout, step: int, channels: np.ndarray,
-           row: np.ndarray, per_layer: np.ndarray) -> None:
+def _count(
+    check: StoreCheck,
+    layout: ChannelLayout,
+    step: int,
+    channels: np.ndarray,
+    row: np.ndarray,
+    per_layer: np.ndarray,
+) -> None:
     """Add one row's bad channels to the tallies (vectorized: a ruined store has millions)."""
     check.bad_values += len(channels)
     check.bad_snapshots += 1

@@ -17,9 +17,9 @@ from typing import Any
 
 from torch import nn
 
+from .._util import closest
 from ..errors import ConfigError
 from .data import DigitsSplit, load_digits_split, make_loaders
-from .._util import closest
 
 Builder = Callable[..., nn.Module]
 
@@ -43,9 +43,7 @@ __all__ = [
 ]
 
 
-def register_model(
-    name: str, builder: Builder | None = None, *, override: bool = False
-) -> Any:
+def register_model(name: str, builder: Builder | None = None, *, override: bool = False) -> Any:
     """Register a model builder under ``name``; usable as a decorator.
 
     Args:
@@ -86,8 +84,9 @@ def get_builder(name: str) -> Builder:
     """
     target = _MODELS.get(name)
     if target is None:
-        raise ConfigError(f"unknown model {name!r}.{closest(name, _MODELS)} Valid names: "
-                          f"{list_models()}")
+        raise ConfigError(
+            f"unknown model {name!r}.{closest(name, _MODELS)} Valid names: {list_models()}"
+        )
     if callable(target):
         return target
     module_name, attribute = target.split(":")

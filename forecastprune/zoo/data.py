@@ -103,9 +103,7 @@ def get_task(name: str) -> DigitsTask:
     return TASKS[name]
 
 
-def load_digits_split(
-    test_fraction: float = 0.2, seed: int = 0, upscale: int = 1
-) -> DigitsSplit:
+def load_digits_split(test_fraction: float = 0.2, seed: int = 0, upscale: int = 1) -> DigitsSplit:
     """Load scikit-learn's digits and split them into standardised train/test tensors.
 
     Args:

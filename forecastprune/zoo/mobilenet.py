@@ -32,8 +32,9 @@ class DepthwiseSeparable(nn.Module):
         super().__init__()
         self.dw = ConvBN(in_channels, in_channels, 3, stride, act="relu")
         # ConvBN builds a dense conv; replace it by the depthwise one with the same shape rules
-        self.dw.conv = nn.Conv2d(in_channels, in_channels, 3, stride, padding=1,
-                                 groups=in_channels, bias=False)
+        self.dw.conv = nn.Conv2d(
+            in_channels, in_channels, 3, stride, padding=1, groups=in_channels, bias=False
+        )
         self.pw = ConvBN(in_channels, out_channels, 1, act="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -115,8 +115,7 @@ class YOLOv3(nn.Module):
         return out1, out2, out3
 
 
-def build_yolov3(num_classes: int = 80, in_channels: int = 3,
-                 gamma_init: float = 1.0) -> YOLOv3:
+def build_yolov3(num_classes: int = 80, in_channels: int = 3, gamma_init: float = 1.0) -> YOLOv3:
     """Build YOLOv3 with yolov3.cfg's widths and random weights.
 
     Args:
@@ -132,8 +131,7 @@ def build_yolov3(num_classes: int = 80, in_channels: int = 3,
     """
     if int(num_classes) < 1 or int(in_channels) < 1:
         raise ConfigError(
-            f"num_classes and in_channels must be positive; got {num_classes!r} and "
-            f"{in_channels!r}"
+            f"num_classes and in_channels must be positive; got {num_classes!r} and {in_channels!r}"
         )
     model = YOLOv3(int(num_classes), int(in_channels))
     init_gamma(model, gamma_init)

@@ -57,18 +57,19 @@ class ExpDecayForecaster(Forecaster):
 
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
         if self.window is not None:
-            t, values = t[-self.window:], values[-self.window:]
+            t, values = t[-self.window :], values[-self.window :]
         self.origin_ = float(t[0])
         self.span_ = float(t[-1] - t[0])
         if self.span_ <= 0.0:
             raise ForecasterError("expdecay needs a history spanning a positive time range")
         tau = (t - self.origin_) / self.span_
-        design = np.stack([np.ones((RATE_GRID.size, tau.size)), np.exp(-np.outer(RATE_GRID, tau))],
-                          axis=-1)                                     # (K, T, 2)
-        q, r = np.linalg.qr(design)                                    # (K, T, 2), (K, 2, 2)
-        projected = np.einsum("ktp,tc->kpc", q, values)                # (K, 2, C)
+        design = np.stack(
+            [np.ones((RATE_GRID.size, tau.size)), np.exp(-np.outer(RATE_GRID, tau))], axis=-1
+        )  # (K, T, 2)
+        q, r = np.linalg.qr(design)  # (K, T, 2), (K, 2, 2)
+        projected = np.einsum("ktp,tc->kpc", q, values)  # (K, 2, C)
         # Residual sum of squares = |y|² − |Qᵀy|², so the best rate maximizes |Qᵀy|².
-        best = np.argmax(np.einsum("kpc,kpc->kc", projected, projected), axis=0)   # (C,)
+        best = np.argmax(np.einsum("kpc,kpc->kc", projected, projected), axis=0)  # (C,)
         channels = np.arange(values.shape[1])
         coef = np.linalg.solve(r[best], projected[best, :, channels][..., None])[..., 0]
         self.level_, self.amplitude_ = coef[:, 0], coef[:, 1]

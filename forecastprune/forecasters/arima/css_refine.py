@@ -65,7 +65,10 @@ def refine_css(
         better = np.isfinite(new_sse) & (new_sse < sse) & ~done
         converged = better & (sse - new_sse <= _CSS_RTOL * sse)
         current[better], gram[better], grad[better] = (
-            candidate[better], new_gram[better], new_grad[better])
+            candidate[better],
+            new_gram[better],
+            new_grad[better],
+        )
         sse = np.where(better, new_sse, sse)
         damping = np.where(better, damping / 10.0, damping * 10.0)
         beta[active] = current

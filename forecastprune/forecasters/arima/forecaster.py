@@ -51,7 +51,8 @@ class ArimaForecaster(Forecaster):
     squares for all channels at once, polished (when q > 0) by ``refine`` batched
     Levenberg–Marquardt steps on the conditional sum of squares; forecasts and MA(∞)
     intervals by companion-matrix powers; under a second for 13,376 channels × 200 records.
-    ``"statsmodels"`` (see :mod:`.statsmodels_backend`): exact maximum likelihood per channel, slow, for reference.
+    ``"statsmodels"`` (see :mod:`.statsmodels_backend`): exact maximum likelihood per channel,
+    slow, for reference.
     Both flag constant channels and forecast them as their last value.
 
     Args:
@@ -67,7 +68,9 @@ class ArimaForecaster(Forecaster):
             0 keeps the Hannan–Rissanen estimates). Each costs about one pass over the data.
     """
 
-    description = "per-channel ARIMA(p,d,q), batched conditional least squares (or statsmodels), intervals"
+    description = (
+        "per-channel ARIMA(p,d,q), batched conditional least squares (or statsmodels), intervals"
+    )
     # A long history is resampled to at most 1,024 evenly spaced snapshots: every store we
     # ship (bundled and suite, ≤ 661 snapshots) is fitted exactly as before, while a 10⁵-snapshot
     # run costs a bounded 1,024 × C fit (110 MB of float64 at 13,376 channels).

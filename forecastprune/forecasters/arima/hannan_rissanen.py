@@ -54,6 +54,7 @@ def _long_ar_order(n: int, p: int, q: int) -> int:
     """Order of the long AR of Hannan–Rissanen step 1: about log(n)², at most n / 4."""
     return max(p, q, 1, min(int(np.log(n) ** 2), n // 4))
 
+
 def fit_batched(
     y: np.ndarray, p: int, d: int, q: int, constant: bool, refine: int = REFINE_STEPS
 ) -> BatchedArimaFit:
@@ -138,8 +139,9 @@ def _long_ar_innovations(ws: np.ndarray, p: int, q: int, constant: bool) -> np.n
 def _levinson_durbin(xt: np.ndarray, order: int) -> np.ndarray:
     """(C, order) Yule–Walker AR coefficients of every row of ``xt`` (C, n), by Levinson–Durbin."""
     n_channels, n = xt.shape
-    acov = np.stack([np.einsum("ct,ct->c", xt[:, k:], xt[:, : n - k]) / n
-                     for k in range(order + 1)])
+    acov = np.stack(
+        [np.einsum("ct,ct->c", xt[:, k:], xt[:, : n - k]) / n for k in range(order + 1)]
+    )
     phi = np.zeros((n_channels, order))
     error = acov[0].copy()
     for k in range(1, order + 1):
@@ -153,9 +155,7 @@ def _levinson_durbin(xt: np.ndarray, order: int) -> np.ndarray:
     return phi
 
 
-def _regress(
-    ws: np.ndarray, eps: np.ndarray | None, p: int, q: int, constant: bool
-) -> np.ndarray:
+def _regress(ws: np.ndarray, eps: np.ndarray | None, p: int, q: int, constant: bool) -> np.ndarray:
     """Hannan–Rissanen step 2: batched least squares on lags, lagged innovations, intercept."""
     n = ws.shape[0]
     first = p if q == 0 else _long_ar_order(n, p, q) + q

@@ -63,8 +63,11 @@ class StatsmodelsArimaFit:
     @property
     def fitted(self) -> np.ndarray:
         """(C,) channels statsmodels fitted (the others forecast their last value)."""
-        return ~np.isnan(self.params).any(axis=1) if self.params.shape[1] else np.zeros(
-            self.params.shape[0], dtype=bool)
+        return (
+            ~np.isnan(self.params).any(axis=1)
+            if self.params.shape[1]
+            else np.zeros(self.params.shape[0], dtype=bool)
+        )
 
     def forecast(self, horizons: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance at each whole horizon, each (len(horizons), C).
@@ -80,8 +83,9 @@ class StatsmodelsArimaFit:
         fitted = np.flatnonzero(self.fitted)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # already summarized at fit time
-            for channel in tqdm(fitted, desc="statsmodels ARIMA forecast", leave=False,
-                                disable=None):
+            for channel in tqdm(
+                fitted, desc="statsmodels ARIMA forecast", leave=False, disable=None
+            ):
                 result = self._model(channel).filter(self.params[channel])
                 prediction = result.get_forecast(steps=steps)
                 scale = self.scale[channel]
@@ -130,8 +134,9 @@ def fit_statsmodels(y: np.ndarray, p: int, d: int, q: int, constant: bool) -> St
     constant_channels = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for channel in tqdm(range(y.shape[1]), desc="statsmodels ARIMA fit", leave=False,
-                            disable=None):
+        for channel in tqdm(
+            range(y.shape[1]), desc="statsmodels ARIMA fit", leave=False, disable=None
+        ):
             column = y[:, channel]
             if np.ptp(column) == 0.0:  # nothing to fit; statsmodels may divide by zero
                 constant_channels += 1
@@ -149,8 +154,9 @@ def fit_statsmodels(y: np.ndarray, p: int, d: int, q: int, constant: bool) -> St
         "warnings": dict(Counter(w.category.__name__ for w in caught)),
     }
     _announce(report, order)
-    return StatsmodelsArimaFit(y=y, scale=scale, params=_stack(fitted), order=order,
-                               trend=trend, report=report)
+    return StatsmodelsArimaFit(
+        y=y, scale=scale, params=_stack(fitted), order=order, trend=trend, report=report
+    )
 
 
 def unit_scale(y: np.ndarray) -> np.ndarray:

@@ -50,8 +50,14 @@ def offline() -> Iterator[None]:
     os.environ["YOLO_OFFLINE"] = "1"
     import_ultralytics()
     # every module that imported check_font by name gets the local lookup
-    users = [importlib.import_module(name) for name in (
-        "ultralytics.utils.checks", "ultralytics.data.utils", "ultralytics.utils.plotting")]
+    users = [
+        importlib.import_module(name)
+        for name in (
+            "ultralytics.utils.checks",
+            "ultralytics.data.utils",
+            "ultralytics.utils.plotting",
+        )
+    ]
     originals = [module.check_font for module in users]
     for module in users:
         module.check_font = _local_font

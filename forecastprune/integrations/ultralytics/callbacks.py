@@ -44,8 +44,8 @@ resumed trainer rebuilds the unpruned architecture from the yaml), no ``compile`
 
 from __future__ import annotations
 
-import inspect
 import dataclasses
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,15 +55,15 @@ import torch
 from torch import nn
 
 from ..._util import is_distributed
-from ...errors import ConfigError
 from ...core.bn_layers import unwrap_model
 from ...engine.block_rule import BlockSpec
 from ...engine.spec import PruneSpec
 from ...engine.surgery import prune_model, surgery_record
-from ...runpoint import RunPoint
+from ...errors import ConfigError
 from ...pipeline.timing import PruneTiming
-from .plan import UpdatePlan, plan_updates, planned_lr_schedule, warmup_iterations
+from ...runpoint import RunPoint
 from .fixups import saveable, sync_split_widths
+from .plan import UpdatePlan, plan_updates, planned_lr_schedule, warmup_iterations
 
 
 class UltralyticsPruner:
@@ -107,17 +107,24 @@ class UltralyticsPruner:
         from ...forecasters import get_forecaster
 
         if blocks is not None and not isinstance(blocks, BlockSpec):
-            raise ConfigError(f"blocks must be a BlockSpec (e.g. BlockSpec(count=2)) or None; "
-                              f"got {type(blocks).__name__}")
+            raise ConfigError(
+                f"blocks must be a BlockSpec (e.g. BlockSpec(count=2)) or None; "
+                f"got {type(blocks).__name__}"
+            )
 
         get_forecaster(forecaster)  # a bad spec fails here, not after the first epochs
         spec = spec if spec is not None else PruneSpec()
         spec.coupling_policy()  # policy none cannot cut: refused before training
         self.options = {
-            "forecaster": forecaster, "spec": spec,
+            "forecaster": forecaster,
+            "spec": spec,
             "prune_at": RecordOnly() if prune_at is None else RunPoint.parse(prune_at),
-            "sparsity": sparsity, "store_path": store_path, "record_every": record_every,
-            "auto_options": auto_options, "overwrite": overwrite, "blocks": blocks,
+            "sparsity": sparsity,
+            "store_path": store_path,
+            "record_every": record_every,
+            "auto_options": auto_options,
+            "overwrite": overwrite,
+            "blocks": blocks,
         }
         self.pruner: Any = None  # the EarlyPruner, built when training starts
         self.updates = 0
@@ -155,9 +162,11 @@ class UltralyticsPruner:
 
     def callbacks(self) -> dict[str, Callable[[Any], None]]:
         """ultralytics event name -> callback (what :func:`attach` registers)."""
-        return {"on_train_start": self.on_train_start,
-                "on_train_batch_end": self.on_train_batch_end,
-                "on_train_end": self.on_train_end}
+        return {
+            "on_train_start": self.on_train_start,
+            "on_train_batch_end": self.on_train_batch_end,
+            "on_train_end": self.on_train_end,
+        }
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready record: updates made and planned, param counts, what the pruner did."""
@@ -176,19 +185,31 @@ class UltralyticsPruner:
         _check_trainer(trainer)
         nb = len(trainer.train_loader)
         self.update_plan = plan_updates(
-            nb, trainer.epochs, warmup_iterations(trainer.args.warmup_epochs, trainer.epochs, nb),
-            trainer.accumulate)
+            nb,
+            trainer.epochs,
+            warmup_iterations(trainer.args.warmup_epochs, trainer.epochs, nb),
+            trainer.accumulate,
+        )
         group = trainer.optimizer.param_groups[0]
-        schedule = planned_lr_schedule(self.update_plan, group.get("initial_lr", group["lr"]),
-                                       trainer.lf)
+        schedule = planned_lr_schedule(
+            self.update_plan, group.get("initial_lr", group["lr"]), trainer.lf
+        )
         size = int(trainer.args.imgsz)
         example = torch.zeros(1, 3, size, size, device=trainer.device)
         self.pruner = EarlyPruner(
-            trainer.model, trainer.optimizer, total_steps=self.update_plan.total,
-            example_inputs=example, steps_per_epoch=self.update_plan.per_epoch,
-            lr_schedule=schedule, metadata=_metadata(trainer, size), **self.options)
-        self._hooks = [trainer.optimizer.register_step_pre_hook(self._before_step),
-                       trainer.optimizer.register_step_post_hook(self._after_step)]
+            trainer.model,
+            trainer.optimizer,
+            total_steps=self.update_plan.total,
+            example_inputs=example,
+            steps_per_epoch=self.update_plan.per_epoch,
+            lr_schedule=schedule,
+            metadata=_metadata(trainer, size),
+            **self.options,
+        )
+        self._hooks = [
+            trainer.optimizer.register_step_pre_hook(self._before_step),
+            trainer.optimizer.register_step_post_hook(self._after_step),
+        ]
 
     def on_train_batch_end(self, trainer: Any) -> None:
         """After an optimizer update: record γ; at the prune point, swap in the smaller model."""
@@ -212,15 +233,17 @@ class UltralyticsPruner:
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.updates += 1
 
-    def _swap(self, trainer: Any, before: nn.Module, model: nn.Module,
-              optimizer: torch.optim.Optimizer) -> None:
+    def _swap(
+        self, trainer: Any, before: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer
+    ) -> None:
         """Hand the trainer the pruned model, its optimizer and a pruned EMA."""
         for hook in self._hooks:
             hook.remove()
         # keep counting updates (no more L1): ``updates`` then says how long the run really was
         self._hooks = [optimizer.register_step_post_hook(self._after_step)]
-        ema_cut = prune_model(trainer.ema.ema, _kept_masks(model), self.pruner.example_inputs,
-                              plan=self.pruner.plan)
+        ema_cut = prune_model(
+            trainer.ema.ema, _kept_masks(model), self.pruner.example_inputs, plan=self.pruner.plan
+        )
         blocks = self.pruner.prune_info.get("blocks") or ()
         if blocks:
             from ...engine.block_surgery import prune_blocks
@@ -304,8 +327,10 @@ def pruner_settings(**options: Any) -> dict[str, Any]:
         raise ConfigError(f"unknown pruner settings {unknown}; expected some of {known}")
     options = pruner_options(options)
     UltralyticsPruner(**options)
-    plain = {key: str(value) if isinstance(value, (Path, RunPoint)) else value
-             for key, value in options.items()}
+    plain = {
+        key: str(value) if isinstance(value, (Path, RunPoint)) else value
+        for key, value in options.items()
+    }
     for key in ("spec", "blocks"):  # frozen dataclasses travel as their fields
         if options.get(key) is not None:
             plain[key] = dataclasses.asdict(options[key])
@@ -336,7 +361,8 @@ def _check_trainer(trainer: Any) -> None:
         problems.append(f"compile={args.compile}")
     if problems:
         raise ConfigError(
-            "forecastprune's ultralytics pruner does not support " + ", ".join(problems)
+            "forecastprune's ultralytics pruner does not support "
+            + ", ".join(problems)
             + "; train on one device for a fixed number of epochs without compile"
         )
 
@@ -345,9 +371,13 @@ def _metadata(trainer: Any, size: int) -> dict[str, Any]:
     yaml = getattr(unwrap_model(trainer.model), "yaml", None) or {}
     name = Path(str(yaml.get("yaml_file", "ultralytics"))).name
     # model + nc are what it takes to rebuild the unpruned network for a grouped replay
-    return {"model": f"ultralytics:{name}", "nc": int(trainer.data["nc"]),
-            "input_shape": [1, 3, size, size], "epochs": int(trainer.epochs),
-            "batch": int(trainer.batch_size)}
+    return {
+        "model": f"ultralytics:{name}",
+        "nc": int(trainer.data["nc"]),
+        "input_shape": [1, 3, size, size],
+        "epochs": int(trainer.epochs),
+        "batch": int(trainer.batch_size),
+    }
 
 
 def _kept_masks(pruned: nn.Module) -> dict[str, np.ndarray]:
@@ -356,8 +386,9 @@ def _kept_masks(pruned: nn.Module) -> dict[str, np.ndarray]:
     Every rank has the record (only rank 0 forecasts; the others receive the decision).
     """
     record = surgery_record(pruned)
-    return {name: np.isin(np.arange(record.sizes[name]), kept)
-            for name, kept in record.keep.items()}
+    return {
+        name: np.isin(np.arange(record.sizes[name]), kept) for name, kept in record.keep.items()
+    }
 
 
 def _count(model: nn.Module) -> int:

@@ -106,20 +106,47 @@ def prune_ultralytics_checkpoint(
     model = _model_of(ckpt, source)
     with GammaTrajectoryStore.open(store) as gammas:
         size = imgsz or _input_size(gammas.metadata, ckpt)
-        done = prune_from_store(model, gammas, forecaster, cutoff=cutoff, spec=spec,
-                                example_inputs=torch.zeros(1, 3, size, size), blocks=blocks)
+        done = prune_from_store(
+            model,
+            gammas,
+            forecaster,
+            cutoff=cutoff,
+            spec=spec,
+            example_inputs=torch.zeros(1, 3, size, size),
+            blocks=blocks,
+        )
     pruned = saveable(model, done.model)
     prediction = done.prediction
-    summary = {"store": str(store), "forecaster": prediction.forecaster,
-               "cutoff_step": prediction.cutoff_step, "target_step": prediction.target_step,
-               "policy": spec.policy, "decision": done.decision.to_json(),
-               "blocks": list(done.blocks.removed) if done.blocks is not None else []}
+    summary = {
+        "store": str(store),
+        "forecaster": prediction.forecaster,
+        "cutoff_step": prediction.cutoff_step,
+        "target_step": prediction.target_step,
+        "policy": spec.policy,
+        "decision": done.decision.to_json(),
+        "blocks": list(done.blocks.removed) if done.blocks is not None else [],
+    }
     # stored as ultralytics stores a finished model: half precision, frozen, no optimizer
-    _save({**ckpt, "model": pruned.half().requires_grad_(False), "ema": None, "optimizer": None,
-           "updates": None, "forecastprune": summary}, target)
-    return PrunedCheckpoint(target, _count(model), _count(pruned), prediction.cutoff_step,
-                            prediction.target_step, summary["decision"],
-                            tuple(summary["blocks"]))
+    _save(
+        {
+            **ckpt,
+            "model": pruned.half().requires_grad_(False),
+            "ema": None,
+            "optimizer": None,
+            "updates": None,
+            "forecastprune": summary,
+        },
+        target,
+    )
+    return PrunedCheckpoint(
+        target,
+        _count(model),
+        _count(pruned),
+        prediction.cutoff_step,
+        prediction.target_step,
+        summary["decision"],
+        tuple(summary["blocks"]),
+    )
 
 
 def _check_paths(checkpoint: str | Path, out: str | Path, overwrite: bool) -> tuple[Path, Path]:
@@ -128,8 +155,9 @@ def _check_paths(checkpoint: str | Path, out: str | Path, overwrite: bool) -> tu
         # checked here: ultralytics' loader would try to download a missing name
         raise ConfigError(f"no checkpoint file at {source}; pass the path of a trained .pt file")
     if target.resolve() == source.resolve():
-        raise ConfigError(f"out must differ from the input checkpoint {source}; the input is "
-                          "never modified")
+        raise ConfigError(
+            f"out must differ from the input checkpoint {source}; the input is never modified"
+        )
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass overwrite=True or choose another path")
     return source, target
@@ -143,16 +171,19 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
     except TypeError as exc:
-        raise ConfigError(f"{path} is not an ultralytics checkpoint this loader accepts: {exc}"
-                          ) from exc
+        raise ConfigError(
+            f"{path} is not an ultralytics checkpoint this loader accepts: {exc}"
+        ) from exc
     return ckpt
 
 
 def _model_of(ckpt: dict[str, Any], path: Path) -> nn.Module:
     model = ckpt.get("ema") or ckpt.get("model")
     if not isinstance(model, nn.Module):
-        raise ConfigError(f"{path} holds no model under 'ema' or 'model'; expected an "
-                          "ultralytics training checkpoint such as best.pt")
+        raise ConfigError(
+            f"{path} holds no model under 'ema' or 'model'; expected an "
+            "ultralytics training checkpoint such as best.pt"
+        )
     return model.float().eval()
 
 

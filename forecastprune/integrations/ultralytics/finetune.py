@@ -30,8 +30,9 @@ from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 class PrunedDetectionTrainer(DetectionTrainer):
     """A ``DetectionTrainer`` that trains the loaded checkpoint's module as it is."""
 
-    def get_model(self, cfg: Any = None, weights: nn.Module | None = None,
-                  verbose: bool = True) -> nn.Module:
+    def get_model(
+        self, cfg: Any = None, weights: nn.Module | None = None, verbose: bool = True
+    ) -> nn.Module:
         """A trainable copy of ``weights`` (the model ``YOLO("pruned.pt")`` loaded).
 
         Raises:

@@ -61,5 +61,4 @@ def _halves_cv1(module: nn.Module) -> bool:
     """Whether ``module.c`` is half of ``module.cv1``'s output width (ultralytics' CSP blocks)."""
     width = getattr(module, "c", None)
     conv = getattr(getattr(module, "cv1", None), "conv", None)
-    return (isinstance(width, int) and isinstance(conv, nn.Conv2d)
-            and conv.out_channels == 2 * width)
+    return isinstance(width, int) and isinstance(conv, nn.Conv2d) and conv.out_channels == 2 * width

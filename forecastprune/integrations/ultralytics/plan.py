@@ -46,8 +46,7 @@ def warmup_iterations(warmup_epochs: float, epochs: int, batches_per_epoch: int)
     return round(warmup_epochs * batches_per_epoch) if warmup_epochs > 0 else 0
 
 
-def plan_updates(batches_per_epoch: int, epochs: int, warmup: int, accumulate: int
-                 ) -> UpdatePlan:
+def plan_updates(batches_per_epoch: int, epochs: int, warmup: int, accumulate: int) -> UpdatePlan:
     """Count the optimizer updates ultralytics' loop makes.
 
     Args:
@@ -74,8 +73,9 @@ def plan_updates(batches_per_epoch: int, epochs: int, warmup: int, accumulate: i
     return UpdatePlan(updates, tuple(starts))
 
 
-def planned_lr_schedule(plan: UpdatePlan, initial_lr: float, lf: Callable[[int], float]
-                        ) -> list[list[float]]:
+def planned_lr_schedule(
+    plan: UpdatePlan, initial_lr: float, lf: Callable[[int], float]
+) -> list[list[float]]:
     """``[[update, lr], ...]``: the LR from each epoch's first update on.
 
     Args:

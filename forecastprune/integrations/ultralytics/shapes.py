@@ -70,8 +70,10 @@ def make_shapes_dataset(
     """
     root = Path(root)
     if root.exists() and any(root.iterdir()):
-        raise ConfigError(f"make_shapes_dataset needs an empty or missing directory; {root} "
-                          "is not empty (choose another root or delete it)")
+        raise ConfigError(
+            f"make_shapes_dataset needs an empty or missing directory; {root} "
+            "is not empty (choose another root or delete it)"
+        )
     if min(n_train, n_val, max_objects) < 1 or imgsz < 32:
         raise ConfigError(
             f"expected n_train, n_val, max_objects >= 1 and imgsz >= 32; got n_train={n_train}, "
@@ -86,8 +88,12 @@ def make_shapes_dataset(
             image, boxes = _draw_image(rng, imgsz, max_objects)
             image.save(images / f"{index:06d}.png")
             (labels / f"{index:06d}.txt").write_text(_label_text(boxes, imgsz))
-    data = {"path": str(root.resolve()), "train": "images/train", "val": "images/val",
-            "names": dict(enumerate(CLASSES))}
+    data = {
+        "path": str(root.resolve()),
+        "train": "images/train",
+        "val": "images/val",
+        "names": dict(enumerate(CLASSES)),
+    }
     data_yaml = root / "data.yaml"
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     return data_yaml
@@ -116,8 +122,7 @@ def _place(rng: np.random.Generator, imgsz: int, taken: list[_Box]) -> _Box | No
         side = int(rng.integers(imgsz // 5, int(imgsz / 2.5) + 1))
         x0, y0 = (int(v) for v in rng.integers(0, imgsz - side, size=2))
         box = _Box(int(rng.integers(len(CLASSES))), x0, y0, x0 + side, y0 + side)
-        if all(box.x1 <= b.x0 or b.x1 <= box.x0 or box.y1 <= b.y0 or b.y1 <= box.y0
-               for b in taken):
+        if all(box.x1 <= b.x0 or b.x1 <= box.x0 or box.y1 <= b.y0 or b.y1 <= box.y0 for b in taken):
             return box
     return None
 
@@ -131,8 +136,10 @@ def _draw_shape(draw, box: _Box) -> None:
     elif name == "disc":
         draw.ellipse(corners, fill=fill)
     else:
-        draw.polygon([((box.x0 + box.x1) / 2, box.y0), (box.x0, box.y1 - 1),
-                      (box.x1 - 1, box.y1 - 1)], fill=fill)
+        draw.polygon(
+            [((box.x0 + box.x1) / 2, box.y0), (box.x0, box.y1 - 1), (box.x1 - 1, box.y1 - 1)],
+            fill=fill,
+        )
 
 
 def _label_text(boxes: list[_Box], imgsz: int) -> str:

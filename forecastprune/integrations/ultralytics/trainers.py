@@ -11,7 +11,8 @@ trainer's own arguments instead, and every worker builds its pruner from them::
 
     YOLO("yolov8n.yaml").train(data="data.yaml", epochs=100, device="0,1",
                                trainer=ForecastPruneDetectionTrainer,
-                               forecastprune=pruner_settings(spec=PruneSpec(ratio=0.3), store_path="gammas"))
+                               forecastprune=pruner_settings(spec=PruneSpec(ratio=0.3),
+                                                             store_path="gammas"))
 
 In the workers the pruner runs under ``torch.distributed`` as the library's own pipeline does
 (:class:`~forecastprune.pipeline.EarlyPruner`): rank 0 records γ and decides, the decision is
@@ -45,9 +46,15 @@ from ultralytics.utils import DEFAULT_CFG  # noqa: E402
 SETTINGS_KEY = "forecastprune"
 SUMMARY_FILE = "forecastprune.json"
 
-__all__ = ["SETTINGS_KEY", "ForecastPruneDetectionTrainer", "ForecastPruneOBBTrainer",
-           "ForecastPrunePoseTrainer", "ForecastPruneSegmentationTrainer",
-           "ForecastPruneTrainerMixin", "pruner_settings"]
+__all__ = [
+    "SETTINGS_KEY",
+    "ForecastPruneDetectionTrainer",
+    "ForecastPruneOBBTrainer",
+    "ForecastPrunePoseTrainer",
+    "ForecastPruneSegmentationTrainer",
+    "ForecastPruneTrainerMixin",
+    "pruner_settings",
+]
 
 
 class ForecastPruneTrainerMixin:
@@ -57,8 +64,12 @@ class ForecastPruneTrainerMixin:
     ``forecastprune`` training argument (see :func:`pruner_settings`).
     """
 
-    def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict[str, Any] | None = None,
-                 _callbacks: dict[str, list[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Any = DEFAULT_CFG,
+        overrides: dict[str, Any] | None = None,
+        _callbacks: dict[str, list[Any]] | None = None,
+    ) -> None:
         overrides = dict(overrides or {})  # the caller's dict stays as it was
         settings = overrides.pop(SETTINGS_KEY, None)
         if not isinstance(settings, dict):
