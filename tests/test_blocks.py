@@ -38,6 +38,7 @@ def test_resnet18_basic_blocks_go_exactly_and_projections_stay():
     assert len(pruned.layer1) == 0 and len(pruned.layer2) == 1
 
 
+@pytest.mark.slow
 def test_resnet50_bottlenecks_go_exactly():
     model = randomize_bn(models.resnet50(num_classes=10))
     plan, pruned = remove_exactly(model, X64, XB, every=2)
@@ -45,6 +46,7 @@ def test_resnet50_bottlenecks_go_exactly():
     assert [n for n, _ in pruned.layer3.named_children()] == ["0", "1", "3", "5"]  # names stay
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["darknet53", "cspdarknet53"])
 def test_timm_darknet_residuals_go_exactly(name):
     timm = pytest.importorskip("timm", reason="timm is in the test extra")
@@ -53,6 +55,7 @@ def test_timm_darknet_residuals_go_exactly(name):
     assert len(plan.blocks) == 23 and all(b.bn.endswith("conv2.bn") for b in plan.blocks)
 
 
+@pytest.mark.slow
 def test_zoo_yolov3_darknet53_residuals_go_exactly():
     from forecastprune.zoo import build_model
 

@@ -29,6 +29,7 @@ def _detector(name: str) -> torch.nn.Module:
     return randomize_bn(tasks.DetectionModel(f"{name}.yaml", verbose=False))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "modes", "count"),
     [

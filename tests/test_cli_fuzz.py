@@ -374,6 +374,7 @@ def test_list(pattern: str | None, plugin: str | None) -> None:
         check(args)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     spec=specs(),
@@ -396,6 +397,7 @@ def test_forecast(tiny_store: Path, spec: str, flags: list[Any], out: str) -> No
         )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     forecasters=st.lists(specs(), min_size=1, max_size=3).map(",".join),
@@ -798,6 +800,7 @@ def _file_size_limit(nbytes: int | None) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     command=st.sampled_from(

@@ -31,6 +31,7 @@ def record(tmp_path, *args):
     return out / "gammas.fpstore"
 
 
+@pytest.mark.slow
 def test_learned_models_fall_back_to_naive_outside_what_they_were_fitted_on(tmp_path):
     # ultralytics-style: AdamW, a long warm-up, γ at 1.0, few images. At 10 % the LR has
     # barely risen, so the horizon in cumulative LR is far longer than any the suite showed

@@ -38,6 +38,7 @@ def test_naive_predicts_the_last_row(history: tuple[np.ndarray, np.ndarray], hor
     np.testing.assert_array_equal(prediction, values[-1])
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(histories(), st.integers(1, 8))
 def test_sma_is_the_mean_of_the_last_window(

@@ -75,6 +75,7 @@ def test_crafted_trees_are_refused_before_use(tmp_path, change, message):
         BoostedModel.load(_crafted(tmp_path, change), LAYERED)
 
 
+@pytest.mark.slow
 def test_cli_refuses_an_out_of_range_tree_with_one_line_instead_of_crashing(tmp_path):
     """In a subprocess: before the checks this was a segmentation fault (exit -11)."""
     path = _crafted(tmp_path, _out_of_range_children)

@@ -83,6 +83,7 @@ def _wait_for(path: Path, within: float = 60.0) -> str:
     raise AssertionError(f"{path} was not written within {within} s")
 
 
+@pytest.mark.slow
 def test_compare_bounds_a_plugin_that_hangs_at_import(tmp_path):
     hang = tmp_path / "hang.py"
     hang.write_text("import time\ntime.sleep(3600)\n")
@@ -105,6 +106,7 @@ def test_compare_bounds_a_plugin_that_hangs_at_import(tmp_path):
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["forecast", "prune"])
 def test_forecast_and_prune_stop_a_hanging_forecaster_and_what_it_spawned(tmp_path, command):
     pid_file = tmp_path / "spawned.pid"
@@ -137,6 +139,7 @@ def test_forecast_and_prune_stop_a_hanging_forecaster_and_what_it_spawned(tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_sys_exit_and_exceptions_in_predict_are_errors_not_successes(tmp_path):
     exits = _plugin(tmp_path, "exits", "sys.exit(0)")
     raises = _plugin(tmp_path, "raises", "raise RuntimeError('boom in predict')")
@@ -173,6 +176,7 @@ main()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_stopping_compare_stops_its_worker(tmp_path, signum):
     pid_file = tmp_path / "worker.pid"

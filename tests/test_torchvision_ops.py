@@ -89,6 +89,7 @@ def _fresh(code: str, path: Path | None = None) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_the_installed_torchvision_imports_without_aborting() -> None:
     # torchvision 0.29 names its extension _C_stable.so; defining a schema it then registers
     # itself aborted the process (exit 134) before this was fixed.
@@ -121,6 +122,7 @@ def _fake_torchvision(root: Path, has_ops: bool) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_missing_extension_gets_the_fallback_and_the_import_then_works(tmp_path) -> None:
     run = _fresh(
         "import warnings, torch\n"
@@ -137,6 +139,7 @@ def test_a_missing_extension_gets_the_fallback_and_the_import_then_works(tmp_pat
     assert run.returncode == 0, run.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_an_import_failure_with_the_extension_loaded_is_not_papered_over(tmp_path) -> None:
     run = _fresh(
         "from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops as e\n"

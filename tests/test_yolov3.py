@@ -59,6 +59,7 @@ def test_seed_policy_leaves_the_write_ups_42_layers_and_13376_channels(plans):
     assert "route" in seed.reasons["lateral1.bn"]
 
 
+@pytest.mark.slow
 def test_grouped_policy_prunes_every_bn_with_residual_groups(plans):
     grouped = plans["grouped"]
     assert len(grouped.prunable_layers) == 72
