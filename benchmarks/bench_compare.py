@@ -60,12 +60,16 @@ def build_store(path: Path, channels: int, snapshots: int, dtype: str) -> float:
 def replay_once(path: str) -> None:
     """Child process: replay the store and print one JSON line of figures."""
     from forecastprune.compare.replay import ReplaySettings, replay
+    from forecastprune.engine.spec import PruneSpec
     from forecastprune.store import GammaTrajectoryStore
 
     start = time.perf_counter()
     with GammaTrajectoryStore.open(path) as store:
         result = replay(
-            store, FORECASTERS, ReplaySettings(cutoffs=CUTOFFS, ratios=(0.5,), timeout=None)
+            store,
+            FORECASTERS,
+            # policy none: the synthetic store has no model to plan with
+            ReplaySettings(cutoffs=CUTOFFS, spec=PruneSpec(policy="none"), timeout=None),
         )
     seconds = time.perf_counter() - start
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -21,6 +21,7 @@ import numpy as np
 from forecastprune.compare.leaderboard import format_suite
 from forecastprune.compare.settings import ReplaySettings
 from forecastprune.compare.suite import SuiteResult, load_suite, run_suite
+from forecastprune.engine.spec import PruneSpec
 from forecastprune.forecasters.training import fit_learned, fit_learned_gbr
 
 CUTOFFS = ("0.05", "0.1", "0.2", "0.3")
@@ -30,7 +31,8 @@ NAMES = ("learned", "auto", "learned_gbr")
 def main() -> None:
     runs = load_suite()
     tuning = [r for r in runs if not r.held_out]
-    settings = ReplaySettings(cutoffs=CUTOFFS, ratios=(0.5,))
+    # policy none, as docs/suite.md's figures
+    settings = ReplaySettings(cutoffs=CUTOFFS, spec=PruneSpec(ratio=0.5, policy="none"))
     merged: SuiteResult | None = None
     with tempfile.TemporaryDirectory() as work:
         for run in tuning:
