@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch_pruning as tp
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -333,6 +332,10 @@ def _sites_to_cut(
 
 def _prune_side(name: str, module: nn.Module, side: str, indices: list[int]) -> None:
     """Remove ``indices`` from one side of one layer with torch-pruning's layer pruners."""
+    # imported here: torch-pruning imports timm when installed, and timm torchvision — seconds
+    # of imports (and, with ultralytics, AGPL-adjacent ones) no plan or replay needs
+    import torch_pruning as tp
+
     if isinstance(module, _BatchNorm):
         tp.prune_batchnorm_out_channels(module, indices)
     elif isinstance(module, nn.Linear):
