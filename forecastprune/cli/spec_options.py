@@ -9,7 +9,6 @@ range error into one ``Error:`` line.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -152,8 +151,3 @@ def block_spec_from_flags(count: int | None, ratio: float | None, reduce: str | 
     from ..engine.block_rule import BlockSpec
 
     return BlockSpec(count=count, ratio=ratio, **({"reduction": reduce} if reduce else {}))
-
-
-def spec_defaults() -> dict[str, Any]:
-    """Every setting's default (what a command uses when nothing is given)."""
-    return dataclasses.asdict(PruneSpec())
