@@ -188,7 +188,7 @@ def _problems(spec: PruneSpec) -> list[str]:
 
 
 def _number_in(value: Any, low: float, high: float) -> bool:
-    """A real number (not a bool), finite unless the bounds are, within [low, high]."""
+    """A finite real number (not a bool) within [low, high]."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
