@@ -114,6 +114,10 @@ def test_attach_removes_blocks_in_a_real_training_run(tmp_path):
         names = {n for n, _ in net.named_modules()}
         assert not set(removed) & names
     assert sum(p.numel() for p in trainer.ema.ema.parameters()) == pruner.params[1]
-    best = torch.load(tmp_path / "runs" / "train" / "weights" / "last.pt", weights_only=False)
+    from ultralytics.nn.tasks import torch_safe_load  # its restricted, weights-only loader
+
+    best, _ = torch_safe_load(
+        str(tmp_path / "runs" / "train" / "weights" / "last.pt"), safe_only=True
+    )
     names = {n for n, _ in best["model"].named_modules()}
     assert not set(removed) & names
