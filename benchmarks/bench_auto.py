@@ -4,15 +4,15 @@ Run::
 
     python benchmarks/bench_auto.py            # C = 13,376 channels, T = 200 snapshots
 
-Times the whole prediction path (``predict_history``: |γ|, clock, fit, backtests of every
-candidate at three origins, the final forecast, clipping) on synthetic sparse-training
-trajectories (benchmarks/_synthetic.py), best of ``--repeat`` runs, and prints what ``auto``
-chose. Twice: with the cumulative-LR clock (this run's LR drops leave little LR-time ahead, so
-``auto`` finds the run settled and skips its backtests) and on the step axis (four histories
-ahead: every candidate is backtested — the worst case). Then ``learned_gbr`` on the same run
-with a 75-layer layout (YOLOv3 has 75 BN layers). Beside each time: the prediction's peak
-traced allocation (``tracemalloc``: what one forecast adds) and the process's peak RSS so far.
-Target (issue 10): ≤ 2 s.
+Times the whole prediction path (``predict_history``: |γ|, clock, fit, backtests, the final
+forecast, clipping) on synthetic sparse-training trajectories (benchmarks/_synthetic.py) with
+a 75-layer layout (YOLOv3 has 75 BN layers), best of ``--repeat`` runs, beside ``naive`` on the
+same run (the ratio), and prints what each chose. Twice: with the cumulative-LR clock (this
+run's LR drops leave little LR-time ahead, so ``auto`` finds the run settled and skips its
+backtests) and on the step axis (four histories ahead: ``auto`` backtests ``learned_gbr`` at
+three origins through its gate, ``auto(gated=False)`` skips the gate — the worst case is the
+gated one). Beside each time: the prediction's peak traced allocation (``tracemalloc``: what
+one forecast adds) and the process's peak RSS so far. Target (issues 10 and 20): ≤ 2 s.
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ def main() -> None:
     layers = [len(a) for a in np.array_split(np.arange(args.channels), YOLOV3_LAYERS)]
     cases = [
         (spec, axis, run_clock)
-        for spec in ("auto", "auto(learned=False)")
         for axis, run_clock in (("LR clock", clock), ("steps", None))
+        for spec in ("naive", "auto", "auto(gated=False)", "auto(learned=False)")
     ]
-    cases.append(("learned_gbr", "LR clock", clock))
+    cases += [("learned_gbr", "steps", None), ("learned", "steps", None)]
+    naive_seconds: dict[str, float] = {}
     for spec, axis, run_clock in cases:
         model = attach_layout(
             build_forecaster(spec),
@@ -65,10 +66,12 @@ def main() -> None:
             tracemalloc.stop()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         verdict = "ok" if best <= TARGET_SECONDS else "TOO SLOW"
+        naive_seconds.setdefault(axis, best)  # naive comes first on each axis
         print(
             f"{spec:20s} {axis:8s} C={args.channels} T={args.snapshots}: {best:.3f} s "
-            f"(target ≤ {TARGET_SECONDS:g} s: {verdict}), +{traced / 2**20:.0f} MiB traced, "
-            f"peak RSS {rss:.0f} MiB; chose {prediction.note or spec}"
+            f"({best / naive_seconds[axis]:.0f}× naive; target ≤ {TARGET_SECONDS:g} s: "
+            f"{verdict}), +{traced / 2**20:.0f} MiB traced, peak RSS {rss:.0f} MiB; "
+            f"chose {prediction.note or spec}"
         )
 
 

@@ -18,6 +18,10 @@ Usage::
 
     python benchmarks/family_out.py --corpus DIR --cache DIR [--limit N]   # replay
     python benchmarks/family_out.py --corpus DIR --cache DIR --report      # tables
+    python benchmarks/family_out.py --corpus DIR --cache DIR --refit       # family-out models
+    python benchmarks/family_out.py --corpus DIR --cache DIR --gated       # gated, as shipped
+    python benchmarks/family_out.py --held-out-corpus NEW --cache DIR2     # another corpus,
+    python benchmarks/family_out.py --corpus NEW --cache DIR2 --report --all-held  # held out
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from forecastprune.store import GammaTrajectoryStore
 FORECASTERS = ("auto", "learned", "learned_gbr", "arima", "global_ridge")
 #: the labels of the models refitted on the corpus (``--refit``), by the spec they replace
 REFIT = {"learned": "learned·corpus", "learned_gbr": "learned_gbr·corpus", "auto": "auto·corpus"}
+#: the labels of the gated forecasters replayed with each fold's models and gates (``--gated``)
+GATED = {"learned": "learned·gated", "learned_gbr": "learned_gbr·gated", "auto": "auto·gated"}
 CUTOFFS = ("0.1", "0.2")
 RATIOS = (0.5, 0.7)
 
@@ -145,6 +151,58 @@ def refit_all(corpus: Path, cache: Path, limit: int | None) -> None:
         )
 
 
+def gated_all(corpus: Path, cache: Path, limit: int | None) -> None:
+    """Replay ``auto``, ``learned`` and ``learned_gbr`` as they ship — gated — family-out.
+
+    Each tuning family is replayed with the models ``--refit`` fitted without it and the
+    gates ``benchmarks/auto_gate.py --fit`` fitted without it (``CACHE/gates``); the held-out
+    families with the final models and gates. Cells go under :data:`GATED`'s labels.
+    """
+    manifest = json.loads((corpus / "corpus.json").read_text())
+    held = set(manifest.get("held_out_families", ()))
+    family = {name: run["family"] for name, run in manifest["runs"].items()}
+    folds = [(f, [f]) for f in sorted({f for f in family.values() if f not in held})]
+    folds.append(("held-out", sorted(held)))
+    models, gates = cache / "models", cache / "gates"
+    todo = [(n, f) for n, f in folds if not (models / f"{_slug(n)}.gated.done").exists()]
+    for name, fams in todo[:limit]:
+        start = time.perf_counter()
+        slug = _slug(name)
+        gate_file = gates / f"{slug}.json"
+        if not gate_file.exists():
+            raise SystemExit(f"{gate_file} is missing: run benchmarks/auto_gate.py --fit first")
+        ridge, gbr = models / f"{slug}.json", models / f"{slug}.skops"
+        specs = (
+            f"learned(model='{ridge}', gates='{gate_file}')",
+            f"learned_gbr(model='{gbr}', gates='{gate_file}')",
+            f"auto(model='{gbr}', gates='{gate_file}')",
+        )
+        for run in sorted(r for r, f in family.items() if f in fams):
+            _merge(cache / f"{run}.json", replay_run(corpus / f"{run}.fpstore", specs), GATED)
+        (models / f"{slug}.gated.done").write_text("")
+        print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def held_out_corpus(corpus: Path, cache: Path, limit: int | None) -> None:
+    """Replay every run of another corpus folder with the forecasters as they ship (bundled
+    models and gates), scored as held-out families: nothing was fitted or tuned on them."""
+    run_all(corpus, cache, limit, ("auto", "learned", "learned_gbr", "arima", "global_ridge"))
+
+
+def _slug(name: str) -> str:
+    return name.replace("/", "_")
+
+
+def _merge(path: Path, replayed: dict[str, Any], labels: dict[str, str]) -> None:
+    """Add a replay's cells to a run's cached cells under new labels (naive's are kept)."""
+    data = json.loads(path.read_text())
+    for key, cell in replayed["cells"].items():
+        label, rest = key.split("|", 1)
+        if label != CONTROL:
+            data["cells"][f"{labels[label.split('(', 1)[0]]}|{rest}"] = cell
+    path.write_text(json.dumps(data) + "\n")
+
+
 def _stacked(corpus: Path, cache: Path, runs: list[str], cutoffs) -> list[np.ndarray]:
     """Every run's ridge and ranking examples stacked (each run's cached in ``cache``)."""
     from forecastprune.forecasters.training import run_examples
@@ -165,11 +223,13 @@ def _stacked(corpus: Path, cache: Path, runs: list[str], cutoffs) -> list[np.nda
     return [np.concatenate(p) for p in parts]
 
 
-def report(corpus: Path, cache: Path, specs: tuple[str, ...] = FORECASTERS) -> str:
-    """Markdown tables from the cached cells."""
+def report(
+    corpus: Path, cache: Path, specs: tuple[str, ...] = FORECASTERS, all_held: bool = False
+) -> str:
+    """Markdown tables from the cached cells (``all_held``: every family counts as held out)."""
     manifest = json.loads((corpus / "corpus.json").read_text())
-    held = set(manifest.get("held_out_families", ()))
     family = {name: run["family"] for name, run in manifest["runs"].items()}
+    held = set(family.values()) if all_held else set(manifest.get("held_out_families", ()))
     cells = {
         p.stem: json.loads(p.read_text())["cells"]
         for p in sorted(cache.glob("*.json"))
@@ -279,7 +339,7 @@ def _overall(cells, family, held, names) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--corpus", type=Path, default=None)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--report", action="store_true")
@@ -289,9 +349,33 @@ def main() -> None:
         action="store_true",
         help="refit learned/learned_gbr on the corpus family-out and replay",
     )
+    parser.add_argument(
+        "--gated",
+        action="store_true",
+        help="replay the gated auto/learned/learned_gbr family-out (after auto_gate.py --fit)",
+    )
+    parser.add_argument(
+        "--held-out-corpus",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="replay another corpus folder with the shipped forecasters into --cache "
+        "(report it with --report --corpus DIR)",
+    )
+    parser.add_argument(
+        "--all-held",
+        action="store_true",
+        help="report every family as held out (a corpus scored with --held-out-corpus)",
+    )
     args = parser.parse_args()
-    if args.report:
-        print(report(args.corpus, args.cache, tuple(args.forecasters)))
+    if args.corpus is None and args.held_out_corpus is None:
+        parser.error("--corpus DIR is required (or --held-out-corpus DIR)")
+    if args.held_out_corpus is not None:
+        held_out_corpus(args.held_out_corpus, args.cache, args.limit)
+    elif args.report:
+        print(report(args.corpus, args.cache, tuple(args.forecasters), args.all_held))
+    elif args.gated:
+        gated_all(args.corpus, args.cache, args.limit)
     elif args.refit:
         refit_all(args.corpus, args.cache, args.limit)
     else:

@@ -47,7 +47,9 @@ def fit_auto(values: np.ndarray, **params) -> AutoForecaster:
 
 
 def gain_over_naive(values: np.ndarray) -> float:
-    predicted = predict_history("auto", STEPS[:CUTOFF], values[:CUTOFF], int(STEPS[-1])).scores
+    predicted = predict_history(
+        "auto(learned=False)", STEPS[:CUTOFF], values[:CUTOFF], int(STEPS[-1])
+    ).scores
     naive = values[CUTOFF - 1]
     return rank_agreement(predicted, values[-1]) - rank_agreement(naive, values[-1])
 
@@ -145,7 +147,8 @@ def test_compare_reports_what_auto_chose():
     with GammaTrajectoryStore.open(bundled_suite() / "vgg-w0.5-s3e-3-cos.fpstore") as store:
         result = replay(store, ["auto"], ReplaySettings(cutoffs=(0.05, 0.2), isolation="thread"))
     notes = [row.note for row in result.rows if row.forecaster == "auto"]
-    assert len(notes) == 2 and all("backtest IoU" in note for note in notes)
+    assert len(notes) == 2 and all(note.startswith(("naive: ", "learned_gbr: ")) for note in notes)
+    assert all("gate" in note or "settled" in note for note in notes)
     assert all(row.note == "" for row in result.rows if row.forecaster == "naive")
     assert "chosen by self-selecting forecasters:\n  auto at 5%: " in format_table(result)
     assert to_json(result)["rows"][-1]["note"] == notes[-1]

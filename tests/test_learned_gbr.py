@@ -143,7 +143,7 @@ def test_learned_gbr_needs_the_layout_and_says_how_to_give_it():
 
 def test_learned_gbr_reorders_the_current_values_through_a_store():
     with GammaTrajectoryStore.open(RUN) as store:
-        prediction = predict_store(store, "learned_gbr", 0.1)
+        prediction = predict_store(store, "learned_gbr(gated=False)", 0.1)
         naive = predict_store(store, "naive", 0.1)
     np.testing.assert_allclose(np.sort(prediction.scores), np.sort(naive.scores))
     # a model that only copied the current order would be worthless: it moves channels

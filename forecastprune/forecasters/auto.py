@@ -45,36 +45,35 @@ import numpy as np
 from ..errors import ForecasterError
 from .backtest import TARGET_FRACTIONS, backtest_pairs, horizon_ratio
 from .candidates import Candidate, Window, default_candidates, rank_agreement
+from .gated import GatedForecaster
 from .registry import register_forecaster
 from .validate import check_bool, check_int, check_real
-from .windowed import WindowForecaster
 
 #: below this horizon-to-history ratio (on the forecast's time axis) the forecast is naive
 SETTLED_HORIZON = 1.5
-#: used whenever it passes the backtest, whichever candidate scores highest: between candidates
-#: that all beat naive the backtest ranking is noise, and the regression fitted on other runs
-#: ranked best when its own runs were left out (benchmarks/learned_loo.py)
-PREFERRED = "learned"
 
 
 @register_forecaster("auto")
-class AutoForecaster(WindowForecaster):
-    """Backtest candidate forecasters inside the history; use the one that ranks best.
-
-    Falls back to ``naive`` unless a candidate beats it in the backtests by ``margin`` (mean
-    bottom-set IoU) and never loses to it at a single backtest origin — the price of a wrong
-    trend is far higher than the gain of a right one on runs whose ranking has settled.
+class AutoForecaster(GatedForecaster):
+    """Naive unless ``learned_gbr`` passes its in-history backtest gate; then its forecast,
+    shrunk toward naive's order (see the module docs).
 
     Args:
-        margin: mean backtest IoU a candidate must gain over ``naive`` to be used.
+        margin: with ``learned=False``, the mean backtest IoU a closed-form candidate must gain
+            over ``naive`` to be used.
         origins: backtest target points (1–3: the last snapshot, then earlier ones).
         use_clock: forecast over cumulative learning rate when the run's clock is known.
-        learned: also backtest the ``learned`` cross-channel regression.
-        model: that regression's model file (None: the bundled one).
+        learned: use the gated ``learned_gbr`` (default); False: the backtest choice among the
+            closed-form candidates instead.
+        model: the ``learned_gbr`` model file (None: the bundled one).
+        gated: pass the learned forecast through the gate (False: always use it, shrunk by
+            nothing — for experiments; it loses up to 0.08 family-out).
+        gates: the gates file (None: the bundled one, ``forecastprune/data/gates.json``).
     """
 
-    description = "backtests naive/ema/trends/AR(1)/learned in the history, uses the best ranker"
-    _tags = {"min_history": 1}
+    description = "naive unless learned_gbr passes its backtest gate (fitted family-out)"
+    _tags = {"min_history": 1, "uses_layout": True}
+    gate_name = "auto"
 
     def __init__(
         self,
@@ -83,13 +82,18 @@ class AutoForecaster(WindowForecaster):
         use_clock: bool = True,
         learned: bool = True,
         model: str | None = None,
+        gated: bool = True,
+        gates: str | None = None,
     ) -> None:
         self.margin = margin
         self.origins = origins
         self.use_clock = use_clock
         self.learned = learned
         self.model = model
+        self.gated = gated
+        self.gates = gates
         check_bool("auto", "learned", learned)
+        check_bool("auto", "gated", gated)
         check_real("auto", "margin", margin, 0.0, 1.0, low_open=False)
         check_int("auto", "origins", origins, 1)
         if origins > len(TARGET_FRACTIONS):
@@ -97,25 +101,51 @@ class AutoForecaster(WindowForecaster):
                 f"auto: origins must be between 1 and {len(TARGET_FRACTIONS)}; got {origins}"
             )
         check_bool("auto", "use_clock", use_clock)
+        if learned:
+            from .learned import learned_gbr_forecast  # learned imports this module's base
+
+            self._learned = learned_gbr_forecast(model)
+            if gated:
+                self.gate()  # a bad gates file fails here, not at the first forecast
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:
-        return [{}, {"margin": 0.0, "origins": 1}, {"use_clock": False, "learned": False}]
+        return [{}, {"margin": 0.0, "origins": 1, "learned": False}, {"gated": False}]
 
     # ---------------------------------------------------------------- fit / predict
     def _fit(self, t: np.ndarray, values: np.ndarray) -> None:
         super()._fit(t, values)
         self.candidates_ = default_candidates()
-        if self.learned:
-            from .learned import learned_candidate  # learned imports this module
-
-            self.candidates_.append(learned_candidate(self.model))
         self.scores_: dict[str, float] = {}
         self.chosen_ = self.candidates_[0]  # naive until a target is known
 
     def _forecast(self, window: Window) -> np.ndarray:
+        if self.learned:
+            return self._learned_forecast(window)
         self.chosen_, self.scores_ = self._choose(window)
         return self.chosen_.forecast(window)
+
+    def _learned_forecast(self, window: Window) -> np.ndarray:
+        """The gated, shrunk ``learned_gbr``, or naive with the reason in ``skipped_``."""
+        self.skipped_, self.gate_open_ = "", None
+        naive = self.candidates_[0]
+        self.chosen_ = naive
+        reach = horizon_ratio(self.t_, window.target_t)
+        if window.layers is None:
+            self.skipped_ = "no layout given (learned_gbr reads each channel's layer)"
+        elif not backtest_pairs(self.t_, window.target_t, self.origins):
+            self.skipped_ = "history too short to backtest"
+        elif reach < SETTLED_HORIZON:
+            self.skipped_ = (
+                f"run settled ({reach:.2f}× the history left to forecast, under "
+                f"{SETTLED_HORIZON:g}×)"
+            )
+        else:
+            forecast = self._gated(window, self._learned, self.origins)
+            if self.gate_open_ is not False:  # open, or no gate asked for
+                self.chosen_ = Candidate("learned_gbr", self._learned)
+            return forecast
+        return naive.forecast(window)
 
     def _choose(self, window: Window) -> tuple[Candidate, dict[str, float]]:
         """Backtest every candidate; return the chosen one and every mean backtest score."""
@@ -146,9 +176,6 @@ class AutoForecaster(WindowForecaster):
         eligible = (mean_gain >= self.required_) & (mean_gain > 0.0) & (gains.min(axis=1) >= 0.0)
         if not eligible.any():
             return naive, scores
-        names = [c.name for c in self.candidates_]
-        if PREFERRED in names and eligible[names.index(PREFERRED)]:
-            return self.candidates_[names.index(PREFERRED)], scores
         best = int(np.argmax(np.where(eligible, means, -np.inf)))
         return self.candidates_[best], scores
 
@@ -157,10 +184,14 @@ class AutoForecaster(WindowForecaster):
         return rank_agreement(candidate.forecast(head), self.values_[target])
 
     def describe_choice(self) -> str:
-        """What was chosen and why, e.g. ``ar1(w=1, step, λ=1): backtest IoU .912 vs naive .880
-        (needed +0.020)``."""
+        """What was chosen and why, e.g. ``learned_gbr: gate open (backtest_gain +0.0120,
+        opens > +0.0040), shrink 0.2`` or ``ar1(w=1, step, λ=1): backtest IoU .912 vs naive
+        .880 (needed +0.020)``."""
         if not hasattr(self, "chosen_"):
             return "auto: not fitted"
+        if self.learned:
+            reason = getattr(self, "skipped_", "") or self.gate_note() or "ungated"
+            return f"{self.chosen_.name}: {reason}"
         if not self.scores_:
             return f"{self.chosen_.name}: {getattr(self, 'skipped_', '') or 'not backtested'}"
         naive = self.scores_[self.candidates_[0].name]

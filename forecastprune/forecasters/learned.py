@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import ForecasterError
 from .backtest import backtest_pairs
 from .boosted import BoostedModel
-from .candidates import Candidate, Window
+from .candidates import Window
 from .domain import Domain, Verdict
 from .features import (
     FEATURES,
@@ -47,6 +47,8 @@ from .features import (
     from_ranks,
     layered_features,
 )
+from .gate import ForecastFn
+from .gated import GatedForecaster
 from .registry import register_forecaster
 from .ridge import RidgeModel
 from .validate import check_bool, check_real
@@ -69,50 +71,85 @@ def bundled_model_path(name: str = BUNDLED_MODEL) -> Path:
     return Path(str(resources.files("forecastprune") / "data" / name))
 
 
-def learned_candidate(model: str | None = None) -> Candidate:
-    """The learned regression as a candidate of ``auto`` (``model``: None for the bundled)."""
-    path = bundled_model_path() if model is None else Path(model)
-    return Candidate("learned", partial(_apply, regression=RidgeModel.load(path, FEATURES)))
+def learned_gbr_forecast(model: str | None = None) -> ForecastFn:
+    """``learned_gbr``'s forecast as a function of a history window, naive outside the
+    model's domain (``model``: None for the bundled); what ``auto`` gates. A bound
+    module-level function, so forecasters holding it pickle."""
+    path = bundled_model_path(BUNDLED_GBR_MODEL) if model is None else Path(model)
+    _domain(str(path))  # a bad file fails here, not at the first forecast
+    return partial(_gbr_apply, path=str(path))
 
 
-def _apply(window: Window, regression: RidgeModel) -> np.ndarray:
-    return from_ranks(window, regression.predict(channel_features(window)))
+def _gbr_apply(window: Window, path: str) -> np.ndarray:
+    x = layered_features(window)
+    domain = _domain(path)
+    if domain is not None and not domain.check(x).inside:
+        return window.values[-1].copy()
+    return from_ranks(window, _booster(path).predict(x))
 
 
 @register_forecaster("learned")
-class LearnedForecaster(WindowForecaster):
-    """A ridge ranking regression over channel features, fitted on other runs.
+class LearnedForecaster(GatedForecaster):
+    """A ridge ranking regression over channel features, fitted on other runs, behind a gate.
 
     Args:
         model: path of a model JSON written by ``forecastprune fit-forecaster`` (None: the
             bundled model, fitted on the corpus's tuning families).
         use_clock: measure slopes and horizons in cumulative LR when the clock is known (the
             model should have been fitted the same way).
+        gated: pass the forecast through the model's gate (:mod:`.gate`): naive on runs
+            unlike those where it gained family-out.
+        gates: the gates file (None: the bundled one).
     """
 
     description = "ridge ranking over channel features, fitted on other runs (fit-forecaster)"
     _tags = {"min_history": 1}
+    gate_name = "learned"
 
-    def __init__(self, model: str | None = None, use_clock: bool = True) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        use_clock: bool = True,
+        gated: bool = True,
+        gates: str | None = None,
+    ) -> None:
         self.model = model
         self.use_clock = use_clock
+        self.gated = gated
+        self.gates = gates
         check_bool("learned", "use_clock", use_clock)
+        check_bool("learned", "gated", gated)
         self._regression = RidgeModel.load(self.model_path, expected=FEATURES)
         self._domain = Domain.from_info(self._regression.info, str(self.model_path), FEATURES)
+        self.gate()  # a bad gates file fails here, not at the first forecast
+
+    @classmethod
+    def get_test_params(cls) -> list[dict[str, Any]]:
+        return [{}, {"gated": False}]
 
     @property
     def model_path(self) -> Path:
         return bundled_model_path() if self.model is None else Path(self.model)
 
     def _forecast(self, window: Window) -> np.ndarray:
+        self.gate_open_ = None
         x = channel_features(window)
         if not _trusted(self, self._domain, x):
             return window.values[-1].copy()
-        return from_ranks(window, self._regression.predict(x))
+        return self._gated(window, partial(_ridge_apply, regression=self._regression))
 
     def describe_choice(self) -> str:
-        """Whether the run lay inside what the model was fitted on (see :mod:`.domain`)."""
-        return _describe(self, "learned")
+        """Whether the run lay inside what the model was fitted on (see :mod:`.domain`) and
+        what its gate decided."""
+        return _joined(_describe(self, "learned"), self.gate_note())
+
+
+def _ridge_apply(window: Window, regression: RidgeModel) -> np.ndarray:
+    return from_ranks(window, regression.predict(channel_features(window)))
+
+
+def _joined(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def _trusted(forecaster: WindowForecaster, domain: Domain | None, x: np.ndarray) -> bool:
@@ -180,23 +217,42 @@ def _domain(path: str) -> Domain | None:
 
 
 @register_forecaster("learned_gbr")
-class LearnedBoostedForecaster(WindowForecaster):
-    """Gradient-boosted ranking over channel and layer features, fitted on other runs.
+class LearnedBoostedForecaster(GatedForecaster):
+    """Gradient-boosted ranking over channel and layer features, fitted on other runs, behind
+    a gate.
 
     Args:
         model: path of a model written by ``forecastprune fit-forecaster --kind gbr`` (None:
             the bundled model, fitted on the corpus's tuning families).
         use_clock: measure slopes and horizons in cumulative LR when the clock is known.
+        gated: pass the forecast through the model's gate (:mod:`.gate`): naive on runs
+            unlike those where it gained family-out.
+        gates: the gates file (None: the bundled one).
     """
 
     description = "gradient-boosted ranking over channel + layer features, fitted on other runs"
     _tags = {"min_history": 1, "uses_layout": True}
+    gate_name = "learned_gbr"
 
-    def __init__(self, model: str | None = None, use_clock: bool = True) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        use_clock: bool = True,
+        gated: bool = True,
+        gates: str | None = None,
+    ) -> None:
         self.model = model
         self.use_clock = use_clock
+        self.gated = gated
+        self.gates = gates
         check_bool("learned_gbr", "use_clock", use_clock)
+        check_bool("learned_gbr", "gated", gated)
         _domain(str(self.model_path))  # a bad file fails here, not at the first forecast
+        self.gate()
+
+    @classmethod
+    def get_test_params(cls) -> list[dict[str, Any]]:
+        return [{}, {"gated": False}]
 
     @property
     def model_path(self) -> Path:
@@ -209,12 +265,13 @@ class LearnedBoostedForecaster(WindowForecaster):
                 "through a store (compare, prune, forecast, benchmark) or EarlyPruner, or call "
                 "set_layout(layer_sizes) first"
             )
-        booster = _booster(str(self.model_path))
-        x = layered_features(window)
-        if not _trusted(self, _domain(str(self.model_path)), x):
+        self.gate_open_ = None
+        path = str(self.model_path)
+        if not _trusted(self, _domain(path), layered_features(window)):
             return window.values[-1].copy()
-        return from_ranks(window, booster.predict(x))
+        return self._gated(window, partial(_gbr_apply, path=path))
 
     def describe_choice(self) -> str:
-        """Whether the run lay inside what the model was fitted on (see :mod:`.domain`)."""
-        return _describe(self, "learned_gbr")
+        """Whether the run lay inside what the model was fitted on (see :mod:`.domain`) and
+        what its gate decided."""
+        return _joined(_describe(self, "learned_gbr"), self.gate_note())
