@@ -68,8 +68,8 @@ def test_learned_models_fall_back_to_naive_outside_what_they_were_fitted_on(tmp_
     assert "learned at 10%: naive: " in shown.output and "was fitted on" in shown.output
     with GammaTrajectoryStore.open(SUITE_RUN) as store:
         naive = predict_store(store, "naive", 0.1).scores
-        for name in ("learned", "learned_gbr"):
-            prediction = predict_store(store, name, 0.1)
+        for name in ("learned", "learned_gbr"):  # inside the domain; the gates aside
+            prediction = predict_store(store, f"{name}(gated=False)", 0.1)
             assert prediction.note.startswith(f"{name}: ") and not np.array_equal(
                 prediction.scores, naive
             )
@@ -105,8 +105,8 @@ def test_learned_does_not_reverse_the_ranking_of_an_adamw_run_with_gamma_at_one(
     )
     with GammaTrajectoryStore.open(store_path) as store:
         final = np.abs(store.final()[1].astype(np.float64))
-        for name in ("learned", "learned_gbr"):
-            prediction = predict_store(store, name, 0.2)
+        for name in ("learned", "learned_gbr"):  # the models themselves, ungated
+            prediction = predict_store(store, f"{name}(gated=False)", 0.2)
             assert prediction.note.startswith(f"{name}: ")  # applied, not fallen back
             assert spearmanr(prediction.scores, final)[0] > 0.5
 

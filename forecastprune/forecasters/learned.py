@@ -22,6 +22,9 @@ regression's output back into |γ|:
 ``learned`` and ``learned_gbr`` know where they were fitted: a model file carries its feature
 **domain** (:mod:`forecastprune.forecasters.domain`), and when too many of a run's channels lie
 outside it they forecast ``naive`` instead, saying so in their note (``compare`` shows it).
+Inside it, each passes a run-level **gate** (:mod:`forecastprune.forecasters.gate`, fitted
+family-out on the corpus): on runs unlike those where it gained over naive on other families it
+forecasts naive too, and it gives calibrated intervals (``gated=False`` turns the gate off).
 """
 
 from __future__ import annotations
