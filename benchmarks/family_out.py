@@ -1,12 +1,13 @@
 """Family-out scores of every forecaster on the trajectory corpus (``scripts/make_corpus.py``).
 
 A family is architecture × training recipe. Every figure here is on runs of families the scored
-model never saw: the bundled ``learned`` / ``learned_gbr`` models (and ``auto``, which backtests
-``learned``) were fitted on the suite's tuning runs only (scripts/make_suite.py: SGD momentum 0.9,
-lr 0.05, γ init 0.5), so on every corpus family other than ``*/sgd-step-g05`` they are judged on
-a recipe they never saw, and on no corpus run on a run they saw. ``arima``, ``global_ridge`` and
-``naive`` fit nothing across runs. The corpus's held-out families (``corpus.json``) are reported
-apart: nothing was tuned on them.
+model never saw: ``--refit`` fits ``learned`` / ``learned_gbr`` once per tuning family on the
+other tuning families (labels ``·corpus``: the models alone, ungated), ``--gated`` replays
+``auto`` / ``learned`` / ``learned_gbr`` as they ship, each fold with its models and the gates
+``benchmarks/auto_gate.py`` fitted without the fold's family (labels ``·gated``). ``arima``,
+``global_ridge`` and ``naive`` fit nothing across runs. The corpus's held-out families
+(``corpus.json``) are reported apart: nothing was tuned on them. (Cells cached before the gates
+existed may also hold ``auto·corpus``: the backtest choice with a ``learned`` candidate.)
 
 For each (run, cutoff, ratio) cell the score is ``compare``'s ranking metric (the tie-aware IoU
 of the pruned set with the one the finished run prunes) minus naive's, and Spearman's ρ of the
@@ -43,7 +44,7 @@ from forecastprune.store import GammaTrajectoryStore
 
 FORECASTERS = ("auto", "learned", "learned_gbr", "arima", "global_ridge")
 #: the labels of the models refitted on the corpus (``--refit``), by the spec they replace
-REFIT = {"learned": "learned·corpus", "learned_gbr": "learned_gbr·corpus", "auto": "auto·corpus"}
+REFIT = {"learned": "learned·corpus", "learned_gbr": "learned_gbr·corpus"}
 #: the labels of the gated forecasters replayed with each fold's models and gates (``--gated``)
 GATED = {"learned": "learned·gated", "learned_gbr": "learned_gbr·gated", "auto": "auto·gated"}
 CUTOFFS = ("0.1", "0.2")
@@ -93,10 +94,10 @@ def refit_all(corpus: Path, cache: Path, limit: int | None) -> None:
     """Refit ``learned`` and ``learned_gbr`` on the corpus, family-out, and replay them.
 
     For every tuning family the models are fitted on every *other* tuning family's runs (the
-    held-out families never take part) and replayed, with ``auto`` backtesting that
-    ``learned``, on the family's runs; the held-out families are replayed once with the
-    models fitted on all tuning families (the ones that would ship). Cells are added to each
-    run's cached cells under :data:`REFIT`'s labels; each fold is done once (resumable).
+    held-out families never take part) and replayed ungated (the bundled gates were fitted on
+    every tuning family) on the family's runs; the held-out families are replayed once with
+    the models fitted on all tuning families (the ones that would ship). Cells are added to
+    each run's cached cells under :data:`REFIT`'s labels; each fold is done once (resumable).
     """
     from forecastprune.forecasters.training import (
         DEFAULT_CUTOFFS,
@@ -131,9 +132,8 @@ def refit_all(corpus: Path, cache: Path, limit: int | None) -> None:
         ridge = ridge_from_examples(x, y, info).save(models / f"{slug}.json")
         gbr = gbr_from_examples(x, y, info).save(models / f"{slug}.skops")
         specs = (
-            f"learned(model='{ridge}')",
-            f"learned_gbr(model='{gbr}')",
-            f"auto(model='{ridge}')",
+            f"learned(model='{ridge}', gated=False)",
+            f"learned_gbr(model='{gbr}', gated=False)",
         )
         for run in sorted(r for r, f in family.items() if f in fams):
             cells = replay_run(corpus / f"{run}.fpstore", specs)["cells"]
