@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ConfigError
+from .mnist1d import Mnist1dTask
 
 #: side length of the original digits images
 DIGITS_SIDE = 8
@@ -84,15 +85,23 @@ class DigitsTask:
         """The task's fixed split (the same for every seed, so runs share their test images)."""
         return load_digits_split(self.test_fraction, seed=0, upscale=upscale)
 
+    @property
+    def dataset(self) -> str:
+        """Where the task's data comes from (recorded in store metadata)."""
+        return "sklearn-digits"
 
-#: the tasks ``task`` in the train config may name
-TASKS: dict[str, DigitsTask] = {
+
+#: the tasks ``task`` in the train config may name; ``mnist1d`` is the public 1-D benchmark
+#: (20,000 generated training / 5,000 test signals, see :mod:`.mnist1d`), for the ``cnn1d``
+#: model
+TASKS: dict[str, DigitsTask | Mnist1dTask] = {
     "digits": DigitsTask("digits", test_fraction=0.2, max_shift=1, noise_std=0.1),
     "digits-hard": DigitsTask("digits-hard", test_fraction=0.8, max_shift=2, noise_std=0.3),
+    "mnist1d": Mnist1dTask("mnist1d", n_train=20000, n_test=5000),
 }
 
 
-def get_task(name: str) -> DigitsTask:
+def get_task(name: str) -> DigitsTask | Mnist1dTask:
     """The task called ``name``.
 
     Raises:

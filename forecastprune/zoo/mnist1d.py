@@ -1,0 +1,147 @@
+"""MNIST-1D (Greydanus 2020, "Scaling down deep learning"): a public 1-D benchmark, generated here.
+
+MNIST-1D turns ten hand-made 1-D digit templates into 40-sample signals by random padding,
+scaling, translation, correlated and i.i.d. noise and shear. Its authors publish baselines on
+the default set (4,000 training / 1,000 test signals): logistic regression 32 %, MLP 68 %,
+CNN 94 %, GRU 91 %, human 96 % (the table "Comparing MNIST and MNIST-1D" in the README of
+github.com/greydanus/mnist1d; paper: arXiv:2011.14439).
+
+The ``mnist1d`` package (``pip install 'forecastprune[mnist1d]'``) holds the generator. Its
+``get_dataset`` downloads a pickle from GitHub; this module never calls it — it runs the
+generator, ``make_dataset``, with the package's default arguments and only the number of
+samples raised, so the data is the published distribution, made locally and fully determined
+by the generator's seed. The generator standardises the whole set with one mean and standard
+deviation (two scalars over every signal, test included); that is the benchmark's own
+definition and is kept as it is.
+
+``make_dataset`` seeds Python's and numpy's global generators; the state of both is restored
+afterwards so generating data never changes a caller's random numbers. Generating costs about
+0.25 ms per signal, so each set is made once per process and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .data import DigitsSplit
+
+#: the generator's default seed (``get_dataset_args()["seed"]``)
+GENERATOR_SEED = 42
+#: length of every generated signal (``final_seq_length``)
+SIGNAL_LENGTH = 40
+#: the published baseline this table compares with: the MNIST-1D README's CNN figure
+PAPER_CNN_ACCURACY = 0.94
+#: the size of the set that figure was measured on
+PAPER_TRAIN, PAPER_TEST = 4000, 1000
+
+
+@dataclass(frozen=True)
+class Mnist1dTask:
+    """A MNIST-1D task: how many signals to generate for training and for testing.
+
+    It has the same face as :class:`~forecastprune.zoo.data.DigitsTask` (``split``,
+    ``max_shift``, ``noise_std``) so the training paths take either. The generator already
+    draws a fresh transformation for every signal, so there is no batch augmentation.
+
+    Attributes:
+        name: the task's name in :data:`~forecastprune.zoo.data.TASKS`.
+        n_train: training signals (a multiple of 10 together with ``n_test``).
+        n_test: test signals.
+        seed: the generator's seed; the same seed always gives the same signals.
+    """
+
+    name: str
+    n_train: int
+    n_test: int
+    seed: int = GENERATOR_SEED
+    max_shift: int = 0
+    noise_std: float = 0.0
+    dataset: str = "mnist1d"
+
+    def split(self, upscale: int = 1) -> DigitsSplit:
+        """The generated train/test split (the same for every training seed).
+
+        Raises:
+            ConfigError: on ``upscale`` other than 1 (it resizes digits images only), or when
+                the ``mnist1d`` package is missing.
+        """
+        from .data import DigitsSplit
+
+        if upscale != 1:
+            raise ConfigError(
+                f"upscale resizes the 8×8 digits images; task {self.name!r} has 1-D signals of "
+                f"length {SIGNAL_LENGTH}, so upscale must be 1 (got {upscale})"
+            )
+        x_train, y_train, x_test, y_test = generate(self.n_train, self.n_test, self.seed)
+        return DigitsSplit(
+            x_train=_signals(x_train),
+            y_train=torch.as_tensor(y_train, dtype=torch.int64),
+            x_test=_signals(x_test),
+            y_test=torch.as_tensor(y_test, dtype=torch.int64),
+            background=0.0,
+        )
+
+
+def _signals(x: np.ndarray) -> torch.Tensor:
+    """(N, L) float64 → (N, 1, L) float32: one input channel for Conv1d."""
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)
+
+
+@functools.lru_cache(maxsize=4)
+def generate(
+    n_train: int, n_test: int, seed: int = GENERATOR_SEED
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Generate MNIST-1D with the package's default arguments and ``n_train + n_test`` samples.
+
+    Args:
+        n_train: training signals.
+        n_test: test signals.
+        seed: the generator's seed.
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)``: (N, 40) float64 signals and int64 labels. The
+        arrays are cached and shared between calls: do not modify them.
+
+    Raises:
+        ConfigError: when the sizes are not positive or their sum is not a multiple of 10 (the
+            generator makes the same number of signals per class), or when the ``mnist1d``
+            package is not installed.
+    """
+    total = int(n_train) + int(n_test)
+    if min(int(n_train), int(n_test)) < 1 or total % 10:
+        raise ConfigError(
+            f"MNIST-1D needs positive train and test sizes summing to a multiple of 10 (the "
+            f"generator makes equal numbers per class); got {n_train} and {n_test}"
+        )
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise ConfigError(
+            "the MNIST-1D task needs the mnist1d package: pip install 'forecastprune[mnist1d]'"
+        ) from None
+    args = get_dataset_args()
+    args.num_samples, args.train_split, args.seed = total, int(n_train) / total, int(seed)
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        data = make_dataset(args)
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    arrays = (data["x"], data["y"], data["x_test"], data["y_test"])
+    for array in arrays:
+        array.setflags(write=False)  # cached and shared
+    if (len(arrays[1]), len(arrays[3])) != (n_train, n_test):
+        raise ConfigError(  # the generator splits by a float fraction; say so if it rounds
+            f"the generator split {total} signals into {len(arrays[1])} / {len(arrays[3])}, "
+            f"not {n_train} / {n_test}; pick sizes whose ratio is exact"
+        )
+    return arrays
