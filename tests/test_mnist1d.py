@@ -87,7 +87,7 @@ def test_cnn1d_classifies_flattened_positions() -> None:
     assert model.classifier.in_features == 16 * 5  # 40 → 20 → 10 → 5 positions
     bns = [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm1d)]
     assert bns == ["features.conv1.bn", "features.conv2.bn", "features.conv3.bn"]
-    assert float(model.features.conv2.bn.weight[0]) == 0.5
+    assert float(model.features.conv2.bn.weight.detach()[0]) == 0.5
     with pytest.raises(ConfigError, match="length"):
         build_model("cnn1d", length=0)
 
@@ -103,7 +103,7 @@ def test_cnn1d_classifies_flattened_positions() -> None:
 def test_train_on_mnist1d_with_a_yaml_config(small_task, tmp_path, keys) -> None:
     config = tmp_path / "mnist1d.yaml"
     recipe = {"model": "cnn1d", "widths": WIDTHS, "task": "mnist1d", "augment": False}
-    run = {"epochs": 3, "batch_size": 100, "policy": "grouped", "ratio": 0.5, "gamma_init": 0.5}
+    run = {"epochs": 10, "batch_size": 100, "policy": "grouped", "ratio": 0.5, "gamma_init": 0.5}
     config.write_text(yaml.safe_dump({**recipe, **run, **keys}))
     out = tmp_path / "run"
     result = CliRunner().invoke(
@@ -111,7 +111,7 @@ def test_train_on_mnist1d_with_a_yaml_config(small_task, tmp_path, keys) -> None
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["total_steps"] == 3 * 9
+    assert summary["total_steps"] == 10 * 9
     assert summary["accuracy"] > 0.3  # chance is 0.1
     if keys["method"] == "normal":
         assert summary["prune_step"] is None
@@ -132,6 +132,7 @@ def recorded(small_task, tmp_path):
     out = tmp_path / "rec"
     args = ["record", "--out", str(out), "--model", "cnn1d", "--widths", "16,16,16"]
     args += ["--task", "mnist1d", "--epochs", "2", "--batch-size", "100", "--no-augment"]
+    args += ["--every", "1"]
     result = CliRunner().invoke(cli, [*args, "--no-progress", "--threads", "1"])
     assert result.exit_code == 0, result.output
     return out
@@ -148,7 +149,7 @@ def test_record_compare_and_prune_a_1d_store(recorded, tmp_path) -> None:
     report = tmp_path / "r.json"
     result = CliRunner().invoke(
         cli,
-        ["compare", "--store", str(store_path), "--forecasters", "naive,linear"]
+        ["compare", "--store", str(store_path), "--forecasters", "naive,ema"]
         + ["--cutoffs", "0.3,0.6", "--policy", "grouped", "--ratio", "0.5", "--json", str(report)],
     )
     assert result.exit_code == 0, result.output

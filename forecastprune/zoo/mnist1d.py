@@ -84,9 +84,9 @@ class Mnist1dTask:
         x_train, y_train, x_test, y_test = generate(self.n_train, self.n_test, self.seed)
         return DigitsSplit(
             x_train=_signals(x_train),
-            y_train=torch.as_tensor(y_train, dtype=torch.int64),
+            y_train=torch.from_numpy(y_train.astype(np.int64)),  # a copy: the cache is read-only
             x_test=_signals(x_test),
-            y_test=torch.as_tensor(y_test, dtype=torch.int64),
+            y_test=torch.from_numpy(y_test.astype(np.int64)),
             background=0.0,
         )
 
