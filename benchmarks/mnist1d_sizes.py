@@ -54,8 +54,7 @@ def run_cell(name: str, n_train: int, seed: int, steps: int) -> dict[str, Any]:
 
     from forecastprune.pipeline.run import run_config
     from forecastprune.pipeline.train_config import TrainConfig
-    from forecastprune.zoo.data import TASKS
-    from forecastprune.zoo.mnist1d import Mnist1dTask
+    from forecastprune.zoo.data import TASKS, Mnist1dTask
 
     torch.set_num_threads(1)
     TASKS.setdefault(name, Mnist1dTask(name, *SETS[name]))  # a study set, this process only

@@ -19,8 +19,8 @@ from forecastprune.errors import ConfigError
 from forecastprune.pipeline.train_config import TrainConfig
 from forecastprune.store import GammaTrajectoryStore
 from forecastprune.zoo import build_model
-from forecastprune.zoo.data import TASKS, get_task
-from forecastprune.zoo.mnist1d import Mnist1dTask, generate
+from forecastprune.zoo.data import TASKS, Mnist1dTask, get_task
+from forecastprune.zoo.mnist1d import generate
 
 pytest.importorskip("mnist1d", reason="the MNIST-1D generator is the mnist1d extra")
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ConfigError
-from .mnist1d import Mnist1dTask
+from .mnist1d import GENERATOR_SEED, SIGNAL_LENGTH
 
 #: side length of the original digits images
 DIGITS_SIDE = 8
@@ -89,6 +89,47 @@ class DigitsTask:
     def dataset(self) -> str:
         """Where the task's data comes from (recorded in store metadata)."""
         return "sklearn-digits"
+
+
+@dataclass(frozen=True)
+class Mnist1dTask:
+    """A MNIST-1D task (:mod:`.mnist1d`): how many signals to generate for training and testing.
+
+    It has :class:`DigitsTask`'s face (``split``, ``max_shift``, ``noise_std``, ``dataset``) so
+    the training paths take either. The generator already draws a fresh transformation for
+    every signal, so there is no batch augmentation.
+
+    Attributes:
+        name: the task's name in :data:`TASKS`.
+        n_train: training signals (a multiple of 10 together with ``n_test``).
+        n_test: test signals.
+        seed: the generator's seed; the same seed always gives the same signals.
+    """
+
+    name: str
+    n_train: int
+    n_test: int
+    seed: int = GENERATOR_SEED
+    max_shift: int = 0
+    noise_std: float = 0.0
+    dataset: str = "mnist1d"
+
+    def split(self, upscale: int = 1) -> DigitsSplit:
+        """The generated train/test split (the same for every training seed).
+
+        Raises:
+            ConfigError: on ``upscale`` other than 1 (it resizes digits images only), or when
+                the ``mnist1d`` package is missing.
+        """
+        from .mnist1d import tensors
+
+        if upscale != 1:
+            raise ConfigError(
+                f"upscale resizes the 8×8 digits images; task {self.name!r} has 1-D signals of "
+                f"length {SIGNAL_LENGTH}, so upscale must be 1 (got {upscale})"
+            )
+        x_train, y_train, x_test, y_test = tensors(self.n_train, self.n_test, self.seed)
+        return DigitsSplit(x_train, y_train, x_test, y_test, background=0.0)
 
 
 #: the tasks ``task`` in the train config may name; ``mnist1d`` is the public 1-D benchmark

@@ -23,76 +23,38 @@ from __future__ import annotations
 
 import functools
 import random
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
 
-if TYPE_CHECKING:
-    from .data import DigitsSplit
-
 #: the generator's default seed (``get_dataset_args()["seed"]``)
 GENERATOR_SEED = 42
 #: length of every generated signal (``final_seq_length``)
 SIGNAL_LENGTH = 40
-#: the published baseline this table compares with: the MNIST-1D README's CNN figure
-PAPER_CNN_ACCURACY = 0.94
-#: the size of the set that figure was measured on
-PAPER_TRAIN, PAPER_TEST = 4000, 1000
 
 
-@dataclass(frozen=True)
-class Mnist1dTask:
-    """A MNIST-1D task: how many signals to generate for training and for testing.
+def tensors(
+    n_train: int, n_test: int, seed: int = GENERATOR_SEED
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`generate`'s arrays as fresh tensors: (N, 1, 40) float32 signals (one input
+    channel for Conv1d) and int64 labels.
 
-    It has the same face as :class:`~forecastprune.zoo.data.DigitsTask` (``split``,
-    ``max_shift``, ``noise_std``) so the training paths take either. The generator already
-    draws a fresh transformation for every signal, so there is no batch augmentation.
-
-    Attributes:
-        name: the task's name in :data:`~forecastprune.zoo.data.TASKS`.
-        n_train: training signals (a multiple of 10 together with ``n_test``).
-        n_test: test signals.
-        seed: the generator's seed; the same seed always gives the same signals.
+    Raises:
+        ConfigError: as :func:`generate`.
     """
-
-    name: str
-    n_train: int
-    n_test: int
-    seed: int = GENERATOR_SEED
-    max_shift: int = 0
-    noise_std: float = 0.0
-    dataset: str = "mnist1d"
-
-    def split(self, upscale: int = 1) -> DigitsSplit:
-        """The generated train/test split (the same for every training seed).
-
-        Raises:
-            ConfigError: on ``upscale`` other than 1 (it resizes digits images only), or when
-                the ``mnist1d`` package is missing.
-        """
-        from .data import DigitsSplit
-
-        if upscale != 1:
-            raise ConfigError(
-                f"upscale resizes the 8×8 digits images; task {self.name!r} has 1-D signals of "
-                f"length {SIGNAL_LENGTH}, so upscale must be 1 (got {upscale})"
-            )
-        x_train, y_train, x_test, y_test = generate(self.n_train, self.n_test, self.seed)
-        return DigitsSplit(
-            x_train=_signals(x_train),
-            y_train=torch.from_numpy(y_train.astype(np.int64)),  # a copy: the cache is read-only
-            x_test=_signals(x_test),
-            y_test=torch.from_numpy(y_test.astype(np.int64)),
-            background=0.0,
-        )
+    x_train, y_train, x_test, y_test = generate(n_train, n_test, seed)
+    return (
+        _signals(x_train),
+        torch.from_numpy(y_train.astype(np.int64)),  # a copy: the cached arrays are read-only
+        _signals(x_test),
+        torch.from_numpy(y_test.astype(np.int64)),
+    )
 
 
 def _signals(x: np.ndarray) -> torch.Tensor:
-    """(N, L) float64 → (N, 1, L) float32: one input channel for Conv1d."""
+    """(N, L) float64 → (N, 1, L) float32, a copy."""
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)
 
 
