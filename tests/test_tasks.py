@@ -28,10 +28,12 @@ def test_digits_hard_trains_on_a_fifth_and_tests_on_the_rest() -> None:
 
 def test_unknown_task_names_the_valid_ones() -> None:
     with pytest.raises(
-        ConfigError, match="unknown task 'mnist'; expected one of digits, digits-hard"
+        ConfigError, match="unknown task 'mnist'; expected one of digits, digits-hard, mnist1d$"
     ):
         get_task("mnist")
-    with pytest.raises(ConfigError, match="task must be one of digits, digits-hard; got 'hard'"):
+    with pytest.raises(
+        ConfigError, match="task must be one of digits, digits-hard, mnist1d; got 'hard'"
+    ):
         TrainConfig(task="hard")
     with pytest.raises(ConfigError, match="eval_every must be >= 1"):
         TrainConfig(eval_every=0)

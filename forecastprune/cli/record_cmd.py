@@ -170,7 +170,8 @@ def settings_from_flags(flags: dict[str, Any]) -> tuple[RecordSettings, int | No
     type=click.Choice(list(TASKS)),
     default=_DEFAULT["task"],
     show_default=True,
-    help="digits: 1,437 training images; digits-hard: 359, stronger shifts.",
+    help="digits: 1,437 training images; digits-hard: 359, stronger shifts; mnist1d: 20,000 "
+    "generated 1-D signals (model cnn1d, the mnist1d extra).",
 )
 @click.option(
     "--width",

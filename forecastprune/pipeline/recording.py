@@ -177,8 +177,9 @@ def record_run(settings: RecordSettings) -> RecordResult:
     torch.manual_seed(settings.seed)
     model = build_model(settings.model_name, **settings.model_kwargs)
     task = get_task(settings.task)
+    split = task.split()
     train_loader, test_loader = make_loaders(
-        task.split(),
+        split,
         settings.batch_size,
         augment=settings.augment,
         max_shift=task.max_shift,
@@ -198,6 +199,8 @@ def record_run(settings: RecordSettings) -> RecordResult:
     milestones = [max(1, round(f * trainer.total_steps)) for f in settings.lr_milestones]
     trainer.scheduler = _scheduler(optimizer, settings, milestones, trainer.total_steps)
     meta = _metadata(settings, trainer, milestones)
+    # compare and prune rebuild the model from the metadata and trace it on this shape
+    meta["input_shape"] = [1, *split.x_train.shape[1:]]
     callback = _recording_callback(model, optimizer, trainer, settings, meta)
     store = callback.recorder.store
     # flushed and closed (lock released) even if training fails or SIGTERM/SIGINT stops it
@@ -277,11 +280,12 @@ def _lr_factor(
 def _metadata(settings: RecordSettings, trainer: Trainer, milestones: list[int]) -> dict[str, Any]:
     """The store metadata: every setting needed to reproduce and interpret the run."""
     from ..core.lr_clock import planned_lr_schedule
+    from ..zoo.data import get_task
 
     return {
         "model": settings.model_name,
         "model_kwargs": settings.model_kwargs,
-        "dataset": "sklearn-digits",
+        "dataset": get_task(settings.task).dataset,
         "task": settings.task,
         "optimizer": settings.optimizer,
         "warmup": settings.warmup,

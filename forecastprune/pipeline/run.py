@@ -84,7 +84,16 @@ def run_config(
         "progress": progress and rank == 0,
         "eval_every": config.eval_every,
     }
-    metadata = {"model": config.model, "seed": config.seed, "method": config.method}
+    # what compare and prune need to rebuild the model and trace it (the store's layout names
+    # its BN layers, not its shape)
+    metadata = {
+        "model": config.model,
+        "model_kwargs": {**config.model_kwargs(), "num_classes": split.num_classes},
+        "input_shape": [1, *split.x_train.shape[1:]],
+        "task": config.task,
+        "seed": config.seed,
+        "method": config.method,
+    }
     return run_method(
         config.method_spec(store_path, overwrite),
         model,

@@ -47,8 +47,10 @@ class TrainConfig(PruneKeys):
         schedule: ``cosine`` (annealed to 0 over the budget, per iteration) or ``constant``.
         seed: seeds the model init, the shuffling and the augmentation (the split is fixed).
         augment: random shifts + Gaussian noise on training batches.
-        task: ``digits`` (1,437 training / 360 test images) or ``digits-hard`` (359 training /
-            1,438 test images, stronger shifts and noise; see :mod:`forecastprune.zoo.data`).
+        task: ``digits`` (1,437 training / 360 test images), ``digits-hard`` (359 training /
+            1,438 test images, stronger shifts and noise; see :mod:`forecastprune.zoo.data`) or
+            ``mnist1d`` (20,000 / 5,000 generated 1-D signals, for ``cnn1d``; see
+            :mod:`forecastprune.zoo.mnist1d`).
         upscale: digits upscaling factor (1 keeps 8×8).
         train_subset: train on the first N training images only (quick runs and tests).
         eval_every: epochs between test evaluations (the last epoch is always evaluated).

@@ -30,6 +30,7 @@ _MODELS: dict[str, str | Builder] = {
     "darknet": "darknet:build_darknet",
     "yolov3": "yolov3:build_yolov3",
     "mobilenet": "mobilenet:build_mobilenet",
+    "cnn1d": "cnn1d:build_cnn1d",
 }
 
 __all__ = [

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ConfigError
+from .mnist1d import GENERATOR_SEED, SIGNAL_LENGTH
 
 #: side length of the original digits images
 DIGITS_SIDE = 8
@@ -84,15 +85,64 @@ class DigitsTask:
         """The task's fixed split (the same for every seed, so runs share their test images)."""
         return load_digits_split(self.test_fraction, seed=0, upscale=upscale)
 
+    @property
+    def dataset(self) -> str:
+        """Where the task's data comes from (recorded in store metadata)."""
+        return "sklearn-digits"
 
-#: the tasks ``task`` in the train config may name
-TASKS: dict[str, DigitsTask] = {
+
+@dataclass(frozen=True)
+class Mnist1dTask:
+    """A MNIST-1D task (:mod:`.mnist1d`): how many signals to generate for training and testing.
+
+    It has :class:`DigitsTask`'s face (``split``, ``max_shift``, ``noise_std``, ``dataset``) so
+    the training paths take either. The generator already draws a fresh transformation for
+    every signal, so there is no batch augmentation.
+
+    Attributes:
+        name: the task's name in :data:`TASKS`.
+        n_train: training signals (a multiple of 10 together with ``n_test``).
+        n_test: test signals.
+        seed: the generator's seed; the same seed always gives the same signals.
+    """
+
+    name: str
+    n_train: int
+    n_test: int
+    seed: int = GENERATOR_SEED
+    max_shift: int = 0
+    noise_std: float = 0.0
+    dataset: str = "mnist1d"
+
+    def split(self, upscale: int = 1) -> DigitsSplit:
+        """The generated train/test split (the same for every training seed).
+
+        Raises:
+            ConfigError: on ``upscale`` other than 1 (it resizes digits images only), or when
+                the ``mnist1d`` package is missing.
+        """
+        from .mnist1d import tensors
+
+        if upscale != 1:
+            raise ConfigError(
+                f"upscale resizes the 8×8 digits images; task {self.name!r} has 1-D signals of "
+                f"length {SIGNAL_LENGTH}, so upscale must be 1 (got {upscale})"
+            )
+        x_train, y_train, x_test, y_test = tensors(self.n_train, self.n_test, self.seed)
+        return DigitsSplit(x_train, y_train, x_test, y_test, background=0.0)
+
+
+#: the tasks ``task`` in the train config may name; ``mnist1d`` is the public 1-D benchmark
+#: (20,000 generated training / 5,000 test signals, see :mod:`.mnist1d`), for the ``cnn1d``
+#: model
+TASKS: dict[str, DigitsTask | Mnist1dTask] = {
     "digits": DigitsTask("digits", test_fraction=0.2, max_shift=1, noise_std=0.1),
     "digits-hard": DigitsTask("digits-hard", test_fraction=0.8, max_shift=2, noise_std=0.3),
+    "mnist1d": Mnist1dTask("mnist1d", n_train=20000, n_test=5000),
 }
 
 
-def get_task(name: str) -> DigitsTask:
+def get_task(name: str) -> DigitsTask | Mnist1dTask:
     """The task called ``name``.
 
     Raises:
