@@ -107,7 +107,7 @@ def variants(
             "forecast auto @stability",
             "forecast-auto",
             "forecast-auto",
-            {"forecaster": "auto", "prune_at": "auto", "auto_rule": "stability"},
+            {"forecaster": "auto", "prune_at": "stability"},
         ),
         Variant(
             "forecast auto @confidence",
@@ -115,8 +115,7 @@ def variants(
             "forecast-auto",
             {
                 "forecaster": "auto",
-                "prune_at": "auto",
-                "auto_rule": "confidence",
+                "prune_at": "confidence",
                 "auto_window": 1,
                 "auto_min_confidence": 0.9,
             },

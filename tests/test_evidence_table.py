@@ -202,3 +202,18 @@ def test_report_renders_tables_claims_and_plots(tmp_path: Path) -> None:
         png = tmp_path / f"results-digits-hard-{kind}.png"
         assert png.read_bytes()[:4] == b"\x89PNG"
         assert f"]({png.name})" in text
+
+
+def test_every_table_variant_is_a_valid_train_config():
+    """The digits grid's overrides must stay in step with TrainConfig's keys: a renamed key
+    (``auto_rule`` became ``prune_at: confidence``) would fail the whole grid at its first run."""
+    import early_prune_table as ept
+
+    from forecastprune.pipeline.train_config import TrainConfig
+
+    for variant in ept.variants(epochs=20):
+        config = TrainConfig.load(ept.CONFIGS / f"{variant.config}.yaml")
+        config = config.replace(**variant.overrides, ratio=0.5, policy="grouped")
+        assert config.ratio == 0.5, variant.name
+    timed = {v.name: v.overrides["prune_at"] for v in ept.variants(epochs=20) if "@s" in v.name}
+    assert timed == {"forecast auto @stability": "stability"}

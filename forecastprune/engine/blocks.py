@@ -301,7 +301,8 @@ def _trace(model: nn.Module, args: tuple[Any, ...], layout: ChannelLayout) -> _B
         raise PruningError(
             f"tracing the model on the example inputs failed{where} ({type(exc).__name__}: "
             f"{(str(exc).strip().splitlines() or [''])[0]}); pass inputs the model accepts, "
-            "e.g. a tensor of shape (1, channels, height, width)"
+            "e.g. a tensor of shape (1, channels, length) for Conv1d or (1, channels, height, "
+            "width) for Conv2d"
         ) from exc
     finally:
         for handle in handles:

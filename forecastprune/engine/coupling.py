@@ -178,7 +178,7 @@ def traced_flow(model: nn.Module, example_inputs: Any, layout: ChannelLayout) ->
         raise PruningError(
             f"tracing the model on the example inputs failed{where} ({type(exc).__name__}: "
             f"{_first_line(exc)}); pass inputs the model accepts, e.g. a tensor of shape "
-            "(1, channels, height, width)"
+            "(1, channels, length) for Conv1d or (1, channels, height, width) for Conv2d"
         ) from exc
 
 
