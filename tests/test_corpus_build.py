@@ -133,3 +133,10 @@ def test_benchmark_corpus_list_names_every_family_and_makes_nothing(tmp_path):
     assert "tv-resnet18/adamw-warm-cos-g1 (3 runs)" in result.output
     assert "yolo11n/ultralytics-default" in result.output
     assert os.listdir(tmp_path) == []
+
+
+def test_bad_replay_settings_are_refused_before_any_run_is_made(tmp_path):
+    args = ["benchmark", "--corpus", SMOKE, "--cache", str(tmp_path), "--cutoffs", "1.5"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "Error:" in result.output, result.output
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written

@@ -40,11 +40,22 @@ def test_the_shapes_task_is_an_rgb_split_the_zoo_trains_on():
     assert model(images).shape == (32, 10) and labels.shape == (32,)
 
 
-def test_record_settings_give_colour_tasks_three_input_channels(tmp_path):
-    from forecastprune.pipeline.recording import RecordSettings
+def test_a_shapes_run_records_a_store_its_model_can_be_rebuilt_from(tmp_path):
+    from forecastprune.pipeline.recording import RecordSettings, record_run
+    from forecastprune.store import GammaTrajectoryStore
+    from forecastprune.zoo.from_store import example_input_shape, model_from_metadata
 
-    assert RecordSettings(out=tmp_path, task="shapes").model_kwargs["in_channels"] == 3
     assert "in_channels" not in RecordSettings(out=tmp_path).model_kwargs
+    settings = RecordSettings(
+        out=tmp_path, task="shapes", epochs=1, limit_batches=2, width=0.25, progress=False
+    )
+    assert settings.model_kwargs["in_channels"] == 3
+    result = record_run(settings)
+    with GammaTrajectoryStore.open(result.store_path) as store:
+        meta = store.metadata
+    assert meta["dataset"] == "generated-shapes" and meta["input_shape"] == [1, 3, 16, 16]
+    model = model_from_metadata(meta)
+    assert model(torch.zeros(example_input_shape(meta))).shape == (1, 10)
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))

@@ -117,6 +117,9 @@ def benchmark(**options: Any) -> None:
 
     for path in options["plugins"]:
         load_plugins(path, timeout=options["timeout"] or DEFAULT_TIMEOUT)
+    spec = spec_from_flags(options, skip=NOT_REPLAYED)
+    settings = ReplaySettings(cutoffs=cutoffs, spec=spec, timeout=options["timeout"])
+    settings.validate()  # before any corpus run is made: a typo costs no training
     folder, only = options["suite"], options["only"]
     if options["corpus"] is not None:
         folder, only = _corpus(options)
@@ -125,9 +128,6 @@ def benchmark(**options: Any) -> None:
     elif options["cache"] is not None or options["jobs"] != 1:
         raise ConfigError("--cache and --jobs go with --corpus FAMILIES; add it or drop them")
     runs = load_suite(folder, only)
-    spec = spec_from_flags(options, skip=NOT_REPLAYED)
-    settings = ReplaySettings(cutoffs=cutoffs, spec=spec, timeout=options["timeout"])
-    settings.validate()
     result = run_suite(
         runs, specs, settings, progress=lambda name: click.echo(f"replaying {name}", err=True)
     )

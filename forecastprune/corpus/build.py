@@ -27,6 +27,7 @@ from ..errors import ConfigError, StoreError
 from .detection import missing_ultralytics
 from .make import STAGING, make_run
 from .table import HELD_OUT, CorpusRun, corpus_runs
+from .torchvision_small import register_torchvision_models
 
 MANIFEST = "corpus.json"
 SUITE_MANIFEST = "suite.json"
@@ -123,6 +124,9 @@ def build_corpus(
 
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1; got {jobs}")
+    # so the zoo rebuilds the torchvision runs' models (policies that trace them), made now
+    # or cached
+    register_torchvision_models()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     try:

@@ -203,6 +203,8 @@ def record_run(settings: RecordSettings) -> RecordResult:
     milestones = [max(1, round(f * trainer.total_steps)) for f in settings.lr_milestones]
     trainer.scheduler = _scheduler(optimizer, settings, milestones, trainer.total_steps)
     meta = _metadata(settings, trainer, milestones)
+    if task.channels != 1:  # a colour task: how to trace the model (digits' 8×8 is the default)
+        meta["input_shape"] = [1, *train_loader.dataset[0][0].shape]
     callback = _recording_callback(model, optimizer, trainer, settings, meta)
     store = callback.recorder.store
     # flushed and closed (lock released) even if training fails or SIGTERM/SIGINT stops it
