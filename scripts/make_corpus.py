@@ -9,6 +9,7 @@ Usage::
 
     python scripts/make_corpus.py --out DIR [--jobs 2] [--limit 8] [--corpus all|GROUP|FAMILY,...]
     python scripts/make_corpus.py --out DIR --ship     # refresh the shipped part from DIR
+    python scripts/make_corpus.py --out DIR --summary  # size and generation time
     python scripts/make_corpus.py --list
 """
 
@@ -52,6 +53,37 @@ def ship(out: Path, dest: Path = SHIPPED_DIR) -> None:
     write_manifests(dest, {"runs": {n: manifest["runs"][n] for n in SHIPPED}}, HELD_OUT)
 
 
+def summary(manifest: dict) -> str:
+    """Markdown: runs, families, size and generation time per group and in all, and each
+    family's accuracy range (the docs' figures)."""
+    by_group: dict[str, list[dict]] = {}
+    for entry in manifest["runs"].values():
+        by_group.setdefault(entry.get("group", "zoo-digits"), []).append(entry)
+    lines = [
+        "| group | runs | families | size | seconds (sum / median / max a run) |",
+        "|---|---|---|---|---|",
+    ]
+    for group, entries in [*by_group.items(), ("all", list(manifest["runs"].values()))]:
+        seconds = sorted(e["seconds"] for e in entries)
+        lines.append(
+            f"| {group} | {len(entries)} | {len({e['family'] for e in entries})} | "
+            f"{sum(e['bytes'] for e in entries) / 1e6:.1f} MB | {sum(seconds):.0f} / "
+            f"{seconds[len(seconds) // 2]:.1f} / {seconds[-1]:.1f} |"
+        )
+    lines += ["", "| family | runs | snapshots x channels | metric (min-max) |"]
+    lines.append("|---|---|---|---|")
+    fams: dict[str, list[dict]] = {}
+    for entry in manifest["runs"].values():
+        fams.setdefault(entry["family"], []).append(entry)
+    for fam, entries in fams.items():
+        acc = [e["accuracy"] for e in entries]
+        lines.append(
+            f"| {fam} | {len(entries)} | {entries[0]['snapshots']} x {entries[0]['channels']} | "
+            f"{entries[0].get('metric', 'test accuracy')} {min(acc):.3f}-{max(acc):.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="the corpus folder (created)")
@@ -67,6 +99,9 @@ def main() -> None:
     )
     parser.add_argument("--list", action="store_true", help="list the table and exit")
     parser.add_argument(
+        "--summary", action="store_true", help="print the made corpus's size and time and exit"
+    )
+    parser.add_argument(
         "--ship",
         action="store_true",
         help="copy the shipped part of a made corpus into the package and exit",
@@ -81,6 +116,9 @@ def main() -> None:
         parser.error("--out DIR is required and --jobs must be at least 1")
     if args.ship:
         ship(args.out)
+        return
+    if args.summary:
+        print(summary(read_manifest(args.out)))
         return
     chosen = select_families(args.corpus)
     report = build_corpus(
