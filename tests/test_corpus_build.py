@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 import forecastprune.corpus.build as build
 from forecastprune.cli import cli
-from forecastprune.corpus import build_corpus, default_cache
+from forecastprune.corpus import GROUPS, build_corpus, default_cache, select_families
 from forecastprune.corpus.make import STAGING
 from forecastprune.errors import ConfigError
 from forecastprune.store import GammaTrajectoryStore
@@ -65,18 +66,30 @@ def test_a_half_written_run_never_counts(tmp_path):
 def test_detector_families_are_skipped_with_one_line_when_ultralytics_is_missing(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(build, "missing_ultralytics", lambda: "ultralytics is not installed")
+    real = build.why_not_here
+
+    def missing(group):  # the detector group needing a package that is really not installed
+        if group.name != "ultralytics":
+            return real(group)
+        return real(dataclasses.replace(group, needs=("no_such_package_fp", group.needs[1])))
+
+    monkeypatch.setattr(build, "why_not_here", missing)
     lines = []
-    report = build_corpus(
-        tmp_path, ["yolov8n/ultralytics-default"], progress=False, echo=lines.append
-    )
-    assert report.made == [] and len(report.skipped) == 3
-    assert lines == ["skipping yolov8n/ultralytics-default: ultralytics is not installed"]
+    chosen = select_families("ultralytics")
+    report = build_corpus(tmp_path, chosen, progress=False, echo=lines.append)
+    assert report.made == [] and len(report.skipped) == 6
+    assert lines == [
+        "skipping yolo11n/ultralytics-default, yolov8n/ultralytics-default: no_such_package_fp "
+        'is not installed (pip install "forecastprune[ultralytics]")'
+    ]
+    assert build.why_not_here(GROUPS[1]) is None  # torchvision is installed here
 
 
-def test_bad_jobs_and_a_busy_folder_are_refused(tmp_path):
+def test_bad_jobs_unknown_families_and_a_busy_folder_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="jobs must be at least 1"):
         build_corpus(tmp_path, [SMOKE], jobs=0)
+    with pytest.raises(ConfigError, match=r"not families of the corpus table: \['smoke'\]"):
+        build_corpus(tmp_path, ["smoke"], progress=False)  # a group, not a family
     from forecastprune.store.lock import WriterLock
 
     lock = WriterLock.acquire(tmp_path)

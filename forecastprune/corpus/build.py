@@ -14,6 +14,7 @@ The default folder is the user's cache: ``$FORECASTPRUNE_CACHE/corpus``, else
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -24,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, StoreError
-from .detection import missing_ultralytics
 from .make import STAGING, make_run
-from .table import HELD_OUT, CorpusRun, corpus_runs
+from .table import GROUPS, HELD_OUT, CorpusRun, Group, corpus_runs
 from .torchvision_small import register_torchvision_models
 
 MANIFEST = "corpus.json"
@@ -86,8 +86,19 @@ def write_manifests(out: Path, manifest: dict[str, Any], held_out: Sequence[str]
 
 
 def chosen_runs(families: Sequence[str] | None) -> list[CorpusRun]:
-    """The table's runs of ``families`` (all when None), in table order."""
-    return [r for r in corpus_runs() if families is None or r.family in families]
+    """The table's runs of ``families`` (all when None), in table order.
+
+    Raises:
+        ConfigError: on a name that is not a family of the table.
+    """
+    runs = corpus_runs()
+    unknown = sorted(set(families or ()) - {r.family for r in runs})
+    if unknown:
+        raise ConfigError(
+            f"not families of the corpus table: {unknown}; name families such as "
+            f"{runs[0].family!r}, or pass groups and patterns through select_families()"
+        )
+    return [r for r in runs if families is None or r.family in families]
 
 
 def build_corpus(
@@ -167,19 +178,26 @@ def _pending(
 ) -> list[CorpusRun]:
     """The runs still to make; fills ``report.cached`` and ``report.skipped``."""
     todo = []
-    why_not = missing_ultralytics()
-    skipped_families: set[str] = set()
+    why_not = {group.name: why_not_here(group) for group in GROUPS}
+    skipped: dict[str, set[str]] = {}  # reason -> families
     for run in runs:
         if run.name in manifest["runs"] and (out / f"{run.name}.fpstore").is_dir():
             report.cached.append(run.name)
-        elif run.kind == "ultralytics" and why_not:
-            report.skipped[run.name] = why_not
-            skipped_families.add(run.family)
+        elif why_not[run.group]:
+            report.skipped[run.name] = why_not[run.group]
+            skipped.setdefault(why_not[run.group], set()).add(run.family)
         else:
             todo.append(run)
-    if skipped_families:
-        echo(f"skipping {', '.join(sorted(skipped_families))}: {why_not}")
+    for reason, fams in skipped.items():
+        echo(f"skipping {', '.join(sorted(fams))}: {reason}")
     return todo
+
+
+def why_not_here(group: Group) -> str | None:
+    """Why ``group``'s runs cannot be made here: a missing optional package (None: they can)."""
+    if group.needs is None or importlib.util.find_spec(group.needs[0]) is not None:
+        return None
+    return f"{group.needs[0]} is not installed ({group.needs[1]})"
 
 
 def _made(todo: list[CorpusRun], out: Path, jobs: int):

@@ -12,21 +12,10 @@ once, after the last epoch, for the run's mAP50.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-#: what a detector run needs that a classification run does not
-EXTRA_HINT = 'pip install "forecastprune[ultralytics]"'
-
-
-def missing_ultralytics() -> str | None:
-    """Why the detector families cannot be made here (None: they can)."""
-    if importlib.util.find_spec("ultralytics") is None:
-        return f"ultralytics is not installed ({EXTRA_HINT})"
-    return None
 
 
 def record_detector(settings: dict[str, Any], work: Path) -> tuple[Path, float, dict[str, Any]]:

@@ -191,6 +191,8 @@ class Group:
         variants: the runs of every family.
         common: settings every run of the group shares.
         in_all: whether ``all`` includes the group.
+        needs: an optional package the group's runs import, and how to install it (None:
+            the core dependencies suffice).
     """
 
     name: str
@@ -200,6 +202,7 @@ class Group:
     variants: tuple[dict[str, Any], ...]
     common: dict[str, Any] = field(default_factory=dict)
     in_all: bool = True
+    needs: tuple[str, str] | None = None
 
 
 GROUPS: tuple[Group, ...] = (
@@ -211,6 +214,7 @@ GROUPS: tuple[Group, ...] = (
         TORCHVISION_RECIPES,
         TORCHVISION_VARIANTS,
         COMMON,
+        needs=("torchvision", "pip install torchvision"),
     ),
     Group(
         "shapes",
@@ -226,6 +230,7 @@ GROUPS: tuple[Group, ...] = (
         ULTRALYTICS_ARCHITECTURES,
         ULTRALYTICS_RECIPES,
         ULTRALYTICS_VARIANTS,
+        needs=("ultralytics", 'pip install "forecastprune[ultralytics]"'),
     ),
     Group(
         "smoke",
