@@ -236,7 +236,7 @@ GROUPS: tuple[Group, ...] = (
         "smoke",
         "record",
         {"darknet": {"model_name": "darknet", "widths": (8, 8, 8, 8)}},
-        {"smoke": {"epochs": 1, "limit_batches": 6, "every": 1, "augment": False}},
+        {"smoke": {"epochs": 1, "limit_batches": 12, "every": 1, "augment": False}},
         ({"sparsity": 5e-3, "width": 1.0, "seed": 0},),
         COMMON,
         in_all=False,
