@@ -43,7 +43,8 @@ class DigitsSplit:
     """A deterministic train/test split of the digits set.
 
     Attributes:
-        x_train: (N_train, 1, S, S) float32 standardised images, S = 8 × upscale.
+        x_train: (N_train, C, S, S) float32 standardised images (C = 1 for digits, S = 8 ×
+            upscale; C = 3 for shapes).
         y_train: (N_train,) int64 labels.
         x_test: (N_test, 1, S, S) float32 images, standardised with the training statistics.
         y_test: (N_test,) int64 labels.
