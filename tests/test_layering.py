@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("predict", "engine", "testing"),  # the prediction path; the pruning engine
     ("compare", "pipeline"),
     ("integrations",),
+    ("corpus",),  # the trajectory corpus: records zoo, torchvision and ultralytics runs
     ("cli",),
     ("__init__",),
 )

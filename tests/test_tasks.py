@@ -32,7 +32,7 @@ def test_unknown_task_names_the_valid_ones() -> None:
     ):
         get_task("mnist")
     with pytest.raises(
-        ConfigError, match="task must be one of digits, digits-hard, mnist1d; got 'hard'"
+        ConfigError, match="task must be one of digits, digits-hard, mnist1d, shapes; got 'hard'"
     ):
         TrainConfig(task="hard")
     with pytest.raises(ConfigError, match="eval_every must be >= 1"):
@@ -75,3 +75,13 @@ def test_a_run_on_digits_hard_uses_its_split() -> None:
     assert run.total_steps == 359 // 64
     # the accuracy is a count of the 1,438 test images
     assert round(run.accuracy * 1438, 6) == int(round(run.accuracy * 1438))
+
+
+def test_a_run_on_the_shapes_task_trains_a_colour_model() -> None:
+    config = TrainConfig(
+        method="slimming", model="resnet", width=0.25, task="shapes", epochs=1, train_subset=128
+    )
+    run = run_config(config, progress=False)
+    assert run.total_steps == 128 // 64
+    # the accuracy is a count of the 512 test images
+    assert round(run.accuracy * 512, 6) == int(round(run.accuracy * 512))

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..config import split_list
+from ..errors import ConfigError
 from .compare_cmd import NOT_REPLAYED
 from .spec_options import spec_from_flags, spec_options
 
@@ -21,6 +22,7 @@ EXAMPLE = """
 Example:
   forecastprune benchmark --forecasters auto,arima --cutoffs 0.1,0.2 --plot leaderboard.png
   forecastprune benchmark --suite runs/ --run vgg-s3e-3-step --json suite.json
+  forecastprune benchmark --corpus torchvision,shapes --jobs 2   # makes and caches the runs
 """
 
 
@@ -30,6 +32,28 @@ Example:
     "suite",
     type=click.Path(path_type=str, file_okay=False),
     help="Folder of *.fpstore runs (+ optional suite.json). [default: the bundled suite]",
+)
+@click.option(
+    "--corpus",
+    "corpus",
+    metavar="FAMILIES",
+    help="Benchmark on the trajectory corpus instead, making the runs the cache lacks first: "
+    "'all', a group (zoo-digits, torchvision, shapes, ultralytics, smoke), families "
+    "('tv-resnet18/adamw-warm-cos-g1') or patterns ('tv-*/*'), comma-separated; 'list' "
+    "lists them.",
+)
+@click.option(
+    "--cache",
+    type=click.Path(path_type=str, file_okay=False),
+    help="The corpus folder for --corpus. [default: $FORECASTPRUNE_CACHE/corpus, else "
+    "$XDG_CACHE_HOME/forecastprune/corpus, else ~/.cache/forecastprune/corpus]",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Corpus runs made at once (each on one CPU thread).",
 )
 @click.option("--run", "only", multiple=True, help="Benchmark only this run; repeatable.")
 @click.option(
@@ -76,6 +100,10 @@ Example:
 def benchmark(**options: Any) -> None:
     """Replay forecasters on every run of the trajectory suite; report the mean IoU gain over
     naive per cutoff with bootstrap intervals over runs, and each forecaster's worst run.
+
+    With --corpus, the runs are those of the trajectory corpus's chosen families: the ones not
+    in the cache yet are recorded first (real training, seconds to a minute a run; resumable:
+    a run made once is never made again).
     """
     started = time.perf_counter()
     specs = _items(options["forecasters"], "--forecasters")
@@ -89,10 +117,17 @@ def benchmark(**options: Any) -> None:
 
     for path in options["plugins"]:
         load_plugins(path, timeout=options["timeout"] or DEFAULT_TIMEOUT)
-    runs = load_suite(options["suite"], options["only"])
     spec = spec_from_flags(options, skip=NOT_REPLAYED)
     settings = ReplaySettings(cutoffs=cutoffs, spec=spec, timeout=options["timeout"])
-    settings.validate()
+    settings.validate()  # before any corpus run is made: a typo costs no training
+    folder, only = options["suite"], options["only"]
+    if options["corpus"] is not None:
+        folder, only = _corpus(options)
+        if folder is None:
+            return
+    elif options["cache"] is not None or options["jobs"] != 1:
+        raise ConfigError("--cache and --jobs go with --corpus FAMILIES; add it or drop them")
+    runs = load_suite(folder, only)
     result = run_suite(
         runs, specs, settings, progress=lambda name: click.echo(f"replaying {name}", err=True)
     )
@@ -107,6 +142,40 @@ def benchmark(**options: Any) -> None:
         f"benchmarked {len(result.forecasters)} forecasters on {len(runs)} runs in "
         f"{time.perf_counter() - started:.1f} s"
     )
+
+
+def _corpus(options: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    """Make the chosen corpus families' missing runs; their folder and run names to replay
+    (``(None, ())`` after ``--corpus list``)."""
+    from ..corpus import build_corpus, corpus_runs, default_cache, families, select_families
+
+    if options["suite"] is not None:
+        raise ConfigError("pass --suite DIR or --corpus FAMILIES, not both")
+    if options["corpus"] == "list":
+        for family, group in families().items():
+            count = sum(r.family == family for r in corpus_runs())
+            click.echo(f"{group:12s} {family} ({count} runs)")
+        return None, ()
+    chosen = select_families(options["corpus"])
+    cache = options["cache"] or str(default_cache())
+    click.echo(f"corpus: {len(chosen)} families in {cache}", err=True)
+    report = build_corpus(
+        cache, chosen, jobs=options["jobs"], echo=lambda line: click.echo(line, err=True)
+    )
+    if report.made:
+        click.echo(f"made {len(report.made)} runs, {len(report.cached)} were cached", err=True)
+    if not report.available:
+        raise ConfigError(
+            f"none of the runs of --corpus {options['corpus']} could be made here (see above)"
+        )
+    only = tuple(options["only"])
+    unknown = sorted(set(only) - set(report.available))
+    if unknown:
+        raise ConfigError(
+            f"--run: {unknown} are not runs of the chosen --corpus families; they are "
+            f"{report.available}"
+        )
+    return cache, only or tuple(report.available)
 
 
 def _items(text: str, flag: str) -> list[str]:

@@ -109,10 +109,14 @@ class RecordSettings:
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
-        """The zoo builder's keyword arguments."""
+        """The zoo builder's keyword arguments (``in_channels`` on colour tasks only)."""
+        from ..zoo.data import get_task
+
         kwargs: dict[str, Any] = {"width": self.width, "gamma_init": self.gamma_init}
         if self.widths:
             kwargs["widths"] = [int(w) for w in self.widths]
+        if get_task(self.task).channels != 1:
+            kwargs["in_channels"] = get_task(self.task).channels
         return kwargs
 
 
@@ -169,7 +173,8 @@ def check_run_dir(out: Path, overwrite: bool) -> None:
 
 
 def record_run(settings: RecordSettings) -> RecordResult:
-    """Sparse-train a zoo model on digits while recording every BN γ into the run directory."""
+    """Sparse-train a zoo model on a task of :mod:`~forecastprune.zoo.data` (digits or the
+    generated shapes) while recording every BN γ into the run directory."""
     from ..zoo import build_model, make_loaders
     from ..zoo.data import get_task
 

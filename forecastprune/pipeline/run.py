@@ -63,8 +63,9 @@ def run_config(
     world, rank = _util.world()
     if config.train_subset is not None or world > 1:
         train_loader = _reshard(train_loader, config, world, rank)
+    colour = {"in_channels": task.channels} if task.channels != 1 else {}
     model: nn.Module = build_model(
-        config.model, num_classes=split.num_classes, **config.model_kwargs()
+        config.model, num_classes=split.num_classes, **colour, **config.model_kwargs()
     )
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -88,7 +89,7 @@ def run_config(
     # its BN layers, not its shape)
     metadata = {
         "model": config.model,
-        "model_kwargs": {**config.model_kwargs(), "num_classes": split.num_classes},
+        "model_kwargs": {**colour, **config.model_kwargs(), "num_classes": split.num_classes},
         "input_shape": [1, *split.x_train.shape[1:]],
         "task": config.task,
         "seed": config.seed,

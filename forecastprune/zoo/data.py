@@ -9,7 +9,7 @@ Digits is easy: a dense CNN reaches ~99 % test accuracy in a few epochs. Trainin
 augmentation (random integer shifts plus Gaussian noise) keeps the task hard enough that
 BN-L1 sparsity separates useful channels from idle ones instead of shrinking every γ alike.
 
-Two named tasks (:data:`TASKS`, chosen by ``task`` in the train config) fix the split and the
+Named tasks (:data:`TASKS`, chosen by ``task`` in the train config) fix the split and the
 augmentation. ``digits`` is the above (1,437 training / 360 test images, so one test image is
 0.28 accuracy points and every method lands near 99 %). ``digits-hard`` trains on a fifth of
 the images (359) and tests on the other four fifths (1,438: one image is 0.07 points), with
@@ -17,7 +17,8 @@ twice the shift and three times the noise: the dense model is no longer saturate
 channels a method removes show in its accuracy. It is the same kind of problem as the first —
 small-data image classification by a CNN whose capacity exceeds what the data pins down — and
 nothing about it favours a method: every method sees the same images, augmentation draws and
-budget.
+budget. A third task, ``shapes``, is not digits at all: 10 classes of generated RGB shapes
+(:class:`ShapesTask`, 1,536 training / 512 test images of 16×16).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class DigitsSplit:
     """A deterministic train/test split of the digits set.
 
     Attributes:
-        x_train: (N_train, 1, S, S) float32 standardised images, S = 8 × upscale.
+        x_train: (N_train, C, S, S) float32 standardised images (C = 1 for digits, S = 8 ×
+            upscale; C = 3 for shapes).
         y_train: (N_train,) int64 labels.
         x_test: (N_test, 1, S, S) float32 images, standardised with the training statistics.
         y_test: (N_test,) int64 labels.
@@ -80,15 +82,13 @@ class DigitsTask:
     test_fraction: float
     max_shift: int
     noise_std: float
+    #: input image channels, and where the images come from (recorded in run metadata)
+    channels: int = 1
+    dataset: str = "sklearn-digits"
 
     def split(self, upscale: int = 1) -> DigitsSplit:
         """The task's fixed split (the same for every seed, so runs share their test images)."""
         return load_digits_split(self.test_fraction, seed=0, upscale=upscale)
-
-    @property
-    def dataset(self) -> str:
-        """Where the task's data comes from (recorded in store metadata)."""
-        return "sklearn-digits"
 
 
 @dataclass(frozen=True)
@@ -104,12 +104,14 @@ class Mnist1dTask:
         n_train: training signals (a multiple of 10 together with ``n_test``).
         n_test: test signals.
         seed: the generator's seed; the same seed always gives the same signals.
+        channels: input channels (one signal per sample).
     """
 
     name: str
     n_train: int
     n_test: int
     seed: int = GENERATOR_SEED
+    channels: int = 1
     max_shift: int = 0
     noise_std: float = 0.0
     dataset: str = "mnist1d"
@@ -132,17 +134,71 @@ class Mnist1dTask:
         return DigitsSplit(x_train, y_train, x_test, y_test, background=0.0)
 
 
+@dataclass(frozen=True)
+class ShapesTask:
+    """The generated 10-class RGB shapes task (:mod:`forecastprune.zoo.shapes`).
+
+    The same interface as :class:`DigitsTask`. Training and test images are drawn with
+    different fixed seeds; pixels are standardised per channel with the training statistics.
+    ``max_shift`` is in units of 8 pixels' worth of the image, as for digits (a 16-pixel image
+    shifts by up to 2 pixels per unit).
+
+    Attributes:
+        name: the task's name in :data:`TASKS`.
+        n_train: training images.
+        n_test: test images.
+        side: image side in pixels.
+        max_shift: largest random shift of a training image (see above).
+        noise_std: Gaussian noise added to training pixels (standardised units).
+    """
+
+    name: str
+    n_train: int
+    n_test: int
+    side: int
+    max_shift: int
+    noise_std: float
+    channels: int = 3
+    dataset: str = "generated-shapes"
+
+    def split(self, upscale: int = 1) -> DigitsSplit:
+        """The task's fixed split (the same for every seed, so runs share their test images)."""
+        from .shapes import draw_shapes
+
+        if int(upscale) != upscale or upscale < 1:
+            raise ConfigError(f"upscale must be a whole number >= 1; got {upscale!r}")
+        train, y_train = draw_shapes(self.n_train, self.side, seed=0)
+        test, y_test = draw_shapes(self.n_test, self.side, seed=1)
+        pixels = train.reshape(-1, 3).astype(np.float64)
+        mean, std = pixels.mean(0), pixels.std(0)
+
+        def tensor(images: np.ndarray) -> torch.Tensor:
+            x = torch.from_numpy(((images - mean) / std).astype(np.float32)).permute(0, 3, 1, 2)
+            if upscale > 1:
+                x = F.interpolate(x, scale_factor=int(upscale), mode="bilinear")
+            return x.contiguous()
+
+        return DigitsSplit(
+            x_train=tensor(train),
+            y_train=torch.from_numpy(y_train),
+            x_test=tensor(test),
+            y_test=torch.from_numpy(y_test),
+            background=0.0,  # shifted-in borders take the mean colour
+        )
+
+
 #: the tasks ``task`` in the train config may name; ``mnist1d`` is the public 1-D benchmark
 #: (20,000 generated training / 5,000 test signals, see :mod:`.mnist1d`), for the ``cnn1d``
-#: model
-TASKS: dict[str, DigitsTask | Mnist1dTask] = {
+#: model; ``shapes`` is the generated RGB task of the corpus
+TASKS: dict[str, DigitsTask | Mnist1dTask | ShapesTask] = {
     "digits": DigitsTask("digits", test_fraction=0.2, max_shift=1, noise_std=0.1),
     "digits-hard": DigitsTask("digits-hard", test_fraction=0.8, max_shift=2, noise_std=0.3),
     "mnist1d": Mnist1dTask("mnist1d", n_train=20000, n_test=5000),
+    "shapes": ShapesTask("shapes", n_train=1536, n_test=512, side=16, max_shift=1, noise_std=0.3),
 }
 
 
-def get_task(name: str) -> DigitsTask | Mnist1dTask:
+def get_task(name: str) -> DigitsTask | Mnist1dTask | ShapesTask:
     """The task called ``name``.
 
     Raises:
