@@ -28,7 +28,8 @@ def test_digits_hard_trains_on_a_fifth_and_tests_on_the_rest() -> None:
 
 def test_unknown_task_names_the_valid_ones() -> None:
     with pytest.raises(
-        ConfigError, match="unknown task 'mnist'; expected one of digits, digits-hard, mnist1d$"
+        ConfigError,
+        match="unknown task 'mnist'; expected one of digits, digits-hard, mnist1d, shapes$",
     ):
         get_task("mnist")
     with pytest.raises(
