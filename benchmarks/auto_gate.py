@@ -11,10 +11,10 @@ engine's decision under policy none, tie-aware IoU when the cut lies in the coll
 ``--fit`` does, for each forecaster, with the signal and the constraint of :data:`PLAN`:
 
 1. **Nested family-out**: for each tuning family, the gate (threshold and shrink) is fitted on
-   the other 21 tuning families' cells — the best mean gain whose training cells all keep the
+   the other tuning families' cells — the best mean gain whose training cells all keep the
    constraint — and scores the left-out family at cutoffs 10 % and 20 %; likewise the interval
    widths, whose empirical coverage is measured on the left-out family.
-2. **Final**: fitted on all 22 tuning families; the two held-out families are scored once.
+2. **Final**: fitted on all tuning families; the held-out families are scored once.
 3. The frontier without a gate (every shrink applied to every run), for the record.
 
 ``--write PATH`` saves the final gates (JSON); each fold's gates go to ``CACHE/gates`` (the
@@ -22,7 +22,7 @@ held-out fold's are the final ones), for ``family_out.py --gated``. Figures prin
 
 Usage::
 
-    python benchmarks/auto_gate.py --corpus DIR --cache DIR --dump
+    python benchmarks/auto_gate.py --corpus DIR --cache DIR --dump [--limit N]
     python benchmarks/auto_gate.py --corpus DIR --cache DIR --fit [--write PATH]
 """
 
@@ -93,15 +93,15 @@ class _Probe(WindowForecaster):
 
 
 # --------------------------------------------------------------------------------- dump
-def dump(corpus: Path, cache: Path) -> None:
-    """Forecasts, signals, volatilities and final |γ| of every run, with its fold's models."""
+def dump(corpus: Path, cache: Path, limit: int | None = None) -> None:
+    """Forecasts, signals, volatilities and final |γ| of every run, with its fold's models
+    (at most ``limit`` runs not yet cached, so a long dump runs in chunks)."""
     family, held = _manifest(corpus)
     folder = cache / "gate"
     folder.mkdir(parents=True, exist_ok=True)
-    for run in sorted(family):
+    todo = [run for run in sorted(family) if not (folder / f"{run}.npz").exists()]
+    for run in todo[:limit]:
         path = folder / f"{run}.npz"
-        if path.exists():
-            continue
         slug = "held-out" if family[run] in held else family[run].replace("/", "_")
         models = _fold_models(cache / "models", slug)
         out: dict[str, np.ndarray] = {}
@@ -353,7 +353,8 @@ def _report(name: str, gate: Gate, chosen: list[Gate]) -> list[str]:
         "| judged | mean gain [90 % CI] | worst cell | cells < −0.01 | negative families | "
         "used | coverage at 0.9 |",
         "|---|---|---|---|---|---|---|",
-        f"| nested family-out (22 tuning families) | {fo['mean_gain']:+.4f} "
+        f"| nested family-out ({len(gate.info['fitted_on_families'])} tuning families) | "
+        f"{fo['mean_gain']:+.4f} "
         f"[{fo['ci90'][0]:+.4f}, {fo['ci90'][1]:+.4f}] | {fo['worst_cell']:+.3f} | "
         f"{fo['cells_below_floor']}/{fo['cells']} | {fo['families_negative'] or '-'} | "
         f"{fo['used']:.0%} | {gate.info['coverage_family_out']} |",
@@ -399,9 +400,10 @@ def main() -> None:
     parser.add_argument("--dump", action="store_true", help="forecast every run (cached)")
     parser.add_argument("--fit", action="store_true", help="fit and judge the gates")
     parser.add_argument("--write", type=Path, default=None, help="save the final gates here")
+    parser.add_argument("--limit", type=int, default=None, help="dump at most N runs")
     args = parser.parse_args()
     if args.dump:
-        dump(args.corpus, args.cache)
+        dump(args.corpus, args.cache, args.limit)
     if args.fit:
         print(fit_all(args.corpus, args.cache, args.write))
 

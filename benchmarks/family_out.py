@@ -224,11 +224,18 @@ def _stacked(corpus: Path, cache: Path, runs: list[str], cutoffs) -> list[np.nda
 
 
 def report(
-    corpus: Path, cache: Path, specs: tuple[str, ...] = FORECASTERS, all_held: bool = False
+    corpus: Path,
+    cache: Path,
+    specs: tuple[str, ...] = FORECASTERS,
+    all_held: bool = False,
+    by_group: bool = False,
 ) -> str:
-    """Markdown tables from the cached cells (``all_held``: every family counts as held out)."""
+    """Markdown tables from the cached cells (``all_held``: every family counts as held out;
+    ``by_group``: the overall table also per corpus group, e.g. zoo-digits vs torchvision)."""
     manifest = json.loads((corpus / "corpus.json").read_text())
     family = {name: run["family"] for name, run in manifest["runs"].items()}
+    # the first corpus's index names no group: its runs are zoo-digits
+    group = {name: run.get("group", "zoo-digits") for name, run in manifest["runs"].items()}
     held = set(family.values()) if all_held else set(manifest.get("held_out_families", ()))
     cells = {
         p.stem: json.loads(p.read_text())["cells"]
@@ -247,6 +254,16 @@ def report(
         for ratio in RATIOS:
             lines += _family_table(cells, family, held, names, cutoff, ratio)
     lines += _overall(cells, family, held, names)
+    if by_group:
+        for name in sorted(set(group.values())):
+            lines += [f"#### group {name}", ""]
+            lines += _overall(
+                {r: c for r, c in cells.items() if group[r] == name}, family, held, names
+            )
+        new = [r for r in cells if group[r] != "zoo-digits"]
+        if new and len(new) < len(cells):
+            lines += ["#### every group but zoo-digits", ""]
+            lines += _overall({r: cells[r] for r in new}, family, held, names)
     return "\n".join(lines)
 
 
@@ -367,13 +384,20 @@ def main() -> None:
         action="store_true",
         help="report every family as held out (a corpus scored with --held-out-corpus)",
     )
+    parser.add_argument(
+        "--by-group",
+        action="store_true",
+        help="with --report: the overall table also per corpus group (a merged corpus view)",
+    )
     args = parser.parse_args()
     if args.corpus is None and args.held_out_corpus is None:
         parser.error("--corpus DIR is required (or --held-out-corpus DIR)")
     if args.held_out_corpus is not None:
         held_out_corpus(args.held_out_corpus, args.cache, args.limit)
     elif args.report:
-        print(report(args.corpus, args.cache, tuple(args.forecasters), args.all_held))
+        print(
+            report(args.corpus, args.cache, tuple(args.forecasters), args.all_held, args.by_group)
+        )
     elif args.gated:
         gated_all(args.corpus, args.cache, args.limit)
     elif args.refit:
