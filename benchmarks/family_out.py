@@ -255,15 +255,14 @@ def report(
             lines += _family_table(cells, family, held, names, cutoff, ratio)
     lines += _overall(cells, family, held, names)
     if by_group:
-        for name in sorted(set(group.values())):
-            lines += [f"#### group {name}", ""]
-            lines += _overall(
-                {r: c for r, c in cells.items() if group[r] == name}, family, held, names
-            )
-        new = [r for r in cells if group[r] != "zoo-digits"]
-        if new and len(new) < len(cells):
-            lines += ["#### every group but zoo-digits", ""]
-            lines += _overall({r: cells[r] for r in new}, family, held, names)
+        parts = {
+            f"group {g}": [r for r in cells if group[r] == g] for g in sorted(set(group.values()))
+        }
+        parts["every group but zoo-digits"] = [r for r in cells if group[r] != "zoo-digits"]
+        for title, runs in parts.items():
+            if runs and len(runs) < len(cells):  # the table without its heading
+                part = {r: cells[r] for r in runs}
+                lines += [f"#### {title}", ""] + _overall(part, family, held, names)[2:]
     return "\n".join(lines)
 
 
