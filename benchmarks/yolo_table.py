@@ -63,7 +63,7 @@ class Budget:
 
 
 FULL = Budget()
-QUICK = Budget(n_train=128, n_val=32, epochs=3, finetune_epochs=1)
+QUICK = Budget(n_train=256, n_val=64, epochs=5, finetune_epochs=2)
 
 
 @dataclass(frozen=True)
@@ -418,7 +418,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: yolov8n, ratio 0.5, 2 seeds, 128 images"
+        "--quick",
+        action="store_true",
+        help="smoke run: yolov8n, ratio 0.5, 2 seeds, 256 images, 5 epochs",
     )
     parser.add_argument("--epochs", type=int, help="override the budget's epochs")
     parser.add_argument("--n-train", type=int, help="override the budget's training images")
