@@ -408,7 +408,9 @@ def _key(record: dict[str, Any]) -> tuple[Any, ...]:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--detectors", default=",".join(DETECTORS))
+    parser.add_argument(
+        "--detectors", default=None, help="comma-separated (default: both; --quick: yolov8n)"
+    )
     parser.add_argument(
         "--seeds", default=None, help="comma-separated seeds (default 0,1,2; --quick: 0,1)"
     )
@@ -459,7 +461,14 @@ def main(argv: list[str] | None = None) -> int:
         budget = replace(budget, epochs=args.epochs, finetune_epochs=max(1, args.epochs // 2))
     if args.n_train:
         budget = replace(budget, n_train=args.n_train, n_val=max(16, args.n_train // 4))
-    detectors = ("yolov8n",) if args.quick else tuple(args.detectors.split(","))
+    detectors = tuple(
+        (args.detectors or ("yolov8n" if args.quick else ",".join(DETECTORS))).split(",")
+    )
+    if set(detectors) - set(DETECTORS):
+        print(
+            f"Error: unknown detectors {detectors}; expected some of {DETECTORS}", file=sys.stderr
+        )
+        return 2
     ratios = (0.5,) if args.quick else tuple(float(r) for r in args.ratios.split(","))
     seeds = [int(s) for s in (args.seeds or ("0,1" if args.quick else "0,1,2")).split(",")]
     names = tuple(args.variants.split(",")) if args.variants else VARIANT_NAMES
