@@ -256,9 +256,18 @@ def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return front
 
 
-def plot_task(meta: dict[str, Any], task: str, x_of: str, path: Path) -> None:
+def plot_task(
+    meta: dict[str, Any],
+    task: str,
+    x_of: str,
+    path: Path,
+    *,
+    ylabel: str = "test accuracy (%)",
+    measure: str = "accuracy",
+) -> None:
     """One panel per (policy, ratio): mean accuracy ± CI against training compute
-    (``x_of="compute"``, with the Pareto front) or against the prune point (``"prune"``)."""
+    (``x_of="compute"``, with the Pareto front) or against the prune point (``"prune"``).
+    ``ylabel`` and ``measure`` name what the records' ``accuracy`` holds (e.g. mAP50-95)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,7 +329,7 @@ def plot_task(meta: dict[str, Any], task: str, x_of: str, path: Path) -> None:
                 "training compute (G MACs)" if x_of == "compute" else "prune point (% of the run)",
                 fontsize=8,
             )
-            ax.set_ylabel("test accuracy (%)", fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=8)
             ax.grid(alpha=0.3)
     fig.legend(
         handles.values(), handles.keys(), loc="lower center", ncol=6, fontsize=7, frameon=False
@@ -328,7 +337,7 @@ def plot_task(meta: dict[str, Any], task: str, x_of: str, path: Path) -> None:
     what = (
         "training compute (line: Pareto front; " if x_of == "compute" else "prune point ("
     ) + "dashed: normal), mean ± 95 % CI over seeds"
-    fig.suptitle(f"{task}: accuracy vs {what}", fontsize=10)
+    fig.suptitle(f"{task}: {measure} vs {what}", fontsize=10)
     fig.tight_layout(rect=(0, 0.09, 1, 0.96))
     atomic_write(path, lambda handle: fig.savefig(handle, dpi=90, format="png"))
     plt.close(fig)

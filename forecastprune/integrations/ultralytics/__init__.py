@@ -7,6 +7,7 @@
 * :class:`ForecastPruneDetectionTrainer` (and the Segmentation/Pose/OBB ones) with
   :func:`pruner_settings` — the same, on several GPUs (``train(trainer=..., forecastprune=...)``);
 * :func:`make_shapes_dataset` — a small YOLO-format detection dataset drawn on the spot;
+  :func:`make_clutter_dataset` — a harder one (six classes, several scales, occlusion, clutter);
 * :func:`offline` — run ultralytics without any network access attempt.
 
 ultralytics is licensed AGPL-3.0; it is imported only when one of these needs it, so
@@ -29,6 +30,7 @@ _LAZY = {
     "ForecastPrunePoseTrainer": "trainers",
     "ForecastPruneOBBTrainer": "trainers",
     "make_shapes_dataset": "shapes",
+    "make_clutter_dataset": "clutter",
     "offline": "_deps",
     "import_ultralytics": "_deps",
 }
