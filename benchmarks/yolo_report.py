@@ -111,8 +111,8 @@ def auto_vs_naive(meta: Meta) -> list[str]:
             )
     lines += [
         "",
-        "`auto` falls back to `naive` when no candidate beats it in the in-history backtest by "
-        "a margin that grows with how far past the history the forecast reaches; a seed where "
+        "`auto` is `naive` unless `learned_gbr` beats naive in the run's own in-history "
+        "backtest (its gate, `forecastprune/data/gates.json`; see docs/corpus.md); a seed where "
         "the two runs ended with the same mAP and the same kept channels is counted as one "
         "where `auto` chose `naive` (the runs are then the same computation).",
     ]
