@@ -27,10 +27,9 @@ import math
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ...errors import ConfigError
-from .shapes import _Box, _label_text
+from .shapes import _Box, write_dataset
 
 #: the class names; the order gives the class ids
 CLUTTER_CLASSES: tuple[str, ...] = ("square", "disc", "triangle", "diamond", "cross", "ring")
@@ -70,33 +69,18 @@ def make_clutter_dataset(
     Raises:
         ConfigError: on a non-empty ``root`` or out-of-range settings.
     """
-    root = Path(root)
-    if root.exists() and any(root.iterdir()):
-        raise ConfigError(
-            f"make_clutter_dataset needs an empty or missing directory; {root} "
-            "is not empty (choose another root or delete it)"
-        )
     _check(n_train, n_val, imgsz, max_objects, min_scale, max_scale, max_overlap, distractors)
     rng = np.random.default_rng(seed)
-    for split, count in (("train", n_train), ("val", n_val)):
-        images, labels = root / "images" / split, root / "labels" / split
-        images.mkdir(parents=True)
-        labels.mkdir(parents=True)
-        for index in range(count):
-            image, boxes = _draw_image(
-                rng, imgsz, max_objects, (min_scale, max_scale), max_overlap, distractors
-            )
-            image.save(images / f"{index:06d}.png")
-            (labels / f"{index:06d}.txt").write_text(_label_text(boxes, imgsz))
-    data = {
-        "path": str(root.resolve()),
-        "train": "images/train",
-        "val": "images/val",
-        "names": dict(enumerate(CLUTTER_CLASSES)),
-    }
-    data_yaml = root / "data.yaml"
-    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
-    return data_yaml
+    return write_dataset(
+        root,
+        "make_clutter_dataset",
+        (n_train, n_val),
+        lambda: _draw_image(
+            rng, imgsz, max_objects, (min_scale, max_scale), max_overlap, distractors
+        ),
+        CLUTTER_CLASSES,
+        imgsz,
+    )
 
 
 def _check(

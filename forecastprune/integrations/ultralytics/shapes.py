@@ -18,8 +18,10 @@ Layout on disk (ultralytics finds ``labels/`` by replacing ``images`` in the ima
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -68,31 +70,55 @@ def make_shapes_dataset(
     Raises:
         ConfigError: on a non-empty ``root`` or out-of-range sizes.
     """
-    root = Path(root)
-    if root.exists() and any(root.iterdir()):
-        raise ConfigError(
-            f"make_shapes_dataset needs an empty or missing directory; {root} "
-            "is not empty (choose another root or delete it)"
-        )
     if min(n_train, n_val, max_objects) < 1 or imgsz < 32:
         raise ConfigError(
             f"expected n_train, n_val, max_objects >= 1 and imgsz >= 32; got n_train={n_train}, "
             f"n_val={n_val}, max_objects={max_objects}, imgsz={imgsz}"
         )
     rng = np.random.default_rng(seed)
-    for split, count in (("train", n_train), ("val", n_val)):
+    return write_dataset(
+        root,
+        "make_shapes_dataset",
+        (n_train, n_val),
+        lambda: _draw_image(rng, imgsz, max_objects),
+        CLASSES,
+        imgsz,
+    )
+
+
+def write_dataset(
+    root: str | Path,
+    maker: str,
+    counts: tuple[int, int],
+    draw: Callable[[], tuple[Any, list[_Box]]],
+    classes: tuple[str, ...],
+    imgsz: int,
+) -> Path:
+    """Write ``counts`` (train, val) images drawn by ``draw`` and their YOLO labels under
+    ``root`` in ultralytics' layout, and return the ``data.yaml`` path.
+
+    Raises:
+        ConfigError: on a non-empty ``root`` (``maker`` names the caller in the message).
+    """
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        raise ConfigError(
+            f"{maker} needs an empty or missing directory; {root} "
+            "is not empty (choose another root or delete it)"
+        )
+    for split, count in zip(("train", "val"), counts):
         images, labels = root / "images" / split, root / "labels" / split
         images.mkdir(parents=True)
         labels.mkdir(parents=True)
         for index in range(count):
-            image, boxes = _draw_image(rng, imgsz, max_objects)
+            image, boxes = draw()
             image.save(images / f"{index:06d}.png")
             (labels / f"{index:06d}.txt").write_text(_label_text(boxes, imgsz))
     data = {
         "path": str(root.resolve()),
         "train": "images/train",
         "val": "images/val",
-        "names": dict(enumerate(CLASSES)),
+        "names": dict(enumerate(classes)),
     }
     data_yaml = root / "data.yaml"
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
