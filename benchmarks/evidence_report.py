@@ -16,6 +16,14 @@ TASK_TEXT = {
     "digits-hard": "digits-hard (359 training / 1,438 test images; one test image = 0.07 points)",
     "digits": "digits (1,437 training / 360 test images; one test image = 0.28 points)",
 }
+#: what the shipped ``auto`` does, for the tables whose runs used it (the digits table's runs
+#: predate the gate and keep their own description)
+GATED_AUTO = (
+    "`auto` is `naive` unless `learned_gbr` beats naive in the run's own in-history backtest "
+    "by its gate's margin (`forecastprune/data/gates.json`, docs/corpus.md); when it does, each "
+    "channel moves by `learned_gbr`'s predicted percentile change, moves under 20 percentiles "
+    "dropped"
+)
 #: colour per method (forecasters share one per forecaster), marker per timing
 COLOURS = {
     "slimming": "black",

@@ -40,6 +40,7 @@ from forecastprune.compare.replay import CONTROL, replay
 from forecastprune.compare.settings import ReplaySettings
 from forecastprune.compare.suite import bootstrap_interval
 from forecastprune.engine.spec import PruneSpec
+from forecastprune.forecasters.training import DEFAULT_WEIGHTING, WEIGHTINGS
 from forecastprune.store import GammaTrajectoryStore
 
 FORECASTERS = ("auto", "learned", "learned_gbr", "arima", "global_ridge")
@@ -90,7 +91,9 @@ def run_all(
         print(f"{path.stem}: {data['seconds']:.1f} s", flush=True)
 
 
-def refit_all(corpus: Path, cache: Path, limit: int | None) -> None:
+def refit_all(
+    corpus: Path, cache: Path, limit: int | None, weighting: str = DEFAULT_WEIGHTING
+) -> None:
     """Refit ``learned`` and ``learned_gbr`` on the corpus, family-out, and replay them.
 
     For every tuning family the models are fitted on every *other* tuning family's runs (the
@@ -121,7 +124,7 @@ def refit_all(corpus: Path, cache: Path, limit: int | None) -> None:
         start = time.perf_counter()
         train = sorted(r for r, f in family.items() if f in tuning and f not in fams)
         # both are ranking models now: they read the ranking examples (learned: its columns)
-        x, y = _stacked(corpus, cache, train, DEFAULT_CUTOFFS)[2:]
+        x, y, sizes = _stacked(corpus, cache, train, DEFAULT_CUTOFFS)[2:]
         info = {
             "trained_on": train,
             "cutoffs": [str(c) for c in DEFAULT_CUTOFFS],
@@ -130,7 +133,7 @@ def refit_all(corpus: Path, cache: Path, limit: int | None) -> None:
         }
         slug = name.replace("/", "_")
         ridge = ridge_from_examples(x, y, info).save(models / f"{slug}.json")
-        gbr = gbr_from_examples(x, y, info).save(models / f"{slug}.skops")
+        gbr = gbr_from_examples(x, y, info, weighting, sizes).save(models / f"{slug}.skops")
         specs = (
             f"learned(model='{ridge}', gated=False)",
             f"learned_gbr(model='{gbr}', gated=False)",
@@ -204,7 +207,8 @@ def _merge(path: Path, replayed: dict[str, Any], labels: dict[str, str]) -> None
 
 
 def _stacked(corpus: Path, cache: Path, runs: list[str], cutoffs) -> list[np.ndarray]:
-    """Every run's ridge and ranking examples stacked (each run's cached in ``cache``)."""
+    """Every run's ridge and ranking examples stacked (each run's cached in ``cache``), and
+    each run's ranking example count."""
     from forecastprune.forecasters.training import run_examples
 
     parts: list[list[np.ndarray]] = [[], [], [], []]
@@ -220,7 +224,7 @@ def _stacked(corpus: Path, cache: Path, runs: list[str], cutoffs) -> list[np.nda
         with np.load(path) as data:
             for part, key in zip(parts, ("rx", "ry", "gx", "gy")):
                 part.append(data[key])
-    return [np.concatenate(p) for p in parts]
+    return [np.concatenate(p) for p in parts] + [np.array([len(y) for y in parts[3]])]
 
 
 def report(
@@ -254,6 +258,7 @@ def report(
         for ratio in RATIOS:
             lines += _family_table(cells, family, held, names, cutoff, ratio)
     lines += _overall(cells, family, held, names)
+    lines += _ceiling(cells, family, held, specs)
     if by_group:
         parts = {
             f"group {g}": [r for r in cells if group[r] == g] for g in sorted(set(group.values()))
@@ -353,6 +358,38 @@ def _overall(cells, family, held, names) -> list[str]:
     return lines + [""]
 
 
+def _ceiling(cells, family, held, specs) -> list[str]:
+    """What a perfect run-level choice among the reported forecasters would gain: per run, the
+    best mean gain over the scored cells of any of them, or naive's 0 — an upper bound on
+    any ``auto`` that picks one candidate per run from these (mean over runs)."""
+    lines = [
+        "### ceiling: a perfect per-run choice among them (or naive), cutoffs 10/20 %",
+        "",
+        "| part | runs | ceiling mean gain | keeping every cell ≥ −0.01 |",
+        "|---|---|---|---|",
+    ]
+    for part, runs in (
+        ("tuning families", [r for r in cells if family[r] not in held]),
+        ("held-out families", [r for r in cells if family[r] in held]),
+    ):
+        best, floored = [], []
+        for run in runs:
+            gains = [
+                np.array(
+                    [_values(cells, [run], s, c, q, "gain")[0] for c in CUTOFFS for q in RATIOS]
+                )
+                for s in specs
+            ]
+            gains = [g for g in gains if np.all(np.isfinite(g))]
+            best.append(max([0.0, *(g.mean() for g in gains)]))
+            floored.append(max([0.0, *(g.mean() for g in gains if g.min() >= -0.01)]))
+        if runs:
+            lines.append(
+                f"| {part} | {len(runs)} | {np.mean(best):+.4f} | {np.mean(floored):+.4f} |"
+            )
+    return lines + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=None)
@@ -364,6 +401,13 @@ def main() -> None:
         "--refit",
         action="store_true",
         help="refit learned/learned_gbr on the corpus family-out and replay",
+    )
+    parser.add_argument(
+        "--weighting",
+        choices=WEIGHTINGS,
+        default=DEFAULT_WEIGHTING,
+        help="with --refit: weigh learned_gbr's examples alike (channel) or each run alike "
+        f"(run); default {DEFAULT_WEIGHTING}, as the bundled model",
     )
     parser.add_argument(
         "--gated",
@@ -400,7 +444,7 @@ def main() -> None:
     elif args.gated:
         gated_all(args.corpus, args.cache, args.limit)
     elif args.refit:
-        refit_all(args.corpus, args.cache, args.limit)
+        refit_all(args.corpus, args.cache, args.limit, args.weighting)
     else:
         run_all(args.corpus, args.cache, args.limit, tuple(args.forecasters))
 

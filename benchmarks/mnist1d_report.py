@@ -179,8 +179,7 @@ def _setup(meta: dict[str, Any]) -> list[str]:
         "without L1); forecast auto @confidence (prune when the forecast mask agrees with the "
         "previous epoch's within Hamming 0.1 *and* the forecaster's in-history backtest of its "
         "pruned set reaches IoU 0.9; forced at 60 %). `naive` forecasts that every γ stays "
-        "where it is; `auto` backtests candidates (naive, ema, trends, AR(1), learned) inside "
-        "the history and uses the best.",
+        f"where it is; {er.GATED_AUTO}.",
         "",
         "**Measures.** As in `docs/results.md`: test accuracy after the full budget; training "
         "compute = Σ over steps of 3 × MACs/sample × batch, charged at the pruned model's MACs "

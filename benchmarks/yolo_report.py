@@ -111,10 +111,9 @@ def auto_vs_naive(meta: Meta) -> list[str]:
             )
     lines += [
         "",
-        "`auto` is `naive` unless `learned_gbr` beats naive in the run's own in-history "
-        "backtest (its gate, `forecastprune/data/gates.json`; see docs/corpus.md); a seed where "
-        "the two runs ended with the same mAP and the same kept channels is counted as one "
-        "where `auto` chose `naive` (the runs are then the same computation).",
+        f"{er.GATED_AUTO}. A seed where the two runs ended with the same mAP and the same "
+        "kept channels is counted as one where `auto` chose `naive` (the runs are then the "
+        "same computation).",
     ]
     return lines
 

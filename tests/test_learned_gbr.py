@@ -172,3 +172,18 @@ def test_fit_forecaster_gbr_writes_a_model_learned_gbr_loads(tmp_path):
     with GammaTrajectoryStore.open(RUN) as store:
         scores = predict_store(store, f"learned_gbr(model='{out}')", 0.2).scores
     assert scores.shape == (sum(store.layout.sizes),)
+
+
+def test_fit_forecaster_gbr_weighs_runs_alike_by_default_and_refuses_other_weightings(tmp_path):
+    stores = [bundled_suite() / f"{name}.fpstore" for name in ("resnet-s3e-3-cos", "vgg-s5e-3-cos")]
+    base = ["fit-forecaster", "--kind", "gbr", "--cutoffs", "0.1"]
+    base += [arg for store in stores for arg in ("--stores", str(store))]
+    runner = CliRunner()
+    for weighting in (None, "channel"):
+        out = tmp_path / f"{weighting}.skops"
+        extra = [] if weighting is None else ["--weighting", weighting]
+        assert runner.invoke(cli, [*base, "--out", str(out), *extra]).exit_code == 0
+        assert BoostedModel.load(out, LAYERED).info["weighting"] == (weighting or "run")
+    bad = runner.invoke(cli, [*base, "--out", str(tmp_path / "x.skops"), "--weighting", "layer"])
+    assert bad.exit_code == 2 and "'layer' is not one of 'channel', 'run'" in bad.output
+    assert not (tmp_path / "x.skops").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..config import split_list
+from ..forecasters.training import DEFAULT_WEIGHTING, WEIGHTINGS
 
 #: a penalty this large already shrinks every coefficient to zero
 MAX_ALPHA = 1e12
@@ -58,13 +59,27 @@ def _finite_alpha(value: float) -> float:
     help="Ridge penalty (per example, standardized features).",
 )
 @click.option(
+    "--weighting",
+    type=click.Choice(WEIGHTINGS),
+    default=DEFAULT_WEIGHTING,
+    show_default=True,
+    help="gbr only: weigh every channel example alike (channel), or every run alike (run), so "
+    "that a run with many channels does not outvote the others.",
+)
+@click.option(
     "--use-clock/--no-clock",
     default=True,
     show_default=True,
     help="Measure slopes and horizons in cumulative LR where the store has LRs.",
 )
 def fit_forecaster(
-    stores: tuple[Path, ...], out: Path, kind: str, cutoffs: str, alpha: float, use_clock: bool
+    stores: tuple[Path, ...],
+    out: Path,
+    kind: str,
+    cutoffs: str,
+    alpha: float,
+    weighting: str,
+    use_clock: bool,
 ) -> None:
     """Fit a cross-channel forecaster's model on other recorded runs.
 
@@ -88,7 +103,7 @@ def fit_forecaster(
         raise click.BadParameter(f"got {cutoffs!r}, which names no cutoff", param_hint="--cutoffs")
     progress = lambda p: click.echo(f"reading {p}", err=True)  # noqa: E731 - one-line callback
     if kind == "gbr":
-        booster = fit_learned_gbr(list(stores), items, use_clock, progress=progress)
+        booster = fit_learned_gbr(list(stores), items, use_clock, progress, weighting)
         written = booster.save(out)
         click.echo(
             f"fitted on {booster.info['examples']} channel examples from {len(stores)} "

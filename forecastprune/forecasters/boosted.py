@@ -60,9 +60,11 @@ class BoostedModel:
         y: np.ndarray,
         features: tuple[str, ...],
         info: dict[str, Any] | None = None,
+        sample_weight: np.ndarray | None = None,
         **params: Any,
     ) -> BoostedModel:
-        """Fit on (N, F) features and (N,) targets (``params`` override :data:`DEFAULT_PARAMS`)."""
+        """Fit on (N, F) features and (N,) targets, each example weighed by ``sample_weight``
+        (default: alike); ``params`` override :data:`DEFAULT_PARAMS`."""
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
@@ -71,7 +73,13 @@ class BoostedModel:
                 f"gradient boosting needs (N, {len(features)}) features and (N,) targets with "
                 f"N > 0; got {x.shape} and {y.shape}"
             )
-        estimator = HistGradientBoostingRegressor(**{**DEFAULT_PARAMS, **params}).fit(x, y)
+        if sample_weight is not None and np.shape(sample_weight) != (len(y),):
+            raise ForecasterError(
+                f"gradient boosting needs one weight per example ({len(y)}); got "
+                f"{np.shape(sample_weight)}"
+            )
+        estimator = HistGradientBoostingRegressor(**{**DEFAULT_PARAMS, **params})
+        estimator.fit(x, y, sample_weight=sample_weight)
         return cls(estimator, tuple(features), dict(info or {}))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
