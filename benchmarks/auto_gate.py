@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from forecastprune.forecasters.gate import (
     shrink_toward_naive,
     signal,
 )
-from forecastprune.forecasters.learned import _booster, _domain
+from forecastprune.forecasters.learned import _gbr_apply
 from forecastprune.forecasters.registry import register_forecaster
 from forecastprune.forecasters.ridge import RidgeModel
 from forecastprune.forecasters.windowed import WindowForecaster
@@ -136,12 +137,7 @@ def _fold_models(folder: Path, slug: str) -> dict[str, Any]:
     ridge = RidgeModel.load(folder / f"{slug}.json", FEATURES)
     ridge_domain = Domain.from_info(ridge.info, str(folder / f"{slug}.json"), FEATURES)
 
-    def gbr(w: Window) -> np.ndarray:
-        x = layered_features(w)
-        domain = _domain(gbr_path)
-        if domain is not None and not domain.check(x).inside:
-            return w.values[-1].copy()
-        return from_ranks(w, _booster(gbr_path).predict(x))
+    gbr = partial(_gbr_apply, path=gbr_path)  # the forecasters' own path
 
     def learned(w: Window) -> np.ndarray:
         x = layered_features(w)[:, : len(FEATURES)]

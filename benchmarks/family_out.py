@@ -40,7 +40,8 @@ from forecastprune.compare.replay import CONTROL, replay
 from forecastprune.compare.settings import ReplaySettings
 from forecastprune.compare.suite import bootstrap_interval
 from forecastprune.engine.spec import PruneSpec
-from forecastprune.forecasters.training import DEFAULT_WEIGHTING, WEIGHTINGS
+from forecastprune.forecasters.features import RANK_TARGETS
+from forecastprune.forecasters.training import DEFAULT_RANK_TARGET, DEFAULT_WEIGHTING, WEIGHTINGS
 from forecastprune.store import GammaTrajectoryStore
 
 FORECASTERS = ("auto", "learned", "learned_gbr", "arima", "global_ridge")
@@ -92,7 +93,11 @@ def run_all(
 
 
 def refit_all(
-    corpus: Path, cache: Path, limit: int | None, weighting: str = DEFAULT_WEIGHTING
+    corpus: Path,
+    cache: Path,
+    limit: int | None,
+    weighting: str = DEFAULT_WEIGHTING,
+    target: str = DEFAULT_RANK_TARGET,
 ) -> None:
     """Refit ``learned`` and ``learned_gbr`` on the corpus, family-out, and replay them.
 
@@ -133,7 +138,8 @@ def refit_all(
         }
         slug = name.replace("/", "_")
         ridge = ridge_from_examples(x, y, info).save(models / f"{slug}.json")
-        gbr = gbr_from_examples(x, y, info, weighting, sizes).save(models / f"{slug}.skops")
+        gbr = gbr_from_examples(x, y, info, weighting, sizes, target)
+        gbr = gbr.save(models / f"{slug}.skops")
         specs = (
             f"learned(model='{ridge}', gated=False)",
             f"learned_gbr(model='{gbr}', gated=False)",
@@ -410,6 +416,12 @@ def main() -> None:
         f"(run); default {DEFAULT_WEIGHTING}, as the bundled model",
     )
     parser.add_argument(
+        "--target",
+        choices=RANK_TARGETS,
+        default=DEFAULT_RANK_TARGET,
+        help="with --refit: what learned_gbr predicts",
+    )
+    parser.add_argument(
         "--gated",
         action="store_true",
         help="replay the gated auto/learned/learned_gbr family-out (after auto_gate.py --fit)",
@@ -444,7 +456,7 @@ def main() -> None:
     elif args.gated:
         gated_all(args.corpus, args.cache, args.limit)
     elif args.refit:
-        refit_all(args.corpus, args.cache, args.limit, args.weighting)
+        refit_all(args.corpus, args.cache, args.limit, args.weighting, args.target)
     else:
         run_all(args.corpus, args.cache, args.limit, tuple(args.forecasters))
 

@@ -287,10 +287,10 @@ def _setup(meta: Meta) -> list[str]:
         "current |γ|, train on); early-bird (prune when the current-|γ| mask is within Hamming "
         "0.1 of each of the previous 4, checked once per epoch; no deadline); forecast F @c "
         "(L1 while recording γ; at fraction c of the run forecast every channel's final |γ| "
-        "with F — `auto`, which backtests candidate forecasters inside the history, or the "
-        "`naive` control, which is the current |γ| — prune once, train on without L1); "
-        "forecast auto @confidence (prune when the forecast mask agrees with the previous "
-        "check and the forecaster's own in-history backtest reaches IoU 0.9; forced at 60 %).",
+        "with F — `auto` or the `naive` control, which is the current |γ| — prune once, "
+        "train on without L1); forecast auto @confidence (prune when the forecast mask agrees "
+        "with the previous check and the forecaster's own in-history backtest reaches IoU 0.9; "
+        f"forced at 60 %). {er.GATED_AUTO}.",
         "",
         "**Measures.** mAP50-95 and mAP50 of the final EMA model on the validation split "
         "(ultralytics' validator, once after the last epoch); training compute = Σ over "

@@ -1,6 +1,9 @@
-"""``learned_gbr``'s example weighting: every run alike, whatever its channel count."""
+"""``learned_gbr``'s fit: example weighting (every run alike, whatever its channel count) and
+what it predicts (the final percentile, or its move from the current one)."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ from hypothesis import strategies as st
 
 from forecastprune.errors import ConfigError, ForecasterError
 from forecastprune.forecasters.boosted import BoostedModel
+from forecastprune.forecasters.features import FEATURES, ranking_scores
 from forecastprune.forecasters.learned import LAYERED
 from forecastprune.forecasters.training import example_weights, gbr_from_examples
 
@@ -55,3 +59,31 @@ def test_a_weight_per_example_is_required():
     x, y = np.zeros((4, len(LAYERED))), np.arange(4.0)
     with pytest.raises(ForecasterError, match="one weight per example"):
         BoostedModel.fit(x, y, LAYERED, sample_weight=np.ones(3))
+
+
+def test_a_move_model_keeps_the_current_order_where_it_predicts_no_move():
+    # every channel's final percentile equals its current one: the move model learns "no
+    # move" and returns the current order exactly; the percentile model only approximates it
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, len(LAYERED)))
+    x[:, FEATURES.index("percentile")] = rng.permutation(400) / 399
+    y = x[:, FEATURES.index("percentile")]
+    move = gbr_from_examples(x, y, {}, "channel", target="percentile move")
+    level = gbr_from_examples(x, y, {}, "channel", target="final percentile")
+    order = np.argsort(y)
+    assert move.target == "percentile move"
+    np.testing.assert_array_equal(
+        np.argsort(ranking_scores(x, move.predict(x), move.target)), order
+    )
+    assert not np.array_equal(np.argsort(ranking_scores(x, level.predict(x), level.target)), order)
+
+
+def test_an_unknown_target_is_refused_when_fitting_and_when_loading(tmp_path):
+    x, y = np.zeros((4, len(LAYERED))), np.linspace(0, 1, 4)
+    with pytest.raises(ConfigError, match="unknown; use one of"):
+        gbr_from_examples(x, y, {}, "channel", target="final |γ|")
+    path = BoostedModel.fit(x, y, LAYERED, {"target": "final |γ|"}, max_iter=2).save(
+        tmp_path / "m.skops"
+    )
+    with pytest.raises(ForecasterError, match=re.escape("predicts 'final |γ|'")):
+        BoostedModel.load(path, LAYERED)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._util import atomic_write_bytes
 from ..errors import ForecasterError
+from .features import RANK_TARGETS
 from .tree_checks import check_estimator
 from .validate import check_model_header
 
@@ -81,6 +82,12 @@ class BoostedModel:
         estimator = HistGradientBoostingRegressor(**{**DEFAULT_PARAMS, **params})
         estimator.fit(x, y, sample_weight=sample_weight)
         return cls(estimator, tuple(features), dict(info or {}))
+
+    @property
+    def target(self) -> str:
+        """What the model predicts (one of :data:`.features.RANK_TARGETS`); models saved
+        before the target was recorded predict the final percentile."""
+        return str(self.info.get("target", RANK_TARGETS[0]))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """(N,) predictions for (N, F) features, on one thread: the trees' OpenMP threads cost
@@ -152,4 +159,10 @@ class BoostedModel:
             )
         estimator = payload.get("estimator")
         check_estimator(estimator, len(features), str(path))
-        return cls(estimator, features, dict(payload.get("info") or {}))
+        model = cls(estimator, features, dict(payload.get("info") or {}))
+        if model.target not in RANK_TARGETS:
+            raise ForecasterError(
+                f"{path} says it predicts {model.target!r}; this forecastprune reads models "
+                f"of {list(RANK_TARGETS)}. Refit it with `forecastprune fit-forecaster --kind gbr`"
+            )
+        return model

@@ -47,6 +47,8 @@ LAYER_FEATURES = (
     "depth",  # the layer's position in the network, 0 (first) to 1 (last)
     "volatility_side",  # volatility × (percentile − ½): lively channels below the median rise
 )
+#: what a ranking model predicts (:func:`ranking_scores`): the final percentile, or its move
+RANK_TARGETS = ("final percentile", "percentile move")
 RECENT = 0.25
 #: below this share of the run's scale, predictions are squashed instead of clipped
 FLOOR = 0.01
@@ -104,6 +106,24 @@ def layered_features(w: Window) -> np.ndarray:
 def rank_target(future: np.ndarray) -> np.ndarray:
     """A ranking model's target: each channel's percentile among the future |γ|, in [0, 1]."""
     return _percentile(future)
+
+
+def ranking_scores(x: np.ndarray, predicted: np.ndarray, target: str) -> np.ndarray:
+    """A ranking model's predictions for features ``x`` as scores for :func:`from_ranks`.
+
+    A model of the ``"percentile move"`` (:data:`RANK_TARGETS`) predicts how far each channel's
+    percentile moves; the current percentile is added back, so where the model predicts no
+    move the current order stands exactly. A tree ensemble fitted on the final percentile
+    itself approximates the identity in steps and shuffles the channels inside a step.
+
+    Raises:
+        ValueError: on a target outside :data:`RANK_TARGETS`.
+    """
+    if target not in RANK_TARGETS:
+        raise ValueError(f"ranking target {target!r} is unknown; use one of {list(RANK_TARGETS)}")
+    if target == "percentile move":
+        return x[:, FEATURES.index("percentile")] + predicted
+    return predicted
 
 
 def from_ranks(w: Window, scores: np.ndarray) -> np.ndarray:

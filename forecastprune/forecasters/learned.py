@@ -49,6 +49,7 @@ from .features import (
     from_change,
     from_ranks,
     layered_features,
+    ranking_scores,
 )
 from .gate import ForecastFn
 from .gated import GatedForecaster
@@ -60,10 +61,11 @@ from .windowed import WindowForecaster
 #: the model ``learned`` uses when none is named: fitted on the corpus's tuning families (see
 #: :data:`BUNDLED_GBR_MODEL`)
 BUNDLED_MODEL = "learned-corpus.json"
-#: the model ``learned_gbr`` uses when none is named: fitted on the 88 runs of the corpus's 22
-#: tuning families (scripts/make_corpus.py). Fitted family-out, the same fit gained +0.021
-#: [+0.016, +0.027] IoU over naive at 10–20 % on those families and +0.050 on the two held-out
-#: ones; the suite-fitted model it replaces gained +0.008 and +0.037 (docs/corpus.md)
+#: the model ``learned_gbr`` uses when none is named: fitted on the 111 runs of the corpus's 29
+#: tuning families, every run weighing the same (scripts/fit_bundled_models.py). Fitted nested
+#: family-out, the same fit gained +0.016 [+0.012, +0.020] IoU over naive at 10–20 % ungated
+#: and +0.011 behind its gate; on the YOLO families it loses 0.005–0.007 ungated
+#: (docs/corpus.md)
 BUNDLED_GBR_MODEL = "learned-gbr-corpus.skops"
 #: the columns ``learned_gbr`` reads
 LAYERED = FEATURES + LAYER_FEATURES
@@ -88,7 +90,8 @@ def _gbr_apply(window: Window, path: str) -> np.ndarray:
     domain = _domain(path)
     if domain is not None and not domain.check(x).inside:
         return window.values[-1].copy()
-    return from_ranks(window, _booster(path).predict(x))
+    booster = _booster(path)
+    return from_ranks(window, ranking_scores(x, booster.predict(x), booster.target))
 
 
 @register_forecaster("learned")

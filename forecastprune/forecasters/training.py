@@ -22,6 +22,7 @@ from .domain import KEY, Domain
 from .features import (
     FEATURES,
     LAYER_FEATURES,
+    RANK_TARGETS,
     change_target,
     channel_features,
     layered_features,
@@ -39,6 +40,8 @@ WEIGHTINGS = ("channel", "run")
 #: nested family-out on the corpus's 29 tuning families, ungated: "run" +0.016 mean gain
 #: (worst cell −0.069), "channel" +0.013 (−0.085); docs/corpus.md
 DEFAULT_WEIGHTING = "run"
+#: what ``learned_gbr`` is fitted to predict (:data:`.features.RANK_TARGETS`)
+DEFAULT_RANK_TARGET = "final percentile"
 
 
 def run_examples(
@@ -179,13 +182,27 @@ def gbr_from_examples(
     info: dict[str, Any],
     weighting: str = DEFAULT_WEIGHTING,
     run_sizes: Sequence[int] = (),
+    target: str = DEFAULT_RANK_TARGET,
 ) -> BoostedModel:
-    """The ``learned_gbr`` model on stacked ranking :func:`run_examples`, its domain and
-    weighting in ``info``; ``run_sizes`` (each run's example count, in stacking order) is
-    needed by the "run" weighting."""
+    """The ``learned_gbr`` model on stacked ranking :func:`run_examples` (``y``: the final
+    percentile), its domain, weighting and target in ``info``; ``run_sizes`` (each run's
+    example count, in stacking order) is needed by the "run" weighting.
+
+    Raises:
+        ConfigError: on an unknown weighting or target.
+    """
+    if target not in RANK_TARGETS:
+        raise ConfigError(f"target {target!r} is unknown; use one of {list(RANK_TARGETS)}")
     features = FEATURES + LAYER_FEATURES
     weights = example_weights(weighting, run_sizes, len(y))
-    info = {**info, "weighting": weighting, KEY: Domain.of(x, features).to_info()}
+    if target == "percentile move":
+        y = y - x[:, FEATURES.index("percentile")]
+    info = {
+        **info,
+        "weighting": weighting,
+        "target": target,
+        KEY: Domain.of(x, features).to_info(),
+    }
     return BoostedModel.fit(x, y, features, info, sample_weight=weights)
 
 
