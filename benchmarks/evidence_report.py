@@ -225,10 +225,11 @@ def claims(meta: dict[str, Any], reference: str, verdict: Any, what: str) -> lis
     return lines
 
 
-def timing_rules(meta: dict[str, Any]) -> list[str]:
-    """When each automatic rule fired and what it bought, against the fixed cutoffs."""
+def timing_rules(meta: dict[str, Any], measure: str = "accuracy") -> list[str]:
+    """When each automatic rule fired and what it bought, against the fixed cutoffs
+    (``measure``: what the records' ``accuracy`` holds, for the column's name)."""
     lines = [
-        "| task | ratio | policy | rule | fired by | prune point | accuracy (%) | vs auto "
+        f"| task | ratio | policy | rule | fired by | prune point | {measure} (%) | vs auto "
         "@0.3 (points) | vs auto @0.1 (points) | vs @stability (points) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]

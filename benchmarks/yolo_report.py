@@ -376,7 +376,7 @@ def write_report(meta: Meta, out: Path) -> None:
         "",
         "## Automatic timing",
         "",
-        *er.timing_rules(meta),
+        *er.timing_rules(meta, "mAP50-95"),
         "",
         "Gaps: the row's mAP50-95 minus the named variant's, paired by seed (points).",
         "",
