@@ -205,12 +205,16 @@ def summary(meta: Meta) -> list[str]:
         named = {r.variant: r for r in rows_of(meta, key)}
         if "normal" in named and "slimming" in named and key[1] == min(ratios_seen(meta)):
             gap = named["slimming"].accuracy.mean - named["normal"].accuracy.mean
+            reading = (
+                ": at this budget the detector has not converged, so extra epochs buy more mAP "
+                "than the pruned channels cost, and methods on the plain budget start behind."
+                if gap > 0.5
+                else "."
+            )
             lines.append(
                 f"- On {key[0]}, slimming at ratio {key[1]} (with its fine-tune, "
                 f"{1 + meta['budget']['finetune_epochs'] / meta['budget']['epochs']:g}× the "
-                f"epochs) scores {gap:+.1f} points against dense: at this budget the detector "
-                "is far from converged, so extra epochs buy more mAP than the pruned channels "
-                "cost, and methods on the plain budget start behind."
+                f"epochs) scores {gap:+.1f} points against dense{reading}"
             )
     best = []
     for key in groups(meta):
@@ -237,19 +241,48 @@ def summary(meta: Meta) -> list[str]:
     return lines
 
 
-def missing(meta: Meta) -> list[str]:
-    """The cells of the planned grid (both detectors, both ratios, every method, the seeds)
-    that have no run yet."""
-    from yolo_table import DETECTORS, RATIOS, VARIANT_NAMES
+def planned(meta: Meta) -> tuple[list[str], list[float], list[str]]:
+    """The grid the records were asked for: detectors, ratios and methods (records made
+    before the methods were saved asked for all of them)."""
+    from yolo_table import VARIANT_NAMES
 
+    detectors = [g["task"] for g in meta["grids"]]
+    ratios = sorted({r for g in meta["grids"] for r in g["ratios"]})
+    return detectors, ratios, list(meta.get("variants", VARIANT_NAMES))
+
+
+def command_of(meta: Meta) -> str:
+    """The command that makes this grid: the options that differ from the defaults."""
+    from yolo_table import DETECTORS, RATIOS, VARIANT_NAMES, Budget
+
+    if meta.get("quick"):
+        return "python benchmarks/yolo_table.py --quick"
+    detectors, ratios, variants = planned(meta)
+    parts = ["python benchmarks/yolo_table.py"]
+    if tuple(detectors) != DETECTORS:
+        parts.append(f"--detectors {','.join(detectors)}")
+    if tuple(ratios) != RATIOS:
+        parts.append(f"--ratios {','.join(map(str, ratios))}")
+    if meta["budget"]["epochs"] != Budget().epochs:
+        parts.append(f"--epochs {meta['budget']['epochs']}")
+    if tuple(variants) != VARIANT_NAMES:
+        parts.append(f"--variants '{','.join(variants)}'")
+    parts.append(f"--seeds {','.join(map(str, meta['seeds']))}")
+    return " ".join(parts)
+
+
+def missing(meta: Meta) -> list[str]:
+    """The cells of the planned grid (its detectors, ratios and methods, the seeds) that have
+    no run yet."""
+    detectors, ratios, variants = planned(meta)
     have = {(r["task"], r["variant"], r["seed"], r["ratio"]) for r in meta["results"]}
     gaps = []
-    for detector in DETECTORS:
+    for detector in detectors:
         for seed in meta["seeds"]:
             absent = [
                 f"{_name(v)}" + ("" if v == "normal" else f" r={ratio}")
-                for v in VARIANT_NAMES
-                for ratio in ((None,) if v == "normal" else RATIOS)
+                for v in variants
+                for ratio in ((None,) if v == "normal" else ratios)
                 if (detector, v, seed, ratio) not in have
             ]
             if absent:
@@ -260,8 +293,10 @@ def missing(meta: Meta) -> list[str]:
 # ------------------------------------------------------------------------- the report
 def _setup(meta: Meta) -> list[str]:
     b = meta["budget"]
+    names = {"yolov8n": "YOLOv8n", "yolo11n": "YOLO11n"}
+    detectors = " and ".join(names.get(d, d) for d in planned(meta)[0])
     return [
-        f"**Setup.** ultralytics YOLOv8n and YOLO11n built from their yaml (no pretrained "
+        f"**Setup.** ultralytics {detectors} built from their yaml (no pretrained "
         f"weights), trained with ultralytics' own trainer (its defaults: `optimizer=auto`, "
         f"which picks AdamW for runs this short, 3 warm-up epochs, EMA, its augmentation with "
         f"mosaic closed for the last 10 epochs) through forecastprune's `attach`, on one CPU "
@@ -322,9 +357,7 @@ def write_report(meta: Meta, out: Path) -> None:
             png = out.with_name(f"{out.stem}-{detector}-{kind}.png")
             er.plot_task(meta, detector, kind, png, ylabel="mAP50-95 (%)", measure="mAP50-95")
             pngs.append((detector, kind, png.name))
-    command = "python benchmarks/yolo_table.py " + (
-        "--quick" if meta.get("quick") else f"--seeds {','.join(map(str, meta['seeds']))}"
-    )
+    command = command_of(meta)
     lines = [
         "# Early pruning on YOLO: dense vs slimming vs Early-Bird vs forecast",
         "",

@@ -488,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
             if d in detectors or (saved and any(r["task"] == d for r in saved["results"]))
         ],
         "seeds": seeds,
+        "variants": list(names),
         "seconds": 0.0,
         "results": [],
     }
@@ -500,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         meta["results"], meta["seconds"] = saved["results"], saved["seconds"]
         meta["seeds"] = sorted(set(saved["seeds"]) | set(seeds))
+        asked = set(names) | set(saved.get("variants", VARIANT_NAMES))
+        meta["variants"] = [v for v in VARIANT_NAMES if v in asked]
     done = {_key(r) for r in meta["results"]}
     todo = [j for j in jobs_for(detectors, seeds, ratios, names) if set(j.keys) - done]
     if args.max_jobs is not None:
