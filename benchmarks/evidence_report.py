@@ -24,6 +24,19 @@ GATED_AUTO = (
     "channel moves by `learned_gbr`'s predicted percentile change, moves under 20 percentiles "
     "dropped"
 )
+
+
+def wall_time(meta: dict[str, Any]) -> str:
+    """The records' cost in words: single-thread wall time summed over the kept runs, and the
+    elapsed time of every chunk that made them (runs made again included)."""
+    summed = sum(r.get("wall_seconds", 0.0) for r in meta["results"]) / 60
+    return (
+        f"{len(meta['results'])} training runs, {summed:.1f} min of single-thread wall time "
+        f"summed over them ({meta['seconds'] / 60:.1f} min elapsed over every chunk, "
+        f"`--jobs {meta.get('jobs', 1)}` in the last, runs made again included)"
+    )
+
+
 #: colour per method (forecasters share one per forecaster), marker per timing
 COLOURS = {
     "slimming": "black",
