@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evidence_report import write_report  # noqa: E402
+from evidence_report import runs_path, saved_runs, write_report  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -265,17 +265,13 @@ def main(argv: list[str] | None = None) -> int:
         help="re-render the report from the runs saved next to --out",
     )
     args = parser.parse_args(argv)
-    raw = args.out.with_name(args.out.stem + "-runs.json")
+    raw = runs_path(args.out)
     if args.quick:
         grids, seeds, forecasters, cutoffs = quick_grid()
     else:
         grids, seeds = GRIDS, [int(s) for s in args.seeds.split(",")]
         forecasters, cutoffs = FORECASTERS, CUTOFFS
-    saved = (
-        json.loads(raw.read_text(encoding="utf-8"))
-        if (args.render_only or args.resume) and raw.exists()
-        else None
-    )
+    saved = saved_runs(args.out, args.render_only or args.resume)
     if args.render_only:
         if saved is None:
             parser.error(f"--render-only needs the saved runs in {raw}")

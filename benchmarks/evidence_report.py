@@ -6,6 +6,7 @@ so ``--render-only`` reproduces the report without training.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,18 @@ GATED_AUTO = (
     "channel moves by `learned_gbr`'s predicted percentile change, moves under 20 percentiles "
     "dropped"
 )
+
+
+def runs_path(out: Path) -> Path:
+    """Where a report's raw run records live: next to it, as ``<stem>-runs.json``."""
+    return out.with_name(out.stem + "-runs.json")
+
+
+def saved_runs(out: Path, wanted: bool = True) -> dict[str, Any] | None:
+    """The run records saved next to report ``out``; None when not wanted (neither
+    ``--resume`` nor ``--render-only``) or not there."""
+    raw = runs_path(out)
+    return json.loads(raw.read_text(encoding="utf-8")) if wanted and raw.exists() else None
 
 
 def wall_time(meta: dict[str, Any]) -> str:

@@ -38,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from early_prune_table import Job, TaskGrid, Variant, _key, run_all  # noqa: E402
+from evidence_report import runs_path, saved_runs  # noqa: E402
 from mnist1d_report import write_mnist1d_report  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,14 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         "--render-only", action="store_true", help="re-render from the runs saved next to --out"
     )
     args = parser.parse_args(argv)
-    raw = args.out.with_name(args.out.stem + "-runs.json")
+    raw = runs_path(args.out)
     grid, recipe = (QUICK_GRID, QUICK_RECIPE) if args.quick else (GRID, RECIPE)
     seeds = [0, 1] if args.quick else [int(s) for s in args.seeds.split(",")]
-    saved = (
-        json.loads(raw.read_text(encoding="utf-8"))
-        if (args.render_only or args.resume) and raw.exists()
-        else None
-    )
+    saved = saved_runs(args.out, args.render_only or args.resume)
     if args.render_only:
         if saved is None:
             parser.error(f"--render-only needs the saved runs in {raw}")

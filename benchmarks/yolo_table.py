@@ -448,8 +448,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         quick = Path(tempfile.gettempdir()) / "results-yolo-quick.md"
         args.out = quick if args.quick else REPO / "docs" / "results-yolo.md"
-    raw = args.out.with_name(args.out.stem + "-runs.json")
-    saved = json.loads(raw.read_text("utf-8")) if raw.exists() else None
+    from evidence_report import runs_path, saved_runs
+
+    raw = runs_path(args.out)
+    saved = saved_runs(args.out)
     if args.render_only:
         if saved is None:
             print(f"Error: --render-only needs the saved runs in {raw}", file=sys.stderr)
