@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,7 @@ def fit_gate(rows: list[dict], model: str, sig: str, above: bool, constraint: st
     """The threshold and shrink with the best mean gain whose rows keep the constraint."""
     values = np.array([r["signals"][sig] for r in rows])
     fams = np.array([r["family"] for r in rows])
-    best: tuple[float, Gate] = (0.0, Gate(sig, threshold=_never(above), above=above))
+    best: tuple[float, Gate] = (0.0, Gate(sig, above=above, closed=True))
     for threshold in np.unique(np.quantile(values[np.isfinite(values)], np.linspace(0, 1, 51))):
         gate_open = values > threshold if above else values < threshold
         for shrink in SHRINKS:
@@ -207,11 +208,6 @@ def fit_gate(rows: list[dict], model: str, sig: str, above: bool, constraint: st
             if gains.mean() > best[0]:
                 best = (gains.mean(), Gate(sig, float(threshold), above, float(shrink)))
     return best[1]
-
-
-def _never(above: bool) -> float:
-    """A threshold no signal passes."""
-    return 1e300 if above else -1e300
 
 
 def gated_gains(rows: list[dict], gate: Gate, model: str) -> np.ndarray:
@@ -255,9 +251,7 @@ def fit_all(corpus: Path, cache: Path, write: Path | None) -> str:
             train = [r for r in table.values() if not r["held"] and r["family"] != fam]
             gate = fit_gate(train, model, sig, above, constraint)
             widths = fit_widths(train, gate, model)
-            folds[fam][name] = Gate(
-                gate.signal, gate.threshold, gate.above, gate.shrink, COVERAGES, widths
-            )
+            folds[fam][name] = replace(gate, coverage=COVERAGES, widths=widths)
             test = _rows(table, lambda r, f=fam: r["family"] == f, SCORED)
             gains = gated_gains([t for _, t in test], gate, model)
             scored += [(fam, run, g) for (run, _), g in zip(test, gains)]
@@ -269,14 +263,11 @@ def fit_all(corpus: Path, cache: Path, write: Path | None) -> str:
         held_rows = _rows(table, lambda r: r["held"], SCORED)
         held_gains = gated_gains([t for _, t in held_rows], gate, model)
         held_cov = coverage_of([t for _, t in held_rows], gate, model, widths)
-        final[name] = Gate(
-            gate.signal,
-            gate.threshold,
-            gate.above,
-            gate.shrink,
-            COVERAGES,
-            widths,
-            {
+        final[name] = replace(
+            gate,
+            coverage=COVERAGES,
+            widths=widths,
+            info={
                 "fitted_on_families": tuning,
                 "constraint": constraint,
                 "family_out": _summary(scored),
@@ -342,9 +333,8 @@ def _cov_summary(coverage: dict[str, float]) -> dict[str, Any]:
 
 def _report(name: str, gate: Gate, chosen: list[Gate]) -> list[str]:
     fo, ho = gate.info["family_out"], gate.info["held_out"]
-    side = ">" if gate.above else "<"
     return [
-        f"### {name}: open when {gate.signal} {side} {gate.threshold:.4g}, shrink {gate.shrink:g}",
+        f"### {name}: {_rule(gate)}",
         "",
         "| judged | mean gain [90 % CI] | worst cell | cells < −0.01 | negative families | "
         "used | coverage at 0.9 |",
@@ -359,9 +349,19 @@ def _report(name: str, gate: Gate, chosen: list[Gate]) -> list[str]:
         f"{ho['cells_below_floor']}/{ho['cells']} | {ho['families_negative'] or '-'} | "
         f"{ho['used']:.0%} | {gate.info['coverage_held_out']:.3f} |",
         "",
-        "per-fold gates: " + ", ".join(f"({g.threshold:.3g}, {g.shrink:g})" for g in chosen),
+        "per-fold gates: " + ", ".join(_rule(g, short=True) for g in chosen),
         "",
     ]
+
+
+def _rule(gate: Gate, short: bool = False) -> str:
+    """A gate in words: ``open when stability < 0.97, shrink 0.05`` or ``closed``."""
+    if gate.closed:
+        return "closed" if short else "closed on every run (no threshold kept the constraint)"
+    if short:
+        return f"({gate.threshold:.3g}, {gate.shrink:g})"
+    side = ">" if gate.above else "<"
+    return f"open when {gate.signal} {side} {gate.threshold:.4g}, shrink {gate.shrink:g}"
 
 
 def _frontier(table: dict) -> list[str]:

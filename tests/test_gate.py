@@ -91,6 +91,32 @@ def test_a_gate_opens_on_its_side_and_never_on_nan():
     assert Gate(None).opens(float("nan"))
 
 
+def test_a_closed_gate_never_opens_and_round_trips(tmp_path):
+    closed = Gate("backtest_gain", above=True, closed=True, **WIDTHS)
+    assert not any(closed.opens(v) for v in (-1e9, 0.0, 1e9))
+    path = save_gates(tmp_path / "c.json", {"auto": closed}, {})
+    assert gate_for("auto", str(path)).closed
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["gates"]["auto"]["closed"] = "yes"
+    path.write_text(json.dumps(data))
+    load_gates.cache_clear()
+    with pytest.raises(ForecasterError, match="'closed' must be true or false"):
+        load_gates(str(path))
+
+
+def test_auto_behind_a_closed_gate_is_naive_without_running_the_backtest(tmp_path):
+    gates = {
+        name: Gate("backtest_gain", above=True, closed=True, **WIDTHS)
+        for name in ("auto", "learned", "learned_gbr")
+    }
+    path = save_gates(tmp_path / "closed.json", gates, {})
+    with GammaTrajectoryStore.open(RUN) as store:
+        auto = predict_store(store, f"auto(gates='{path}')", 0.1)
+        naive = predict_store(store, "naive", 0.1)
+    np.testing.assert_array_equal(auto.scores, naive.scores)
+    assert "gate closed on every run" in auto.note, auto.note
+
+
 def test_widths_interpolate_and_refuse_coverage_past_the_calibration():
     gate = Gate(None, **WIDTHS)
     assert gate.width(0.5) == 1.0 and gate.width(0.7) == pytest.approx(2.0)
@@ -188,13 +214,14 @@ def test_intervals_are_the_calibrated_multiple_of_each_channels_volatility(tmp_p
 def test_the_bundled_gates_were_fitted_family_out_and_keep_autos_floor():
     gates = load_gates()
     assert set(gates) >= {"auto", "learned", "learned_gbr"}
-    # docs/corpus.md: fitted on the 29 tuning families with the run-weighted model, auto stays
-    # above naive − 0.01 in all 444 nested cells and in 83 of the 84 held-out ones (the other
-    # at −0.0111)
+    # docs/corpus.md: fitted on the 29 tuning families with the ranking model that reads the
+    # momentum and run columns, no backtest-gain threshold kept every nested cell above
+    # naive − 0.01, so auto's gate is closed: naive in all 444 nested and 84 held-out cells
     nested, held_out = (gates["auto"].info[part] for part in ("family_out", "held_out"))
     assert nested["cells"] == 444 and nested["cells_below_floor"] == 0
     assert nested["worst_cell"] >= -0.01
-    assert held_out["cells"] == 84 and held_out["cells_below_floor"] <= 1
-    assert held_out["worst_cell"] >= -0.012
+    assert held_out["cells"] == 84 and held_out["cells_below_floor"] == 0
+    # learned_gbr's own gate (judged per family, not per cell) gains on the tuning families
+    assert gates["learned_gbr"].info["family_out"]["mean_gain"] > 0.015
     for name in ("learned", "learned_gbr"):
         assert gates[name].widths and gates[name].info["fitted_on_families"]

@@ -2,7 +2,7 @@
 
 The ``learned_gbr`` forecaster's model: scikit-learn's histogram gradient boosting, fitted on
 recorded runs to predict each channel's final percentile (:func:`.features.rank_target`) from
-:func:`.features.layered_features`. Trees do what the ridge cannot: a volatile channel means
+:func:`.features.ranking_features`. Trees do what the ridge cannot: a volatile channel means
 "rises" below the cut and "falls" above it, and a layer's standing matters more late than early.
 
 Persistence never unpickles: the file is written with ``skops.io``, and loading trusts exactly

@@ -47,10 +47,15 @@ class Domain:
     high: np.ndarray
 
     @classmethod
-    def of(cls, x: np.ndarray, features: tuple[str, ...]) -> Domain:
-        """The domain of (N, F) training rows."""
+    def of(cls, x: np.ndarray, features: tuple[str, ...], whole: tuple[str, ...] = ()) -> Domain:
+        """The domain of (N, F) training rows; the features in ``whole`` span their full
+        training range instead of the quantile box: a run-level feature is one value repeated
+        over a run's channels, so the quantiles of the rows would cut off every run with
+        fewer than 0.5 % of the rows, and a small run like them would be called unknown."""
         x = np.asarray(x, dtype=np.float64)
         low, high = np.quantile(x, [QUANTILE, 1.0 - QUANTILE], axis=0)
+        full = [features.index(name) for name in whole]
+        low[full], high[full] = x[:, full].min(axis=0), x[:, full].max(axis=0)
         # a feature constant in training (global_ridge's horizon ratio) still matches itself
         # after rounding
         pad = MARGIN * (high - low) + 1e-9 * np.maximum(np.abs(high), 1.0)

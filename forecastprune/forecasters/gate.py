@@ -45,7 +45,7 @@ from .._util import atomic_write_bytes
 from ..errors import ForecasterError
 from .backtest import backtest_pairs, horizon_ratio
 from .candidates import Window, rank_agreement, ranks
-from .features import from_ranks, run_scale
+from .features import from_ranks, rank_correlation, run_scale
 
 FORMAT = "forecastprune-gates"
 VERSION = 1
@@ -72,6 +72,8 @@ class Gate:
         threshold: the gate opens when the signal is above it (``above``) or below it.
         above: which side opens the gate.
         shrink: the soft threshold on each channel's percentile move (0: the forecast as is).
+        closed: the gate never opens (its fit found no threshold whose cells kept the
+            constraint); the signal is then not computed at all.
         coverage: the coverages the widths were calibrated at (increasing, in (0, 1)).
         widths: the interval half-widths in volatilities at those coverages.
         info: provenance and family-out figures.
@@ -84,6 +86,7 @@ class Gate:
     coverage: tuple[float, ...] = ()
     widths: tuple[float, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    closed: bool = False
 
     def __post_init__(self) -> None:
         if self.signal is not None and self.signal not in SIGNALS:
@@ -106,6 +109,8 @@ class Gate:
 
     def opens(self, value: float) -> bool:
         """Whether a run with this signal value may use the learned forecast."""
+        if self.closed:
+            return False
         if self.signal is None:
             return True
         if not math.isfinite(value):
@@ -136,6 +141,7 @@ class Gate:
             "shrink": self.shrink,
             "coverage": list(self.coverage),
             "widths": list(self.widths),
+            "closed": self.closed,
             "info": self.info,
         }
 
@@ -152,11 +158,18 @@ class Gate:
                 coverage=tuple(float(c) for c in data.get("coverage", ())),
                 widths=tuple(float(w) for w in data.get("widths", ())),
                 info=dict(data.get("info") or {}),
+                closed=_flag(data.get("closed", False), source),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ForecasterError(
                 f"{source}: malformed gate ({type(exc).__name__}: {exc})"
             ) from exc
+
+
+def _flag(value: Any, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise ForecasterError(f"{source}: a gate's 'closed' must be true or false; got {value!r}")
+    return value
 
 
 def bundled_gates_path() -> Path:
@@ -239,16 +252,6 @@ def backtest_gain(window: Window, forecast: ForecastFn, origins: int = ORIGINS) 
         seen = window.values[target]
         gains.append(rank_agreement(forecast(head), seen) - rank_agreement(head.values[-1], seen))
     return float(np.mean(gains)) if gains else 0.0
-
-
-def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's ρ (ties broken by position); NaN for fewer than two channels."""
-    if len(a) < 2:
-        return float("nan")
-    ra, rb = ranks(a).astype(np.float64), ranks(b).astype(np.float64)
-    ra -= ra.mean()
-    rb -= rb.mean()
-    return float(ra @ rb / np.sqrt((ra @ ra) * (rb @ rb)))
 
 
 # ------------------------------------------------------------------- shrink and intervals

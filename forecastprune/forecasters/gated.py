@@ -59,7 +59,7 @@ class GatedForecaster(WindowForecaster):
         if not self.gated:
             return model(window)
         gate = self.gate()
-        if gate.signal is not None:
+        if gate.signal is not None and not gate.closed:
             self.signal_ = signal(gate.signal, window, model, origins)
         self.gate_open_ = gate.opens(self.signal_)
         if not self.gate_open_:
@@ -72,6 +72,8 @@ class GatedForecaster(WindowForecaster):
         if getattr(self, "gate_open_", None) is None:
             return ""
         gate = self.gate()
+        if gate.closed:
+            return "gate closed on every run (fitted family-out, no opening kept its floor): naive"
         side = ">" if gate.above else "<"
         seen = f"{gate.signal} {self.signal_:+.4f}, opens {side} {gate.threshold:+.4f}"
         if self.gate_open_:

@@ -13,8 +13,9 @@ regression's output back into |γ|:
   read from a JSON model file; by default the one fitted on the corpus's tuning families. It
   predicts each channel's final percentile, turned into |γ| as ``learned_gbr``'s is.
 - ``learned_gbr`` applies a gradient-boosted *ranking* model fitted on other runs, over the
-  same features plus the channel's layer (:func:`.features.layered_features`; it needs the
-  run's layout, which every store-based command and :class:`EarlyPruner` hand over). It
+  same features plus the channel's layer, how its percentile has moved, and how far the run
+  is and how settled its ranking (:func:`.features.ranking_features`; it needs the run's
+  layout, which every store-based command and :class:`EarlyPruner` hand over). It
   predicts each channel's final percentile; the forecast gives the channels the current |γ|
   values in that order (:func:`.features.from_ranks`), so ratio thresholds cut exactly the
   predicted bottom share.
@@ -43,12 +44,12 @@ from .candidates import Window
 from .domain import Domain, Verdict
 from .features import (
     FEATURES,
-    LAYER_FEATURES,
+    RANKING_FEATURES,
     change_target,
     channel_features,
     from_change,
     from_ranks,
-    layered_features,
+    ranking_features,
     ranking_scores,
 )
 from .gate import ForecastFn
@@ -68,7 +69,7 @@ BUNDLED_MODEL = "learned-corpus.json"
 #: (docs/corpus.md)
 BUNDLED_GBR_MODEL = "learned-gbr-corpus.skops"
 #: the columns ``learned_gbr`` reads
-LAYERED = FEATURES + LAYER_FEATURES
+LAYERED = RANKING_FEATURES
 
 
 def bundled_model_path(name: str = BUNDLED_MODEL) -> Path:
@@ -86,7 +87,7 @@ def learned_gbr_forecast(model: str | None = None) -> ForecastFn:
 
 
 def _gbr_apply(window: Window, path: str) -> np.ndarray:
-    x = layered_features(window)
+    x = ranking_features(window)
     domain = _domain(path)
     if domain is not None and not domain.check(x).inside:
         return window.values[-1].copy()
@@ -273,7 +274,7 @@ class LearnedBoostedForecaster(GatedForecaster):
             )
         self.gate_open_ = None
         path = str(self.model_path)
-        if not _trusted(self, _domain(path), layered_features(window)):
+        if not _trusted(self, _domain(path), ranking_features(window)):
             return window.values[-1].copy()
         return self._gated(window, partial(_gbr_apply, path=path))
 

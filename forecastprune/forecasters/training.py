@@ -21,12 +21,13 @@ from .candidates import Window
 from .domain import KEY, Domain
 from .features import (
     FEATURES,
-    LAYER_FEATURES,
     RANK_TARGETS,
+    RANKING_FEATURES,
+    RUN_FEATURES,
     change_target,
     channel_features,
-    layered_features,
     rank_target,
+    ranking_features,
 )
 from .ridge import RidgeModel
 
@@ -49,9 +50,10 @@ def run_examples(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, F) features and (N,) targets of one open store, all cutoffs stacked.
 
-    With ``ranking`` the features include the layer columns (from the store's layout) and the
-    target is the final percentile, as ``learned_gbr`` reads and predicts them; otherwise they
-    are ``learned``'s channel features and scale-free change.
+    With ``ranking`` the features are :func:`.features.ranking_features` (the layer columns
+    come from the store's layout) and the target is the final percentile, as ``learned_gbr``
+    reads and predicts them; otherwise they are ``learned``'s channel features and scale-free
+    change.
 
     Raises:
         ConfigError: on a malformed cutoff or one that leaves nothing to forecast.
@@ -87,7 +89,7 @@ def run_examples(
                 steps[:end], t[:end], values[:end], float(steps[target]), float(t[target]), layers
             )
             if ranking:
-                xs.append(layered_features(window))
+                xs.append(ranking_features(window))
                 ys.append(rank_target(values[target]))
             else:
                 xs.append(channel_features(window))
@@ -193,7 +195,7 @@ def gbr_from_examples(
     """
     if target not in RANK_TARGETS:
         raise ConfigError(f"target {target!r} is unknown; use one of {list(RANK_TARGETS)}")
-    features = FEATURES + LAYER_FEATURES
+    features = RANKING_FEATURES
     weights = example_weights(weighting, run_sizes, len(y))
     if target == "percentile move":
         y = y - x[:, FEATURES.index("percentile")]
@@ -201,7 +203,7 @@ def gbr_from_examples(
         **info,
         "weighting": weighting,
         "target": target,
-        KEY: Domain.of(x, features).to_info(),
+        KEY: Domain.of(x, features, whole=RUN_FEATURES).to_info(),
     }
     return BoostedModel.fit(x, y, features, info, sample_weight=weights)
 
