@@ -21,9 +21,9 @@ TASK_TEXT = {
 #: predate the gate and keep their own description)
 GATED_AUTO = (
     "`auto` is `naive` unless `learned_gbr` beats naive in the run's own in-history backtest "
-    "by its gate's margin (`forecastprune/data/gates.json`, docs/corpus.md); when it does, each "
-    "channel moves by `learned_gbr`'s predicted percentile change, moves under 20 percentiles "
-    "dropped"
+    "by its gate's margin (`forecastprune/data/gates.json`, docs/corpus.md). The bundled gate is "
+    "closed — fitted family-out, no margin kept every corpus cell above naive − 0.01 — so these "
+    "`auto` runs forecast exactly as `naive` does"
 )
 
 
