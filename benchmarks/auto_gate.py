@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -110,8 +111,7 @@ def dump(corpus: Path, cache: Path, limit: int | None = None) -> None:
         with GammaTrajectoryStore.open(corpus / f"{run}.fpstore") as store:
             out["final"] = np.abs(np.asarray(store.view()[-1], dtype=np.float64))
             for cutoff in CUTOFFS:
-                predict_store(store, "_gate_probe", cutoff)
-                window = _CAPTURED["window"]
+                window = window_at(store, cutoff)
                 out[f"naive|{cutoff}"] = window.values[-1].copy()
                 out[f"rawvol|{cutoff}"] = raw_volatility(window)
                 out[f"scale|{cutoff}"] = np.array(run_scale(window.values))
@@ -150,23 +150,37 @@ def _fold_models(folder: Path, slug: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- cells
+def scorer(layout: Any, final: np.ndarray) -> Callable[[np.ndarray, float], float]:
+    """A forecast and a ratio → ``compare``'s ranking metric for one run: the engine's decision
+    under policy none against the finished run's, tie-aware IoU when the cut lies in the
+    collapsed set."""
+    settings = ReplaySettings(cutoffs=("0.1",), spec=PruneSpec(policy="none"), ratios=RATIOS)
+    judge = Judge.build(layout, final, settings)
+
+    def score(pred: np.ndarray, ratio: float) -> float:
+        pruned, oracle = judge.decide(pred, ratio).pruned, judge.oracle_masks[ratio]
+        if judge.oracle[ratio].rank_by == "tie_iou":
+            return metrics.tie_aware_iou(pruned, oracle, judge.collapsed)
+        return metrics.iou(pruned, oracle)
+
+    return score
+
+
+def window_at(store: Any, cutoff: float) -> Window:
+    """The history window the forecasters see at ``cutoff`` (their clock, their layout)."""
+    predict_store(store, "_gate_probe", cutoff)
+    return _CAPTURED["window"]
+
+
 def cells(corpus: Path, cache: Path) -> dict[str, Any]:
     """Per run and cutoff: the signals, and per option and ratio the gain over naive."""
     family, held = _manifest(corpus)
-    settings = ReplaySettings(cutoffs=("0.1",), spec=PruneSpec(policy="none"), ratios=RATIOS)
     table: dict[str, Any] = {}
     for run in sorted(family):
         data = dict(np.load(cache / "gate" / f"{run}.npz"))
         with GammaTrajectoryStore.open(corpus / f"{run}.fpstore") as store:
             layout = store.layout
-        judge = Judge.build(layout, data["final"], settings)
-
-        def score(pred: np.ndarray, ratio: float, judge: Judge = judge) -> float:
-            pruned, oracle = judge.decide(pred, ratio).pruned, judge.oracle_masks[ratio]
-            if judge.oracle[ratio].rank_by == "tie_iou":
-                return metrics.tie_aware_iou(pruned, oracle, judge.collapsed)
-            return metrics.iou(pruned, oracle)
-
+        score = scorer(layout, data["final"])
         for cutoff in CUTOFFS:
             row: dict[str, Any] = {"family": family[run], "held": family[run] in held}
             row["signals"] = {

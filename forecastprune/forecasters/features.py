@@ -131,7 +131,8 @@ def ranking_features(w: Window) -> np.ndarray:
 
     Nested family-out on the corpus's 29 tuning families (docs/corpus.md), the last two groups
     raised ``learned_gbr``'s ungated mean gain over naive at 10–20 % from +0.016 to +0.022 and
-    halved the cells more than 0.01 below it; the run columns did most of it (+0.021 alone).
+    cut the cells more than 0.01 below it from 80 to 58 of 444; the run columns did most of it
+    (+0.021 alone; ``benchmarks/feature_ablation.py``).
 
     Raises:
         ValueError: when the window carries no layer numbers (``w.layers`` is None).

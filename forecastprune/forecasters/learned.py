@@ -63,10 +63,11 @@ from .windowed import WindowForecaster
 #: :data:`BUNDLED_GBR_MODEL`)
 BUNDLED_MODEL = "learned-corpus.json"
 #: the model ``learned_gbr`` uses when none is named: fitted on the 111 runs of the corpus's 29
-#: tuning families, every run weighing the same (scripts/fit_bundled_models.py). Fitted nested
-#: family-out, the same fit gained +0.016 [+0.012, +0.020] IoU over naive at 10–20 % ungated
-#: and +0.011 behind its gate; on the YOLO families it loses 0.005–0.007 ungated
-#: (docs/corpus.md)
+#: tuning families, every run weighing the same, on :data:`.features.RANKING_FEATURES`
+#: (scripts/fit_bundled_models.py). Fitted nested family-out, the same fit gained +0.022
+#: [+0.017, +0.026] IoU over naive at 10–20 % ungated and +0.019 behind its gate; it loses on
+#: torchvision's MobileNetV2 (−0.008, −0.012) and is level with naive on runs of 3,000 channels
+#: or more (docs/corpus.md)
 BUNDLED_GBR_MODEL = "learned-gbr-corpus.skops"
 #: the columns ``learned_gbr`` reads
 LAYERED = RANKING_FEATURES

@@ -1,0 +1,49 @@
+"""benchmarks/auto_gate.py's gate fit: a threshold where one keeps the floor, a closed gate
+where none does; and its scorer, which scores a forecast as ``compare`` does."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from auto_gate import RATIOS, SHRINKS, fit_gate, scorer  # noqa: E402
+
+from forecastprune.compare.suite import bundled_suite  # noqa: E402
+from forecastprune.store import GammaTrajectoryStore  # noqa: E402
+
+
+def row(family: str, signal: float, gain: float) -> dict:
+    """One (run, cutoff) row: the same gain at every ratio and shrink."""
+    gains = {("gbr" if s == 0 else f"gbr~{s}"): dict.fromkeys(RATIOS, gain) for s in SHRINKS}
+    return {"family": family, "signals": {"backtest_gain": signal}, **gains}
+
+
+def test_the_gate_opens_above_the_rows_that_would_break_the_floor():
+    # high backtest gain goes with a real gain; the lowest signals lose 0.05
+    rows = [row("a", 0.10, 0.03), row("b", 0.08, 0.02), row("c", 0.01, -0.05)]
+    gate = fit_gate(rows, "gbr", "backtest_gain", True, "cell")
+    assert not gate.closed
+    assert gate.opens(0.08) and not gate.opens(0.01)
+
+
+def test_a_gate_no_threshold_can_keep_the_floor_is_closed():
+    # the loss sits with the highest signal: every opening that gains takes it in
+    rows = [row("a", 0.10, -0.05), row("b", 0.08, 0.02), row("c", 0.01, 0.01)]
+    gate = fit_gate(rows, "gbr", "backtest_gain", True, "cell")
+    assert gate.closed and not gate.opens(1.0)
+    # judged per family instead, the loss is allowed where it leaves no family negative
+    mild = [row("a", 0.10, 0.03), row("a", 0.09, -0.02), row("b", 0.01, -0.05)]
+    assert not fit_gate(mild, "gbr", "backtest_gain", True, "family").closed
+
+
+def test_the_scorer_gives_the_final_ranking_full_marks_and_a_reversed_one_none():
+    with GammaTrajectoryStore.open(bundled_suite() / "vgg-s3e-3-step.fpstore") as store:
+        final = np.abs(np.asarray(store.view()[-1], dtype=np.float64))
+        score = scorer(store.layout, final)
+    for ratio in RATIOS:
+        assert score(final, ratio) == 1.0
+        assert score(final.max() + final.min() - final, ratio) < 0.5
