@@ -85,6 +85,7 @@ _CAPTURED: dict[str, Window] = {}
 class _Probe(WindowForecaster):
     """Hands its window to the script (naive forecast): the forecasters' own view of a run."""
 
+    description = "naive; keeps the window it saw for benchmarks/auto_gate.py"
     _tags = {"min_history": 1, "uses_layout": True}
 
     def __init__(self, use_clock: bool = True) -> None:
