@@ -143,7 +143,7 @@ def ranking_features(w: Window) -> np.ndarray:
     percentiles = np.array([_percentile(values[i]) for i in recent])
     first_mean = float(values[0].mean())
     run_columns = (
-        rank_correlation(values[-1], values[max(0, n // 2 - 1)]),
+        stability(values),
         float(w.steps[-1] / w.target_step) if w.target_step > 0 else 1.0,
         float(values[-1].mean()) / first_mean if first_mean > 0 else 1.0,
         float(values[-1].std()) / max(float(values[-1].mean()), 1e-12),
@@ -155,6 +155,12 @@ def ranking_features(w: Window) -> np.ndarray:
         *(np.full(len(now), v if np.isfinite(v) else 1.0) for v in run_columns),
     ]
     return np.column_stack([layered_features(w), *columns])
+
+
+def stability(values: np.ndarray, fraction: float = 0.5) -> float:
+    """How settled a run's ranking is: Spearman's ρ of the last |γ| with the |γ| at
+    ``fraction`` of the (T, C) history (the gates' ``stability`` and ``stability_recent``)."""
+    return rank_correlation(values[-1], values[max(0, int(fraction * len(values)) - 1)])
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:

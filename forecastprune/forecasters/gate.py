@@ -45,7 +45,7 @@ from .._util import atomic_write_bytes
 from ..errors import ForecasterError
 from .backtest import backtest_pairs, horizon_ratio
 from .candidates import Window, rank_agreement, ranks
-from .features import from_ranks, rank_correlation, run_scale
+from .features import from_ranks, run_scale, stability
 
 FORMAT = "forecastprune-gates"
 VERSION = 1
@@ -237,10 +237,7 @@ def signal(name: str, window: Window, forecast: ForecastFn, origins: int = ORIGI
         return backtest_gain(window, forecast, origins)
     if name == "horizon":
         return horizon_ratio(window.t, window.target_t)
-    values = window.values
-    n = len(values)
-    back = max(0, n // 2 - 1) if name == "stability" else max(0, int(0.75 * n) - 1)
-    return rank_correlation(values[-1], values[back])
+    return stability(window.values, 0.5 if name == "stability" else 0.75)
 
 
 def backtest_gain(window: Window, forecast: ForecastFn, origins: int = ORIGINS) -> float:
