@@ -67,14 +67,16 @@ CUTOFFS = (0.05, 0.1, 0.15, 0.2, 0.3)
 SCORED = (0.1, 0.2)
 RATIOS = (0.5, 0.7)
 SHRINKS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3)
-#: per forecaster: its learned model, the signal its gate reads, the side that opens it, and
-#: the constraint every training family must keep ("cell": every cell ≥ −0.01; "family":
-#: every family's mean gain ≥ 0)
+#: per forecaster: its learned model, the signals its gate may read (each with the side that
+#: opens it; each fit keeps the best), and the constraint every training family must keep
+#: ("cell": every cell ≥ −0.01; "family": every family's mean gain ≥ 0)
 PLAN = {
-    "auto": ("gbr", "backtest_gain", True, "cell"),
-    "learned_gbr": ("gbr", "stability_recent", False, "family"),
-    "learned": ("ridge", "horizon", True, "family"),
+    "auto": ("gbr", (("backtest_gain", True), ("channels", True)), "cell"),
+    "learned_gbr": ("gbr", (("stability_recent", False), ("channels", False)), "family"),
+    "learned": ("ridge", (("horizon", True),), "family"),
 }
+#: the signals dumped per run and cutoff (backtest_gain apart: it runs the model)
+DUMPED = ("stability", "stability_recent", "horizon", "channels")
 FLOOR = -0.01
 COVERAGES = (0.5, 0.8, 0.9, 0.95, 0.99)
 NOMINAL = 0.9
@@ -123,7 +125,7 @@ def dump(corpus: Path, cache: Path, limit: int | None = None) -> None:
                         out[f"{name}~{shrink}|{cutoff}"] = shrink_toward_naive(
                             window, forecast, shrink
                         )
-                for sig in ("stability", "stability_recent", "horizon"):
+                for sig in DUMPED:
                     out[f"sig:{sig}|{cutoff}"] = np.array(signal(sig, window, models["gbr"]))
                 out[f"sig:backtest_gain|{cutoff}"] = np.array(
                     signal("backtest_gain", window, models["gbr"])
@@ -206,22 +208,28 @@ def cells(corpus: Path, cache: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- fit
-def fit_gate(rows: list[dict], model: str, sig: str, above: bool, constraint: str) -> Gate:
-    """The threshold and shrink with the best mean gain whose rows keep the constraint."""
-    values = np.array([r["signals"][sig] for r in rows])
+def fit_gate(
+    rows: list[dict], model: str, options: tuple[tuple[str, bool], ...], constraint: str
+) -> Gate:
+    """The signal, threshold and shrink with the best mean gain whose rows keep the
+    constraint; closed (on the first signal) when none does."""
     fams = np.array([r["family"] for r in rows])
-    best: tuple[float, Gate] = (0.0, Gate(sig, above=above, closed=True))
-    for threshold in np.unique(np.quantile(values[np.isfinite(values)], np.linspace(0, 1, 51))):
-        gate_open = values > threshold if above else values < threshold
-        for shrink in SHRINKS:
-            key = model if shrink == 0 else f"{model}~{shrink}"
-            gains = np.array([[r[key][q] for q in RATIOS] for r in rows]) * gate_open[:, None]
-            if constraint == "cell" and gains.min() < FLOOR:
-                continue
-            if constraint == "family" and any(gains[fams == f].mean() < 0 for f in np.unique(fams)):
-                continue
-            if gains.mean() > best[0]:
-                best = (gains.mean(), Gate(sig, float(threshold), above, float(shrink)))
+    best: tuple[float, Gate] = (0.0, Gate(options[0][0], above=options[0][1], closed=True))
+    for sig, above in options:
+        values = np.array([r["signals"][sig] for r in rows])
+        for threshold in np.unique(np.quantile(values[np.isfinite(values)], np.linspace(0, 1, 51))):
+            gate_open = values > threshold if above else values < threshold
+            for shrink in SHRINKS:
+                key = model if shrink == 0 else f"{model}~{shrink}"
+                gains = np.array([[r[key][q] for q in RATIOS] for r in rows]) * gate_open[:, None]
+                if constraint == "cell" and gains.min() < FLOOR:
+                    continue
+                if constraint == "family" and any(
+                    gains[fams == f].mean() < 0 for f in np.unique(fams)
+                ):
+                    continue
+                if gains.mean() > best[0]:
+                    best = (gains.mean(), Gate(sig, float(threshold), above, float(shrink)))
     return best[1]
 
 
@@ -260,11 +268,11 @@ def fit_all(corpus: Path, cache: Path, write: Path | None) -> str:
     lines = []
     final: dict[str, Gate] = {}
     folds: dict[str, dict[str, Gate]] = {fam: {} for fam in tuning}
-    for name, (model, sig, above, constraint) in PLAN.items():
+    for name, (model, options, constraint) in PLAN.items():
         scored, coverage, chosen = [], {}, []
         for fam in tuning:
             train = [r for r in table.values() if not r["held"] and r["family"] != fam]
-            gate = fit_gate(train, model, sig, above, constraint)
+            gate = fit_gate(train, model, options, constraint)
             widths = fit_widths(train, gate, model)
             folds[fam][name] = replace(gate, coverage=COVERAGES, widths=widths)
             test = _rows(table, lambda r, f=fam: r["family"] == f, SCORED)
@@ -273,7 +281,7 @@ def fit_all(corpus: Path, cache: Path, write: Path | None) -> str:
             coverage[fam] = coverage_of([t for _, t in test], gate, model, widths)
             chosen.append(gate)
         train = [r for r in table.values() if not r["held"]]
-        gate = fit_gate(train, model, sig, above, constraint)
+        gate = fit_gate(train, model, options, constraint)
         widths = fit_widths(train, gate, model)
         held_rows = _rows(table, lambda r: r["held"], SCORED)
         held_gains = gated_gains([t for _, t in held_rows], gate, model)
@@ -374,7 +382,7 @@ def _rule(gate: Gate, short: bool = False) -> str:
     if gate.closed:
         return "closed" if short else "closed on every run (no threshold kept the constraint)"
     if short:
-        return f"({gate.threshold:.3g}, {gate.shrink:g})"
+        return f"({gate.signal} {gate.threshold:.3g}, {gate.shrink:g})"
     side = ">" if gate.above else "<"
     return f"open when {gate.signal} {side} {gate.threshold:.4g}, shrink {gate.shrink:g}"
 

@@ -15,17 +15,19 @@ from auto_gate import RATIOS, SHRINKS, fit_gate, scorer  # noqa: E402
 from forecastprune.compare.suite import bundled_suite  # noqa: E402
 from forecastprune.store import GammaTrajectoryStore  # noqa: E402
 
+BACKTEST = (("backtest_gain", True),)
 
-def row(family: str, signal: float, gain: float) -> dict:
+
+def row(family: str, signal: float, gain: float, channels: float = 272.0) -> dict:
     """One (run, cutoff) row: the same gain at every ratio and shrink."""
     gains = {("gbr" if s == 0 else f"gbr~{s}"): dict.fromkeys(RATIOS, gain) for s in SHRINKS}
-    return {"family": family, "signals": {"backtest_gain": signal}, **gains}
+    return {"family": family, "signals": {"backtest_gain": signal, "channels": channels}, **gains}
 
 
 def test_the_gate_opens_above_the_rows_that_would_break_the_floor():
     # high backtest gain goes with a real gain; the lowest signals lose 0.05
     rows = [row("a", 0.10, 0.03), row("b", 0.08, 0.02), row("c", 0.01, -0.05)]
-    gate = fit_gate(rows, "gbr", "backtest_gain", True, "cell")
+    gate = fit_gate(rows, "gbr", BACKTEST, "cell")
     assert not gate.closed
     assert gate.opens(0.08) and not gate.opens(0.01)
 
@@ -33,11 +35,19 @@ def test_the_gate_opens_above_the_rows_that_would_break_the_floor():
 def test_a_gate_no_threshold_can_keep_the_floor_is_closed():
     # the loss sits with the highest signal: every opening that gains takes it in
     rows = [row("a", 0.10, -0.05), row("b", 0.08, 0.02), row("c", 0.01, 0.01)]
-    gate = fit_gate(rows, "gbr", "backtest_gain", True, "cell")
+    gate = fit_gate(rows, "gbr", BACKTEST, "cell")
     assert gate.closed and not gate.opens(1.0)
     # judged per family instead, the loss is allowed where it leaves no family negative
     mild = [row("a", 0.10, 0.03), row("a", 0.09, -0.02), row("b", 0.01, -0.05)]
-    assert not fit_gate(mild, "gbr", "backtest_gain", True, "family").closed
+    assert not fit_gate(mild, "gbr", BACKTEST, "family").closed
+
+
+def test_the_fit_keeps_the_signal_that_separates_the_rows():
+    # the backtest says nothing (the losing row has the highest gain), the run size does
+    rows = [row("a", 0.10, -0.05, 272), row("b", 0.05, 0.02, 5200), row("c", 0.01, 0.03, 13376)]
+    assert fit_gate(rows, "gbr", BACKTEST, "cell").closed
+    gate = fit_gate(rows, "gbr", (*BACKTEST, ("channels", True)), "cell")
+    assert gate.signal == "channels" and gate.opens(5200) and not gate.opens(272)
 
 
 def test_the_scorer_gives_the_final_ranking_full_marks_and_a_reversed_one_none():

@@ -77,9 +77,10 @@ def test_detector_families_are_skipped_with_one_line_when_ultralytics_is_missing
     lines = []
     chosen = select_families("ultralytics")
     report = build_corpus(tmp_path, chosen, progress=False, echo=lines.append)
-    assert report.made == [] and len(report.skipped) == 6
+    assert report.made == [] and len(report.skipped) == 12
     assert lines == [
-        "skipping yolo11n/ultralytics-default, yolov8n/ultralytics-default: no_such_package_fp "
+        "skipping yolo11n/ultralytics-default, yolo11n/ultralytics-sgd, "
+        "yolov8n/ultralytics-default, yolov8n/ultralytics-sgd: no_such_package_fp "
         'is not installed (pip install "forecastprune[ultralytics]")'
     ]
     assert build.why_not_here(GROUPS[1]) is None  # torchvision is installed here

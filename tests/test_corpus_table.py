@@ -51,7 +51,9 @@ def test_families_are_chosen_by_name_group_pattern_or_all():
     assert set(select_families("all")) == {f for f, g in table.items() if g != "smoke"}
     assert select_families("ultralytics") == [
         "yolov8n/ultralytics-default",
+        "yolov8n/ultralytics-sgd",
         "yolo11n/ultralytics-default",
+        "yolo11n/ultralytics-sgd",
     ]
     assert set(select_families("tv-*/*")) == {f for f in table if f.startswith("tv-")}
     # table order, no duplicates

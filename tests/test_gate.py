@@ -157,6 +157,12 @@ def test_stability_signal_is_spearman_of_now_with_half_the_history_ago():
     assert signal("stability_recent", window(values), lambda w: w.values[-1]) == 1.0
 
 
+def test_channels_signal_is_the_runs_channel_count():
+    values = np.ones((4, 37))
+    assert signal("channels", window(values), lambda w: w.values[-1]) == 37.0
+    assert Gate("channels", 1000.0, above=False).opens(272.0)
+
+
 def store_history() -> tuple[np.ndarray, np.ndarray]:
     with GammaTrajectoryStore.open(RUN) as store:
         return store.history()

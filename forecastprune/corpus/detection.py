@@ -17,13 +17,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+#: ultralytics train arguments a recipe may set; the rest stay ultralytics' defaults
+TRAIN_OVERRIDES = ("optimizer", "lr0", "momentum")
+
 
 def record_detector(settings: dict[str, Any], work: Path) -> tuple[Path, float, dict[str, Any]]:
     """Train one detector run in ``work`` and record its γ.
 
     Args:
         settings: the run's settings from the corpus table (``model``, ``epochs``, ``imgsz``,
-            ``batch``, ``nbs``, ``n_train``, ``n_val``, ``sparsity``, ``seed``, ``every``).
+            ``batch``, ``nbs``, ``n_train``, ``n_val``, ``sparsity``, ``seed``, ``every``, and
+            any of :data:`TRAIN_OVERRIDES`).
         work: an empty folder for the data set, ultralytics' outputs and the store.
 
     Returns:
@@ -55,6 +59,7 @@ def record_detector(settings: dict[str, Any], work: Path) -> tuple[Path, float, 
             record_every=settings["every"],
         )
         model.train(
+            **{key: settings[key] for key in TRAIN_OVERRIDES if key in settings},
             data=str(data),
             epochs=settings["epochs"],
             imgsz=settings["imgsz"],

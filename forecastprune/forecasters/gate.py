@@ -15,7 +15,9 @@ Signals (each from the history alone, so they work on any run):
   in-history backtests :mod:`.backtest` defines (``auto`` asks the model itself);
 - ``stability``: Spearman's ρ of the last |γ| with the |γ| at half of the history — how far
   the ranking has settled; ``stability_recent``: the same with the |γ| at three quarters;
-- ``horizon``: how many times the history's span (cumulative LR with a clock) lies ahead.
+- ``horizon``: how many times the history's span (cumulative LR with a clock) lies ahead;
+- ``channels``: how many channels the run records. The ranking metric's resolution: on a
+  272-channel run one wrongly swapped pair costs 0.015 IoU, on a 13,376-channel run 0.0003.
 
 The same file carries each forecaster's **interval widths**. The learned forecasts are
 orderings of the current |γ| values (:func:`.features.from_ranks`), and the engine compares them
@@ -51,7 +53,7 @@ FORMAT = "forecastprune-gates"
 VERSION = 1
 #: the gates the built-in forecasters read when none is named
 BUNDLED_GATES = "gates.json"
-SIGNALS = ("backtest_gain", "stability", "stability_recent", "horizon")
+SIGNALS = ("backtest_gain", "stability", "stability_recent", "horizon", "channels")
 #: backtest origins ``backtest_gain`` averages over (as ``auto``'s default)
 ORIGINS = 3
 #: every channel's volatility is at least this share of the run's spread of |γ|: a channel
@@ -237,6 +239,8 @@ def signal(name: str, window: Window, forecast: ForecastFn, origins: int = ORIGI
         return backtest_gain(window, forecast, origins)
     if name == "horizon":
         return horizon_ratio(window.t, window.target_t)
+    if name == "channels":
+        return float(window.values.shape[1])
     return stability(window.values, 0.5 if name == "stability" else 0.75)
 
 
