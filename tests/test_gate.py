@@ -187,6 +187,19 @@ def test_an_open_gate_without_shrink_is_learned_gbr_itself(tmp_path):
     assert auto.note.startswith("learned_gbr: gate open")
 
 
+def test_a_gate_on_the_channel_count_opens_on_small_runs_and_says_the_count(tmp_path):
+    with GammaTrajectoryStore.open(RUN) as store:
+        channels = store.view().shape[1]
+        for threshold, opened in ((channels + 1, True), (channels, False)):
+            gates = {"learned_gbr": Gate("channels", float(threshold), False, **WIDTHS)}
+            path = save_gates(tmp_path / f"{threshold}.json", gates, {"test": True})
+            gbr = predict_store(store, f"learned_gbr(gates='{path}')", 0.1)
+            naive = predict_store(store, "naive", 0.1)
+            assert np.array_equal(gbr.scores, naive.scores) != opened
+            word = "open" if opened else "closed"
+            assert f"gate {word} (channels {channels:,}, opens < {threshold:,})" in gbr.note
+
+
 def test_auto_without_a_layout_is_naive_and_says_why():
     steps, gammas = store_history()
     prediction = predict_history("auto", steps[:30], gammas[:30], int(steps[-1]))
@@ -220,14 +233,19 @@ def test_intervals_are_the_calibrated_multiple_of_each_channels_volatility(tmp_p
 def test_the_bundled_gates_were_fitted_family_out_and_keep_autos_floor():
     gates = load_gates()
     assert set(gates) >= {"auto", "learned", "learned_gbr"}
-    # docs/corpus.md: fitted on the 29 tuning families with the ranking model that reads the
-    # momentum and run columns, no backtest-gain threshold kept every nested cell above
-    # naive − 0.01, so auto's gate is closed: naive in all 444 nested and 84 held-out cells
+    # docs/corpus.md: fitted on the 33 tuning families, no backtest-gain threshold kept every
+    # nested cell above naive − 0.01, so auto's gate is closed: naive in all 492 nested and 132
+    # held-out cells
     nested, held_out = (gates["auto"].info[part] for part in ("family_out", "held_out"))
-    assert nested["cells"] == 444 and nested["cells_below_floor"] == 0
+    assert gates["auto"].closed
+    assert nested["cells"] == 492 and nested["cells_below_floor"] == 0
     assert nested["worst_cell"] >= -0.01
-    assert held_out["cells"] == 84 and held_out["cells_below_floor"] == 0
-    # learned_gbr's own gate (judged per family, not per cell) gains on the tuning families
-    assert gates["learned_gbr"].info["family_out"]["mean_gain"] > 0.015
+    assert held_out["cells"] == 132 and held_out["cells_below_floor"] == 0
+    # learned_gbr's own gate (judged per family, not per cell) reads the run's size: it gains
+    # on the tuning families and leaves no held-out family below naive on average
+    gbr = gates["learned_gbr"]
+    assert gbr.signal == "channels" and gbr.opens(272) and not gbr.opens(13376)
+    assert gbr.info["family_out"]["mean_gain"] > 0.015
+    assert not gbr.info["held_out"]["families_negative"]
     for name in ("learned", "learned_gbr"):
         assert gates[name].widths and gates[name].info["fitted_on_families"]

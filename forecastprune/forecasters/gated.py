@@ -75,7 +75,13 @@ class GatedForecaster(WindowForecaster):
         if gate.closed:
             return "gate closed on every run (fitted family-out, no opening kept its floor): naive"
         side = ">" if gate.above else "<"
-        seen = f"{gate.signal} {self.signal_:+.4f}, opens {side} {gate.threshold:+.4f}"
+        value, threshold = _shown(gate, self.signal_), _shown(gate, gate.threshold)
+        seen = f"{gate.signal} {value}, opens {side} {threshold}"
         if self.gate_open_:
             return f"gate open ({seen}), shrink {gate.shrink:g}"
         return f"gate closed ({seen}): naive"
+
+
+def _shown(gate: Gate, value: float) -> str:
+    """A signal value as the note prints it: a channel count whole, the rest to 4 places."""
+    return f"{value:,.0f}" if gate.signal == "channels" else f"{value:+.4f}"
