@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from forecastprune.corpus.torchvision_small import BUILDERS, register_torchvision_models
 from forecastprune.errors import ConfigError
 from forecastprune.zoo import build_model, list_models
 from forecastprune.zoo.data import get_task, make_loaders
 from forecastprune.zoo.shapes import NUM_CLASSES, draw_shapes
+from forecastprune.zoo.torchvision_small import BUILDERS
 
 
 def test_shapes_are_balanced_deterministic_and_not_told_apart_by_colour():
@@ -61,13 +64,25 @@ def test_a_shapes_run_records_a_store_its_model_can_be_rebuilt_from(tmp_path):
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 @pytest.mark.parametrize(("channels", "side"), [(1, 8), (3, 16)])
 def test_torchvision_nets_take_small_inputs_with_gamma_init(name, channels, side):
-    register_torchvision_models()
-    register_torchvision_models()  # twice is fine
     assert name in list_models()
     model = build_model(name, gamma_init=0.7, in_channels=channels)
     assert model(torch.zeros(2, channels, side, side)).shape == (2, 10)
     gammas = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(gammas) >= 8 and all(torch.all(g == 0.7) for g in gammas)
+
+
+def test_a_torchvision_run_rebuilds_its_model_without_the_corpus_imported():
+    # compare and prune plan on the model a store names: the zoo knows the corpus's torchvision
+    # nets on its own, in a fresh process that never imports forecastprune.corpus
+    code = (
+        "import sys; from forecastprune.zoo.from_store import model_from_metadata as m; "
+        "net = m({'model': 'tv-vgg11', 'model_kwargs': {'width': 0.5}}); "
+        "assert 'forecastprune.corpus' not in sys.modules; "
+        "print(net.features[0].out_channels)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "32"
 
 
 def test_torchvision_widths_scale_where_torchvision_allows():

@@ -10,7 +10,8 @@ forecasters can be judged on families they never saw.
 * :mod:`.build` — :func:`build_corpus` makes the missing runs of a corpus folder (resumable,
   atomic, several at once) — what ``forecastprune benchmark --corpus`` runs;
 * :mod:`.make` — one run, installed atomically;
-* :mod:`.torchvision_small`, :mod:`.detection` — the torchvision and ultralytics runs.
+* :mod:`.detection` — the ultralytics runs (the torchvision nets are the zoo's
+  ``tv-*`` models, :mod:`forecastprune.zoo.torchvision_small`).
 
 ``scripts/make_corpus.py`` is the command-line wrapper used to make the corpus for the docs.
 """

@@ -27,7 +27,6 @@ from typing import Any
 from ..errors import ConfigError, StoreError
 from .make import STAGING, make_run
 from .table import GROUPS, HELD_OUT, CorpusRun, Group, corpus_runs
-from .torchvision_small import register_torchvision_models
 
 MANIFEST = "corpus.json"
 SUITE_MANIFEST = "suite.json"
@@ -135,9 +134,6 @@ def build_corpus(
 
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1; got {jobs}")
-    # so the zoo rebuilds the torchvision runs' models (policies that trace them), made now
-    # or cached
-    register_torchvision_models()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     try:

@@ -60,9 +60,7 @@ def make_run(run: CorpusRun, out: Path) -> dict[str, Any]:
 
 def _record_classifier(run: CorpusRun, work: Path) -> tuple[Path, float, dict[str, Any]]:
     from ..pipeline.recording import RecordSettings, record_run
-    from .torchvision_small import register_torchvision_models
 
-    register_torchvision_models()
     result = record_run(RecordSettings(out=work / "run", **run.settings))
     return result.store_path, result.accuracy, {}
 

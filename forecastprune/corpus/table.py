@@ -7,8 +7,9 @@ recipe × every variant of its own:
 * ``zoo-digits`` — the zoo's vgg/resnet/darknet/mobilenet on digits under six recipes (the
   suite's, torchvision's, timm's, ultralytics' and OneCycle on digits-hard);
 * ``torchvision`` — torchvision's ResNet-18, MobileNetV2 and VGG-11 (BN) adapted to 8×8 inputs
-  (:mod:`.torchvision_small`) under torchvision's reference recipe (SGD, step decay), timm's
-  (AdamW, warm-up + cosine), Nesterov with warm-up + cosine and ultralytics' AdamW + linear;
+  (:mod:`forecastprune.zoo.torchvision_small`) under torchvision's reference recipe (SGD, step
+  decay), timm's (AdamW, warm-up + cosine), Nesterov with warm-up + cosine and ultralytics'
+  AdamW + linear;
 * ``shapes`` — zoo nets on the generated 10-class RGB shapes task with Nesterov SGD, warm-up
   and cosine;
 * ``ultralytics`` — YOLOv8n and YOLO11n trained by ultralytics itself with every default of a

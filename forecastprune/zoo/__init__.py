@@ -31,6 +31,10 @@ _MODELS: dict[str, str | Builder] = {
     "yolov3": "yolov3:build_yolov3",
     "mobilenet": "mobilenet:build_mobilenet",
     "cnn1d": "cnn1d:build_cnn1d",
+    # torchvision's nets adapted to small inputs (the corpus trains them; needs torchvision)
+    "tv-resnet18": "torchvision_small:build_tv_resnet18",
+    "tv-mobilenet-v2": "torchvision_small:build_tv_mobilenet_v2",
+    "tv-vgg11": "torchvision_small:build_tv_vgg11",
 }
 
 __all__ = [

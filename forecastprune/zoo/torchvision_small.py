@@ -6,9 +6,10 @@ on a 1×1 map fails) and ends in a global average pool and one linear layer inst
 4096-wide classifier. Every other layer, block and initialisation is torchvision's own, so the
 γ dynamics are those of the nets users train. γ starts at ``gamma_init`` (torchvision: 1.0).
 
-The builders are registered in the zoo under ``tv-resnet18``, ``tv-mobilenet-v2`` and
-``tv-vgg11`` by :func:`register_torchvision_models` (the corpus does it before making a run),
-so ``forecastprune.pipeline.recording.record_run`` records them like any zoo model.
+The zoo names them ``tv-resnet18``, ``tv-mobilenet-v2`` and ``tv-vgg11`` (imported only when
+one is built), so ``forecastprune.pipeline.recording.record_run`` records them like any zoo
+model and every store recorded from one can rebuild its model (``compare``'s and ``prune``'s
+policies trace it). torchvision is needed only to build them.
 """
 
 from __future__ import annotations
@@ -18,18 +19,26 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError
-from ..zoo import list_models, register_model
 
 #: VGG-11's layer widths with the last two pools removed ("M": a 2×2 max-pool)
 VGG11_SMALL = (64, "M", 128, "M", 256, 256, "M", 512, 512, 512, 512)
 
 
 def _torchvision_models() -> Any:
-    """``torchvision.models``, importable next to a CPU-only torch (see _torchvision_ops)."""
+    """``torchvision.models``, importable next to a CPU-only torch (see _torchvision_ops).
+
+    Raises:
+        ConfigError: when torchvision is not installed.
+    """
     from ..integrations._torchvision_ops import ensure_torchvision_ops
 
-    ensure_torchvision_ops()
-    import torchvision.models
+    try:
+        ensure_torchvision_ops()
+        import torchvision.models
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"the zoo's torchvision nets need torchvision ({exc}); pip install torchvision"
+        ) from None
 
     return torchvision.models
 
@@ -91,12 +100,4 @@ BUILDERS = {
     "tv-vgg11": build_tv_vgg11,
 }
 
-
-def register_torchvision_models() -> None:
-    """Register the builders in the zoo (once; later calls do nothing)."""
-    for name, builder in BUILDERS.items():
-        if name not in list_models():
-            register_model(name, builder)
-
-
-__all__ = ["BUILDERS", "register_torchvision_models"]
+__all__ = ["BUILDERS", "build_tv_mobilenet_v2", "build_tv_resnet18", "build_tv_vgg11"]
