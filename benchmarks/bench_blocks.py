@@ -46,7 +46,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops  # noqa: E402
+from forecastprune._torchvision_ops import ensure_torchvision_ops  # noqa: E402
 
 ensure_torchvision_ops()
 

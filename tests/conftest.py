@@ -14,6 +14,6 @@ matplotlib.use("Agg")
 # PyPI's torchvision wheel is built against CUDA torch; next to the CPU torch it cannot load its
 # operators and `import torchvision` (pulled in by lightning and ultralytics) fails. Install the
 # pure-torch stand-in before anything imports it (a no-op where torchvision loads fine).
-from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops  # noqa: E402
+from forecastprune._torchvision_ops import ensure_torchvision_ops  # noqa: E402
 
 ensure_torchvision_ops()

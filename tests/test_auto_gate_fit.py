@@ -11,6 +11,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from auto_gate import RATIOS, SHRINKS, fit_gate, scorer  # noqa: E402
+from confident_moves import confident  # noqa: E402
 
 from forecastprune.compare.suite import bundled_suite  # noqa: E402
 from forecastprune.store import GammaTrajectoryStore  # noqa: E402
@@ -57,3 +58,12 @@ def test_the_scorer_gives_the_final_ranking_full_marks_and_a_reversed_one_none()
     for ratio in RATIOS:
         assert score(final, ratio) == 1.0
         assert score(final.max() + final.min() - final, ratio) < 0.5
+
+
+def test_confident_moves_keep_naive_wherever_the_move_is_within_k_volatilities():
+    naive, forecast = np.array([1.0, 2.0, 3.0]), np.array([1.05, 3.0, 2.0])
+    vol = np.array([0.1, 0.1, 2.0])
+    np.testing.assert_array_equal(confident(naive, forecast, vol, 0.0), forecast)
+    # only the middle channel moves by more than its volatility
+    np.testing.assert_array_equal(confident(naive, forecast, vol, 1.0), [1.0, 3.0, 3.0])
+    np.testing.assert_array_equal(confident(naive, forecast, vol, 100.0), naive)

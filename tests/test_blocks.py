@@ -15,10 +15,10 @@ import torch
 from _blocks import remove_exactly
 from _models import randomize_bn
 
+from forecastprune._torchvision_ops import ensure_torchvision_ops
 from forecastprune.engine.block_surgery import prune_blocks
 from forecastprune.engine.blocks import BlockPlan, plan_blocks
 from forecastprune.errors import PruningError
-from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops
 
 ensure_torchvision_ops()
 models = pytest.importorskip("torchvision.models", reason="torchvision is optional")

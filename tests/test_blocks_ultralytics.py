@@ -13,10 +13,10 @@ import torch
 from _blocks import remove_exactly
 from _models import randomize_bn
 
+from forecastprune._torchvision_ops import ensure_torchvision_ops
 from forecastprune.engine.block_surgery import prune_blocks
 from forecastprune.engine.blocks import plan_blocks
 from forecastprune.engine.spec import PruneSpec
-from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops
 
 ensure_torchvision_ops()
 tasks = pytest.importorskip("ultralytics.nn.tasks", reason="ultralytics is an optional extra")

@@ -14,10 +14,10 @@ from _models import randomize_bn
 from _pruning import prune_exactly
 from torch import nn
 
+from forecastprune._torchvision_ops import ensure_torchvision_ops
 from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.surgery import prune_model
 from forecastprune.errors import PruningError
-from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops
 
 ensure_torchvision_ops()
 models = pytest.importorskip("torchvision.models", reason="torchvision is optional")

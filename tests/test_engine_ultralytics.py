@@ -14,10 +14,10 @@ import torch
 from _models import randomize_bn
 from _pruning import assert_same_outputs, prune_exactly, zeroed
 
+from forecastprune._torchvision_ops import ensure_torchvision_ops
 from forecastprune.engine.coupling import plan_channels
 from forecastprune.engine.surgery import prune_model, surgery_record
 from forecastprune.errors import PruningError
-from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops
 
 ensure_torchvision_ops()
 tasks = pytest.importorskip("ultralytics.nn.tasks", reason="ultralytics is an optional extra")

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "forecastprune"
 #: Units in one layer are siblings and may not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("_util",),
+    ("_util", "_torchvision_ops"),  # _torchvision_ops: imports torchvision next to a CPU torch
     ("config", "runpoint", "isolation"),
     ("core",),  # layout, BN layers, LR clock, mask metrics
     ("store",),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops, nms_reference
+from forecastprune._torchvision_ops import ensure_torchvision_ops, nms_reference
 
 FALLBACK = ensure_torchvision_ops()
 torchvision = pytest.importorskip("torchvision", reason="torchvision is an optional dependency")
@@ -94,7 +94,7 @@ def test_the_installed_torchvision_imports_without_aborting() -> None:
     # torchvision 0.29 names its extension _C_stable.so; defining a schema it then registers
     # itself aborted the process (exit 134) before this was fixed.
     run = _fresh(
-        "from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops as e\n"
+        "from forecastprune._torchvision_ops import ensure_torchvision_ops as e\n"
         "fallback = e()\n"
         "import torch, torchvision\n"
         "assert fallback != torchvision.extension._has_ops(), (fallback,)\n"
@@ -126,7 +126,7 @@ def _fake_torchvision(root: Path, has_ops: bool) -> Path:
 def test_a_missing_extension_gets_the_fallback_and_the_import_then_works(tmp_path) -> None:
     run = _fresh(
         "import warnings, torch\n"
-        "from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops as e\n"
+        "from forecastprune._torchvision_ops import ensure_torchvision_ops as e\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
         "    assert e() is True\n"
@@ -142,7 +142,7 @@ def test_a_missing_extension_gets_the_fallback_and_the_import_then_works(tmp_pat
 @pytest.mark.slow
 def test_an_import_failure_with_the_extension_loaded_is_not_papered_over(tmp_path) -> None:
     run = _fresh(
-        "from forecastprune.integrations._torchvision_ops import ensure_torchvision_ops as e\n"
+        "from forecastprune._torchvision_ops import ensure_torchvision_ops as e\n"
         "try:\n    e()\nexcept RuntimeError as exc:\n    print('raised:', exc)\n"
         "import torch\n"
         "try:\n    torch.ops.torchvision.nms\nexcept AttributeError:\n    print('no schema')\n",

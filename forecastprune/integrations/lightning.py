@@ -42,7 +42,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from ._torchvision_ops import ensure_torchvision_ops
+from .._torchvision_ops import ensure_torchvision_ops
 
 # lightning imports torchmetrics, which imports torchvision: make sure that import works
 ensure_torchvision_ops()

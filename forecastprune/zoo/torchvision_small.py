@@ -30,7 +30,7 @@ def _torchvision_models() -> Any:
     Raises:
         ConfigError: when torchvision is not installed.
     """
-    from ..integrations._torchvision_ops import ensure_torchvision_ops
+    from .._torchvision_ops import ensure_torchvision_ops
 
     try:
         ensure_torchvision_ops()

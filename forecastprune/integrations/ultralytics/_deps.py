@@ -24,7 +24,7 @@ def import_ultralytics() -> ModuleType:
     Raises:
         ImportError: when ultralytics (or a dependency) is missing, with the install command.
     """
-    from .._torchvision_ops import ensure_torchvision_ops
+    from ..._torchvision_ops import ensure_torchvision_ops
 
     ensure_torchvision_ops()
     try:
