@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from auto_gate import RATIOS, SHRINKS, fit_gate, scorer  # noqa: E402
 from confident_moves import confident  # noqa: E402
+from learned_chooser import family_out  # noqa: E402
 
 from forecastprune.compare.suite import bundled_suite  # noqa: E402
 from forecastprune.store import GammaTrajectoryStore  # noqa: E402
@@ -67,3 +68,14 @@ def test_confident_moves_keep_naive_wherever_the_move_is_within_k_volatilities()
     # only the middle channel moves by more than its volatility
     np.testing.assert_array_equal(confident(naive, forecast, vol, 1.0), [1.0, 3.0, 3.0])
     np.testing.assert_array_equal(confident(naive, forecast, vol, 100.0), naive)
+
+
+def test_the_learned_chooser_predicts_each_family_from_the_others_only():
+    # the target is 1 on family a alone; a fit that saw a's rows would predict about 1 there
+    rng = np.random.default_rng(0)
+    fam = np.repeat(np.array(["a", "b", "c"]), 40)
+    x = rng.normal(size=(120, 5))
+    y = (fam == "a").astype(float)
+    predicted = family_out(x, y, fam, ["a", "b", "c"])
+    assert np.all(np.abs(predicted[fam == "a"]) < 1e-9)
+    assert np.all(predicted[fam == "b"] > 0.0)  # b's model saw a's ones
