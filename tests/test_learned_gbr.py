@@ -150,6 +150,26 @@ def test_learned_gbr_reorders_the_current_values_through_a_store():
     assert not np.array_equal(np.argsort(prediction.scores), np.argsort(naive.scores))
 
 
+def test_the_forecast_reuses_the_domain_checks_columns_only_for_the_same_window():
+    from forecastprune.forecasters.features import ranking_features
+    from forecastprune.forecasters.learned import _gbr_apply, bundled_model_path
+
+    path = str(bundled_model_path("learned-gbr-corpus.skops"))
+    with GammaTrajectoryStore.open(RUN) as store:
+        steps, gammas = store.history()
+        layers = np.repeat(np.arange(len(store.layout.sizes)), store.layout.sizes)
+    head = np.abs(gammas[:20].astype(float))
+    w = Window(steps[:20], steps[:20].astype(float), head, steps[-1], float(steps[-1]), layers)
+    fresh = _gbr_apply(w, path)
+    assert not np.array_equal(fresh, head[-1])  # the model moves channels on this run
+    np.testing.assert_array_equal(_gbr_apply(w, path, seen=(w, ranking_features(w))), fresh)
+    # columns computed for another window are never used for this one
+    other = Window(w.steps, w.t, w.values, w.target_step, w.target_t, layers)
+    shifted = np.roll(ranking_features(w), 7, axis=0)
+    assert not np.array_equal(_gbr_apply(w, path, seen=(w, shifted)), fresh)
+    np.testing.assert_array_equal(_gbr_apply(w, path, seen=(other, shifted)), fresh)
+
+
 def test_fit_forecaster_gbr_writes_a_model_learned_gbr_loads(tmp_path):
     other = bundled_suite() / "resnet-s3e-3-cos.fpstore"
     out = tmp_path / "new-folder" / "m.skops"  # the folder is created, as for ridge models

@@ -88,8 +88,12 @@ def learned_gbr_forecast(model: str | None = None) -> ForecastFn:
     return partial(_gbr_apply, path=str(path))
 
 
-def _gbr_apply(window: Window, path: str) -> np.ndarray:
-    x = ranking_features(window)
+def _gbr_apply(
+    window: Window, path: str, seen: tuple[Window, np.ndarray] | None = None
+) -> np.ndarray:
+    """The model's forecast of ``window`` (``seen``: a window whose columns were already
+    computed, with them: the forecaster's own domain check computes them first)."""
+    x = seen[1] if seen is not None and seen[0] is window else ranking_features(window)
     domain = _domain(path)
     if domain is not None and not domain.check(x).inside:
         return window.values[-1].copy()
@@ -276,9 +280,10 @@ class LearnedBoostedForecaster(GatedForecaster):
             )
         self.gate_open_ = None
         path = str(self.model_path)
-        if not _trusted(self, _domain(path), ranking_features(window)):
+        x = ranking_features(window)
+        if not _trusted(self, _domain(path), x):
             return window.values[-1].copy()
-        return self._gated(window, partial(_gbr_apply, path=path))
+        return self._gated(window, partial(_gbr_apply, path=path, seen=(window, x)))
 
     def describe_choice(self) -> str:
         """Whether the run lay inside what the model was fitted on (see :mod:`.domain`) and
