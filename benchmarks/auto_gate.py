@@ -415,10 +415,17 @@ def _manifest(corpus: Path) -> tuple[dict[str, str], set[str]]:
     return family, set(manifest.get("held_out_families", ()))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def corpus_parser(doc: str) -> argparse.ArgumentParser:
+    """A command line taking the corpus view and the family-out cache (``--corpus``,
+    ``--cache``), described by the first line of ``doc``; what these scripts all read."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True)
+    return parser
+
+
+def main() -> None:
+    parser = corpus_parser(__doc__)
     parser.add_argument("--dump", action="store_true", help="forecast every run (cached)")
     parser.add_argument("--fit", action="store_true", help="fit and judge the gates")
     parser.add_argument("--write", type=Path, default=None, help="save the final gates here")

@@ -12,11 +12,10 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-from auto_gate import FLOOR, INTERVAL_FLOOR, RATIOS, SCORED, _manifest, scorer
+from auto_gate import FLOOR, INTERVAL_FLOOR, RATIOS, SCORED, _manifest, corpus_parser, scorer
 
 from forecastprune.store import GammaTrajectoryStore
 
@@ -39,18 +38,16 @@ def gains(corpus: Path, cache: Path) -> dict[tuple[bool, float], list[float]]:
         for cutoff in SCORED:
             naive, forecast = data[f"naive|{cutoff}"], data[f"gbr|{cutoff}"]
             vol = data[f"rawvol|{cutoff}"] + INTERVAL_FLOOR * data[f"scale|{cutoff}"]
+            base = [score(naive, q) for q in RATIOS]
             for k in KS:
                 pred = confident(naive, forecast, vol, k)
                 cells = out.setdefault((family[run] in held, k), [])
-                cells += [score(pred, q) - score(naive, q) for q in RATIOS]
+                cells += [score(pred, q) - b for q, b in zip(RATIOS, base)]
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, required=True)
-    args = parser.parse_args()
+    args = corpus_parser(__doc__).parse_args()
     table = gains(args.corpus, args.cache)
     print("| k | tuning: mean gain · cells < −0.01 | held out: mean gain · cells < −0.01 |")
     print("|---|---|---|")

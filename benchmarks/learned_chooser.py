@@ -16,11 +16,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
-from auto_gate import FLOOR, RATIOS, SCORED, cells
+from auto_gate import FLOOR, RATIOS, SCORED, cells, corpus_parser
 from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
@@ -69,10 +66,7 @@ def nested_thresholds(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, required=True)
-    args = parser.parse_args()
+    args = corpus_parser(__doc__).parse_args()
     table = cells(args.corpus, args.cache)
     keys = [k for k in sorted(table) if not table[k]["held"]]
     x = np.array([[table[k]["signals"][s] for s in SIGNALS] for k in keys])

@@ -163,24 +163,20 @@ SHAPES_RECIPES: dict[str, dict[str, Any]] = {
 #: ultralytics' trainer with its defaults (optimizer=auto, warmup_epochs=3, lrf=0.01, linear);
 #: nbs = batch so every batch is one update (ultralytics' nbs=64 would leave 4 updates an epoch
 #: on these small sets); 64² images of make_shapes_dataset
+ULTRALYTICS_SHORT_RUN: dict[str, Any] = {
+    "epochs": 15,
+    "imgsz": 64,
+    "batch": 16,
+    "nbs": 16,
+    "n_val": 64,
+    "every": 2,
+}
 ULTRALYTICS_RECIPES: dict[str, dict[str, Any]] = {
-    "ultralytics-default": {
-        "epochs": 15,
-        "imgsz": 64,
-        "batch": 16,
-        "nbs": 16,
-        "n_val": 64,
-        "every": 2,
-    },
+    "ultralytics-default": ULTRALYTICS_SHORT_RUN,
     # what optimizer=auto picks for long runs (over 10,000 updates): SGD, lr0 0.01, momentum
     # 0.937 (Nesterov), with the same warm-up and linear decay
     "ultralytics-sgd": {
-        "epochs": 15,
-        "imgsz": 64,
-        "batch": 16,
-        "nbs": 16,
-        "n_val": 64,
-        "every": 2,
+        **ULTRALYTICS_SHORT_RUN,
         "optimizer": "SGD",
         "lr0": 0.01,
         "momentum": 0.937,
