@@ -156,20 +156,35 @@ def _fold_models(folder: Path, slug: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- cells
-def scorer(layout: Any, final: np.ndarray) -> Callable[[np.ndarray, float], float]:
-    """A forecast and a ratio → ``compare``'s ranking metric for one run: the engine's decision
-    under policy none against the finished run's, tie-aware IoU when the cut lies in the
-    collapsed set."""
-    settings = ReplaySettings(cutoffs=("0.1",), spec=PruneSpec(policy="none"), ratios=RATIOS)
-    judge = Judge.build(layout, final, settings)
+class CellJudge:
+    """One run's oracle: the engine's cut for a forecast under policy none, and how it compares
+    with the finished run's."""
 
-    def score(pred: np.ndarray, ratio: float) -> float:
-        pruned, oracle = judge.decide(pred, ratio).pruned, judge.oracle_masks[ratio]
-        if judge.oracle[ratio].rank_by == "tie_iou":
-            return metrics.tie_aware_iou(pruned, oracle, judge.collapsed)
+    def __init__(self, layout: Any, final: np.ndarray) -> None:
+        settings = ReplaySettings(cutoffs=("0.1",), spec=PruneSpec(policy="none"), ratios=RATIOS)
+        self.judge = Judge.build(layout, final, settings)
+
+    def cut(self, forecast: np.ndarray, ratio: float) -> np.ndarray:
+        """The channels the engine prunes for ``forecast`` (a boolean mask)."""
+        return np.asarray(self.judge.decide(forecast, ratio).pruned, dtype=bool)
+
+    def iou(self, pruned: np.ndarray, ratio: float) -> float:
+        """``compare``'s ranking metric of a cut: tie-aware IoU when the finished run's cut
+        lies in the collapsed set."""
+        oracle = self.judge.oracle_masks[ratio]
+        if self.judge.oracle[ratio].rank_by == "tie_iou":
+            return metrics.tie_aware_iou(pruned, oracle, self.judge.collapsed)
         return metrics.iou(pruned, oracle)
 
-    return score
+    def correct(self, pruned: np.ndarray, ratio: float) -> int:
+        """How many channels of a cut the finished run prunes too."""
+        return int(np.sum(pruned & self.judge.oracle_masks[ratio]))
+
+
+def scorer(layout: Any, final: np.ndarray) -> Callable[[np.ndarray, float], float]:
+    """A forecast and a ratio → ``compare``'s ranking metric for one run (:class:`CellJudge`)."""
+    judge = CellJudge(layout, final)
+    return lambda forecast, ratio: judge.iou(judge.cut(forecast, ratio), ratio)
 
 
 def window_at(store: Any, cutoff: float) -> Window:

@@ -10,8 +10,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from auto_gate import RATIOS, SHRINKS, fit_gate, scorer  # noqa: E402
+from auto_gate import RATIOS, SHRINKS, CellJudge, fit_gate, scorer  # noqa: E402
 from confident_moves import confident  # noqa: E402
+from floor_noise import one_swap  # noqa: E402
 from learned_chooser import family_out  # noqa: E402
 
 from forecastprune.compare.suite import bundled_suite  # noqa: E402
@@ -59,6 +60,24 @@ def test_the_scorer_gives_the_final_ranking_full_marks_and_a_reversed_one_none()
     for ratio in RATIOS:
         assert score(final, ratio) == 1.0
         assert score(final.max() + final.min() - final, ratio) < 0.5
+
+
+def test_one_swap_prunes_one_wrong_channel_for_one_right_one():
+    with GammaTrajectoryStore.open(bundled_suite() / "vgg-s3e-3-step.fpstore") as store:
+        history = np.abs(np.asarray(store.view(), dtype=np.float64))
+        judge = CellJudge(store.layout, history[-1])
+    naive = history[len(history) // 10]
+    for ratio in RATIOS:
+        cut = judge.cut(naive, ratio)
+        swapped = one_swap(judge, cut, ratio)
+        assert swapped.sum() == cut.sum() and np.sum(swapped != cut) == 2
+        assert judge.correct(swapped, ratio) == judge.correct(cut, ratio) - 1
+        assert judge.iou(swapped, ratio) < judge.iou(cut, ratio)
+        # the finished run's own cut is all correct
+        assert (
+            judge.correct(judge.cut(history[-1], ratio), ratio)
+            == judge.cut(history[-1], ratio).sum()
+        )
 
 
 def test_confident_moves_keep_naive_wherever_the_move_is_within_k_volatilities():
