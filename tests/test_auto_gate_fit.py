@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from auto_gate import RATIOS, SHRINKS, CellJudge, fit_gate, scorer  # noqa: E402
 from confident_moves import confident  # noqa: E402
 from floor_noise import one_swap  # noqa: E402
+from gbr_variants import cut_iou, folds  # noqa: E402
 from learned_chooser import family_out  # noqa: E402
 
 from forecastprune.compare.suite import bundled_suite  # noqa: E402
@@ -98,3 +99,20 @@ def test_the_learned_chooser_predicts_each_family_from_the_others_only():
     predicted = family_out(x, y, fam, ["a", "b", "c"])
     assert np.all(np.abs(predicted[fam == "a"]) < 1e-9)
     assert np.all(predicted[fam == "b"] > 0.0)  # b's model saw a's ones
+
+
+def test_the_variant_screen_keeps_each_family_in_one_fold_and_held_out_families_out():
+    family = {f"r{i}": f"fam{i % 9}" for i in range(36)} | {"h0": "held", "h1": "held"}
+    fold_of = folds(family, {"held"})
+    assert "h0" not in fold_of and "h1" not in fold_of
+    for name in {f"fam{i}" for i in range(9)}:
+        assert len({fold_of[run] for run, f in family.items() if f == name}) == 1
+    assert len(set(fold_of.values())) == 6
+
+
+def test_the_screen_scores_the_final_order_one_and_a_disjoint_cut_zero():
+    final = np.arange(10.0)
+    assert cut_iou(final, final, 0.5) == 1.0
+    assert cut_iou(-final, final, 0.5) == 0.0
+    # one of five pruned channels wrong: 4 shared of 6 distinct
+    assert cut_iou(np.array([0, 1, 2, 3, 5, 4, 6, 7, 8, 9.0]), final, 0.5) == 4 / 6
