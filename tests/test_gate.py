@@ -200,6 +200,32 @@ def test_a_gate_on_the_channel_count_opens_on_small_runs_and_says_the_count(tmp_
             assert f"gate {word} (channels {channels:,}, opens < {threshold:,})" in gbr.note
 
 
+@pytest.mark.parametrize(
+    ("name", "columns"), [("learned", "channel_features"), ("learned_gbr", "ranking_features")]
+)
+def test_a_gate_shut_by_the_history_alone_never_computes_the_models_columns(
+    tmp_path, monkeypatch, name, columns
+):
+    import forecastprune.forecasters.learned as learned
+
+    def refuse(window):
+        raise AssertionError("the model's columns were computed behind a shut gate")
+
+    monkeypatch.setattr(learned, columns, refuse)
+    with GammaTrajectoryStore.open(RUN) as store:
+        channels = store.view().shape[1]
+        shut = {name: Gate("channels", float(channels), False, **WIDTHS)}
+        path = save_gates(tmp_path / "shut.json", shut, {"test": True})
+        prediction = predict_store(store, f"{name}(gates='{path}')", 0.1)
+        naive = predict_store(store, "naive", 0.1)
+        np.testing.assert_array_equal(prediction.scores, naive.scores)
+        assert f"gate closed (channels {channels:,}" in prediction.note
+        opened = {name: Gate("channels", float(channels + 1), False, **WIDTHS)}
+        path = save_gates(tmp_path / "open.json", opened, {"test": True})
+        with pytest.raises(ForecasterError, match="shut gate"):  # an open gate needs them
+            predict_store(store, f"{name}(gates='{path}')", 0.1)
+
+
 def test_auto_without_a_layout_is_naive_and_says_why():
     steps, gammas = store_history()
     prediction = predict_history("auto", steps[:30], gammas[:30], int(steps[-1]))

@@ -54,6 +54,8 @@ VERSION = 1
 #: the gates the built-in forecasters read when none is named
 BUNDLED_GATES = "gates.json"
 SIGNALS = ("backtest_gain", "stability", "stability_recent", "horizon", "channels")
+#: the signals that run the model; the others read the history alone
+MODEL_SIGNALS = ("backtest_gain",)
 #: backtest origins ``backtest_gain`` averages over (as ``auto``'s default)
 ORIGINS = 3
 #: every channel's volatility is at least this share of the run's spread of |γ|: a channel

@@ -145,7 +145,10 @@ class LearnedForecaster(GatedForecaster):
         return bundled_model_path() if self.model is None else Path(self.model)
 
     def _forecast(self, window: Window) -> np.ndarray:
-        self.gate_open_ = None
+        self.gate_open_, self.verdict_ = None, None
+        if self._shut_without_model(window):
+            return window.values[-1].copy()
+        self.gate_open_ = None  # outside the domain, the note is the domain's alone
         x = channel_features(window)
         if not _trusted(self, self._domain, x):
             return window.values[-1].copy()
@@ -278,7 +281,10 @@ class LearnedBoostedForecaster(GatedForecaster):
                 "through a store (compare, prune, forecast, benchmark) or EarlyPruner, or call "
                 "set_layout(layer_sizes) first"
             )
-        self.gate_open_ = None
+        self.gate_open_, self.verdict_ = None, None
+        if self._shut_without_model(window):
+            return window.values[-1].copy()
+        self.gate_open_ = None  # outside the domain, the note is the domain's alone
         path = str(self.model_path)
         x = ranking_features(window)
         if not _trusted(self, _domain(path), x):
