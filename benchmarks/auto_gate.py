@@ -325,7 +325,9 @@ def fit_all(corpus: Path, cache: Path, write: Path | None) -> str:
         save_gates(cache / "gates" / f"{fam.replace('/', '_')}.json", gates, {"fold": fam})
     save_gates(cache / "gates" / "held-out.json", final, {"fold": "held-out"})
     if write is not None:
-        save_gates(write, final, {"made_by": "benchmarks/auto_gate.py", "corpus": str(corpus)})
+        # the corpus by its folder's name and size: a local path means nothing to a reader
+        fitted_on = f"{corpus.resolve().name} ({len(_manifest(corpus)[0])} runs)"
+        save_gates(write, final, {"made_by": "benchmarks/auto_gate.py", "corpus": fitted_on})
         lines.append(f"\nwrote {write}")
     return "\n".join(lines)
 
