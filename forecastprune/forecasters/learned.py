@@ -145,7 +145,7 @@ class LearnedForecaster(GatedForecaster):
         return bundled_model_path() if self.model is None else Path(self.model)
 
     def _forecast(self, window: Window) -> np.ndarray:
-        self.gate_open_, self.verdict_ = None, None
+        self.verdict_ = None  # a shut gate decides before the domain is checked
         if self._shut_without_model(window):
             return window.values[-1].copy()
         self.gate_open_ = None  # outside the domain, the note is the domain's alone
@@ -281,7 +281,7 @@ class LearnedBoostedForecaster(GatedForecaster):
                 "through a store (compare, prune, forecast, benchmark) or EarlyPruner, or call "
                 "set_layout(layer_sizes) first"
             )
-        self.gate_open_, self.verdict_ = None, None
+        self.verdict_ = None  # a shut gate decides before the domain is checked
         if self._shut_without_model(window):
             return window.values[-1].copy()
         self.gate_open_ = None  # outside the domain, the note is the domain's alone
