@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from auto_gate import FLOOR, RATIOS, _manifest, corpus_parser
 
+from forecastprune.core import metrics
 from forecastprune.forecasters.boosted import DEFAULT_PARAMS
 from forecastprune.forecasters.features import FEATURES, RANKING_FEATURES
 from forecastprune.forecasters.training import DEFAULT_CUTOFFS, example_weights
@@ -53,10 +54,13 @@ def folds(family: dict[str, str], held: set[str]) -> dict[str, int]:
 def cut_iou(score: np.ndarray, final: np.ndarray, ratio: float) -> float:
     """IoU of the ``ratio`` share of channels lowest by ``score`` with the lowest by ``final``."""
     k = int(round(ratio * len(final)))
-    a = np.argsort(score, kind="stable")[:k]
-    b = np.argsort(final, kind="stable")[:k]
-    inter = len(np.intersect1d(a, b))
-    return inter / (2 * k - inter)
+    return metrics.iou(_lowest(score, k), _lowest(final, k))
+
+
+def _lowest(values: np.ndarray, k: int) -> np.ndarray:
+    mask = np.zeros(len(values), dtype=bool)
+    mask[np.argsort(values, kind="stable")[:k]] = True
+    return mask
 
 
 def screen(
